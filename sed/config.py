@@ -1,0 +1,376 @@
+"""The one training configuration every entry point shares.
+
+`TrainConfig` is flat on purpose: its field names are the keys of
+`--set key=value` on the command line and of the search spaces
+(`spaces/*.yaml`), so a hyperparameter has one name everywhere.
+
+The objective is the paper's `L = L_class + w(t) * L_const + L_reg`
+(section 4.1): `augmentation` and `locations` choose the perturbation `d`
+of section 4.2, `regularization` chooses between eq. 4 (`none`), the mean
+teacher of eq. 1/3/11 (`mt`) and the L2 penalty of eq. 13 (`l2`).
+
+`PRESETS` holds the nine rows of the paper's Table 1 as ready configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+AUGMENTATIONS: tuple[str, ...] = ("none", "random", "adversarial", "vat", "mixup")
+REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
+#: Injection points of the CRNN, in the order the forward pass meets them.
+LOCATIONS: tuple[str, ...] = ("input", "cnn", "rnn")
+#: Named location sets: the paper's Figure 1 calls {cnn, rnn} "latent".
+LOCATION_ALIASES: dict[str, tuple[str, ...]] = {"latent": ("cnn", "rnn"), "all": LOCATIONS}
+SELECTIONS: tuple[str, ...] = ("student", "teacher")
+EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
+
+#: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
+SNR_30DB_SCALE: float = 10 ** (-30 / 20)
+
+
+class ConfigError(ValueError):
+    """A configuration value a user supplied is wrong; the message names the key."""
+
+
+def parse_locations(value: str) -> tuple[str, ...]:
+    """`'latent'` -> ('cnn', 'rnn'); `'input+rnn'` -> ('input', 'rnn'), in network order."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"locations={value!r}: give a non-empty '+'-joined subset of {list(LOCATIONS)} "
+            f"or one of {sorted(LOCATION_ALIASES)} (e.g. locations=latent)"
+        )
+    names: set[str] = set()
+    for part in value.replace(",", "+").split("+"):
+        part = part.strip()
+        if part in LOCATION_ALIASES:
+            names.update(LOCATION_ALIASES[part])
+        elif part in LOCATIONS:
+            names.add(part)
+        else:
+            raise ConfigError(
+                f"locations={value!r}: unknown location {part!r}; use a '+'-joined subset of "
+                f"{list(LOCATIONS)} or one of {sorted(LOCATION_ALIASES)}"
+            )
+    return tuple(loc for loc in LOCATIONS if loc in names)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run (defaults: the DCASE 2020 baseline).
+
+    Defaults reproduce BASELINE.md: batch 24 (6 weak / 12 unlabeled / 6 strong),
+    Adam 1e-3, 200 epochs, ramp-up over 50 epochs, consistency weight 2,
+    mean teacher with Gaussian input noise at 30 dB SNR, student selected on
+    event F1 of the 20 % synthetic split, seed 2020.
+    """
+
+    # --- objective (paper section 4) ---
+    augmentation: str = "random"
+    locations: str = "input"
+    regularization: str = "mt"
+    #: `random`: ||d|| = noise_scale * ||h|| per example (eq. 5). Default = 30 dB SNR.
+    noise_scale: float = SNR_30DB_SCALE
+    #: `adversarial`/`vat`: ||d|| = epsilon * ||h|| per example (eq. 6-9).
+    epsilon: float = 0.1
+    #: `vat`: relative size of the finite-difference probe of the power iteration.
+    xi: float = 1e-3
+    vat_iters: int = 1
+    #: `mixup`: lambda ~ Beta(mixup_alpha, mixup_alpha) (eq. 10).
+    mixup_alpha: float = 0.2
+    #: Maximum of w(t); the baseline uses 2.
+    consistency_weight: float = 2.0
+    #: Clip BCE on the weak part only (reference) or on weak + strong parts (DESIGN.md).
+    weak_loss_on_strong: bool = False
+    #: `l2`: L_reg = l2 * sum of squared parameters (eq. 13).
+    l2: float = 1e-5
+    #: `mt`: EMA alpha = min(1 - 1/(step+1), ema_decay) (eq. 1).
+    ema_decay: float = 0.999
+
+    # --- optimisation ---
+    lr: float = 1e-3
+    batch_size: int = 24
+    epochs: int = 200
+    rampup_epochs: float = 50.0
+    seed: int = 2020
+    #: Cap on steps per epoch (None: an epoch ends when the shortest stream runs out).
+    max_steps_per_epoch: int | None = None
+
+    # --- model (BASELINE.md, CRNN) ---
+    cnn_filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
+    rnn_hidden: int = 128
+    rnn_layers: int = 2
+    dropout: float = 0.5
+    pooling: str = "avg"
+    bn_momentum: float = 0.99
+    gated_unit: str = "linear_sigmoid"
+
+    # --- data ---
+    #: Dataset root in DESED layout; None = the embedded generated dataset.
+    data: str | None = None
+    embedded_size: str = "default"
+    embedded_seed: int = 0
+    skip_missing_audio: bool = False
+    val_fraction: float = 0.2
+    split_seed: int = 2020
+
+    # --- evaluation ---
+    threshold: float = 0.5
+    median_window: int = 7
+    #: Compute PSDS at every validation (costly); F1 always.
+    val_psds: bool = False
+    val_psds_thresholds: int = 50
+    #: Which model is selected and reported: the student (reference) or the EMA teacher.
+    select: str = "student"
+
+    # --- runtime ---
+    device: str = "auto"
+    num_threads: int | None = None
+    amp: bool = False
+    num_workers: int = 0
+
+    # ------------------------------------------------------------------
+    @property
+    def location_set(self) -> tuple[str, ...]:
+        return parse_locations(self.locations)
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.regularization == "mt"
+
+    def validate(self) -> "TrainConfig":
+        """Refuse inconsistent values with a message naming the key and the fix."""
+        if self.augmentation not in AUGMENTATIONS:
+            raise ConfigError(
+                f"augmentation={self.augmentation!r} is unknown; choose one of {list(AUGMENTATIONS)}"
+            )
+        if self.regularization not in REGULARIZATIONS:
+            raise ConfigError(
+                f"regularization={self.regularization!r} is unknown; choose one of "
+                f"{list(REGULARIZATIONS)}"
+            )
+        parse_locations(self.locations)
+        for key in ("noise_scale", "epsilon", "consistency_weight", "l2", "xi"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{key}={value!r} must be a finite number >= 0")
+        if self.augmentation == "vat" and self.xi <= 0:
+            raise ConfigError(f"xi={self.xi!r} must be > 0 for augmentation=vat")
+        if self.vat_iters < 1:
+            raise ConfigError(f"vat_iters={self.vat_iters!r} must be >= 1")
+        if not (self.mixup_alpha > 0 and math.isfinite(self.mixup_alpha)):
+            raise ConfigError(f"mixup_alpha={self.mixup_alpha!r} must be > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
+        if self.regularization == "mt" and self.augmentation == "none":
+            raise ConfigError(
+                "regularization='mt' with augmentation='none': the mean-teacher target of eq. 11 "
+                "is the teacher on the perturbed input x+d, and 'none' has no d. Use "
+                "augmentation=random (the baseline) or regularization=none/l2"
+            )
+        if self.select == "teacher" and not self.has_teacher:
+            raise ConfigError(
+                f"select='teacher' needs regularization='mt' (no teacher is built for "
+                f"regularization={self.regularization!r}); use select=student"
+            )
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr={self.lr!r} must be > 0")
+        if self.batch_size < 4:
+            raise ConfigError(
+                f"batch_size={self.batch_size} is too small: it is split 1/4 weak, 1/2 unlabeled, "
+                "1/4 strong, so it must be >= 4"
+            )
+        if self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} must be >= 1")
+        if self.rampup_epochs < 0:
+            raise ConfigError(f"rampup_epochs={self.rampup_epochs} must be >= 0")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch} must be >= 1 or None")
+        if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
+            raise ConfigError(
+                f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64"
+            )
+        if len(self.cnn_filters) > 7:
+            raise ConfigError(
+                f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
+                "frequency poolings by 2"
+            )
+        if self.rnn_hidden < 1 or self.rnn_layers < 1:
+            raise ConfigError("rnn_hidden and rnn_layers must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.pooling not in ("avg", "max"):
+            raise ConfigError(f"pooling={self.pooling!r}: choose 'avg' (reference code) or 'max' (paper text)")
+        if self.gated_unit not in ("linear_sigmoid", "glu", "none"):
+            raise ConfigError(
+                f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
+            )
+        if not 0.0 < self.bn_momentum <= 1.0:
+            raise ConfigError(f"bn_momentum={self.bn_momentum} must be in (0, 1]")
+        if self.embedded_size not in EMBEDDED_SIZES:
+            raise ConfigError(
+                f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}"
+            )
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction={self.val_fraction} must be in (0, 1)")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold={self.threshold} must be in (0, 1)")
+        if self.median_window < 1:
+            raise ConfigError(f"median_window={self.median_window} must be >= 1 (1 = no filter)")
+        if self.val_psds_thresholds < 2:
+            raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["cnn_filters"] = list(self.cnn_filters)
+        return out
+
+
+FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Turn a command-line string (or YAML scalar) into the field's type."""
+    default = getattr(TrainConfig(), key)
+    annotation = str(FIELD_TYPES[key])
+    if isinstance(value, str):
+        text = value.strip()
+        if "None" in annotation and text.lower() in ("none", "null", ""):
+            return None
+        if key == "cnn_filters":
+            try:
+                return tuple(int(v) for v in text.strip("()[] ").split(",") if v.strip())
+            except ValueError:
+                raise ConfigError(f"cnn_filters={value!r}: give comma-separated ints, e.g. 16,32,64") from None
+        if isinstance(default, bool) or annotation.startswith("bool"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{key}={value!r}: expected true or false")
+        if annotation.startswith("int") or isinstance(default, int) and not isinstance(default, bool):
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    raise ConfigError(f"{key}={value!r}: expected an integer") from None
+                if as_float.is_integer():
+                    return int(as_float)
+                raise ConfigError(f"{key}={value!r}: expected an integer") from None
+        if annotation.startswith("float") or isinstance(default, float):
+            try:
+                return float(text)
+            except ValueError:
+                raise ConfigError(f"{key}={value!r}: expected a number") from None
+        return text
+    if key == "cnn_filters" and isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}={value!r}: expected an integer")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r}: expected a string")
+    return value
+
+
+def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
+    """Return `config` with `overrides` applied, coerced and validated.
+
+    Unknown keys are refused with the list of valid ones.
+    """
+    updates: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in FIELD_TYPES:
+            close = [name for name in FIELD_TYPES if key.lower() in name or name in key.lower()]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}"
+            )
+        updates[key] = _coerce(key, value)
+    return dataclasses.replace(config, **updates).validate()
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, str]:
+    """Parse repeated `--set key=value` arguments."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: write key=value, e.g. --set epsilon=0.5")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def _preset(**kwargs: Any) -> TrainConfig:
+    return dataclasses.replace(TrainConfig(), **kwargs).validate()
+
+
+#: The nine rows of the paper's Table 1 (section 5), in table order.
+#: Strengths the paper does not state (noise scale, epsilon, l2) are this
+#: project's defaults and are meant to be searched.
+PRESETS: dict[str, TrainConfig] = {
+    "none": _preset(augmentation="none", locations="input", regularization="none", consistency_weight=0.0),
+    "baseline": _preset(augmentation="random", locations="input", regularization="mt"),
+    "random-input-l2": _preset(augmentation="random", locations="input", regularization="l2", noise_scale=0.1),
+    "random-latent-l2": _preset(augmentation="random", locations="latent", regularization="l2", noise_scale=0.1),
+    "adversarial-latent-l2": _preset(
+        augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1
+    ),
+    "vat-input-mt": _preset(augmentation="vat", locations="input", regularization="mt", epsilon=0.1),
+    "vat-input-l2": _preset(augmentation="vat", locations="input", regularization="l2", epsilon=0.1),
+    "vat-latent-l2": _preset(augmentation="vat", locations="latent", regularization="l2", epsilon=0.1),
+    "mixup-latent-l2": _preset(augmentation="mixup", locations="latent", regularization="l2", mixup_alpha=0.2),
+}
+
+#: Table 1 of the paper (public evaluation set), for side-by-side reports.
+PAPER_TABLE1: dict[str, tuple[float, float]] = {
+    "none": (0.291, 0.500),
+    "baseline": (0.381, 0.552),
+    "random-input-l2": (0.397, 0.534),
+    "random-latent-l2": (0.388, 0.565),
+    "adversarial-latent-l2": (0.374, 0.559),
+    "vat-input-mt": (0.311, 0.461),
+    "vat-input-l2": (0.358, 0.539),
+    "vat-latent-l2": (0.362, 0.542),
+    "mixup-latent-l2": (0.351, 0.507),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+__all__ = [
+    "AUGMENTATIONS",
+    "REGULARIZATIONS",
+    "LOCATIONS",
+    "LOCATION_ALIASES",
+    "ConfigError",
+    "TrainConfig",
+    "PRESETS",
+    "PAPER_TABLE1",
+    "apply_overrides",
+    "parse_locations",
+    "parse_set_arguments",
+    "preset",
+]

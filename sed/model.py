@@ -1,0 +1,265 @@
+"""The DCASE 2020 task 4 baseline CRNN, with named injection points.
+
+Architecture (BASELINE.md, "CRNN"): 7 blocks of Conv2d 3x3 -> BatchNorm2d
+(eps 1e-3, momentum 0.99: the reference passes Keras' momentum to PyTorch,
+so running statistics are 99 % the latest batch) -> gated unit
+`Linear_c(x) * sigmoid(x)` -> Dropout 0.5 -> AvgPool2d (the paper says max
+pooling, the code averages); filters 16-32-64-128-128-128-128; pooling
+(time, freq) (2,2), (2,2), then (1,2) five times -> [B, 157, 128]. Then a
+2-layer BiGRU with 128 units per direction -> Dropout 0.5 -> [B, 157, 256].
+Heads: strong = sigmoid(Linear(256, C)) per frame; attention =
+softmax over the *class* axis of Linear(256, C), clamped to [1e-7, 1];
+weak = sum_t(strong * att) / sum_t(att). Default: 1,112,420 parameters.
+
+The gated unit's per-position linear map over channels is computed as a
+1x1 convolution: the same parameters (c*c + c), the same function, and no
+permute/copy of the activation in channels-last order.
+
+Injection points (DESIGN.md, paper Figure 1): `input` ([B, 628, 128]
+log-mel), `cnn` (CNN output [B, 157, F]) and `rnn` (RNN output after
+dropout, [B, 157, 2H]). `CRNN.run(h, start, hooks)` runs the network from any
+point with a function applied to the activation at chosen points, which is
+all the perturbations of `sed.perturb` need.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .config import LOCATIONS, TrainConfig
+from .constants import N_MELS
+
+Hook = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class CRNNConfig:
+    """Architecture hyperparameters; defaults reproduce the reference exactly."""
+
+    n_classes: int = 10
+    n_mels: int = N_MELS
+    cnn_filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
+    #: (time, freq) pooling per block; None = (2,2), (2,2), then (1,2).
+    cnn_pooling: tuple[tuple[int, int], ...] | None = None
+    rnn_hidden: int = 128
+    rnn_layers: int = 2
+    dropout: float = 0.5
+    pooling: str = "avg"
+    bn_eps: float = 1e-3
+    bn_momentum: float = 0.99
+    #: 'linear_sigmoid' (reference: Linear_c(x) * sigmoid(x)), 'glu' (channel-split GLU,
+    #: halves the channels so the conv doubles them), or 'none' (ReLU).
+    gated_unit: str = "linear_sigmoid"
+
+    @classmethod
+    def from_train_config(cls, config: TrainConfig, n_classes: int) -> "CRNNConfig":
+        return cls(
+            n_classes=n_classes,
+            cnn_filters=tuple(int(f) for f in config.cnn_filters),
+            rnn_hidden=config.rnn_hidden,
+            rnn_layers=config.rnn_layers,
+            dropout=config.dropout,
+            pooling=config.pooling,
+            bn_momentum=config.bn_momentum,
+            gated_unit=config.gated_unit,
+        )
+
+    def pools(self) -> tuple[tuple[int, int], ...]:
+        if self.cnn_pooling is not None:
+            if len(self.cnn_pooling) != len(self.cnn_filters):
+                raise ValueError("cnn_pooling needs one (time, freq) pair per entry of cnn_filters")
+            return tuple(tuple(p) for p in self.cnn_pooling)  # type: ignore[misc]
+        return tuple((2, 2) if i < 2 else (1, 2) for i in range(len(self.cnn_filters)))
+
+
+class GatedUnit(nn.Module):
+    """`Linear_c(x) * sigmoid(x)` over the channel axis of [B, C, T, F] (reference quirk).
+
+    The linear map is a 1x1 convolution: identical function and parameter count.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x) * torch.sigmoid(x)
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int], config: CRNNConfig) -> None:
+        super().__init__()
+        conv_out = 2 * c_out if config.gated_unit == "glu" else c_out
+        self.conv = nn.Conv2d(c_in, conv_out, kernel_size=3, padding=1)
+        self.bn = nn.BatchNorm2d(conv_out, eps=config.bn_eps, momentum=config.bn_momentum)
+        if config.gated_unit == "linear_sigmoid":
+            self.gate: nn.Module = GatedUnit(c_out)
+        elif config.gated_unit == "glu":
+            self.gate = nn.GLU(dim=1)
+        else:
+            self.gate = nn.ReLU()
+        self.dropout = nn.Dropout(config.dropout)
+        self.pool: nn.Module = (
+            nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.dropout(self.gate(self.bn(self.conv(x)))))
+
+
+class CNN(nn.Module):
+    """[B, T, F] log-mel -> [B, T/4, C_last * F_left] (time pooled by 4)."""
+
+    def __init__(self, config: CRNNConfig) -> None:
+        super().__init__()
+        pools = config.pools()
+        chans = (1,) + tuple(config.cnn_filters)
+        self.blocks = nn.Sequential(
+            *(ConvBlock(chans[i], chans[i + 1], pools[i], config) for i in range(len(pools)))
+        )
+        freq = config.n_mels
+        for _, pool_f in pools:
+            freq //= pool_f
+        if freq < 1:
+            raise ValueError(
+                f"cnn_filters has {len(pools)} blocks pooling frequency by 2: too many for "
+                f"{config.n_mels} mel bands"
+            )
+        self.out_features = chans[-1] * freq
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.blocks(x.unsqueeze(1))  # [B, C, T', F']
+        b, c, t, f = h.shape
+        if f == 1:
+            return h.squeeze(-1).transpose(1, 2)  # [B, T', C]
+        return h.permute(0, 2, 1, 3).reshape(b, t, c * f)
+
+
+class RNN(nn.Module):
+    """BiGRU (no inter-layer dropout) then dropout: [B, T, F] -> [B, T, 2H]."""
+
+    def __init__(self, n_in: int, config: CRNNConfig) -> None:
+        super().__init__()
+        self.gru = nn.GRU(
+            n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.out_features = 2 * config.rnn_hidden
+
+    def forward(self, h: Tensor) -> Tensor:
+        out, _ = self.gru(h)
+        return self.dropout(out)
+
+
+class Heads(nn.Module):
+    """Strong head and class-axis attention pooling for the weak head."""
+
+    def __init__(self, n_in: int, n_classes: int) -> None:
+        super().__init__()
+        self.strong = nn.Linear(n_in, n_classes)
+        self.attention = nn.Linear(n_in, n_classes)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        strong = torch.sigmoid(self.strong(h))  # [B, T, C]
+        att = torch.softmax(self.attention(h), dim=-1).clamp(1e-7, 1.0)  # softmax over classes
+        weak = (strong * att).sum(dim=1) / att.sum(dim=1)  # [B, C]
+        return strong, weak
+
+
+@dataclass
+class SEDOutput:
+    strong: Tensor  # [B, T_out, C] frame probabilities
+    weak: Tensor  # [B, C] clip probabilities
+    activations: dict[str, Tensor]  # activation entering each location (before any hook)
+
+
+class CRNN(nn.Module):
+    def __init__(self, config: CRNNConfig = CRNNConfig()) -> None:
+        super().__init__()
+        if config.gated_unit not in ("linear_sigmoid", "glu", "none"):
+            raise ValueError(f"gated_unit={config.gated_unit!r}")
+        self.config = config
+        self.cnn = CNN(config)
+        self.rnn = RNN(self.cnn.out_features, config)
+        self.heads = Heads(self.rnn.out_features, config.n_classes)
+        reset_parameters(self)
+
+    def _after(self, location: str, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        if location == "input":
+            return self.cnn(h)
+        if location == "cnn":
+            return self.rnn(h)
+        return self.heads(h)
+
+    def run(
+        self,
+        h: Tensor,
+        start: str = "input",
+        hooks: Mapping[str, Hook] | None = None,
+    ) -> SEDOutput:
+        """Run from injection point `start` with activation `h`.
+
+        `hooks[loc](h)` replaces the activation at each named location
+        (from `start` on); `activations[loc]` is the activation before the hook.
+        """
+        if start not in LOCATIONS:
+            raise ValueError(f"start={start!r}: one of {LOCATIONS}")
+        activations: dict[str, Tensor] = {}
+        out: Tensor | tuple[Tensor, Tensor] = h
+        for loc in LOCATIONS[LOCATIONS.index(start):]:
+            assert isinstance(out, Tensor)
+            activations[loc] = out
+            if hooks is not None and loc in hooks:
+                out = hooks[loc](out)
+            out = self._after(loc, out)
+        strong, weak = out  # type: ignore[misc]
+        return SEDOutput(strong=strong, weak=weak, activations=activations)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, 628, 128] -> (strong [B, 157, C], weak [B, C])."""
+        out = self.run(x)
+        return out.strong, out.weak
+
+
+def reset_parameters(model: nn.Module) -> None:
+    """The reference initialisation (BASELINE.md, "Init").
+
+    Conv: xavier_uniform(gain sqrt 2), bias 0; BN: weight N(1, 0.02), bias 0;
+    GRU matrices orthogonal; Linear (incl. the gated unit's channel map,
+    stored as a 1x1 conv): N(0, 0.01), bias 0.
+    """
+    for module in model.modules():
+        if isinstance(module, GatedUnit):
+            nn.init.normal_(module.linear.weight, 0.0, 0.01)
+            nn.init.zeros_(module.linear.bias)
+        elif isinstance(module, nn.Conv2d):
+            if module.kernel_size == (1, 1) and any(
+                isinstance(p, GatedUnit) and p.linear is module for p in model.modules()
+            ):
+                continue
+            nn.init.xavier_uniform_(module.weight, gain=math.sqrt(2))
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.weight, 1.0, 0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.GRU):
+            for name, param in module.named_parameters():
+                if param.dim() > 1:
+                    nn.init.orthogonal_(param)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(config: TrainConfig, n_classes: int) -> CRNN:
+    return CRNN(CRNNConfig.from_train_config(config, n_classes))

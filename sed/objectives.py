@@ -1,0 +1,224 @@
+"""The training objective `L = L_class + w(t) * L_const + L_reg` (paper 4.1-4.3).
+
+- `L_class` (eq. 2): frame BCE on the strong (synthetic) part + clip BCE on
+  the weak part (the reference; `weak_loss_on_strong=True` also puts the
+  clip BCE on the strong part, as DESIGN.md describes it).
+- `L_const`: MSE on frame outputs + MSE on clip outputs over the whole batch.
+  * `regularization` none / l2 (eq. 5, 7, 9, 10, 12): MSE(sg[f(x)], f(x + d))
+    — the clean prediction is the target (gradient stopped), the student's
+    perturbed prediction is trained.
+  * `regularization` mt (eq. 3 / 11): MSE(f(x), sg[f_ema(x + d)]) — the student
+    sees the clean input and the EMA teacher the perturbed one, as in the
+    baseline. For mixup the student side is Mixup(f(x), f(x')) and the
+    teacher sees Mixup(x, x') at the chosen location.
+- `w(t)` = consistency_weight x the sigmoid ramp-up `exp(-5 (1 - t)^2)`.
+- `L_reg` (eq. 13): l2 x sum of squared parameters (0 unless `l2`).
+
+`d` is built by `sed.perturb` at the configured location set.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import TrainConfig
+from .model import CRNN
+from .perturb import (
+    additive_hooks,
+    adversarial_perturbation,
+    consistency_mse,
+    first_location,
+    plan_mixup,
+    random_hooks,
+    vat_perturbation,
+)
+
+
+def sigmoid_rampup(step: int, rampup_steps: float) -> float:
+    """exp(-5 (1 - t)^2), t = step / rampup_steps clipped to [0, 1] (Laine & Aila; baseline)."""
+    if rampup_steps <= 0:
+        return 1.0
+    t = min(max(step / rampup_steps, 0.0), 1.0)
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))
+
+
+def ema_alpha(step: int, decay: float) -> float:
+    """Baseline EMA coefficient min(1 - 1/(step + 1), decay) (eq. 1)."""
+    return min(1.0 - 1.0 / (step + 1), decay)
+
+
+@torch.no_grad()
+def update_ema(teacher: nn.Module, student: nn.Module, step: int, decay: float) -> float:
+    """teacher <- alpha * teacher + (1 - alpha) * student, parameters only (eq. 1, baseline).
+
+    Buffers (BatchNorm running statistics) are not averaged: the teacher's
+    own forward passes update them, as in the reference.
+    """
+    alpha = ema_alpha(step, decay)
+    for t_param, s_param in zip(teacher.parameters(), student.parameters()):
+        t_param.mul_(alpha).add_(s_param.detach(), alpha=1.0 - alpha)
+    return alpha
+
+
+def l2_penalty(model: nn.Module) -> Tensor:
+    """Sum of squared parameters (eq. 13, before the coefficient)."""
+    return torch.stack([p.float().pow(2).sum() for p in model.parameters() if p.requires_grad]).sum()
+
+
+@dataclass
+class Batch:
+    """One mixed training batch; masks select each part (weak / unlabeled / strong)."""
+
+    features: Tensor  # [B, 628, 128], normalised
+    strong_targets: Tensor  # [B, 157, C]; zeros where not strong
+    weak_targets: Tensor  # [B, C]; zeros where unlabeled
+    strong_mask: Tensor  # [B] bool: synthetic strongly labelled clips
+    weak_mask: Tensor  # [B] bool: weakly labelled clips
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (
+            self.features, self.strong_targets, self.weak_targets, self.strong_mask, self.weak_mask
+        )))
+
+
+@dataclass
+class LossTerms:
+    total: Tensor
+    class_strong: Tensor
+    class_weak: Tensor
+    const: Tensor
+    reg: Tensor
+    weight: float
+
+    def as_floats(self) -> dict[str, float]:
+        return {
+            "loss_total": float(self.total.detach()),
+            "loss_class_strong": float(self.class_strong.detach()),
+            "loss_class_weak": float(self.class_weak.detach()),
+            "loss_class": float((self.class_strong + self.class_weak).detach()),
+            "loss_const": float(self.const.detach()),
+            "loss_reg": float(self.reg.detach()),
+        }
+
+
+def _bce(probs: Tensor, targets: Tensor) -> Tensor:
+    if probs.numel() == 0:
+        return probs.new_zeros((), dtype=torch.float32)
+    return nn.functional.binary_cross_entropy(probs.float(), targets.float())
+
+
+def classification_loss(
+    strong: Tensor, weak: Tensor, batch: Batch, weak_loss_on_strong: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Eq. 2: frame BCE on the strong part, clip BCE on the weak part (+ strong part if asked)."""
+    loss_strong = _bce(strong[batch.strong_mask], batch.strong_targets[batch.strong_mask])
+    clip_mask = batch.weak_mask | batch.strong_mask if weak_loss_on_strong else batch.weak_mask
+    loss_weak = _bce(weak[clip_mask], batch.weak_targets[clip_mask])
+    return loss_strong, loss_weak
+
+
+def consistency_loss(
+    student: CRNN,
+    teacher: CRNN | None,
+    x: Tensor,
+    clean_strong: Tensor,
+    clean_weak: Tensor,
+    clean_activations: dict[str, Tensor],
+    config: TrainConfig,
+    rng: _random.Random,
+) -> Tensor:
+    """L_const for the configured augmentation, location set and regulariser."""
+    locations = config.location_set
+    aug = config.augmentation
+    if aug == "none":
+        return clean_strong.new_zeros((), dtype=torch.float32)
+    target_strong, target_weak = clean_strong.detach(), clean_weak.detach()
+
+    if config.regularization == "mt":
+        if teacher is None:
+            raise RuntimeError("regularization='mt' needs a teacher model")
+        student_strong, student_weak = clean_strong, clean_weak
+        if aug == "random":
+            hooks = random_hooks(locations, config.noise_scale)
+        elif aug == "adversarial":
+            hooks = additive_hooks(
+                adversarial_perturbation(teacher, x, "input", locations, target_strong, target_weak, config.epsilon)
+            )
+        elif aug == "vat":
+            hooks = additive_hooks(
+                vat_perturbation(
+                    teacher, x, "input", locations, target_strong, target_weak,
+                    config.epsilon, config.xi, config.vat_iters,
+                )
+            )
+        elif aug == "mixup":
+            plan = plan_mixup(x.shape[0], locations, config.mixup_alpha, x.device, rng)
+            hooks = plan.hooks()
+            student_strong, student_weak = plan.mix(clean_strong), plan.mix(clean_weak)
+        else:  # pragma: no cover - validated in TrainConfig
+            raise ValueError(aug)
+        with torch.no_grad():
+            teacher_out = teacher.run(x, hooks=hooks)
+        return consistency_mse(
+            student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
+        )
+
+    start = first_location(locations)
+    if aug == "random":
+        hooks = random_hooks(locations, config.noise_scale)
+    elif aug == "adversarial":
+        hooks = additive_hooks(
+            adversarial_perturbation(
+                student, clean_activations[start], start, locations, target_strong, target_weak, config.epsilon
+            )
+        )
+    elif aug == "vat":
+        hooks = additive_hooks(
+            vat_perturbation(
+                student, clean_activations[start], start, locations, target_strong, target_weak,
+                config.epsilon, config.xi, config.vat_iters,
+            )
+        )
+    elif aug == "mixup":
+        plan = plan_mixup(x.shape[0], locations, config.mixup_alpha, x.device, rng)
+        start = plan.location
+        hooks = plan.hooks()
+        target_strong, target_weak = plan.mix(target_strong), plan.mix(target_weak)
+    else:  # pragma: no cover
+        raise ValueError(aug)
+    # The prefix up to `start` is shared with the clean pass (its graph is reused),
+    # so gradients of L_const reach the layers before the injection point too.
+    perturbed = student.run(clean_activations[start], start=start, hooks=hooks)
+    return consistency_mse(perturbed.strong, perturbed.weak, target_strong, target_weak)
+
+
+def compute_losses(
+    student: CRNN,
+    teacher: CRNN | None,
+    batch: Batch,
+    config: TrainConfig,
+    weight: float,
+    rng: _random.Random,
+) -> LossTerms:
+    """All loss terms for one batch; `weight` is w(t) = consistency_weight x ramp-up."""
+    clean = student.run(batch.features)
+    loss_strong, loss_weak = classification_loss(
+        clean.strong, clean.weak, batch, config.weak_loss_on_strong
+    )
+    if config.augmentation != "none" and config.consistency_weight > 0:
+        const = consistency_loss(
+            student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng
+        )
+    else:
+        const = loss_strong.new_zeros(())
+    if config.regularization == "l2" and config.l2 > 0:
+        reg = config.l2 * l2_penalty(student)
+    else:
+        reg = loss_strong.new_zeros(())
+    total = loss_strong + loss_weak + weight * const + reg
+    return LossTerms(total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight)
