@@ -122,7 +122,8 @@ class TrainConfig:
     median_window: int = 7
     #: Compute PSDS at every validation (costly); F1 always.
     val_psds: bool = False
-    val_psds_thresholds: int = 50
+    #: Operating points of the validation PSDS (the final stage always uses 50).
+    val_psds_thresholds: int = 10
     #: Which model is selected and reported: the student (reference) or the EMA teacher.
     select: str = "student"
 

@@ -1,0 +1,135 @@
+"""Train one configuration: `python -m sed.train [--preset NAME] [--set key=value ...]`.
+
+Without `--data` the embedded DESED-like dataset is generated once into the
+cache and used. Writes to `--out` (default `results/train/<preset>`):
+
+- `metrics.json`: validation (20 % synthetic split) and public-eval metrics
+  of the selected model (student by default, as the reference; `model` says
+  which), the DESED validation-set metrics, the per-epoch history, the full
+  config, `trainable_parameters` and the package versions;
+- `best_model.pt`: the selected weights (load with `torch.load(weights_only=True)`);
+- `checkpoint/trainer_state.pt`: the full trainer state after the last epoch;
+- `tensorboard/`: scalars of every loss term, learning rate, consistency
+  weight and validation metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from .config import PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
+from .data.errors import DatasetError
+
+
+def _field_help() -> str:
+    lines = []
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        lines.append(f"  {f.name} = {getattr(defaults, f.name)!r}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sed.train",
+        description="Train the DCASE 2020 task 4 CRNN with one consistency objective of the paper.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Presets (paper Table 1): " + ", ".join(PRESETS) + "\n\nConfig keys for --set (defaults):\n" + _field_help(),
+    )
+    parser.add_argument("--preset", default="baseline", help="Table 1 row to start from (default: baseline)")
+    parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
+    parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
+    parser.add_argument("--cache", type=Path, default=None, help="cache directory (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field; repeatable (e.g. --set epsilon=0.5)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if present")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .metrics import metric_versions
+    from .trainer import Trainer, TrainingDiverged
+
+    config = preset(args.preset)
+    overrides = parse_set_arguments(args.overrides)
+    if args.epochs is not None:
+        overrides["epochs"] = str(args.epochs)
+    if args.data is not None:
+        overrides["data"] = str(args.data)
+    config = apply_overrides(config, overrides)
+    out = (args.out or Path("results") / "train" / args.preset).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to output directory {out}: {error}; choose another --out") from None
+
+    trainer = Trainer(config, cache_dir=args.cache, log_dir=out / "tensorboard")
+    if args.resume and (out / "checkpoint").is_dir():
+        trainer.load_checkpoint(out / "checkpoint")
+        print(f"resumed from {out / 'checkpoint'} at epoch {trainer.epoch}", file=sys.stderr)
+    print(
+        f"training preset {args.preset!r}: augmentation={config.augmentation} locations={config.locations} "
+        f"regularization={config.regularization}, {trainer.trainable_parameters:,} parameters, "
+        f"{trainer.steps_per_epoch} steps/epoch on {trainer.device}, data {trainer.data.root}",
+        file=sys.stderr,
+    )
+    try:
+        trainer.fit(callback=lambda m: trainer.save_checkpoint(out / "checkpoint"))
+    except TrainingDiverged as error:
+        print(f"error: training diverged: {error}", file=sys.stderr)
+        return 3
+    finally:
+        trainer.close()
+    evaluation = trainer.evaluate("public_eval")
+    desed_val = trainer.evaluate("validation", prefix="validation")
+    trainer.save_best_model(out / "best_model.pt")
+    report = {
+        "preset": args.preset,
+        "model": config.select,
+        "best_epoch": trainer.best_epoch,
+        "validation_synthetic": trainer.best_metrics,
+        "validation_desed": {k: v for k, v in desed_val.items() if k != "metric_versions"},
+        "public_eval": {k: v for k, v in evaluation.items() if k != "metric_versions"},
+        "history": trainer.history,
+        "trainable_parameters": trainer.trainable_parameters,
+        "config": config.to_dict(),
+        "data_root": str(trainer.data.root),
+        "missing_audio": dict(trainer.data.dataset.missing_audio),
+        "versions": metric_versions(),
+    }
+    tmp = out / f".metrics.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    os.replace(tmp, out / "metrics.json")
+    print(
+        f"done: best epoch {trainer.best_epoch} ({config.select}); "
+        f"val macro F1 {trainer.best_metrics.get('val_macro_f1', float('nan')):.3f}; "
+        f"public eval macro F1 {evaluation['eval_macro_f1']:.3f} PSDS {evaluation['eval_psds']:.3f}; "
+        f"wrote {out / 'metrics.json'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""TrainConfig: presets, overrides, refusals naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from sed.config import (
+    PAPER_TABLE1,
+    PRESETS,
+    SNR_30DB_SCALE,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    parse_locations,
+    parse_set_arguments,
+)
+
+
+def test_defaults_are_the_reference_baseline():
+    cfg = TrainConfig()
+    assert (cfg.augmentation, cfg.locations, cfg.regularization) == ("random", "input", "mt")
+    assert cfg.batch_size == 24 and cfg.lr == 1e-3 and cfg.epochs == 200 and cfg.consistency_weight == 2.0
+    assert cfg.noise_scale == pytest.approx(10 ** (-1.5)) == SNR_30DB_SCALE
+    assert cfg.select == "student" and cfg.seed == 2020 and cfg.median_window == 7
+
+
+def test_the_nine_table1_presets():
+    assert list(PRESETS) == list(PAPER_TABLE1) and len(PRESETS) == 9
+    rows = {name: (c.augmentation, c.location_set, c.regularization) for name, c in PRESETS.items()}
+    assert rows["none"] == ("none", ("input",), "none")
+    assert rows["baseline"] == ("random", ("input",), "mt")
+    assert rows["random-latent-l2"] == ("random", ("cnn", "rnn"), "l2")
+    assert rows["adversarial-latent-l2"] == ("adversarial", ("cnn", "rnn"), "l2")
+    assert rows["vat-input-mt"] == ("vat", ("input",), "mt")
+    assert rows["mixup-latent-l2"] == ("mixup", ("cnn", "rnn"), "l2")
+
+
+def test_locations_parse_in_network_order():
+    assert parse_locations("latent") == ("cnn", "rnn")
+    assert parse_locations("rnn+input") == ("input", "rnn")
+    assert parse_locations("all") == ("input", "cnn", "rnn")
+
+
+def test_overrides_coerce_strings_and_validate():
+    cfg = apply_overrides(
+        TrainConfig(),
+        parse_set_arguments(["epsilon=0.5", "cnn_filters=4,8,8", "val_psds=true", "max_steps_per_epoch=none", "epochs=3"]),
+    )
+    assert cfg.epsilon == 0.5 and cfg.cnn_filters == (4, 8, 8) and cfg.val_psds is True
+    assert cfg.max_steps_per_epoch is None and cfg.epochs == 3 and isinstance(cfg.epochs, int)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"augmentation": "cutout"}, "augmentation"),
+        ({"locations": "decoder"}, "locations"),
+        ({"locations": ""}, "locations"),
+        ({"epsilon": -0.1}, "epsilon"),
+        ({"noise_scale": "-1"}, "noise_scale"),
+        ({"regularization": "dropout"}, "regularization"),
+        ({"regularization": "mt", "augmentation": "none"}, "regularization='mt'"),
+        ({"select": "teacher", "regularization": "l2"}, "select='teacher'"),
+        ({"epochs": "three"}, "epochs"),
+        ({"epsilonn": 1}, "epsilonn"),
+        ({"cnn_filters": "4,8,8,8,8,8,8,8"}, "cnn_filters"),
+        ({"batch_size": 2}, "batch_size"),
+    ],
+)
+def test_wrong_values_are_refused_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(TrainConfig(), overrides)
+    assert key in str(info.value)
+
+
+def test_set_argument_without_equals_is_refused():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set_arguments(["epsilon"])

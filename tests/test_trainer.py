@@ -1,0 +1,128 @@
+"""The shared trainer on the tiny embedded dataset: resume, divergence, presets, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sed.config import PRESETS, TrainConfig
+from sed.trainer import Trainer, TrainingDiverged, prepare_data
+
+TINY_MODEL = dict(
+    cnn_filters=(4, 8, 8, 8, 8, 8, 8),
+    rnn_hidden=8,
+    batch_size=8,
+    rampup_epochs=1.0,
+    embedded_size="tiny",
+    num_threads=2,
+)
+
+
+def tiny(name: str = "baseline", **kw) -> TrainConfig:
+    return dataclasses.replace(PRESETS[name], **{**TINY_MODEL, **kw}).validate()
+
+
+@pytest.fixture(scope="module")
+def data(tiny_data_root, session_cache):
+    return prepare_data(tiny(), data_root=tiny_data_root, cache_dir=session_cache, progress=False)
+
+
+def test_batches_have_the_paper_proportions_and_masks(data):
+    tr = Trainer(tiny(), data=data, progress=False)
+    batch = next(tr._batches())
+    assert batch.features.shape == (8, 628, 128)
+    assert batch.weak_mask.tolist() == [True, True, False, False, False, False, False, False]
+    assert batch.strong_mask.tolist() == [False] * 6 + [True, True]
+    # unlabeled and weak clips have no frame targets; unlabeled have no clip targets
+    assert float(batch.strong_targets[~batch.strong_mask].abs().sum()) == 0.0
+    assert float(batch.weak_targets[2:6].abs().sum()) == 0.0
+    # strong clips have events, and their clip targets agree with their frames
+    strong = batch.strong_targets[batch.strong_mask]
+    assert float(strong.sum()) > 0
+    assert torch.equal(strong.amax(dim=1), batch.weak_targets[batch.strong_mask])
+    # features arrive normalised with the training-set scaler
+    assert abs(float(batch.features.mean())) < 1.0
+
+
+def test_checkpoint_resume_equals_an_uninterrupted_run(data, tmp_path):
+    cfg = tiny("baseline", max_steps_per_epoch=2)
+    straight = Trainer(cfg, data=data, progress=False)
+    straight.fit(2)
+
+    first = Trainer(cfg, data=data, progress=False)
+    first.train_epoch()
+    first.save_checkpoint(tmp_path / "ckpt")
+    del first
+    torch.manual_seed(12345)  # disturb global RNG: the checkpoint must restore it
+    resumed = Trainer(cfg, data=data, progress=False)
+    resumed.load_checkpoint(tmp_path / "ckpt")
+    assert resumed.epoch == 1
+    resumed.train_epoch()
+    for (name, a), b in zip(straight.student.state_dict().items(), resumed.student.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight.teacher.state_dict().values(), resumed.teacher.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.history[-1]["loss_total"] == resumed.history[-1]["loss_total"]
+    # checkpoints load with weights_only=True
+    state = torch.load(tmp_path / "ckpt" / "trainer_state.pt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+def test_l2_builds_no_teacher_and_mt_does(data):
+    assert Trainer(tiny("random-input-l2"), data=data, progress=False).teacher is None
+    assert Trainer(tiny("baseline"), data=data, progress=False).teacher is not None
+
+
+def test_divergence_stops_with_a_clear_error(data):
+    cfg = tiny("random-input-l2", noise_scale=1e38, max_steps_per_epoch=2)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        Trainer(cfg, data=data, progress=False).train_epoch()
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
+    tr = Trainer(tiny(name, max_steps_per_epoch=2), data=data, progress=False)
+    tr.fit(2)
+    assert tr.epoch == 2 and len(tr.history) == 2
+    for row in tr.history:
+        for key in ("loss_total", "loss_class", "loss_const", "loss_reg"):
+            assert math.isfinite(row[key]), (name, key, row[key])
+        assert 0.0 <= row["val_macro_f1"] <= 1.0
+    if PRESETS[name].augmentation != "none":
+        assert tr.history[-1]["loss_const"] > 0.0
+
+
+def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, session_cache, tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "sed.train", "--preset", "random-latent-l2", "--data", str(tiny_data_root),
+        "--epochs", "1", "--out", str(out), "--cache", str(session_cache),
+        "--set", "cnn_filters=4,8,8,8,8,8,8", "--set", "rnn_hidden=8", "--set", "batch_size=8",
+        "--set", "max_steps_per_epoch=2", "--set", "median_window=9",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["model"] == "student"
+    assert report["config"]["median_window"] == 9
+    assert report["trainable_parameters"] > 0
+    assert "eval_psds" in report["public_eval"] and "sed_eval" in report["versions"]
+    best = torch.load(out / "best_model.pt", weights_only=True)
+    assert set(best["state_dict"]) and best["model"] == "student"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_cli_refuses_a_bad_override(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "sed.train", "--set", "epsilon=-1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "epsilon" in result.stderr and "Traceback" not in result.stderr
