@@ -21,7 +21,7 @@ TINY_MODEL = dict(
     batch_size=8,
     rampup_epochs=1.0,
     embedded_size="tiny",
-    num_threads=2,
+    num_threads=1,
 )
 
 
