@@ -107,6 +107,10 @@ class TrainConfig:
     pooling: str = "avg"
     bn_momentum: float = 0.99
     gated_unit: str = "linear_sigmoid"
+    #: 'bits': p = 0.5 dropout masks from random bytes (same distribution, cheaper); 'torch'.
+    dropout_impl: str = "bits"
+    #: CNN in channels-last memory layout (faster CPU convolutions; same function).
+    channels_last: bool = True
 
     # --- data ---
     #: Dataset root in DESED layout; None = the embedded generated dataset.
@@ -211,6 +215,8 @@ class TrainConfig:
             raise ConfigError(
                 f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
             )
+        if self.dropout_impl not in ("bits", "torch"):
+            raise ConfigError(f"dropout_impl={self.dropout_impl!r}: choose 'bits' or 'torch'")
         if not 0.0 < self.bn_momentum <= 1.0:
             raise ConfigError(f"bn_momentum={self.bn_momentum} must be in (0, 1]")
         if self.embedded_size not in EMBEDDED_SIZES:

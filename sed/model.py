@@ -55,6 +55,11 @@ class CRNNConfig:
     #: 'linear_sigmoid' (reference: Linear_c(x) * sigmoid(x)), 'glu' (channel-split GLU,
     #: halves the channels so the conv doubles them), or 'none' (ReLU).
     gated_unit: str = "linear_sigmoid"
+    #: 'bits' (p = 0.5 masks from random bytes, same distribution) or 'torch' (nn.Dropout).
+    dropout_impl: str = "bits"
+    #: Run the CNN in channels-last layout (much faster oneDNN convolutions for the
+    #: few-channel, large-map first blocks on the CPU); same function.
+    channels_last: bool = True
 
     @classmethod
     def from_train_config(cls, config: TrainConfig, n_classes: int) -> "CRNNConfig":
@@ -67,6 +72,8 @@ class CRNNConfig:
             pooling=config.pooling,
             bn_momentum=config.bn_momentum,
             gated_unit=config.gated_unit,
+            dropout_impl=config.dropout_impl,
+            channels_last=config.channels_last,
         )
 
     def pools(self) -> tuple[tuple[int, int], ...]:
@@ -75,6 +82,49 @@ class CRNNConfig:
                 raise ValueError("cnn_pooling needs one (time, freq) pair per entry of cnn_filters")
             return tuple(tuple(p) for p in self.cnn_pooling)  # type: ignore[misc]
         return tuple((2, 2) if i < 2 else (1, 2) for i in range(len(self.cnn_filters)))
+
+
+_BIT_SHIFTS: dict[torch.device, Tensor] = {}
+
+
+def half_dropout_mask(shape: torch.Size, device: torch.device) -> Tensor:
+    """A p = 0.5 inverted-dropout mask (values 0 or 2, uint8) from random bytes.
+
+    Each random byte gives 8 independent fair bits, so the generator is called
+    once per 8 elements instead of once per element as `bernoulli_` does (the
+    largest single cost of the reference step on the CPU, BASELINE.md). Same
+    distribution as `nn.Dropout(0.5)`: every element kept independently with
+    probability 1/2 and scaled by 2.
+    """
+    numel = 1
+    for size in shape:
+        numel *= int(size)
+    n_bytes = (numel + 7) // 8
+    shifts = _BIT_SHIFTS.get(device)
+    if shifts is None:
+        shifts = _BIT_SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
+    random_bytes = torch.empty(n_bytes, dtype=torch.uint8, device=device).random_()
+    bits = ((random_bytes.unsqueeze(-1) >> shifts) & 1) << 1
+    return bits.reshape(-1)[:numel].reshape(shape)
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` whose p = 0.5 mask comes from random bits (see `half_dropout_mask`).
+
+    Other rates, eval mode and `impl='torch'` use `torch.nn.functional.dropout`.
+    The mask is kept as uint8 for the backward pass (1 byte per element).
+    """
+
+    def __init__(self, p: float = 0.5, impl: str = "bits") -> None:
+        super().__init__(p)
+        self.impl = impl
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.impl == "bits" and self.p == 0.5 and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
+            return x * half_dropout_mask(x.shape, x.device)
+        return nn.functional.dropout(x, self.p, True)
 
 
 class GatedUnit(nn.Module):
@@ -103,7 +153,7 @@ class ConvBlock(nn.Module):
             self.gate = nn.GLU(dim=1)
         else:
             self.gate = nn.ReLU()
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout, config.dropout_impl)
         self.pool: nn.Module = (
             nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
         )
@@ -131,9 +181,15 @@ class CNN(nn.Module):
                 f"{config.n_mels} mel bands"
             )
         self.out_features = chans[-1] * freq
+        self.channels_last = config.channels_last
+        if self.channels_last:
+            self.blocks.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.blocks(x.unsqueeze(1))  # [B, C, T', F']
+        h = x.unsqueeze(1)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        h = self.blocks(h)  # [B, C, T', F']
         b, c, t, f = h.shape
         if f == 1:
             return h.squeeze(-1).transpose(1, 2)  # [B, T', C]
@@ -148,7 +204,7 @@ class RNN(nn.Module):
         self.gru = nn.GRU(
             n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout, config.dropout_impl)
         self.out_features = 2 * config.rnn_hidden
 
     def forward(self, h: Tensor) -> Tensor:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 from torch import nn
+
+import sed.model as sed_model
 
 from sed.model import CRNN, CRNNConfig, count_parameters
 
@@ -72,14 +77,25 @@ def test_model_matches_a_plain_reading_of_the_architecture():
     assert torch.allclose(s, rs, atol=1e-5) and torch.allclose(w, rw, atol=1e-5)
 
 
-def test_train_mode_dropout_keeps_its_rate():
-    model = CRNN(TINY)
+@pytest.mark.parametrize("impl", ["bits", "torch"])
+def test_train_mode_dropout_keeps_its_rate(impl):
+    model = CRNN(dataclasses.replace(TINY, dropout_impl=impl))
     drop = model.cnn.blocks[0].dropout.train()
     torch.manual_seed(0)
-    y = drop(torch.ones(200_000))
-    zero_fraction = float((y == 0).float().mean())
-    assert abs(zero_fraction - 0.5) < 0.01
+    x = torch.ones(200_003, requires_grad=True)  # not a multiple of 8
+    y = drop(x)
+    kept = (y != 0).float()
+    assert abs(float(kept.mean()) - 0.5) < 0.01
     assert torch.allclose(y[y != 0], torch.tensor(2.0))
+    # independent elements: P(both neighbours kept) = 1/4
+    assert abs(float((kept[1:] * kept[:-1]).mean()) - 0.25) < 0.01
+    # gradient is the mask itself
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    # eval mode is the identity; other rates keep their rate too
+    assert torch.equal(drop.eval()(x), x)
+    other = sed_model.Dropout(0.2, impl).train()
+    assert abs(float((other(torch.ones(100_000)) == 0).float().mean()) - 0.2) < 0.01
 
 
 def test_tiny_model_and_injection_points():

@@ -1,0 +1,270 @@
+"""Training-step time: our CRNN vs the reference, and each objective vs plain supervised.
+
+Usage (the reference is a local checkout of turpaultn/dcase20_task4, never committed):
+
+    python benchmarks/step_time.py --reference /path/to/dcase20_task4/baseline/models
+    python benchmarks/step_time.py --objectives            # objective ratios only
+    python benchmarks/step_time.py --memory                # peak RSS per objective (subprocesses)
+
+Model comparison: one training step (forward, backward, Adam) at batch 24 on
+input [24, 628, 128] (the reference takes [24, 1, 628, 128]), with the
+reference's loss (frame BCE on the strong quarter + clip BCE on the weak
+quarter), alternating A/B in one process with the same threads, after
+warm-up; prints medians and the ratio, and the achieved GFLOP/s of our step
+(FLOPs counted with torch.utils.flop_counter).
+
+Objective ratios: one step of `sed.objectives.compute_losses` + backward + Adam
+(+ EMA update for mt) for each augmentation x location and regulariser, as a
+ratio to `none` (supervised only), all interleaved in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sed.config import TrainConfig  # noqa: E402
+from sed.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
+from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
+
+REFERENCE_KWARGS = dict(
+    n_in_channel=1, nclass=10, attention=True, n_RNN_cell=128, n_layers_RNN=2, activation="glu",
+    dropout=0.5, kernel_size=7 * [3], padding=7 * [1], stride=7 * [1],
+    nb_filters=[16, 32, 64, 128, 128, 128, 128],
+    pooling=[[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]],
+)
+
+OBJECTIVES: list[tuple[str, dict]] = [
+    ("none", dict(augmentation="none", regularization="none")),
+    ("mt random input (baseline)", dict(augmentation="random", locations="input", regularization="mt")),
+    ("l2 random input", dict(augmentation="random", locations="input", regularization="l2")),
+    ("l2 random cnn", dict(augmentation="random", locations="cnn", regularization="l2")),
+    ("l2 random rnn", dict(augmentation="random", locations="rnn", regularization="l2")),
+    ("l2 adversarial input", dict(augmentation="adversarial", locations="input", regularization="l2")),
+    ("l2 adversarial cnn", dict(augmentation="adversarial", locations="cnn", regularization="l2")),
+    ("l2 adversarial rnn", dict(augmentation="adversarial", locations="rnn", regularization="l2")),
+    ("l2 vat input", dict(augmentation="vat", locations="input", regularization="l2")),
+    ("l2 vat cnn", dict(augmentation="vat", locations="cnn", regularization="l2")),
+    ("l2 vat rnn", dict(augmentation="vat", locations="rnn", regularization="l2")),
+    ("l2 mixup input", dict(augmentation="mixup", locations="input", regularization="l2")),
+    ("l2 mixup cnn", dict(augmentation="mixup", locations="cnn", regularization="l2")),
+    ("l2 mixup rnn", dict(augmentation="mixup", locations="rnn", regularization="l2")),
+    ("none + l2 only", dict(augmentation="none", regularization="l2")),
+]
+
+
+def make_batch(batch: int, n_classes: int = 10) -> Batch:
+    q = batch // 4
+    weak = torch.zeros(batch, dtype=torch.bool)
+    strong = torch.zeros(batch, dtype=torch.bool)
+    weak[:q] = True
+    strong[batch - q:] = True
+    return Batch(
+        torch.randn(batch, 628, 128),
+        (torch.rand(batch, 157, n_classes) > 0.8).float(),
+        (torch.rand(batch, n_classes) > 0.5).float(),
+        strong,
+        weak,
+    )
+
+
+def median_time(fn: Callable[[], None], reps: int) -> list[float]:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def load_reference(models_dir: Path) -> nn.Module:
+    models_dir = models_dir.resolve()
+    if not (models_dir / "CRNN.py").is_file():
+        raise SystemExit(f"{models_dir} has no CRNN.py: pass the reference's baseline/models directory")
+    sys.path.insert(0, str(models_dir.parent))
+    from models.CRNN import CRNN as ReferenceCRNN  # type: ignore[import-not-found]
+
+    return ReferenceCRNN(**REFERENCE_KWARGS)
+
+
+def supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, reference: bool) -> None:
+    x = batch.features.unsqueeze(1) if reference else batch.features
+    strong, weak = model(x)
+    bce = nn.functional.binary_cross_entropy
+    loss = bce(strong[batch.strong_mask], batch.strong_targets[batch.strong_mask]) + bce(
+        weak[batch.weak_mask], batch.weak_targets[batch.weak_mask]
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def step_flops(model: nn.Module, batch: Batch) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with FlopCounterMode(display=False) as counter:
+        supervised_step(model, optimizer, batch, reference=False)
+    return float(counter.get_total_flops())
+
+
+def compare_models(args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    batch = make_batch(args.batch)
+    ours = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
+    reference = load_reference(Path(args.reference)).train()
+    n_ref = sum(p.numel() for p in reference.parameters() if p.requires_grad)
+    opt_ours = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    opt_ref = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    run_ours = lambda: supervised_step(ours, opt_ours, batch, reference=False)  # noqa: E731
+    run_ref = lambda: supervised_step(reference, opt_ref, batch, reference=True)  # noqa: E731
+    for _ in range(args.warmup):
+        run_ours()
+        run_ref()
+    t_ours, t_ref = [], []
+    for _ in range(args.reps):  # alternate A/B
+        t_ours += median_time(run_ours, 1)
+        t_ref += median_time(run_ref, 1)
+    flops = step_flops(ours, batch)
+    m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
+    result = {
+        "ours_parameters": count_parameters(ours),
+        "reference_parameters": n_ref,
+        "ours_median_s": m_ours,
+        "reference_median_s": m_ref,
+        "ratio": m_ours / m_ref,
+        "ours_times": t_ours,
+        "reference_times": t_ref,
+        "step_gflop": flops / 1e9,
+        "ours_gflops_per_s": flops / 1e9 / m_ours,
+    }
+    print(
+        f"ours {m_ours:.3f} s  reference {m_ref:.3f} s  ratio {m_ours / m_ref:.3f}  "
+        f"({flops / 1e9:.0f} GFLOP/step, ours {flops / 1e9 / m_ours:.0f} GFLOP/s); "
+        f"params {count_parameters(ours):,} vs {n_ref:,}",
+        flush=True,
+    )
+    return result
+
+
+def objective_step(name: str, overrides: dict, batch: Batch, model_kwargs: dict):
+    cfg = dataclasses.replace(TrainConfig(), **overrides).validate()
+    torch.manual_seed(0)
+    student = CRNN(CRNNConfig(**model_kwargs)).train()
+    teacher = None
+    if cfg.regularization == "mt":
+        teacher = CRNN(CRNNConfig(**model_kwargs)).train()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    rng = random.Random(0)
+    state = {"step": 0}
+
+    def run() -> None:
+        terms = compute_losses(student, teacher, batch, cfg, 1.0, rng)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        if teacher is not None:
+            update_ema(teacher, student, state["step"], cfg.ema_decay)
+        state["step"] += 1
+
+    return run
+
+
+def compare_objectives(args: argparse.Namespace) -> dict:
+    batch = make_batch(args.batch)
+    model_kwargs = dict(dropout_impl=args.dropout_impl)
+    runs = {name: objective_step(name, ov, batch, model_kwargs) for name, ov in OBJECTIVES}
+    for run in runs.values():
+        for _ in range(args.warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.reps):  # interleaved
+        for name, run in runs.items():
+            times[name] += median_time(run, 1)
+    base = statistics.median(times["none"])
+    out = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        out[name] = {"median_s": med, "ratio_to_none": med / base, "times": ts}
+        print(f"{name:<28} {med:7.3f} s  x{med / base:.2f}", flush=True)
+    mt = statistics.median(times["mt random input (baseline)"])
+    l2 = statistics.median(times["l2 random input"])
+    print(f"l2 step / mt step (random input): {l2 / mt:.2f}", flush=True)
+    out["l2_over_mt"] = l2 / mt
+    return out
+
+
+def peak_memory(args: argparse.Namespace) -> dict:
+    """Peak RSS of a fresh process running 2 steps of each objective."""
+    out = {}
+    for name, _ in OBJECTIVES:
+        cmd = [sys.executable, __file__, "--one-objective", name, "--batch", str(args.batch),
+               "--threads", str(args.threads), "--dropout-impl", args.dropout_impl]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(res.stderr)
+        peak_mb = float(res.stdout.strip().splitlines()[-1])
+        out[name] = peak_mb
+        print(f"{name:<28} peak RSS {peak_mb:8.0f} MB", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, help="the reference's baseline/models directory")
+    parser.add_argument("--objectives", action="store_true", help="objective ratios vs supervised")
+    parser.add_argument("--memory", action="store_true", help="peak RSS per objective")
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dropout-impl", default="bits", choices=["bits", "torch"])
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--one-objective", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.one_objective:
+        overrides = dict(OBJECTIVES)[args.one_objective]
+        run = objective_step(args.one_objective, overrides, make_batch(args.batch), dict(dropout_impl=args.dropout_impl))
+        run()
+        run()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "cores": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch": args.batch,
+        "reps": args.reps,
+    }
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}", flush=True)
+    if args.reference:
+        report["models"] = compare_models(args)
+    if args.objectives:
+        report["objectives"] = compare_objectives(args)
+    if args.memory:
+        report["peak_rss_mb"] = peak_memory(args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
