@@ -109,7 +109,9 @@ class LossTerms:
 def _bce(probs: Tensor, targets: Tensor) -> Tensor:
     if probs.numel() == 0:
         return probs.new_zeros((), dtype=torch.float32)
-    return nn.functional.binary_cross_entropy(probs.float(), targets.float())
+    # BCE on probabilities is refused inside autocast: compute it in fp32 outside.
+    with torch.autocast(probs.device.type, enabled=False):
+        return nn.functional.binary_cross_entropy(probs.float(), targets.float())
 
 
 def classification_loss(
