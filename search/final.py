@@ -1,0 +1,244 @@
+"""Final stage: retrain the top-k configs with several seeds, score on the public eval set.
+
+DESIGN.md ("Run"): the search selects on validation (the held-out 20 % of the
+synthetic strong set), as the paper did ("Hyperparameters have been
+selected using the validation score computed on a split of D_s", section 5).
+The final stage then
+
+1. takes the `final.top_k` search trials with the best selection value (the
+   best value of the space's first metric over each trial's epochs; ERROR and
+   NOT_STARTED trials are excluded; ties keep search order),
+2. retrains each of those configs from scratch once per seed in
+   `final.seeds` for `final.epochs` epochs -- through Ray, with the same
+   trainable, as a fixed list of configs (no searcher, FIFO scheduler),
+3. scores the model selected on validation F1 on the public evaluation set
+   (`Trainer.evaluate('public_eval')`: event macro F1 and PSDS at 50
+   operating points, DCASE 2020 settings),
+4. appends one row per (config, seed) to `final.parquet` as each trial ends
+   (atomic rewrite), and writes the per-config mean / std / 95 % CI to
+   `final_summary.parquet`.
+
+Resuming: (config_id, seed) pairs already in `final.parquet` (completed or
+errored) are not rerun. The Ray experiments of this stage live in
+`OUT/NAME/final`, `OUT/NAME/final-2`, ...; an interrupted one whose pairs are
+all still wanted is restored (its running trials continue from their last
+checkpoint), otherwise a new one runs only the missing pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from . import leaderboard as lb
+from .space import Space, config_id
+
+FINAL_STATE_FILE = "final_state.json"
+
+
+def select_top(search: pd.DataFrame, space: Space) -> pd.DataFrame:
+    """The `final.top_k` best trials of `search.parquet` by `selection_value`."""
+    assert space.final is not None
+    usable = search[
+        search["status"].isin(["COMPLETED", "EARLY_STOPPED", "INTERRUPTED"])
+        & pd.to_numeric(search["selection_value"], errors="coerce").notna()
+    ].copy()
+    usable["_order"] = range(len(usable))
+    ascending = space.mode == "min"
+    usable = usable.sort_values(["selection_value", "_order"], ascending=[ascending, True], kind="stable")
+    # one entry per distinct config (two trials may sample the same grid point/config)
+    usable = usable.drop_duplicates(subset="config_id", keep="first")
+    return usable.head(space.final.top_k).drop(columns="_order").reset_index(drop=True)
+
+
+def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
+    """Trial configs of the final stage: each top config x each seed, epochs = final.epochs."""
+    assert space.final is not None
+    points = []
+    for rank, row in enumerate(top.itertuples(index=False), start=1):
+        base = json.loads(row.config_json)
+        base = {k: v for k, v in base.items() if not k.startswith("_")}
+        for seed in space.final.seeds:
+            points.append(
+                {
+                    **base,
+                    "seed": int(seed),
+                    "epochs": int(space.final.epochs),
+                    "_config_id": row.config_id,
+                    "_label": getattr(row, "label", "") or "",
+                    "_rank": rank,
+                    "_search_trial_id": row.trial_id,
+                    "_evaluate": True,
+                }
+            )
+    return points
+
+
+def pair_of(config: Mapping[str, Any]) -> tuple[str, int]:
+    return str(config["_config_id"]), int(config["seed"])
+
+
+def done_pairs(final_path: Path) -> set[tuple[str, int]]:
+    if not final_path.is_file():
+        return set()
+    frame = lb.read_parquet(final_path)
+    return {(str(c), int(s)) for c, s in zip(frame["config_id"], frame["seed"])}
+
+
+def _float(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def final_row(
+    config: Mapping[str, Any],
+    last_result: Mapping[str, Any] | None,
+    status: str,
+    error: str | None,
+    trial_id: str,
+    trial_dir: str | Path | None,
+    param_names: Sequence[str] = (),
+) -> dict[str, Any]:
+    """One final.parquet row from a finished final-stage trial (`param_names`: columns always present)."""
+    from .ray_glue import hyperparameter_columns
+    from .trainable import EVAL_FILE
+
+    result = dict(last_result or {})
+    row: dict[str, Any] = {
+        "config_id": config.get("_config_id"),
+        "label": config.get("_label", ""),
+        "rank": config.get("_rank"),
+        "search_trial_id": config.get("_search_trial_id"),
+        "seed": int(config["seed"]),
+        "trial_id": trial_id,
+        "status": status,
+        "error": error,
+        "epochs_run": int(result.get("epoch", 0) or 0),
+        "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
+        # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
+        "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
+        "val_psds": _float(result.get("selected_val_psds")),
+        "model_epoch": result.get("model_epoch"),
+    }
+    for metric in lb.EVAL_METRICS:
+        value = result.get(metric)
+        row[metric] = _float(value)
+    per_class = result.get("eval_per_class_f1_json")
+    if result.get("metric_versions_json"):
+        row["metric_versions"] = result["metric_versions_json"]
+    elif trial_dir is not None and (Path(trial_dir) / EVAL_FILE).is_file():
+        try:
+            record = json.loads((Path(trial_dir) / EVAL_FILE).read_text())
+            per_class = json.dumps(record.get("eval_per_class_f1"))
+            row["metric_versions"] = json.dumps(record.get("metric_versions"), sort_keys=True)
+        except (OSError, ValueError):
+            pass
+    row["eval_per_class_f1"] = per_class
+    row.update({name: None for name in param_names})
+    row.update(hyperparameter_columns(config))
+    row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
+    return row
+
+
+def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping[str, str]) -> pd.DataFrame:
+    """Add (or replace) the row of `row`'s (config_id, seed) in final.parquet, atomically."""
+    frame = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
+    if not frame.empty:
+        keep = ~((frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"])))
+        frame = frame[keep]
+    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
+    frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
+    lb.write_parquet_atomic(frame, final_path, metadata)
+    return frame
+
+
+try:
+    from ray.tune import Callback as _Callback
+except Exception:  # pragma: no cover
+    _Callback = object  # type: ignore[assignment,misc]
+
+
+class FinalRecorder(_Callback):  # type: ignore[misc,valid-type]
+    """Tune callback (driver side): one final.parquet row per finished final-stage trial."""
+
+    def __init__(self, final_path: str, metadata: Mapping[str, str], param_names: Sequence[str] = ()):
+        self.final_path = str(final_path)
+        self.metadata = dict(metadata)
+        self.param_names = list(param_names)
+
+    def _record(self, trial: Any, status: str) -> None:
+        from .ray_glue import trial_error_text
+
+        error = trial_error_text(trial) if status == "ERROR" else None
+        row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path, self.param_names)
+        upsert_final_row(Path(self.final_path), row, self.metadata)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial, "COMPLETED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._record(trial, "ERROR")
+
+
+def load_state(exp_dir: Path) -> dict[str, Any]:
+    path = exp_dir / FINAL_STATE_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"experiments": []}
+
+
+def save_state(exp_dir: Path, state: Mapping[str, Any]) -> None:
+    tmp = exp_dir / f".{FINAL_STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(exp_dir / FINAL_STATE_FILE)
+
+
+def plan_experiment(exp_dir: Path, pairs_wanted: set[tuple[str, int]], can_restore: Callable[[Path], bool]) -> tuple[str, bool]:
+    """(experiment name, restore?) for the pairs still to run."""
+    state = load_state(exp_dir)
+    experiments = state.get("experiments", [])
+    if experiments:
+        last = experiments[-1]
+        last_pairs = {(str(c), int(s)) for c, s in last["pairs"]}
+        if pairs_wanted <= last_pairs and can_restore(exp_dir / last["name"]):
+            return last["name"], True
+    names = {e["name"] for e in experiments}
+    name = "final"
+    n = 1
+    while name in names or (exp_dir / name).exists():
+        n += 1
+        name = f"final-{n}"
+    experiments.append({"name": name, "pairs": sorted([list(p) for p in pairs_wanted])})
+    save_state(exp_dir, {**state, "experiments": experiments})
+    return name, False
+
+
+def summary_frame(final: pd.DataFrame, wanted_ids: Sequence[str]) -> pd.DataFrame:
+    """final_summary rows of the configs of the current plan (mean/std/CI over seeds)."""
+    if final.empty:
+        return lb.summarize_final(final)
+    subset = final[final["config_id"].isin(list(wanted_ids))]
+    return lb.summarize_final(subset)
+
+
+def plan_pairs(points: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    return [pair_of(p) for p in points]
+
+
+__all__ = [
+    "FinalRecorder",
+    "final_points",
+    "final_row",
+    "select_top",
+    "summary_frame",
+    "upsert_final_row",
+    "done_pairs",
+    "plan_experiment",
+    "config_id",
+]

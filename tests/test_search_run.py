@@ -1,0 +1,227 @@
+"""End to end: `python -m search.run` on the embedded tiny data, killed, stopped, resumed.
+
+One flow (to share the cost of starting Ray and building the data), on
+tests/spaces/tiny.yaml (4 TPE trials, ASHA over 2 epochs, final stage: the best
+config x 3 seeds):
+
+1. start the search in a subprocess; once a trial has finished (and Ray has
+   copied its records to the storage folder), SIGKILL the driver by its PID
+   (and then the Ray processes it had started, by their PIDs);
+2. `--resume`: the search continues; once a final-stage trial has finished,
+   SIGTERM the driver: it stops gracefully (exit 130) and prints the resume
+   command;
+3. run that command: it finishes. Every trial finished before an interruption
+   is kept as it was (search trials: same per-epoch records; final stage: the
+   (config, seed) pair already in final.parquet is not rerun); both Parquet
+   leaderboards have the required columns and metadata; every trial has
+   TensorBoard scalars and an HParams session;
+4. `--resume` once more: nothing left to do, Ray is not even started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from search import leaderboard as lb
+from search.space import load_space
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
+SEARCH_COLUMNS = ["trial_id", "status", "error", "augmentation", "locations", "noise_scale", "epsilon",
+                  "mixup_alpha", "consistency_weight", "regularization", "val_macro_f1", "val_psds",
+                  "epochs_run", "best_epoch", "wall_seconds"]
+FINAL_COLUMNS = ["config_id", "seed", "augmentation", "consistency_weight", "val_macro_f1", "eval_macro_f1",
+                 "eval_psds", "eval_psds_ct", "eval_psds_macro", "status"]
+
+
+def _read_until(proc: subprocess.Popen, pattern: str, timeout: float, lines: list[str]) -> re.Match:
+    deadline = time.monotonic() + timeout
+    regex = re.compile(pattern)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        match = regex.search(line)
+        if match:
+            return match
+    raise AssertionError(f"{pattern!r} not seen in time; output:\n{''.join(lines)}")
+
+
+def _descendants(pid: int) -> list[int]:
+    """PIDs of every process below `pid` (from /proc), children first."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _kill_hard(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver, then the Ray processes it started (by PID, as a crash would leave them)."""
+    below = _descendants(proc.pid)
+    proc.kill()
+    proc.wait(timeout=30)
+    for pid in below:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _event_tags(directory: Path) -> tuple[set[str], set[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory))
+    acc.Reload()
+    try:
+        hparams = set(acc.PluginTagToContent("hparams"))
+    except KeyError:
+        hparams = set()
+    return set(acc.Tags().get("scalars", [])), hparams
+
+
+@pytest.mark.timeout(500)
+def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
+    out = tmp_path / "results"
+    exp = out / "tiny"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "search.run", "--space", str(SPACE), "--out", str(out)]
+    resume = [sys.executable, "-m", "search.run", "--resume", "--out", str(out), "--name", "tiny"]
+
+    # ---- 1. SIGKILL mid-search
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        first = _read_until(proc, r"\[search\] (\w+) (done|stopped by the scheduler)", 240, lines).group(1)
+        # Ray copies its driver-side records (progress.csv, experiment state) to the storage
+        # folder at each state snapshot; kill once the finished trial's records are there
+        epochs = len(re.findall(rf"\[search\] {first} epoch", "".join(lines)))
+        progress = exp / f"trial_{first}" / "progress.csv"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if progress.is_file() and len(progress.read_text().strip().splitlines()) == epochs + 1:
+                break
+            time.sleep(0.2)
+    finally:
+        _kill_hard(proc)
+    progress_before = {first: progress.read_text()}
+    assert len(progress_before[first].strip().splitlines()) == epochs + 1
+    assert not (exp / "search.parquet").exists()  # the crash left no leaderboard, only Ray's state
+
+    # a new run with the same name is refused, pointing at --resume
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists: add --resume" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    # ---- 2. resume; SIGTERM once a final-stage trial has finished
+    proc = subprocess.Popen(resume, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        first_final = _read_until(proc, r"\[final\] (\w+) done", 300, lines).group(1)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+        lines.append(rest)
+    finally:
+        if proc.poll() is None:
+            _kill_hard(proc)
+    output = "".join(lines)
+    assert proc.returncode == 130, output
+    match = re.search(r"Resume with:\n\s+(.+)", output)
+    assert match, output
+    resume_cmd = shlex.split(match.group(1))
+    assert resume_cmd == resume
+    final_before = lb.read_parquet(exp / "final.parquet")
+    assert first_final in set(final_before["trial_id"])
+    assert len(final_before) < 3
+
+    # ---- 3. resume to the end
+    done = subprocess.run(resume_cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "== final stage: public evaluation set" in done.stdout
+
+    space = load_space(SPACE)
+    search = lb.read_parquet(exp / "search.parquet")
+    assert len(search) == space.num_samples == 4
+    assert set(search["status"]) <= {"COMPLETED", "EARLY_STOPPED"}, search[["trial_id", "status", "error"]]
+    for column in SEARCH_COLUMNS:
+        assert column in search.columns, column
+    for trial_id, progress in progress_before.items():
+        row = search.set_index("trial_id").loc[trial_id]
+        assert (Path(row["trial_dir"]) / "progress.csv").read_text() == progress, f"{trial_id} was rerun"
+    assert search["epochs_run"].between(1, 2).all()
+    assert search["val_macro_f1"].between(0, 1).all()
+    # conditionals: a parameter is set exactly when its condition holds
+    for row in search.itertuples():
+        assert (not pd.isna(row.noise_scale)) == (row.augmentation == "random")
+        assert (not pd.isna(row.epsilon)) == (row.augmentation == "vat")
+        assert (not pd.isna(row.mixup_alpha)) == (row.augmentation == "mixup")
+    meta = lb.read_metadata(exp / "search.parquet")
+    assert meta["space"] == SPACE.read_text()
+    assert meta["git_commit"] == lb.git_commit()
+    versions = json.loads(meta["versions"])
+    for name in ("ray", "optuna", "torch", "sed_eval", "psds_eval"):
+        assert versions.get(name) not in (None, "missing"), name
+    assert meta["created"] and meta["stage"] == "search"
+
+    # final stage: the best config x 3 seeds, scored on public_eval; the pair done
+    # before the SIGTERM was not rerun
+    final = lb.read_parquet(exp / "final.parquet")
+    assert sorted(final["seed"]) == [1, 2, 3]
+    for column in FINAL_COLUMNS:
+        assert column in final.columns, column
+    assert (final["status"] == "COMPLETED").all()
+    kept = final_before.set_index("seed")["trial_id"]
+    assert (final.set_index("seed").loc[kept.index, "trial_id"] == kept).all()
+    best = search.iloc[0]
+    assert set(final["config_id"]) == {best["config_id"]}
+    assert (final["augmentation"] == best["augmentation"]).all()
+    for metric in ("eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro"):
+        assert final[metric].between(0, 1).all(), metric
+    per_class = json.loads(final.loc[0, "eval_per_class_f1"])
+    assert len(per_class) == 10 and "Speech" in per_class
+    assert lb.read_metadata(exp / "final.parquet")["stage"] == "final"
+    summary = lb.read_parquet(exp / "final_summary.parquet")
+    assert len(summary) == 1 and summary.loc[0, "n_seeds"] == 3
+    assert summary.loc[0, "eval_psds_mean"] == pytest.approx(final["eval_psds"].mean())
+
+    # TensorBoard: scalars and an HParams session in every trial folder
+    trial_dirs = [Path(p) for p in search["trial_dir"]] + [Path(p) for p in final["trial_dir"]]
+    for directory in trial_dirs:
+        assert list(directory.glob("events.out.tfevents.*")), directory
+        scalars, hparams = _event_tags(directory)
+        assert "val/val_macro_f1" in scalars, (directory, scalars)
+        assert "_hparams_/session_start_info" in hparams and "_hparams_/experiment" in hparams
+    final_scalars, _ = _event_tags(Path(final["trial_dir"].iloc[-1]))
+    assert "eval/eval_psds" in final_scalars
+
+    # ---- 4. resuming a finished experiment reruns nothing (and starts no Ray)
+    again = subprocess.run(resume_cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "is complete; nothing to resume" in again.stdout
+    assert "runs to do" not in again.stdout and "== search tiny: 4 trials" in again.stdout
+    assert len(lb.read_parquet(exp / "final.parquet")) == 3
