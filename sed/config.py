@@ -106,6 +106,10 @@ class TrainConfig:
     dropout: float = 0.5
     pooling: str = "avg"
     bn_momentum: float = 0.99
+    #: BatchNorm eps of the reference (1e-3). With narrow test/demo models the
+    #: conv outputs' variance falls below 1e-3 and BN stops normalising; 1e-5
+    #: (PyTorch's default) lets such models learn in a few hundred steps.
+    bn_eps: float = 1e-3
     gated_unit: str = "linear_sigmoid"
     #: 'bits': p = 0.5 dropout masks from random bytes (same distribution, cheaper); 'torch'.
     dropout_impl: str = "bits"
@@ -217,6 +221,8 @@ class TrainConfig:
             )
         if self.dropout_impl not in ("bits", "torch"):
             raise ConfigError(f"dropout_impl={self.dropout_impl!r}: choose 'bits' or 'torch'")
+        if not 0.0 < self.bn_eps < 1.0:
+            raise ConfigError(f"bn_eps={self.bn_eps} must be in (0, 1)")
         if not 0.0 < self.bn_momentum <= 1.0:
             raise ConfigError(f"bn_momentum={self.bn_momentum} must be in (0, 1]")
         if self.embedded_size not in EMBEDDED_SIZES:

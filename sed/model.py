@@ -71,6 +71,7 @@ class CRNNConfig:
             dropout=config.dropout,
             pooling=config.pooling,
             bn_momentum=config.bn_momentum,
+            bn_eps=config.bn_eps,
             gated_unit=config.gated_unit,
             dropout_impl=config.dropout_impl,
             channels_last=config.channels_last,

@@ -209,6 +209,10 @@ def compute_losses(
 ) -> LossTerms:
     """All loss terms for one batch; `weight` is w(t) = consistency_weight x ramp-up."""
     clean = student.run(batch.features)
+    if not bool(torch.isfinite(clean.weak).all()):
+        # Diverged weights give NaN probabilities, which BCE would reject with an
+        # unrelated message; say what happened instead.
+        raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
     loss_strong, loss_weak = classification_loss(
         clean.strong, clean.weak, batch, config.weak_loss_on_strong
     )

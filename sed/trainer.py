@@ -293,14 +293,21 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             weight = cfg.consistency_weight * rampup
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                terms = compute_losses(self.student, self.teacher, batch, cfg, weight, self.rng)
-            values = terms.as_floats()
+            try:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
+                    terms = compute_losses(self.student, self.teacher, batch, cfg, weight, self.rng)
+                values = terms.as_floats()
+            except FloatingPointError as error:
+                values = {"model_outputs": float("nan")}
+                reason = str(error)
+            else:
+                reason = ""
             bad = [k for k, v in values.items() if not np.isfinite(v)]
             if bad:
                 raise TrainingDiverged(
                     f"loss became non-finite at epoch {self.epoch + 1}, step {self.step} "
-                    f"({', '.join(f'{k}={values[k]}' for k in bad)}); config: augmentation="
+                    f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
+                    f"config: augmentation="
                     f"{cfg.augmentation}, locations={cfg.locations}, epsilon={cfg.epsilon}, "
                     f"noise_scale={cfg.noise_scale}, consistency_weight={cfg.consistency_weight}, "
                     f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."

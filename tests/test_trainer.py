@@ -86,6 +86,14 @@ def test_divergence_stops_with_a_clear_error(data):
         Trainer(cfg, data=data, progress=False).train_epoch()
 
 
+def test_diverged_weights_stop_with_a_clear_error(data):
+    tr = Trainer(tiny("random-input-l2", max_steps_per_epoch=2), data=data, progress=False)
+    with torch.no_grad():
+        tr.student.heads.strong.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="weights diverged"):
+        tr.train_epoch()
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
     tr = Trainer(tiny(name, max_steps_per_epoch=2), data=data, progress=False)
