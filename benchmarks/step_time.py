@@ -212,6 +212,45 @@ def compare_objectives(args: argparse.Namespace) -> dict:
     return out
 
 
+def split_baseline(args: argparse.Namespace) -> dict:
+    """The baseline (mt) step split into student forward, teacher forward, backward, Adam + EMA."""
+    cfg = TrainConfig()
+    torch.manual_seed(0)
+    student = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
+    teacher = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    batch = make_batch(args.batch)
+    bce = nn.functional.binary_cross_entropy
+    parts: dict[str, list[float]] = {"student forward": [], "teacher forward": [], "backward": [], "adam + ema": []}
+    for rep in range(args.warmup + args.reps):
+        t0 = time.perf_counter()
+        strong, weak = student(batch.features)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            noisy = batch.features + 0.0316 * torch.randn_like(batch.features)
+            t_strong, t_weak = teacher(noisy)
+        t2 = time.perf_counter()
+        loss = bce(strong[batch.strong_mask], batch.strong_targets[batch.strong_mask]) + bce(
+            weak[batch.weak_mask], batch.weak_targets[batch.weak_mask]
+        ) + 2.0 * (nn.functional.mse_loss(strong, t_strong) + nn.functional.mse_loss(weak, t_weak))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        optimizer.step()
+        update_ema(teacher, student, rep, 0.999)
+        t4 = time.perf_counter()
+        if rep >= args.warmup:
+            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                parts[key].append(value)
+    out = {k: statistics.median(v) for k, v in parts.items()}
+    out["total"] = sum(out.values())
+    for k, v in out.items():
+        print(f"baseline step, {k:<16} {v:7.3f} s", flush=True)
+    return out
+
+
 def peak_memory(args: argparse.Namespace) -> dict:
     """Peak RSS of a fresh process running 2 steps of each objective."""
     out = {}
@@ -232,6 +271,7 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, help="the reference's baseline/models directory")
     parser.add_argument("--objectives", action="store_true", help="objective ratios vs supervised")
     parser.add_argument("--memory", action="store_true", help="peak RSS per objective")
+    parser.add_argument("--split", action="store_true", help="baseline step: forward / teacher / backward / Adam")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -258,6 +298,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}", flush=True)
     if args.reference:
         report["models"] = compare_models(args)
+    if args.split:
+        report["split"] = split_baseline(args)
     if args.objectives:
         report["objectives"] = compare_objectives(args)
     if args.memory:
