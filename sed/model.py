@@ -124,7 +124,12 @@ class Dropout(nn.Dropout):
         if not self.training or self.p == 0.0:
             return x
         if self.impl == "bits" and self.p == 0.5 and x.dtype in (torch.float32, torch.float16, torch.bfloat16):
-            return x * half_dropout_mask(x.shape, x.device)
+            mask = half_dropout_mask(x.shape, x.device)
+            if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+                # Same layout as x (the elements are i.i.d., so any layout is the same
+                # distribution): a layout mismatch makes the product slower and NCHW.
+                mask = torch.as_strided(mask.reshape(-1), x.shape, x.stride())
+            return x * mask
         return nn.functional.dropout(x, self.p, True)
 
 

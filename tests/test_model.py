@@ -94,6 +94,13 @@ def test_train_mode_dropout_keeps_its_rate(impl):
     assert torch.equal(x.grad, y.detach())
     # eval mode is the identity; other rates keep their rate too
     assert torch.equal(drop.eval()(x), x)
+    # channels-last 4-D activations (the CNN's layout) keep rate and layout
+    x4 = torch.ones(4, 8, 50, 32).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y4 = drop.train()(x4)
+    assert abs(float((y4 != 0).float().mean()) - 0.5) < 0.01
+    assert y4.is_contiguous(memory_format=torch.channels_last)
+    y4.sum().backward()
+    assert torch.equal(x4.grad, y4.detach())
     other = sed_model.Dropout(0.2, impl).train()
     assert abs(float((other(torch.ones(100_000)) == 0).float().mean()) - 0.2) < 0.01
 
