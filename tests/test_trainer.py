@@ -134,3 +134,19 @@ def test_train_cli_refuses_a_bad_override(tmp_path):
     )
     assert result.returncode == 2
     assert "epsilon" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_same_config_and_seed_give_identical_runs(data):
+    cfg = tiny("vat-latent-l2", max_steps_per_epoch=2)
+    runs = []
+    for _ in range(2):
+        tr = Trainer(cfg, data=data, progress=False)
+        tr.fit(2)
+        runs.append(tr)
+    keys = ("loss_total", "loss_const", "loss_reg", "val_macro_f1")
+    assert [[row[k] for k in keys] for row in runs[0].history] == [[row[k] for k in keys] for row in runs[1].history]
+    for a, b in zip(runs[0].student.state_dict().values(), runs[1].student.state_dict().values()):
+        assert torch.equal(a, b)
+    other = Trainer(dataclasses.replace(cfg, seed=7), data=data, progress=False)
+    other.fit(1)
+    assert other.history[0]["loss_total"] != runs[0].history[0]["loss_total"]
