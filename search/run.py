@@ -48,7 +48,9 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -195,6 +197,45 @@ def prepare_datasets(space: Space, settings: RunSettings) -> None:
         trainer_module.prepare_data(cfg, settings.data, cache, progress=True)
         print(f"sedtune: data ready ({cfg.data or settings.data or 'embedded ' + cfg.embedded_size}) "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+ADDRESS_TIMEOUT_S = 5.0
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output folder that cannot be written, leaving nothing behind."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is not a folder; choose a writable folder for results")
+    try:
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".sedtune-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc}); choose a writable folder for results") from None
+
+
+def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """Refuse an unreachable `--address` within `timeout` seconds, before anything is written.
+
+    `ray.init(address=...)` on a dead address retries for a long time; a TCP
+    connection to the head's GCS port answers (or fails) at once.
+    """
+    if not address or address == "auto":
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port_text = target.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise UsageError(f"--address {address!r}: give HOST:PORT of the Ray head (e.g. 10.0.0.5:6379) or 'auto'")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--address {address}: no Ray cluster answers there ({exc}). Start one with "
+            f"`ray start --head --port {port_text}` on {host}, or leave --address out to run locally"
+        ) from None
 
 
 def start_ray(address: str | None, debug: bool) -> bool:
@@ -517,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings, space, exp_dir = resolve_settings(args)
+        check_output_dir(exp_dir.parent)
+        check_address(args.address)
     except (SpaceError, UsageError, ConfigError) as exc:
         return _user_error(str(exc), args.debug)
     out = exp_dir.parent
