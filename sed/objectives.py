@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random as _random
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -96,14 +97,14 @@ class LossTerms:
     weight: float
 
     def as_floats(self) -> dict[str, float]:
-        return {
-            "loss_total": float(self.total.detach()),
-            "loss_class_strong": float(self.class_strong.detach()),
-            "loss_class_weak": float(self.class_weak.detach()),
-            "loss_class": float((self.class_strong + self.class_weak).detach()),
-            "loss_const": float(self.const.detach()),
-            "loss_reg": float(self.reg.detach()),
-        }
+        """The logged terms, copied to the host in one transfer (one sync per step on a GPU)."""
+        values = torch.stack([
+            t.detach().float()
+            for t in (self.total, self.class_strong, self.class_weak,
+                      self.class_strong + self.class_weak, self.const, self.reg)
+        ]).tolist()
+        names = ("loss_total", "loss_class_strong", "loss_class_weak", "loss_class", "loss_const", "loss_reg")
+        return dict(zip(names, values))
 
 
 def _bce(probs: Tensor, targets: Tensor) -> Tensor:
@@ -124,6 +125,36 @@ def classification_loss(
     return loss_strong, loss_weak
 
 
+def _additive_hooks_for(
+    model: CRNN,
+    start_h: Tensor,
+    start: str,
+    config: TrainConfig,
+    target_strong: Tensor,
+    target_weak: Tensor,
+) -> dict[str, Callable[[Tensor], Tensor]]:
+    """Hooks adding the `random` / `adversarial` / `vat` perturbation d at every location.
+
+    `model` from `start` (activation `start_h`) is the network whose
+    sensitivity adversarial/VAT probe: the student (none, l2) or the teacher (mt).
+    """
+    locations = config.location_set
+    if config.augmentation == "random":
+        return random_hooks(locations, config.noise_scale)
+    if config.augmentation == "adversarial":
+        d = adversarial_perturbation(
+            model, start_h, start, locations, target_strong, target_weak, config.epsilon
+        )
+    elif config.augmentation == "vat":
+        d = vat_perturbation(
+            model, start_h, start, locations, target_strong, target_weak,
+            config.epsilon, config.xi, config.vat_iters,
+        )
+    else:  # pragma: no cover - validated in TrainConfig
+        raise ValueError(config.augmentation)
+    return additive_hooks(d)
+
+
 def consistency_loss(
     student: CRNN,
     teacher: CRNN | None,
@@ -135,64 +166,37 @@ def consistency_loss(
     rng: _random.Random,
 ) -> Tensor:
     """L_const for the configured augmentation, location set and regulariser."""
-    locations = config.location_set
-    aug = config.augmentation
-    if aug == "none":
+    if config.augmentation == "none":
         return clean_strong.new_zeros((), dtype=torch.float32)
     target_strong, target_weak = clean_strong.detach(), clean_weak.detach()
+    plan = None
+    if config.augmentation == "mixup":
+        plan = plan_mixup(x.shape[0], config.location_set, config.mixup_alpha, x.device, rng)
 
     if config.regularization == "mt":
         if teacher is None:
             raise RuntimeError("regularization='mt' needs a teacher model")
-        student_strong, student_weak = clean_strong, clean_weak
-        if aug == "random":
-            hooks = random_hooks(locations, config.noise_scale)
-        elif aug == "adversarial":
-            hooks = additive_hooks(
-                adversarial_perturbation(teacher, x, "input", locations, target_strong, target_weak, config.epsilon)
-            )
-        elif aug == "vat":
-            hooks = additive_hooks(
-                vat_perturbation(
-                    teacher, x, "input", locations, target_strong, target_weak,
-                    config.epsilon, config.xi, config.vat_iters,
-                )
-            )
-        elif aug == "mixup":
-            plan = plan_mixup(x.shape[0], locations, config.mixup_alpha, x.device, rng)
+        if plan is not None:
             hooks = plan.hooks()
             student_strong, student_weak = plan.mix(clean_strong), plan.mix(clean_weak)
-        else:  # pragma: no cover - validated in TrainConfig
-            raise ValueError(aug)
+        else:
+            hooks = _additive_hooks_for(teacher, x, "input", config, target_strong, target_weak)
+            student_strong, student_weak = clean_strong, clean_weak
         with torch.no_grad():
             teacher_out = teacher.run(x, hooks=hooks)
         return consistency_mse(
             student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
         )
 
-    start = first_location(locations)
-    if aug == "random":
-        hooks = random_hooks(locations, config.noise_scale)
-    elif aug == "adversarial":
-        hooks = additive_hooks(
-            adversarial_perturbation(
-                student, clean_activations[start], start, locations, target_strong, target_weak, config.epsilon
-            )
-        )
-    elif aug == "vat":
-        hooks = additive_hooks(
-            vat_perturbation(
-                student, clean_activations[start], start, locations, target_strong, target_weak,
-                config.epsilon, config.xi, config.vat_iters,
-            )
-        )
-    elif aug == "mixup":
-        plan = plan_mixup(x.shape[0], locations, config.mixup_alpha, x.device, rng)
+    if plan is not None:
         start = plan.location
         hooks = plan.hooks()
         target_strong, target_weak = plan.mix(target_strong), plan.mix(target_weak)
-    else:  # pragma: no cover
-        raise ValueError(aug)
+    else:
+        start = first_location(config.location_set)
+        hooks = _additive_hooks_for(
+            student, clean_activations[start], start, config, target_strong, target_weak
+        )
     # The prefix up to `start` is shared with the clean pass (its graph is reused),
     # so gradients of L_const reach the layers before the injection point too.
     perturbed = student.run(clean_activations[start], start=start, hooks=hooks)
