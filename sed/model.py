@@ -97,9 +97,7 @@ def half_dropout_mask(shape: torch.Size, device: torch.device) -> Tensor:
     distribution as `nn.Dropout(0.5)`: every element kept independently with
     probability 1/2 and scaled by 2.
     """
-    numel = 1
-    for size in shape:
-        numel *= int(size)
+    numel = math.prod(shape)
     n_bytes = (numel + 7) // 8
     shifts = _BIT_SHIFTS.get(device)
     if shifts is None:
@@ -295,14 +293,13 @@ def reset_parameters(model: nn.Module) -> None:
     GRU matrices orthogonal; Linear (incl. the gated unit's channel map,
     stored as a 1x1 conv): N(0, 0.01), bias 0.
     """
+    gate_maps = {id(m.linear) for m in model.modules() if isinstance(m, GatedUnit)}
     for module in model.modules():
         if isinstance(module, GatedUnit):
             nn.init.normal_(module.linear.weight, 0.0, 0.01)
             nn.init.zeros_(module.linear.bias)
         elif isinstance(module, nn.Conv2d):
-            if module.kernel_size == (1, 1) and any(
-                isinstance(p, GatedUnit) and p.linear is module for p in model.modules()
-            ):
+            if id(module) in gate_maps:
                 continue
             nn.init.xavier_uniform_(module.weight, gain=math.sqrt(2))
             if module.bias is not None:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import LOCATIONS
-from .model import CRNN, SEDOutput
+from .model import CRNN
 
 _EPS = 1e-12
 
@@ -205,11 +205,3 @@ def plan_mixup(
 def first_location(locations: Sequence[str]) -> str:
     return min(locations, key=LOCATIONS.index)
 
-
-def perturbed_run(
-    model: CRNN,
-    start_h: Tensor,
-    start: str,
-    hooks: dict[str, Callable[[Tensor], Tensor]],
-) -> SEDOutput:
-    return model.run(start_h, start=start, hooks=hooks)

@@ -38,7 +38,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from .config import TrainConfig
-from .constants import FRAME_STEP_S
+from .constants import N_OUT_FRAMES
 from .data.desed import DesedDataset, Split, load_desed
 from .data.synth import ensure_embedded
 from .features import FeatureConfig, FeatureStore, Scaler, fit_scaler
@@ -115,7 +115,7 @@ class ClipDataset(Dataset):
         self.strong = strong
         self.weak = weak
         self.n_classes = n_classes
-        self.n_out = 157 if strong is None else strong.shape[1]
+        self.n_out = N_OUT_FRAMES if strong is None else strong.shape[1]
         self._zero_strong = np.zeros((self.n_out, n_classes), dtype=np.float32)
         self._zero_weak = np.zeros((n_classes,), dtype=np.float32)
         self._n = n
@@ -418,7 +418,7 @@ class Trainer:
                 out.append(strong.float().cpu().numpy())
         finally:
             model.train(was_training)
-        return np.concatenate(out) if out else np.zeros((0, 157, len(self.labels)), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, N_OUT_FRAMES, len(self.labels)), np.float32)
 
     def _score(
         self, split_name: str, probs: np.ndarray, psds: bool, n_thresholds: int,
