@@ -18,9 +18,7 @@ Uses only sed.model / sed.objectives (no dataset needed on the GPU machine).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import random
 import subprocess
 import sys
 import time
@@ -31,55 +29,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import ObjectiveStep, random_batch  # noqa: E402
 from sed.config import PRESETS, TrainConfig  # noqa: E402
-from sed.model import build_model  # noqa: E402
-from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
 
 
-def make_batch(batch: int, device: torch.device) -> Batch:
-    q = batch // 4
-    weak = torch.zeros(batch, dtype=torch.bool)
-    strong = torch.zeros(batch, dtype=torch.bool)
-    weak[:q] = True
-    strong[batch - q:] = True
-    return Batch(
-        torch.randn(batch, 628, 128),
-        (torch.rand(batch, 157, 10) > 0.8).float(),
-        (torch.rand(batch, 10) > 0.5).float(),
-        strong,
-        weak,
-    ).to(device)
+def Step(cfg: TrainConfig, device: torch.device, batch: int, amp: bool) -> ObjectiveStep:
+    return ObjectiveStep(cfg, random_batch(batch, device), amp=amp)
 
 
-class Step:
-    def __init__(self, cfg: TrainConfig, device: torch.device, batch: int, amp: bool) -> None:
-        torch.manual_seed(0)
-        self.cfg = cfg
-        self.amp = amp
-        self.student = build_model(cfg, 10).to(device).train()
-        self.teacher = None
-        if cfg.regularization == "mt":
-            self.teacher = build_model(cfg, 10).to(device).train()
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
-        self.opt = torch.optim.Adam(self.student.parameters(), lr=1e-3)
-        self.batch = make_batch(batch, device)
-        self.rng = random.Random(0)
-        self.step = 0
-
-    def __call__(self) -> dict[str, float]:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            terms = compute_losses(self.student, self.teacher, self.batch, self.cfg, 1.0, self.rng)
-        self.opt.zero_grad(set_to_none=True)
-        terms.total.backward()
-        self.opt.step()
-        if self.teacher is not None:
-            update_ema(self.teacher, self.student, self.step, self.cfg.ema_decay)
-        self.step += 1
-        return terms.as_floats()
-
-
-def steps_per_second(step: Step, n: int = 20, warmup: int = 3) -> float:
+def steps_per_second(step: ObjectiveStep, n: int = 20, warmup: int = 3) -> float:
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()

@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import platform
-import random
 import resource
 import statistics
 import subprocess
@@ -39,9 +38,10 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import ObjectiveStep, random_batch  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402
 from sed.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
-from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
+from sed.objectives import Batch, update_ema  # noqa: E402
 
 REFERENCE_KWARGS = dict(
     n_in_channel=1, nclass=10, attention=True, n_RNN_cell=128, n_layers_RNN=2, activation="glu",
@@ -67,21 +67,6 @@ OBJECTIVES: list[tuple[str, dict]] = [
     ("l2 mixup rnn", dict(augmentation="mixup", locations="rnn", regularization="l2")),
     ("none + l2 only", dict(augmentation="none", regularization="l2")),
 ]
-
-
-def make_batch(batch: int, n_classes: int = 10) -> Batch:
-    q = batch // 4
-    weak = torch.zeros(batch, dtype=torch.bool)
-    strong = torch.zeros(batch, dtype=torch.bool)
-    weak[:q] = True
-    strong[batch - q:] = True
-    return Batch(
-        torch.randn(batch, 628, 128),
-        (torch.rand(batch, 157, n_classes) > 0.8).float(),
-        (torch.rand(batch, n_classes) > 0.5).float(),
-        strong,
-        weak,
-    )
 
 
 def median_time(fn: Callable[[], None], reps: int) -> list[float]:
@@ -126,7 +111,7 @@ def step_flops(model: nn.Module, batch: Batch) -> float:
 
 def compare_models(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    batch = make_batch(args.batch)
+    batch = random_batch(args.batch)
     ours = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
     reference = load_reference(Path(args.reference)).train()
     n_ref = sum(p.numel() for p in reference.parameters() if p.requires_grad)
@@ -163,35 +148,14 @@ def compare_models(args: argparse.Namespace) -> dict:
     return result
 
 
-def objective_step(name: str, overrides: dict, batch: Batch, model_kwargs: dict):
-    cfg = dataclasses.replace(TrainConfig(), **overrides).validate()
-    torch.manual_seed(0)
-    student = CRNN(CRNNConfig(**model_kwargs)).train()
-    teacher = None
-    if cfg.regularization == "mt":
-        teacher = CRNN(CRNNConfig(**model_kwargs)).train()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
-    rng = random.Random(0)
-    state = {"step": 0}
-
-    def run() -> None:
-        terms = compute_losses(student, teacher, batch, cfg, 1.0, rng)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimizer.step()
-        if teacher is not None:
-            update_ema(teacher, student, state["step"], cfg.ema_decay)
-        state["step"] += 1
-
-    return run
+def objective_step(overrides: dict, batch: Batch, dropout_impl: str) -> ObjectiveStep:
+    cfg = dataclasses.replace(TrainConfig(), dropout_impl=dropout_impl, **overrides).validate()
+    return ObjectiveStep(cfg, batch)
 
 
 def compare_objectives(args: argparse.Namespace) -> dict:
-    batch = make_batch(args.batch)
-    model_kwargs = dict(dropout_impl=args.dropout_impl)
-    runs = {name: objective_step(name, ov, batch, model_kwargs) for name, ov in OBJECTIVES}
+    batch = random_batch(args.batch)
+    runs = {name: objective_step(ov, batch, args.dropout_impl) for name, ov in OBJECTIVES}
     for run in runs.values():
         for _ in range(args.warmup):
             run()
@@ -221,7 +185,7 @@ def split_baseline(args: argparse.Namespace) -> dict:
     for p in teacher.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
-    batch = make_batch(args.batch)
+    batch = random_batch(args.batch)
     bce = nn.functional.binary_cross_entropy
     parts: dict[str, list[float]] = {"student forward": [], "teacher forward": [], "backward": [], "adam + ema": []}
     for rep in range(args.warmup + args.reps):
@@ -283,7 +247,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.one_objective:
         overrides = dict(OBJECTIVES)[args.one_objective]
-        run = objective_step(args.one_objective, overrides, make_batch(args.batch), dict(dropout_impl=args.dropout_impl))
+        run = objective_step(overrides, random_batch(args.batch), args.dropout_impl)
         run()
         run()
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
