@@ -104,6 +104,7 @@ def final_row(
     trial_id: str,
     trial_dir: str | Path | None,
     param_names: Sequence[str] = (),
+    failures: int = 0,
 ) -> dict[str, Any]:
     """One final.parquet row from a finished final-stage trial (`param_names`: columns always present)."""
     from .ray_glue import hyperparameter_columns
@@ -119,6 +120,7 @@ def final_row(
         "trial_id": trial_id,
         "status": status,
         "error": error,
+        "failures": int(failures),
         "epochs_run": int(result.get("epoch", 0) or 0),
         "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
@@ -176,7 +178,8 @@ class FinalRecorder(_Callback):  # type: ignore[misc,valid-type]
         from .ray_glue import trial_error_text
 
         error = trial_error_text(trial) if status == "ERROR" else None
-        row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path, self.param_names)
+        row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path,
+                        self.param_names, failures=getattr(trial, "num_failures", 0))
         upsert_final_row(Path(self.final_path), row, self.metadata)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

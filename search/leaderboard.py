@@ -4,7 +4,9 @@ Files written in the experiment directory `OUT/NAME/`:
 
 - `search.parquet`: one row per search trial -- `trial_id`, `status`
   (COMPLETED: ran all epochs; EARLY_STOPPED: stopped by ASHA; ERROR:
-  failed, `error` says why; NOT_STARTED), `error`, `label` (grid point name),
+  failed, `error` says why; NOT_STARTED), `error`, `failures` (failed
+  attempts: each retry allowed by `max_failures` resumes the trial from its
+  last epoch's checkpoint), `label` (grid point name),
   `config_id`, every hyperparameter of the trial config in its own column
   (`cnn_filters` as a comma string), `val_macro_f1` / `val_psds` (best value
   over the trial's epochs), `selection_value` (best of the selection metric,
@@ -15,7 +17,8 @@ Files written in the experiment directory `OUT/NAME/`:
   `seed`, the config columns, `val_macro_f1`/`val_psds` (best over epochs),
   `eval_macro_f1`, `eval_micro_f1`, `eval_psds`, `eval_psds_ct`,
   `eval_psds_macro` (public evaluation set, model selected on validation F1),
-  `eval_per_class_f1` (JSON), `status`, `error`, `epochs_run`, `wall_seconds`.
+  `eval_per_class_f1` (JSON), `status`, `error`, `failures`, `epochs_run`,
+  `wall_seconds`.
 - `final_summary.parquet`: one row per config -- `n_seeds`, and for each
   metric `<metric>_mean`, `<metric>_std` (sample std, ddof=1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t_{0.975, n-1} *

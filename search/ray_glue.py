@@ -190,6 +190,7 @@ class TrialRecord:
     history: pd.DataFrame
     error: str | None
     path: str
+    failures: int = 0  # failed attempts (Ray's num_failures): retries used, +1 if it ended in ERROR
 
 
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*): (.*)$")
@@ -214,12 +215,22 @@ def effective_status(trial: Any) -> str:
 def error_text(trial_dir: str | Path | None, error: BaseException | str | None) -> str | None:
     """The trial's failure reason, 'Type: message'.
 
-    From failure.json (written by the trainable, present in the trial folder of
-    the storage once Ray has synced it), else the last line of Ray's error (the
-    exception or the text of error.txt).
+    From Ray's error for the trial's last failure (the exception, or the text
+    of error.txt: its last line names the exception raised in the trainable,
+    or says that the worker process died), else from failure.json (written by
+    the trainable, present in the trial folder of the storage once Ray has
+    synced it; a retried trial may keep an earlier attempt's file there, so
+    it is only the fallback).
     """
     from .trainable import FAILURE_FILE
 
+    if error is None and trial_dir is not None and (Path(trial_dir) / "error.txt").is_file():
+        text = (Path(trial_dir) / "error.txt").read_text(errors="replace")
+        error = text.split("Failure #")[-1]
+    if error is not None:
+        line = last_exception_line(str(error))
+        if line:
+            return _strip_ray_wrapper(line)
     if trial_dir is not None:
         path = Path(trial_dir) / FAILURE_FILE
         if path.is_file():
@@ -228,11 +239,13 @@ def error_text(trial_dir: str | Path | None, error: BaseException | str | None) 
                 return f"{record['type']}: {record['message']}"
             except (OSError, ValueError, KeyError):
                 pass
-    if error is None and trial_dir is not None and (Path(trial_dir) / "error.txt").is_file():
-        error = (Path(trial_dir) / "error.txt").read_text(errors="replace")
-    if error is None:
-        return None
-    return last_exception_line(str(error)) or type(error).__name__
+    return None if error is None else type(error).__name__
+
+
+def _strip_ray_wrapper(line: str) -> str:
+    """'RayTaskError(TrainingDiverged): msg' -> 'TrainingDiverged: msg'."""
+    match = re.match(r"^Ray\w*Error\((\w+)\): (.*)$", line)
+    return f"{match.group(1)}: {match.group(2)}" if match else line
 
 
 def trial_error_text(trial: Any) -> str | None:
@@ -263,6 +276,11 @@ def collect_trials(result_grid: Any) -> list[TrialRecord]:
     for trial, result in zip(trials, result_grid):
         trial_id = trial.trial_id if trial is not None else (result.metrics or {}).get("trial_id", "?")
         history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+        if "epoch" in history:
+            # a retried trial restarts from its last registered checkpoint: when its worker
+            # died between reporting epoch k and saving that epoch's checkpoint, epoch k is
+            # trained and reported again; the rerun is the one the trial continued from
+            history = history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
         status = statuses.get(trial_id, "ERROR" if result.error is not None else "TERMINATED")
         error = error_text(result.path, result.error) if (result.error is not None or status == "ERROR") else None
         records.append(
@@ -273,6 +291,7 @@ def collect_trials(result_grid: Any) -> list[TrialRecord]:
                 history=history,
                 error=error,
                 path=str(result.path),
+                failures=int(getattr(trial, "num_failures", 0) or 0),
             )
         )
     return records
@@ -352,6 +371,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
             "trial_id": record.trial_id,
             "status": leaderboard_status(record.ray_status, run, epochs),
             "error": record.error,
+            "failures": record.failures,
             "label": record.config.get("_label", ""),
             "config_id": config_id(record.config),
         }

@@ -321,11 +321,13 @@ except Exception:  # pragma: no cover
 class ProgressPrinter(_Callback):  # type: ignore[misc,valid-type]
     """One line per trial epoch, start, stop and error (driver side)."""
 
-    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int):
+    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int, max_failures: int = 0):
         self.stage = stage
         self.metric = metric
         self.keys = list(keys)
         self.epochs = epochs
+        self.max_failures = max_failures
+        self._workers: dict[str, tuple[Any, Any]] = {}
 
     def _describe(self, trial: Any) -> str:
         config = trial.config
@@ -344,6 +346,11 @@ class ProgressPrinter(_Callback):  # type: ignore[misc,valid-type]
         print(f"[{self.stage}] {trial.trial_id} start: {self._describe(trial)}", flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        worker = (result.get("hostname"), result.get("pid"))
+        if worker[1] is not None and self._workers.get(trial.trial_id) != worker:
+            # once per attempt: where the trial runs (to find a stuck or dead worker)
+            self._workers[trial.trial_id] = worker
+            print(f"[{self.stage}] {trial.trial_id} runs on {worker[0]} pid {worker[1]}", flush=True)
         value = result.get(self.metric)
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
         extra = ""
@@ -365,7 +372,19 @@ class ProgressPrinter(_Callback):  # type: ignore[misc,valid-type]
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from .ray_glue import trial_error_text
 
-        print(f"[{self.stage}] {trial.trial_id} FAILED: {trial_error_text(trial) or 'see error.txt'}", flush=True)
+        tries = f" (after {trial.num_failures - 1} retries)" if trial.num_failures > 1 else ""
+        print(f"[{self.stage}] {trial.trial_id} FAILED{tries}: {trial_error_text(trial) or 'see error.txt'}",
+              flush=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from .ray_glue import trial_error_text
+
+        epoch = (trial.last_result or {}).get("epoch", 0)
+        print(
+            f"[{self.stage}] {trial.trial_id} failed ({trial_error_text(trial) or 'see error.txt'}); "
+            f"retry {trial.num_failures}/{self.max_failures} from its last checkpoint (epoch {epoch})",
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- stages
@@ -402,7 +421,7 @@ def run_search(space: Space, settings: RunSettings, exp_dir: Path, resources: An
             return frame
     trainable = _trainable(settings, resources)
     keys = [p for p in space.params]
-    printer = ProgressPrinter("search", space.metric, keys, space.scheduler.max_epochs)
+    printer = ProgressPrinter("search", space.metric, keys, space.scheduler.max_epochs, space.max_failures)
     if resume and tune.Tuner.can_restore(str(exp_dir)):
         print(f"sedtune: restoring the search in {exp_dir}", flush=True)
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True)
@@ -475,7 +494,7 @@ def run_final(space: Space, settings: RunSettings, exp_dir: Path, resources: Any
         if restore:
             tuner = tune.Tuner.restore(str(exp_dir / name), trainable=trainable, resume_errored=False)
         else:
-            printer = ProgressPrinter("final", space.metric, [], space.final.epochs)
+            printer = ProgressPrinter("final", space.metric, [], space.final.epochs, space.max_failures)
             recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
             tuner = tune.Tuner(
                 trainable,
@@ -517,6 +536,11 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     errors = search[search["status"] == "ERROR"] if not search.empty else search
     for row in errors.itertuples(index=False):
         print(f"  {row.trial_id} failed: {row.error}")
+    if "failures" in search:
+        retried = search[(search["status"] != "ERROR") & (search["failures"] > 0)]
+        for row in retried.itertuples(index=False):
+            print(f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
+                  "each resumed from its last checkpoint")
     if "pareto" in search and search["pareto"].any():
         print("Pareto front over " + " / ".join(space.metrics) + ": "
               + ", ".join(search.loc[search["pareto"], "trial_id"]))

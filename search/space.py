@@ -29,7 +29,10 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # of a GPU when the cluster has GPUs, else 0). A gpu > 0 on
                                       # a cluster without GPUs is refused before any trial runs.
     max_concurrent: 2                 # trials at once (default: cluster CPUs // resources.cpu)
-    max_failures: 0                   # Ray retries of a failed trial (default 0)
+    max_failures: 0                   # retries of a failed trial (default 0): a retry resumes
+                                      # from the last epoch's checkpoint (a lost node, a killed
+                                      # worker); a deterministic failure (TrainingDiverged)
+                                      # fails again, costing at most one epoch per retry
     fixed: {regularization: l2, cnn_filters: [16, 32, 64, 128, 128, 128, 128]}
     params:                           # order matters: `when` may only name fixed keys or
                                       # params listed above it
