@@ -601,14 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray_started = False
     try:
         print(space.summary(), flush=True)
-        try:
-            prepare_datasets(space, settings)
-        except ValueError as exc:  # DatasetError / ConfigError: names the file and the fix
-            return _user_error(str(exc), args.debug)
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        if not args.resume:
-            (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
-        else:
+        if args.resume:
             search = completed_search(space, exp_dir)
             if search is not None and (args.no_final or final_pending(space, exp_dir, search) == 0):
                 # nothing left to run: no need to start Ray
@@ -617,6 +610,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summary = lb.read_parquet(summary_path) if summary_path.is_file() and not args.no_final else None
                 print_summary(space, search, summary, exp_dir)
                 return 0
+        # Checks that can refuse the run come before anything is written to the
+        # experiment folder: the data (without starting Ray), then the cluster.
+        try:
+            prepare_datasets(space, settings)
+        except ValueError as exc:  # DatasetError / ConfigError: names the file and the fix
+            return _user_error(str(exc), args.debug)
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
         import ray
@@ -625,6 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             resources = derive_resources(space, ray.cluster_resources())
         except ClusterError as exc:
             return _user_error(str(exc), args.debug)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        if not args.resume:
+            (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
         print(f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
               f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}", flush=True)
         search = run_search(space, settings, exp_dir, resources, args.resume, args.debug)

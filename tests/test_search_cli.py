@@ -103,6 +103,8 @@ def test_gpu_request_without_gpu_is_refused(ray_session, tmp_path, capsys):
     assert main(["--space", str(space), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "resources.gpu=0.5 but the Ray cluster has no GPU" in err and "gpu: auto" in err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing written
 
 
 def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):

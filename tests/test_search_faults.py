@@ -34,6 +34,8 @@ import pytest
 
 from search import leaderboard as lb
 
+from procs import alive, descendants, kill_all, snapshot
+
 REPO = Path(__file__).resolve().parents[1]
 
 SPACE = """
@@ -58,32 +60,6 @@ final: {top_k: 1, seeds: [1], epochs: 1}
 """
 
 
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current]
-        found.update(children)
-        frontier.extend(children)
-    return found
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time (field 22 of /proc/PID/stat): tells a PID reused by another process."""
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 @pytest.mark.timeout(420)
 def test_killed_retried_raising_trials_are_contained(tmp_path):
     space = tmp_path / "faults.yaml"
@@ -95,7 +71,7 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
-    seen: dict[int, str | None] = {}  # every process of the run, with its start time
+    seen: dict[int, str] = {}  # every process of the run, with its start time
     labels: dict[str, str] = {}  # trial id -> config name
     workers: dict[str, list[int]] = {}  # trial id -> worker PIDs, one per attempt
     kills = {"killed_once": 1, "killed_twice": 2}
@@ -109,8 +85,7 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
                     break
                 continue
             lines.append(line)
-            for pid in _descendants(proc.pid):
-                seen.setdefault(pid, _start_time(pid))
+            seen = {**snapshot(descendants(proc.pid)), **seen}
             if match := re.search(r"\[search\] (\w+) start: (\w+)", line):
                 labels[match.group(1)] = match.group(2)
             elif match := re.search(r"\[search\] (\w+) runs on \S+ pid (\d+)", line):
@@ -119,17 +94,13 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
                 label = labels[trial]
                 if len(killed.get(label, [])) < kills.get(label, 0):
                     # only a process of this run (never by name): the worker is below the driver
-                    assert pid in _descendants(proc.pid), f"pid {pid} is not a process of this run"
+                    assert pid in descendants(proc.pid), f"pid {pid} is not a process of this run"
                     os.kill(pid, signal.SIGKILL)
                     killed.setdefault(label, []).append(pid)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            for pid in _descendants(proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(descendants(proc.pid))
             proc.kill()
             proc.wait()
     output = "".join(lines)
@@ -177,8 +148,6 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
 
     # nothing of the run is left running (a PID now alive with another start time was reused)
     deadline = time.monotonic() + 30
-    alive = {pid for pid, start in seen.items() if start is not None and _start_time(pid) == start}
-    while alive and time.monotonic() < deadline:
+    while alive(seen) and time.monotonic() < deadline:
         time.sleep(0.5)
-        alive = {pid for pid in alive if _start_time(pid) == seen[pid]}
-    assert not alive, f"processes of the run still alive: {sorted(alive)}"
+    assert not alive(seen), f"processes of the run still alive: {sorted(alive(seen))}"
