@@ -3,6 +3,7 @@
 Usage (the reference is a local checkout of turpaultn/dcase20_task4, never committed):
 
     python benchmarks/step_time.py --reference /path/to/dcase20_task4/baseline/models
+    python benchmarks/step_time.py --reference DIR --host-memory both   # both allocator settings
     python benchmarks/step_time.py --objectives            # objective ratios only
     python benchmarks/step_time.py --memory                # peak RSS per objective (subprocesses)
 
@@ -12,6 +13,15 @@ reference's loss (frame BCE on the strong quarter + clip BCE on the weak
 quarter), alternating A/B in one process with the same threads, after
 warm-up; prints medians and the ratio, and the achieved GFLOP/s of our step
 (FLOPs counted with torch.utils.flop_counter).
+
+Host memory (`sed/host_memory.py`): the trainer keeps freed memory for reuse
+on the CPU (glibc mallopt, process-wide). `--host-memory default|reuse` sets
+it for this process, so that the A/B pair runs under one setting;
+`--host-memory both` runs the comparison once under each setting in two
+fresh processes, one after the other, and also prints the ratio as shipped:
+ours with reuse (what `sed.train` and every trial run) to the reference with
+the default allocator (what its own scripts run), with the peak RSS of each
+process.
 
 Objective ratios: one step of `sed.objectives.compute_losses` + backward + Adam
 (+ EMA update for mt) for each augmentation x location and regulariser, as a
@@ -40,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402
+from sed.host_memory import reuse_freed_memory  # noqa: E402
 from sed.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
 from sed.objectives import Batch, update_ema  # noqa: E402
 
@@ -230,6 +241,29 @@ def peak_memory(args: argparse.Namespace) -> dict:
     return out
 
 
+def compare_allocators(args: argparse.Namespace) -> None:
+    """The model comparison under each allocator setting, each in a fresh process."""
+    import tempfile
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting in ("default", "reuse"):
+            out = Path(tmp) / f"{setting}.json"
+            cmd = [sys.executable, __file__, "--reference", str(args.reference), "--host-memory", setting,
+                   "--batch", str(args.batch), "--reps", str(args.reps), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads), "--dropout-impl", args.dropout_impl, "--json", str(out)]
+            subprocess.run(cmd, check=True)
+            results[setting] = json.loads(out.read_text())
+    d, r = results["default"]["models"], results["reuse"]["models"]
+    shipped = r["ours_median_s"] / d["reference_median_s"]
+    print(f"as shipped: ours (reuse) {r['ours_median_s']:.3f} s / reference (default allocator) "
+          f"{d['reference_median_s']:.3f} s = {shipped:.3f}; same code, default allocator {d['ratio']:.3f}; "
+          f"both with reuse {r['ratio']:.3f}; peak RSS of the process {results['default']['peak_rss_mb_process']:.0f} "
+          f"MB (default) vs {results['reuse']['peak_rss_mb_process']:.0f} MB (reuse)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"as_shipped_ratio": shipped, **results}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, help="the reference's baseline/models directory")
@@ -241,9 +275,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dropout-impl", default="bits", choices=["bits", "torch"])
+    parser.add_argument("--host-memory", default="reuse", choices=["default", "reuse", "both"],
+                        help="allocator setting of the process (sed/host_memory.py); both: two runs")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--one-objective", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.host_memory == "both":
+        if not args.reference:
+            raise SystemExit("--host-memory both needs --reference")
+        return compare_allocators(args)
+    if args.host_memory == "reuse":
+        reuse_freed_memory()
     torch.set_num_threads(args.threads)
     if args.one_objective:
         overrides = dict(OBJECTIVES)[args.one_objective]
@@ -253,13 +295,15 @@ def main() -> None:
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
     report = {
+        "host_memory": args.host_memory,
         "machine": platform.processor() or platform.machine(),
         "cores": torch.get_num_threads(),
         "torch": torch.__version__,
         "batch": args.batch,
         "reps": args.reps,
     }
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}", flush=True)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
+          f"host memory {args.host_memory}", flush=True)
     if args.reference:
         report["models"] = compare_models(args)
     if args.split:
@@ -268,6 +312,7 @@ def main() -> None:
         report["objectives"] = compare_objectives(args)
     if args.memory:
         report["peak_rss_mb"] = peak_memory(args)
+    report["peak_rss_mb_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

@@ -42,6 +42,7 @@ from .constants import N_OUT_FRAMES
 from .data.desed import DesedDataset, Split, load_desed
 from .data.synth import ensure_embedded
 from .features import FeatureConfig, FeatureStore, Scaler, fit_scaler
+from .host_memory import reuse_freed_memory
 from .metrics import evaluate_predictions, metric_versions
 from .model import CRNN, build_model, count_parameters
 from .objectives import Batch, compute_losses, sigmoid_rampup, update_ema
@@ -152,6 +153,8 @@ class Trainer:
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.device = self._pick_device(config.device)
+        if self.device.type == "cpu" and config.reuse_host_memory:
+            reuse_freed_memory()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.data = data or prepare_data(config, data_root, self.cache_dir, progress=progress)
         self.labels = self.data.labels

@@ -66,3 +66,18 @@ def kill_all(pids: set[int] | dict[int, str]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def output_lines(proc, timeout: float, lines: list[str]):
+    """Yield the lines `proc` prints (each also appended to `lines`) until it exits or `timeout` s pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                return
+            continue
+        lines.append(line)
+        yield line

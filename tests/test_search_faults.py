@@ -34,7 +34,7 @@ import pytest
 
 from search import leaderboard as lb
 
-from procs import alive, descendants, kill_all, snapshot
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,15 +76,8 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
     workers: dict[str, list[int]] = {}  # trial id -> worker PIDs, one per attempt
     kills = {"killed_once": 1, "killed_twice": 2}
     killed: dict[str, list[int]] = {}
-    deadline = time.monotonic() + 400
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                if proc.poll() is not None:
-                    break
-                continue
-            lines.append(line)
+        for line in output_lines(proc, 400, lines):
             seen = {**snapshot(descendants(proc.pid)), **seen}
             if match := re.search(r"\[search\] (\w+) start: (\w+)", line):
                 labels[match.group(1)] = match.group(2)

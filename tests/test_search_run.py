@@ -38,7 +38,7 @@ import pytest
 from search import leaderboard as lb
 from search.space import load_space
 
-from procs import alive, descendants, kill_all, snapshot
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
@@ -50,15 +50,8 @@ FINAL_COLUMNS = ["config_id", "seed", "augmentation", "consistency_weight", "val
 
 
 def _read_until(proc: subprocess.Popen, pattern: str, timeout: float, lines: list[str]) -> re.Match:
-    deadline = time.monotonic() + timeout
     regex = re.compile(pattern)
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        lines.append(line)
+    for line in output_lines(proc, timeout, lines):
         match = regex.search(line)
         if match:
             return match
