@@ -213,24 +213,25 @@ def effective_status(trial: Any) -> str:
 
 
 def error_text(trial_dir: str | Path | None, error: BaseException | str | None) -> str | None:
-    """The trial's failure reason, 'Type: message'.
+    """The trial's failure reason, 'Type: message', for its last failure.
 
-    From Ray's error for the trial's last failure (the exception, or the text
-    of error.txt: its last line names the exception raised in the trainable,
-    or says that the worker process died), else from failure.json (written by
-    the trainable, present in the trial folder of the storage once Ray has
-    synced it; a retried trial may keep an earlier attempt's file there, so
-    it is only the fallback).
+    1. The worker process died (killed, out of memory, node lost): Ray's error
+       says so and the trainable could write nothing: `WorkerDied: ...` with
+       the PID and Ray's exit type and detail.
+    2. Else failure.json, written by the trainable when it raised (present in
+       the trial folder of the storage once Ray has synced it; each attempt
+       that raises overwrites it).
+    3. Else the last line of Ray's error (the exception, or the text of
+       error.txt).
     """
     from .trainable import FAILURE_FILE
 
     if error is None and trial_dir is not None and (Path(trial_dir) / "error.txt").is_file():
         text = (Path(trial_dir) / "error.txt").read_text(errors="replace")
         error = text.split("Failure #")[-1]
-    if error is not None:
-        line = last_exception_line(str(error))
-        if line:
-            return _strip_ray_wrapper(line)
+    died = None if error is None else worker_died_text(str(error))
+    if died:
+        return died
     if trial_dir is not None:
         path = Path(trial_dir) / FAILURE_FILE
         if path.is_file():
@@ -239,13 +240,31 @@ def error_text(trial_dir: str | Path | None, error: BaseException | str | None) 
                 return f"{record['type']}: {record['message']}"
             except (OSError, ValueError, KeyError):
                 pass
-    return None if error is None else type(error).__name__
+    if error is None:
+        return None
+    line = last_exception_line(str(error))
+    return _strip_ray_wrapper(line) if line else type(error).__name__
 
 
 def _strip_ray_wrapper(line: str) -> str:
     """'RayTaskError(TrainingDiverged): msg' -> 'TrainingDiverged: msg'."""
     match = re.match(r"^Ray\w*Error\((\w+)\): (.*)$", line)
     return f"{match.group(1)}: {match.group(2)}" if match else line
+
+
+def worker_died_text(text: str) -> str | None:
+    """'WorkerDied: ...' when Ray's error says the trial's worker process died, else None."""
+    if "actor died unexpectedly" not in text and "worker process has died" not in text:
+        return None
+    pid = re.search(r"\bpid:? ?=?(\d+)", text)
+    exit_type = re.search(r"Worker exit type: (\w+)", text)
+    detail = re.search(r"Worker exit detail: (.*?)(?: Some common causes|\n|$)", text)
+    parts = [f"the trial's worker process{' (pid ' + pid.group(1) + ')' if pid else ''} died"]
+    if exit_type:
+        parts.append(f"exit type {exit_type.group(1)}")
+    if detail:
+        parts.append(detail.group(1).strip())
+    return "WorkerDied: " + "; ".join(parts)
 
 
 def trial_error_text(trial: Any) -> str | None:

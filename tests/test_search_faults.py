@@ -126,7 +126,8 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
 
     row = search.loc["killed_twice"]
     assert row["status"] == "ERROR" and row["failures"] == 2
-    assert re.search(r"died|killed|exit", row["error"], re.IGNORECASE), row["error"]
+    assert row["error"].startswith(f"WorkerDied: the trial's worker process (pid {killed['killed_twice'][1]}) died"), \
+        row["error"]
     row = search.loc["raises"]
     assert row["status"] == "ERROR" and row["failures"] == 2
     assert row["error"].startswith("ValueError: the 'weak' part has 8 clips but each batch takes 12")

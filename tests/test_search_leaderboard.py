@@ -264,3 +264,30 @@ def test_derive_resources(space):
         derive_resources(big, {"CPU": 2.0})
     assert isinstance(ClusterError("x"), ValueError)
     assert os.environ.get("RAY_AUTH_MODE") == "disabled"  # set by conftest for every test
+
+
+def test_error_text_names_a_dead_worker_over_an_earlier_attempts_failure_json(tmp_path):
+    from search.ray_glue import error_text
+
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    # attempt 1 raised (the trainable wrote failure.json), attempt 2's worker was killed
+    (trial / "failure.json").write_text(json.dumps({"type": "ValueError", "message": "bad batch"}))
+    (trial / "error.txt").write_text(
+        "Failure # 1 (occurred at 2026-12-01_11-30-05)\nTraceback ...\nValueError: bad batch\n\n"
+        "Failure # 2 (occurred at 2026-12-01_11-30-11)\n"
+        "The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n\tpid: 15367\n"
+        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR "
+        "Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of file. "
+        "Some common causes include: (1) the process was killed by the OOM killer\n"
+    )
+    assert error_text(trial, None) == (
+        "WorkerDied: the trial's worker process (pid 15367) died; exit type SYSTEM_ERROR; "
+        "Worker unexpectedly exits with a connection error code 2. End of file."
+    )
+    # the last failure is the exception: failure.json's type and message
+    (trial / "error.txt").write_text("Failure # 1\nTraceback ...\nsed.trainer.ValueError: bad batch\n")
+    assert error_text(trial, None) == "ValueError: bad batch"
+    # without failure.json: Ray's last line, its wrapper removed
+    (trial / "failure.json").unlink()
+    assert error_text(trial, "ray::ImplicitFunc.train()\nRayTaskError(KeyError): 'x'") == "KeyError: 'x'"
