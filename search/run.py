@@ -639,6 +639,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     except (Interrupted, KeyboardInterrupt):
+        if not (exp_dir / RUN_FILE).is_file():
+            # stopped while the data or the cluster were being checked: nothing to resume
+            print("\nsedtune: interrupted before the experiment started; nothing was written. "
+                  "Run the same command again.", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
         print(f"\nsedtune: interrupted; the state is saved. Resume with:\n  {resume_cmd}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     finally:
