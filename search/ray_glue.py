@@ -226,9 +226,8 @@ def error_text(trial_dir: str | Path | None, error: BaseException | str | None) 
     """
     from .trainable import FAILURE_FILE
 
-    if error is None and trial_dir is not None and (Path(trial_dir) / "error.txt").is_file():
-        text = (Path(trial_dir) / "error.txt").read_text(errors="replace")
-        error = text.split("Failure #")[-1]
+    if error is None and trial_dir is not None:
+        error = last_failure(Path(trial_dir) / "error.txt")
     died = None if error is None else worker_died_text(str(error))
     if died:
         return died
@@ -267,16 +266,20 @@ def worker_died_text(text: str) -> str | None:
     return "WorkerDied: " + "; ".join(parts)
 
 
+def last_failure(error_file: str | Path | None) -> str | None:
+    """The last 'Failure #N' section of a Ray error.txt (one section per failed attempt)."""
+    try:
+        if error_file and Path(error_file).is_file():
+            return Path(error_file).read_text(errors="replace").split("Failure #")[-1]
+    except OSError:
+        pass
+    return None
+
+
 def trial_error_text(trial: Any) -> str | None:
     """Failure reason of a Tune Trial, usable inside driver callbacks (before syncing)."""
-    text = None
-    try:  # Ray writes error.txt to the driver's staging folder before calling callbacks
-        if trial.error_file and Path(trial.error_file).is_file():
-            text = Path(trial.error_file).read_text(errors="replace")
-            text = text.split("Failure #")[-1]
-    except (AttributeError, OSError):
-        text = None
-    return error_text(getattr(trial, "path", None), text)
+    # Ray writes error.txt to the driver's staging folder before calling callbacks
+    return error_text(getattr(trial, "path", None), last_failure(getattr(trial, "error_file", None)))
 
 
 def collect_trials(result_grid: Any) -> list[TrialRecord]:

@@ -16,9 +16,11 @@ heap, where freed blocks are reused), `M_TRIM_THRESHOLD` = 1 GiB and
 `M_TOP_PAD` = 64 MiB (the heap is not shrunk after each step only to be grown
 again). The steady state of training repeats the same allocations, so the
 peak RSS settles after the first steps (see the benchmark) and is not given
-back to the OS until the process ends. `restore_default_malloc()` undoes it
-(the benchmark uses both to time the reference with the default allocator in
-the same process).
+back to the OS until the process ends. `restore_default_malloc()` sets
+glibc's default values again and trims the heap (tests use it; glibc's
+dynamic mmap threshold stays off once any of these was set).
+`benchmarks/step_time.py --host-memory both` times the two settings in two
+fresh processes instead.
 
 Used by `sed.trainer.Trainer` on the CPU when `TrainConfig.reuse_host_memory`
 is true (the default). Only glibc has these knobs: elsewhere (macOS, musl)
@@ -34,7 +36,6 @@ import platform
 # mallopt(3) parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
-M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 
 TRIM_THRESHOLD = 1 << 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 
@@ -70,8 +71,6 @@ def kill_all(pids: set[int] | dict[int, str]) -> None:
 
 def output_lines(proc, timeout: float, lines: list[str]):
     """Yield the lines `proc` prints (each also appended to `lines`) until it exits or `timeout` s pass."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
