@@ -15,6 +15,21 @@
 - `L_reg` (eq. 13): l2 x sum of squared parameters (0 unless `l2`).
 
 `d` is built by `sed.perturb` at the configured location set.
+
+Which network instance each pass is (dropout masks, `sed.model.tied_dropout`):
+with `none`/`l2` the clean student pass draws the step's masks; the
+adversarial/VAT direction search replays them, and so does the student's
+perturbed pass (`consistency_dropout='tied'`; `'independent'` draws new
+ones for that pass only). With `mt` the student's clean pass and the
+teacher's pass are different networks with masks of their own, as in the
+reference; the teacher's direction search (VAT-input-MT) and the teacher
+pass that consumes d share the teacher's masks.
+
+BatchNorm running statistics (used in evaluation) come from the clean
+student passes only: the student's perturbed pass runs with them frozen
+(`sed.perturb.frozen_batchnorm`), because the reference never feeds a
+perturbed input through the student. The teacher (`mt`) updates its own
+statistics on its perturbed input, as the reference's teacher does.
 """
 
 from __future__ import annotations
@@ -28,14 +43,17 @@ import torch
 from torch import Tensor, nn
 
 from .config import TrainConfig
-from .model import CRNN
+from .model import CRNN, tied_dropout, untied_dropout
 from .perturb import (
+    LogMelSpace,
     additive_hooks,
     adversarial_perturbation,
     consistency_mse,
     first_location,
+    frozen_batchnorm,
     plan_mixup,
     random_hooks,
+    snr_noise_hooks,
     vat_perturbation,
 )
 
@@ -48,19 +66,27 @@ def sigmoid_rampup(step: int, rampup_steps: float) -> float:
     return float(math.exp(-5.0 * (1.0 - t) ** 2))
 
 
-def ema_alpha(step: int, decay: float) -> float:
-    """Baseline EMA coefficient min(1 - 1/(step + 1), decay) (eq. 1)."""
-    return min(1.0 - 1.0 / (step + 1), decay)
+def ema_alpha(update: int, decay: float) -> float:
+    """Baseline EMA coefficient min(1 - 1/(n + 1), decay) at the n-th update, n >= 1 (eq. 1).
+
+    The reference increments its step counter before computing alpha, so the
+    first update has alpha = 1 - 1/2 = 0.5, then 2/3, 3/4, ... up to `decay`.
+    """
+    if update < 1:
+        raise ValueError(f"EMA updates are counted from 1, got {update}")
+    return min(1.0 - 1.0 / (update + 1), decay)
 
 
 @torch.no_grad()
-def update_ema(teacher: nn.Module, student: nn.Module, step: int, decay: float) -> float:
+def update_ema(teacher: nn.Module, student: nn.Module, update: int, decay: float) -> float:
     """teacher <- alpha * teacher + (1 - alpha) * student, parameters only (eq. 1, baseline).
 
-    Buffers (BatchNorm running statistics) are not averaged: the teacher's
-    own forward passes update them, as in the reference.
+    `update` is the number of this update (1 for the first, i.e. the training
+    step counted after its increment). Buffers (BatchNorm running statistics)
+    are not averaged: the teacher's own forward passes update them, as in the
+    reference.
     """
-    alpha = ema_alpha(step, decay)
+    alpha = ema_alpha(update, decay)
     for t_param, s_param in zip(teacher.parameters(), student.parameters()):
         t_param.mul_(alpha).add_(s_param.detach(), alpha=1.0 - alpha)
     return alpha
@@ -132,23 +158,34 @@ def _additive_hooks_for(
     config: TrainConfig,
     target_strong: Tensor,
     target_weak: Tensor,
+    activations: dict[str, Tensor] | None,
+    input_space: LogMelSpace | None,
 ) -> dict[str, Callable[[Tensor], Tensor]]:
-    """Hooks adding the `random` / `adversarial` / `vat` perturbation d at every location.
+    """Hooks applying the `random` / `snr_noise` / `adversarial` / `vat` perturbation.
 
     `model` from `start` (activation `start_h`) is the network whose
-    sensitivity adversarial/VAT probe: the student (none, l2) or the teacher (mt).
+    sensitivity adversarial/VAT probe: the student (none, l2) or the teacher
+    (mt); `activations` are its clean activations when known (they size d).
     """
     locations = config.location_set
     if config.augmentation == "random":
         return random_hooks(locations, config.noise_scale)
+    if config.augmentation == "snr_noise":
+        if input_space is None:
+            raise ValueError(
+                "augmentation='snr_noise' needs the features' dB floor and scaler "
+                "(compute_losses(..., input_space=LogMelSpace(...)); the Trainer passes it)"
+            )
+        return snr_noise_hooks(input_space, config.noise_snr)
     if config.augmentation == "adversarial":
         d = adversarial_perturbation(
-            model, start_h, start, locations, target_strong, target_weak, config.epsilon
+            model, start_h, start, locations, target_strong, target_weak, config.epsilon,
+            activations=activations,
         )
     elif config.augmentation == "vat":
         d = vat_perturbation(
             model, start_h, start, locations, target_strong, target_weak,
-            config.epsilon, config.xi, config.vat_iters,
+            config.epsilon, config.xi, config.vat_iters, activations=activations,
         )
     else:  # pragma: no cover - validated in TrainConfig
         raise ValueError(config.augmentation)
@@ -164,8 +201,14 @@ def consistency_loss(
     clean_activations: dict[str, Tensor],
     config: TrainConfig,
     rng: _random.Random,
+    input_space: LogMelSpace | None = None,
 ) -> Tensor:
-    """L_const for the configured augmentation, location set and regulariser."""
+    """L_const for the configured augmentation, location set and regulariser.
+
+    With `none`/`l2`, call it inside the `tied_dropout(student)` scope of the
+    clean pass (as `compute_losses` does): the direction search and the
+    perturbed pass then see the clean pass's network instance.
+    """
     if config.augmentation == "none":
         return clean_strong.new_zeros((), dtype=torch.float32)
     target_strong, target_weak = clean_strong.detach(), clean_weak.detach()
@@ -176,14 +219,18 @@ def consistency_loss(
     if config.regularization == "mt":
         if teacher is None:
             raise RuntimeError("regularization='mt' needs a teacher model")
-        if plan is not None:
-            hooks = plan.hooks()
-            student_strong, student_weak = plan.mix(clean_strong), plan.mix(clean_weak)
-        else:
-            hooks = _additive_hooks_for(teacher, x, "input", config, target_strong, target_weak)
-            student_strong, student_weak = clean_strong, clean_weak
-        with torch.no_grad():
-            teacher_out = teacher.run(x, hooks=hooks)
+        # The teacher's direction search and its pass on x + d: one teacher instance.
+        with tied_dropout(teacher):
+            if plan is not None:
+                hooks = plan.hooks()
+                student_strong, student_weak = plan.mix(clean_strong), plan.mix(clean_weak)
+            else:
+                hooks = _additive_hooks_for(
+                    teacher, x, "input", config, target_strong, target_weak, None, input_space
+                )
+                student_strong, student_weak = clean_strong, clean_weak
+            with torch.no_grad():
+                teacher_out = teacher.run(x, hooks=hooks)
         return consistency_mse(
             student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
         )
@@ -195,11 +242,15 @@ def consistency_loss(
     else:
         start = first_location(config.location_set)
         hooks = _additive_hooks_for(
-            student, clean_activations[start], start, config, target_strong, target_weak
+            student, clean_activations[start], start, config, target_strong, target_weak,
+            clean_activations, input_space,
         )
     # The prefix up to `start` is shared with the clean pass (its graph is reused),
     # so gradients of L_const reach the layers before the injection point too.
-    perturbed = student.run(clean_activations[start], start=start, hooks=hooks)
+    # BatchNorm statistics stay those of the clean passes (module docstring).
+    independent = config.consistency_dropout == "independent"
+    with untied_dropout(student, enabled=independent), frozen_batchnorm(student):
+        perturbed = student.run(clean_activations[start], start=start, hooks=hooks)
     return consistency_mse(perturbed.strong, perturbed.weak, target_strong, target_weak)
 
 
@@ -210,8 +261,28 @@ def compute_losses(
     config: TrainConfig,
     weight: float,
     rng: _random.Random,
+    input_space: LogMelSpace | None = None,
 ) -> LossTerms:
-    """All loss terms for one batch; `weight` is w(t) = consistency_weight x ramp-up."""
+    """All loss terms for one batch; `weight` is w(t) = consistency_weight x ramp-up.
+
+    `input_space` (the features' dB floor and scaler) is needed by `snr_noise` only.
+    """
+    with_const = config.augmentation != "none" and config.consistency_weight > 0
+    # none / l2: the step's network instance is the clean pass's (module docstring).
+    with tied_dropout(student, enabled=with_const and not config.has_teacher):
+        return _losses(student, teacher, batch, config, weight, rng, input_space, with_const)
+
+
+def _losses(
+    student: CRNN,
+    teacher: CRNN | None,
+    batch: Batch,
+    config: TrainConfig,
+    weight: float,
+    rng: _random.Random,
+    input_space: LogMelSpace | None,
+    with_const: bool,
+) -> LossTerms:
     clean = student.run(batch.features)
     if not bool(torch.isfinite(clean.weak).all()):
         # Diverged weights give NaN probabilities, which BCE would reject with an
@@ -220,9 +291,10 @@ def compute_losses(
     loss_strong, loss_weak = classification_loss(
         clean.strong, clean.weak, batch, config.weak_loss_on_strong
     )
-    if config.augmentation != "none" and config.consistency_weight > 0:
+    if with_const:
         const = consistency_loss(
-            student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng
+            student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
+            input_space,
         )
     else:
         const = loss_strong.new_zeros(())

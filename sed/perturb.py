@@ -6,8 +6,10 @@ axis but the batch) and sizes are relative to `||h||`, so one value means the
 same at the input, the CNN output and the RNN output (DESIGN.md).
 
 - `random` (eq. 5): d ~ N(0, I), rescaled so ||d|| = noise_scale * ||h||.
-- `adversarial` (eq. 6-7): the gradient of MSE(sg[f(x)], f_l(h + d)) is zero at
-  d = 0 (the MSE has its minimum there), so it is taken at a random start d0
+- `adversarial` (eq. 6-7): eq. 6 takes the gradient of MSE(sg[f(x)], f_l(h + d))
+  at d = 0, but the probe pass replays the clean pass's dropout masks (see
+  below), so f_l(h + 0) *is* the target and the MSE has its minimum, with a
+  zero gradient, there. The gradient is therefore taken at a random start d0
   drawn as `random` with ||d0|| = epsilon * ||h|| (a random point of the
   epsilon sphere, as in FGSM with random start); then one first-order step
   d = epsilon * ||h|| * g / ||g||.
@@ -20,15 +22,32 @@ same at the input, the CNN output and the RNN output (DESIGN.md).
   h[perm]; the target is the same mix of the clean predictions. With several
   locations one is drawn uniformly per step (manifold mixup, Verma et al.
   2019): mixing twice would mix already-mixed activations.
+- `snr_noise` (the 2020 baseline's input noise, BASELINE.md "Teacher input
+  noise"): Gaussian noise at `noise_snr` dB SNR per mel band added to the
+  *linear* mel, then amplitude-to-dB (amin 1e-5, top_db 80 per clip) and the
+  per-band scaler, as the reference's AugmentGaussianNoise + ApplyLog +
+  Normalize do. Input only. See `snr_noise`.
 
 With several locations (e.g. `latent` = cnn + rnn), `random`, `adversarial`
 and `vat` perturb all of them in one pass; adversarial/VAT directions are
 found jointly (one gradient w.r.t. every d), each normalised by its own ||h||.
+The perturbation is a sample, not a function of the parameters: its size
+is computed from ||h|| with the gradient stopped.
 
-The gradient passes that search adversarial/VAT directions use
-`torch.autograd.grad` w.r.t. `d` only (nothing reaches parameter `.grad`),
-run with BatchNorm running statistics frozen (`frozen_batchnorm`), and keep the
-model in the train/eval mode it was in.
+One network instance per step (dropout). In train mode every pass through
+the CRNN draws new dropout masks. A direction searched with other masks than
+the clean pass that made the target maximises the *dropout disagreement*
+between two sub-networks, not the sensitivity of eq. 6/8 (measured: VAT
+directions from different random starts at the input had mean |cosine|
+0.004 with dropout 0.5, 0.47 with dropout 0). So the direction search runs
+inside `sed.model.tied_dropout`: its probe passes replay the masks of the
+clean pass (student, `l2`/`none`) or of the teacher's first pass (teacher,
+`mt`), and the training pass that consumes d uses the same masks too
+(`consistency_dropout='tied'`, the default; `'independent'` gives the
+student's perturbed pass masks of its own, as before). The gradient passes
+use `torch.autograd.grad` w.r.t. `d` only (nothing reaches parameter `.grad`),
+run with BatchNorm running statistics frozen (`frozen_batchnorm`), and keep
+the model in the train/eval mode it was in.
 """
 
 from __future__ import annotations
@@ -36,13 +55,13 @@ from __future__ import annotations
 import contextlib
 import random as _random
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .config import LOCATIONS
-from .model import CRNN
+from .model import CRNN, tied_dropout
 
 _EPS = 1e-12
 
@@ -92,17 +111,80 @@ def additive_hooks(perturbations: dict[str, Tensor]) -> dict[str, Callable[[Tens
     return {loc: (lambda h, d=d: h + d) for loc, d in perturbations.items()}
 
 
-def _prefix_activations(model: CRNN, start_h: Tensor, start: str, locations: Sequence[str]) -> dict[str, Tensor]:
-    """Clean activations at `locations` needed to size d (one pass without grad)."""
+def _sizing_activations(
+    model: CRNN,
+    start_h: Tensor,
+    start: str,
+    locations: Sequence[str],
+    given: Mapping[str, Tensor] | None,
+) -> dict[str, Tensor]:
+    """Clean activations at `locations` that size d (detached); one pass without grad if not given."""
+    if given is not None and all(loc in given for loc in locations):
+        return {loc: given[loc].detach() for loc in locations}
     with torch.no_grad(), frozen_batchnorm(model):
         out = model.run(start_h, start=start)
     return {loc: out.activations[loc] for loc in locations}
 
 
 def random_noise(h: Tensor, noise_scale: float, generator: torch.Generator | None = None) -> Tensor:
-    """Eq. 5: Gaussian d with ||d|| = noise_scale * ||h|| per example."""
+    """Eq. 5: Gaussian d with ||d|| = noise_scale * ||h|| per example (a constant: no gradient)."""
     noise = torch.randn(h.shape, device=h.device, dtype=h.dtype, generator=generator)
-    return scale_to(noise, h, noise_scale)
+    return scale_to(noise, h.detach(), noise_scale)
+
+
+@dataclass(frozen=True)
+class LogMelSpace:
+    """How the network's input was made from the linear mel: dB floor and per-band scaler.
+
+    `snr_noise` needs it to go back to the linear mel, add the noise there and
+    come back exactly as the features were made (sed.features: amplitude-to-dB
+    with ref 1, `amin`, `top_db` per clip; then (x - mean) / std per band).
+    """
+
+    mean: Tensor  # [n_mels]
+    std: Tensor  # [n_mels]
+    top_db: float | None = 80.0
+    amin: float = 1e-5
+
+    def to(self, device: torch.device) -> "LogMelSpace":
+        return LogMelSpace(self.mean.to(device), self.std.to(device), self.top_db, self.amin)
+
+
+def snr_noise(
+    h: Tensor, space: LogMelSpace, snr_db: float, noise: Tensor | None = None
+) -> Tensor:
+    """The 2020 baseline's input noise on normalised log-mel input `h` [B, T, F].
+
+    Per clip and mel band b, with M the linear (amplitude) mel:
+    sigma_b = sqrt(mean_t M[t, b]^2 * 10^(-snr/10)); M' = M + sigma_b * z with
+    z ~ N(0, 1); then 20 log10(max(|M'|, amin)), floored at the clip's maximum
+    minus top_db, and the scaler -- the reference's AugmentGaussianNoise(snr)
+    followed by ApplyLog (librosa.amplitude_to_db) and Normalize.
+
+    M is recovered from the cached dB features as 10^(dB / 20). That is exact
+    wherever the clean value lies above the clip's top_db floor; at floored
+    bins M is the floor value instead of the (smaller) true value, which
+    changes the noisy result only where the noise and the floor are of the
+    same size, by at most ~6 dB, before the result is floored again
+    (measured on the embedded data: docs/faithfulness.md). `noise` is the
+    standard normal sample z (drawn when None); the result carries no gradient.
+    """
+    with torch.no_grad():
+        db = h.float() * space.std + space.mean
+        linear = torch.pow(10.0, db / 20.0)
+        band_power = linear.pow(2).mean(dim=1, keepdim=True)  # mean over time, per band
+        sigma = torch.sqrt(band_power * 10.0 ** (-snr_db / 10.0))
+        z = torch.randn_like(linear) if noise is None else noise.to(linear)
+        noisy_db = 20.0 * torch.log10(torch.clamp((linear + sigma * z).abs(), min=space.amin))
+        if space.top_db is not None:
+            peak = noisy_db.amax(dim=(1, 2), keepdim=True)
+            noisy_db = torch.maximum(noisy_db, peak - space.top_db)
+        return ((noisy_db - space.mean) / space.std).to(h.dtype)
+
+
+def snr_noise_hooks(space: LogMelSpace, snr_db: float) -> dict[str, Callable[[Tensor], Tensor]]:
+    """A hook replacing the input by its `snr_noise` version (input only)."""
+    return {"input": lambda h: snr_noise(h, space, snr_db)}
 
 
 def random_hooks(locations: Sequence[str], noise_scale: float) -> dict[str, Callable[[Tensor], Tensor]]:
@@ -137,11 +219,20 @@ def adversarial_perturbation(
     target_strong: Tensor,
     target_weak: Tensor,
     epsilon: float,
+    activations: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Eq. 6: one gradient step from a random start on the epsilon sphere."""
-    acts = _prefix_activations(model, start_h, start, locations)
-    d0 = {loc: random_noise(acts[loc], epsilon) for loc in locations}
-    grads = _gradient_wrt(model, start_h, start, d0, target_strong, target_weak)
+    """Eq. 6: one gradient step from a random start on the epsilon sphere.
+
+    `activations` (the clean activations at `locations`, e.g. those of the
+    clean training pass) size d; without them a pass without gradient finds
+    them. Call it inside the `tied_dropout` scope of the pass that made the
+    target, so that the search sees that network instance (module docstring);
+    on its own it opens a scope of its own (its passes agree with each other).
+    """
+    with tied_dropout(model):
+        acts = _sizing_activations(model, start_h, start, locations, activations)
+        d0 = {loc: random_noise(acts[loc], epsilon) for loc in locations}
+        grads = _gradient_wrt(model, start_h, start, d0, target_strong, target_weak)
     return {loc: scale_to(grads[loc], acts[loc], epsilon) for loc in locations}
 
 
@@ -155,14 +246,18 @@ def vat_perturbation(
     epsilon: float,
     xi: float,
     iterations: int = 1,
+    activations: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Eq. 8: power iteration for the most sensitive direction, scaled to epsilon * ||h||."""
-    acts = _prefix_activations(model, start_h, start, locations)
-    direction = {loc: torch.randn_like(acts[loc]) for loc in locations}
-    for _ in range(iterations):
-        probe = {loc: scale_to(direction[loc], acts[loc], xi) for loc in locations}
-        grads = _gradient_wrt(model, start_h, start, probe, target_strong, target_weak)
-        direction = grads
+    """Eq. 8: power iteration for the most sensitive direction, scaled to epsilon * ||h||.
+
+    `activations` and the dropout scope as for `adversarial_perturbation`.
+    """
+    with tied_dropout(model):
+        acts = _sizing_activations(model, start_h, start, locations, activations)
+        direction = {loc: torch.randn_like(acts[loc]) for loc in locations}
+        for _ in range(iterations):
+            probe = {loc: scale_to(direction[loc], acts[loc], xi) for loc in locations}
+            direction = _gradient_wrt(model, start_h, start, probe, target_strong, target_weak)
     return {loc: scale_to(direction[loc], acts[loc], epsilon) for loc in locations}
 
 

@@ -46,6 +46,7 @@ from .host_memory import reuse_freed_memory
 from .metrics import evaluate_predictions, metric_versions
 from .model import CRNN, build_model, count_parameters
 from .objectives import Batch, compute_losses, sigmoid_rampup, update_ema
+from .perturb import LogMelSpace
 
 CHECKPOINT_FILE = "trainer_state.pt"
 CHECKPOINT_FORMAT = 1
@@ -175,6 +176,9 @@ class Trainer:
         )
         self.mean = torch.as_tensor(self.data.scaler.mean, dtype=torch.float32, device=self.device)
         self.std = torch.as_tensor(self.data.scaler.std, dtype=torch.float32, device=self.device)
+        feature_config = FeatureConfig()
+        #: How the input was made from the linear mel (snr_noise goes back through it).
+        self.input_space = LogMelSpace(self.mean, self.std, feature_config.top_db)
 
         self._build_loaders()
         self.rng = _random.Random(config.seed + 17)
@@ -207,7 +211,7 @@ class Trainer:
         split = self.data.split(name)
         return ClipDataset(
             self.data.features[name],
-            split.strong_targets(self.labels) if strong else None,
+            split.strong_targets(self.labels, self.config.offset_rounding) if strong else None,
             split.weak_targets(self.labels) if weak else None,
             len(self.labels),
         )
@@ -298,7 +302,9 @@ class Trainer:
             weight = cfg.consistency_weight * rampup
             try:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                    terms = compute_losses(self.student, self.teacher, batch, cfg, weight, self.rng)
+                    terms = compute_losses(
+                        self.student, self.teacher, batch, cfg, weight, self.rng, self.input_space
+                    )
                 values = terms.as_floats()
             except FloatingPointError as error:
                 values = {"model_outputs": float("nan")}
@@ -320,7 +326,8 @@ class Trainer:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
             if self.teacher is not None:
-                update_ema(self.teacher, self.student, self.step, cfg.ema_decay)
+                # the (step + 1)-th update: alpha 0.5 first, as the reference (objectives.ema_alpha)
+                update_ema(self.teacher, self.student, self.step + 1, cfg.ema_decay)
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             self.step += 1

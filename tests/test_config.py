@@ -18,8 +18,12 @@ from sed.config import (
 
 def test_defaults_are_the_reference_baseline():
     cfg = TrainConfig()
-    assert (cfg.augmentation, cfg.locations, cfg.regularization) == ("random", "input", "mt")
+    # the mean teacher with the reference's input noise: 30 dB SNR on the linear mel
+    assert (cfg.augmentation, cfg.locations, cfg.regularization) == ("snr_noise", "input", "mt")
+    assert cfg.noise_snr == 30.0
     assert cfg.batch_size == 24 and cfg.lr == 1e-3 and cfg.epochs == 200 and cfg.consistency_weight == 2.0
+    assert cfg.rampup_epochs == 50.0 and cfg.ema_decay == 0.999
+    assert cfg.offset_rounding == "floor" and cfg.consistency_dropout == "tied"
     assert cfg.noise_scale == pytest.approx(10 ** (-1.5)) == SNR_30DB_SCALE
     assert cfg.select == "student" and cfg.seed == 2020 and cfg.median_window == 7
 
@@ -28,7 +32,13 @@ def test_the_nine_table1_presets():
     assert list(PRESETS) == list(PAPER_TABLE1) and len(PRESETS) == 9
     rows = {name: (c.augmentation, c.location_set, c.regularization) for name, c in PRESETS.items()}
     assert rows["none"] == ("none", ("input",), "none")
-    assert rows["baseline"] == ("random", ("input",), "mt")
+    assert rows["baseline"] == ("snr_noise", ("input",), "mt")
+    # rows 2 and 3 differ only by the regularisation (paper 5.1)
+    base, row3 = PRESETS["baseline"], PRESETS["random-input-l2"]
+    assert rows["random-input-l2"] == ("snr_noise", ("input",), "l2")
+    assert base.noise_snr == row3.noise_snr == 30.0
+    differing = {k for k, v in base.to_dict().items() if row3.to_dict()[k] != v}
+    assert differing == {"regularization"}, differing
     assert rows["random-latent-l2"] == ("random", ("cnn", "rnn"), "l2")
     assert rows["adversarial-latent-l2"] == ("adversarial", ("cnn", "rnn"), "l2")
     assert rows["vat-input-mt"] == ("vat", ("input",), "mt")
@@ -65,6 +75,10 @@ def test_overrides_coerce_strings_and_validate():
         ({"epsilonn": 1}, "epsilonn"),
         ({"cnn_filters": "4,8,8,8,8,8,8,8"}, "cnn_filters"),
         ({"batch_size": 2}, "batch_size"),
+        ({"augmentation": "snr_noise", "locations": "latent"}, "augmentation='snr_noise'"),
+        ({"noise_snr": "inf"}, "noise_snr"),
+        ({"consistency_dropout": "fresh"}, "consistency_dropout"),
+        ({"offset_rounding": "round"}, "offset_rounding"),
     ],
 )
 def test_wrong_values_are_refused_naming_the_key(overrides, key):

@@ -24,6 +24,24 @@ EVAL = LAYOUT["public_eval"]
 # --------------------------------------------------------------------------- encoding
 
 
+def test_encode_strong_floors_the_offset_as_the_reference_by_default():
+    labels = ("Cat", "Dog")
+    # step = 0.06375 s. Dog 1.0-2.0 s: floor(15.69) = 15 .. floor(31.37) = 31 excluded
+    # -> frames 15..30 (16 frames; 'ceil' adds frame 31).
+    # Cat 0.1275-0.255 s lies exactly on frame boundaries 2 and 4 -> frames 2, 3 either way.
+    # Cat 9.9-10.0 s: floor(155.29) = 155 .. floor(156.86) = 156 excluded -> frame 155.
+    # A 1 ms event inside frame 3 marks nothing (onset and offset floor to the same frame).
+    events = [Event(1.0, 2.0, "Dog"), Event(0.1275, 0.255, "Cat"), Event(9.9, 10.0, "Cat"),
+              Event(0.2, 0.201, "Cat")]
+    targets = encode_strong(events, labels)
+    assert np.flatnonzero(targets[:, 1]).tolist() == list(range(15, 31))
+    assert np.flatnonzero(targets[:, 0]).tolist() == [2, 3, 155]
+    assert targets.sum() == 16 + 3
+    assert np.array_equal(targets, encode_strong(events, labels, offset_rounding="floor"))
+    with pytest.raises(ValueError, match="offset_rounding"):
+        encode_strong(events, labels, offset_rounding="round")
+
+
 def test_encode_strong_marks_hand_computed_frames():
     labels = ("Cat", "Dog")
     # step = 0.06375 s. Dog 1.0-2.0 s: floor(1.0 / 0.06375) = floor(15.69) = 15,
@@ -31,7 +49,7 @@ def test_encode_strong_marks_hand_computed_frames():
     # Cat 0.1275-0.255 s lies exactly on frame boundaries 2 and 4 -> frames 2, 3.
     # Cat 9.9-10.0 s: floor(155.29) = 155, ceil(156.86) - 1 = 156 -> frames 155, 156.
     events = [Event(1.0, 2.0, "Dog"), Event(0.1275, 0.255, "Cat"), Event(9.9, 10.0, "Cat")]
-    targets = encode_strong(events, labels)
+    targets = encode_strong(events, labels, offset_rounding="ceil")
     assert targets.shape == (157, 2) and targets.dtype == np.float32
     assert np.flatnonzero(targets[:, 1]).tolist() == list(range(15, 32))
     assert np.flatnonzero(targets[:, 0]).tolist() == [2, 3, 155, 156]
@@ -42,8 +60,8 @@ def test_encode_strong_clips_to_the_frame_range_and_keeps_tiny_events():
     # n_frames = 10: an event from 0.5 s (frame floor(7.84) = 7) to 5 s (past frame 9) -> frames 7, 8, 9.
     targets = encode_strong([Event(0.5, 5.0, "Dog")], ["Dog"], n_frames=10)
     assert np.flatnonzero(targets[:, 0]).tolist() == [7, 8, 9]
-    # A 1 ms event inside frame 3 (0.19125-0.255 s) still marks that one frame.
-    targets = encode_strong([Event(0.2, 0.201, "Dog")], ["Dog"])
+    # With 'ceil' a 1 ms event inside frame 3 (0.19125-0.255 s) still marks that one frame.
+    targets = encode_strong([Event(0.2, 0.201, "Dog")], ["Dog"], offset_rounding="ceil")
     assert np.flatnonzero(targets[:, 0]).tolist() == [3]
     # Defaults are the baseline's output grid.
     assert N_OUT_FRAMES == 157 and math.isclose(FRAME_STEP_S, 0.06375)
@@ -151,8 +169,10 @@ def test_load_reads_every_part(tmp_path):
     assert validation.events == [[Event(0.0, 1.5, "Cat")], []]
     strong = validation.strong_targets(data.labels)
     assert strong.shape == (2, 157, 10)
-    # Cat 0-1.5 s: frames 0 .. ceil(23.53) - 1 = 23.
-    assert np.flatnonzero(strong[0, :, 2]).tolist() == list(range(24)) and strong[1].sum() == 0
+    # Cat 0-1.5 s: frames 0 .. floor(23.53) = 23 excluded (the reference), 'ceil' keeps 23.
+    assert np.flatnonzero(strong[0, :, 2]).tolist() == list(range(23)) and strong[1].sum() == 0
+    ceil = validation.strong_targets(data.labels, offset_rounding="ceil")
+    assert np.flatnonzero(ceil[0, :, 2]).tolist() == list(range(24))
     assert validation.weak_targets(data.labels).tolist()[1] == [0.0] * 10
 
     public = data.splits["public_eval"]

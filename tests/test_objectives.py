@@ -13,6 +13,7 @@ from torch import nn
 
 from sed.config import PRESETS, TrainConfig
 from sed.model import CRNN, CRNNConfig
+from sed.perturb import LogMelSpace
 from sed.objectives import (
     Batch,
     classification_loss,
@@ -24,6 +25,8 @@ from sed.objectives import (
 )
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
+#: A dB floor and per-band scaler for `snr_noise` (the Trainer builds it from the data).
+SPACE = LogMelSpace(mean=torch.full((128,), -40.0), std=torch.full((128,), 12.0), top_db=80.0)
 
 
 def make_batch(b: int = 8, c: int = 3) -> Batch:
@@ -51,9 +54,15 @@ def test_ema_update_equation_on_a_toy_model():
     with torch.no_grad():
         student.weight.fill_(1.0); student.bias.fill_(2.0)
         teacher.weight.fill_(3.0); teacher.bias.fill_(-1.0)
-    assert ema_alpha(0, 0.999) == 0.0  # step 0 copies the student
-    update_ema(teacher, student, 0, 0.999)
-    assert torch.allclose(teacher.weight, torch.ones(1, 2))
+    # The reference counts the step after its increment: the first three alphas.
+    assert [ema_alpha(n, 0.999) for n in (1, 2, 3)] == [0.5, pytest.approx(2 / 3), 0.75]
+    assert ema_alpha(10_000, 0.999) == 0.999
+    with pytest.raises(ValueError, match="counted from 1"):
+        ema_alpha(0, 0.999)
+    alpha = update_ema(teacher, student, 1, 0.999)  # the first update mixes half and half
+    assert alpha == 0.5
+    assert torch.allclose(teacher.weight, torch.full((1, 2), 2.0))  # 0.5 * 3 + 0.5 * 1
+    assert torch.allclose(teacher.bias, torch.tensor([0.5]))  # 0.5 * -1 + 0.5 * 2
     with torch.no_grad():
         teacher.weight.fill_(3.0)
     alpha = update_ema(teacher, student, 3, 0.999)  # min(1 - 1/4, 0.999) = 0.75
@@ -79,7 +88,7 @@ def test_l2_term_is_coefficient_times_sum_of_squares():
     expected = sum(float((p.detach().double() ** 2).sum()) for p in model.parameters())
     assert float(l2_penalty(model).detach()) == pytest.approx(expected, rel=1e-5)
     cfg = dataclasses.replace(PRESETS["random-input-l2"], l2=0.01)
-    terms = compute_losses(model, None, make_batch(), cfg, weight=1.0, rng=random.Random(0))
+    terms = compute_losses(model, None, make_batch(), cfg, weight=1.0, rng=random.Random(0), input_space=SPACE)
     assert float(terms.reg) == pytest.approx(0.01 * expected, rel=1e-5)
 
 
@@ -134,14 +143,14 @@ def test_mean_teacher_target_comes_from_the_teacher_on_the_perturbed_input():
         p.requires_grad_(False)
     cfg = PRESETS["baseline"]
     batch = make_batch()
-    terms = compute_losses(student, teacher, batch, cfg, weight=1.0, rng=random.Random(0))
+    terms = compute_losses(student, teacher, batch, cfg, weight=1.0, rng=random.Random(0), input_space=SPACE)
     terms.total.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert float(terms.const) > 0
     # no noise and identical weights -> zero consistency (dropout off in TINY, eval BN for determinism)
     teacher.load_state_dict(student.state_dict())
     student.eval(); teacher.eval()
-    quiet = dataclasses.replace(cfg, noise_scale=0.0)
+    quiet = dataclasses.replace(cfg, augmentation="random", noise_scale=0.0)
     terms = compute_losses(student, teacher, batch, quiet, weight=1.0, rng=random.Random(0))
     assert float(terms.const) == pytest.approx(0.0, abs=1e-10)
 
@@ -152,7 +161,9 @@ def test_every_preset_gives_finite_losses_and_gradients(name):
     cfg = PRESETS[name]
     student = CRNN(TINY)
     teacher = CRNN(TINY) if cfg.regularization == "mt" else None
-    terms = compute_losses(student, teacher, make_batch(), cfg, weight=2.0, rng=random.Random(0))
+    terms = compute_losses(
+        student, teacher, make_batch(), cfg, weight=2.0, rng=random.Random(0), input_space=SPACE
+    )
     terms.total.backward()
     values = terms.as_floats()
     assert all(math.isfinite(v) for v in values.values())

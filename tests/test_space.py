@@ -225,7 +225,7 @@ def test_with_overrides():
         space_from(BASE).with_overrides(num_samples=2)
 
 
-@pytest.mark.parametrize("name", ["latent", "input", "all", "table1", "demo"])
+@pytest.mark.parametrize("name", ["latent", "input", "all", "table1", "table1-short", "demo"])
 def test_shipped_spaces_load(name):
     space = load_space(REPO / "spaces" / f"{name}.yaml")
     assert space.name == name
@@ -236,6 +236,17 @@ def test_shipped_spaces_load(name):
         space.sample_config({**params, **constants})
     else:
         assert [p.label for p in space.grid_configs()] == list(PRESETS)
+
+
+def test_table1_runs_the_papers_protocol_and_the_short_budget_says_so():
+    paper = load_space(REPO / "spaces" / "table1.yaml")
+    assert paper.scheduler.max_epochs == 200 and paper.final.epochs == 200
+    assert paper.constants()["rampup_epochs"] == 50
+    short = load_space(REPO / "spaces" / "table1-short.yaml")
+    assert short.scheduler.max_epochs == 30 and short.constants()["rampup_epochs"] == 8
+    assert "short" in short.description.lower() and "NOT the\n# paper's protocol" in (
+        REPO / "spaces" / "table1-short.yaml"
+    ).read_text()
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -81,7 +81,7 @@ def test_l2_builds_no_teacher_and_mt_does(data):
 
 
 def test_divergence_stops_with_a_clear_error(data):
-    cfg = tiny("random-input-l2", noise_scale=1e38, max_steps_per_epoch=2)
+    cfg = tiny("random-input-l2", augmentation="random", noise_scale=1e38, max_steps_per_epoch=2)
     with pytest.raises(TrainingDiverged, match="non-finite"):
         Trainer(cfg, data=data, progress=False).train_epoch()
 

@@ -164,7 +164,7 @@ class Split:
     def is_strong(self) -> bool:
         return self.events is not None
 
-    def strong_targets(self, labels: Sequence[str]) -> np.ndarray:
+    def strong_targets(self, labels: Sequence[str], offset_rounding: str = "floor") -> np.ndarray:
         """Frame targets ``[N, 157, C]`` float32 (:func:`encode_strong` per clip)."""
         if self.events is None:
             raise DatasetError(
@@ -174,7 +174,7 @@ class Split:
         labels = tuple(labels)
         if not self.events:
             return np.zeros((0, N_OUT_FRAMES, len(labels)), dtype=np.float32)
-        return np.stack([encode_strong(clip, labels) for clip in self.events])
+        return np.stack([encode_strong(clip, labels, offset_rounding=offset_rounding) for clip in self.events])
 
     def weak_targets(self, labels: Sequence[str]) -> np.ndarray:
         """Clip targets ``[N, C]`` float32 (from weak labels, or from the events)."""
@@ -235,21 +235,32 @@ def encode_strong(
     labels: Sequence[str],
     n_frames: int = N_OUT_FRAMES,
     frame_step: float = FRAME_STEP_S,
+    offset_rounding: str = "floor",
 ) -> np.ndarray:
     """Frame targets ``[n_frames, C]`` float32 for one clip.
 
     Frame ``i`` covers ``[i * frame_step, (i + 1) * frame_step)`` (63.75 ms by
     default, BASELINE.md "Post-processing"); an event marks frames
-    ``floor(onset / step)`` .. ``ceil(offset / step) - 1``, clipped to
-    ``[0, n_frames)``. A relative slack of 1e-6 frame keeps onsets that lie
-    exactly on a frame boundary (up to float rounding) on that boundary.
+    ``floor(onset / step)`` up to, not including, ``floor(offset / step)``
+    (``offset_rounding='floor'``: the reference's ``main.py`` +
+    ``ManyHotEncoder.encode_strong_df``, offset frame excluded) or
+    ``ceil(offset / step)`` (``'ceil'``: every frame the event overlaps, one
+    more frame per event), clipped to ``[0, n_frames)``. With ``'floor'`` an
+    event inside a single frame marks nothing, as in the reference. A
+    relative slack of 1e-6 frame keeps times that lie exactly on a frame
+    boundary (up to float rounding) on that boundary.
     """
+    if offset_rounding not in ("floor", "ceil"):
+        raise ValueError(f"offset_rounding={offset_rounding!r}: choose 'floor' (reference) or 'ceil'")
     index = _label_index(labels)
     targets = np.zeros((n_frames, len(index)), dtype=np.float32)
     for event in events:
         column = _column(index, event.label, labels)
         first = max(0, math.floor(event.onset / frame_step + 1e-6))
-        stop = min(n_frames, math.ceil(event.offset / frame_step - 1e-6))
+        if offset_rounding == "floor":
+            stop = min(n_frames, math.floor(event.offset / frame_step + 1e-6))
+        else:
+            stop = min(n_frames, math.ceil(event.offset / frame_step - 1e-6))
         if stop > first:
             targets[first:stop, column] = 1.0
     return targets
