@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sed.config import TrainConfig  # noqa: E402
 from sed.model import build_model  # noqa: E402
 from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
+from sed.perturb import LogMelSpace  # noqa: E402
 
 
 def random_batch(batch: int, device: torch.device | str = "cpu", n_classes: int = 10) -> Batch:
@@ -49,14 +50,21 @@ class ObjectiveStep:
         self.batch = batch
         self.rng = random.Random(0)
         self.step = 0
+        # snr_noise goes back to dB through a scaler: one of log-mel-like size (the batch is N(0, 1)).
+        n_mels = batch.features.shape[-1]
+        self.input_space = LogMelSpace(
+            torch.full((n_mels,), -40.0, device=device), torch.full((n_mels,), 12.0, device=device)
+        )
 
     def __call__(self) -> dict[str, float]:
         with torch.autocast(self.batch.features.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            terms = compute_losses(self.student, self.teacher, self.batch, self.cfg, 1.0, self.rng)
+            terms = compute_losses(
+                self.student, self.teacher, self.batch, self.cfg, 1.0, self.rng, self.input_space
+            )
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
         if self.teacher is not None:
-            update_ema(self.teacher, self.student, self.step, self.cfg.ema_decay)
+            update_ema(self.teacher, self.student, self.step + 1, self.cfg.ema_decay)
         self.step += 1
         return terms.as_floats()

@@ -13,6 +13,16 @@ Facts reproduced (../shared/BASELINE.md, "Post-processing and metrics"):
 A run of active frames ``first..last`` becomes one event with
 ``onset = first * step`` and ``offset = (last + 1) * step``, clipped to the
 clip duration (157 frames x 63.75 ms = 10.009 s is longer than a 10 s clip).
+
+Deviation from the reference, on purpose: the clip duration is each file's
+own (``Split.durations``: the durations TSV where the dataset has one, else
+the audio's length), not a fixed 10 s, and an event that would start at or
+after it is dropped. The reference decodes every clip on the same 157-frame
+grid and leaves the last offset at 10.009 s; psds_eval and sed_scores_eval
+need every event inside the duration they are given for its file, and clips
+of other lengths (DESED's public evaluation set has one of 11 s) would
+otherwise lose or gain time. For a 10 s clip the only change is a last
+offset of 10.0 s instead of 10.009 s (docs/faithfulness.md).
 """
 
 from __future__ import annotations

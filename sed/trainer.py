@@ -318,7 +318,8 @@ class Trainer:
                     f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
                     f"config: augmentation="
                     f"{cfg.augmentation}, locations={cfg.locations}, epsilon={cfg.epsilon}, "
-                    f"noise_scale={cfg.noise_scale}, consistency_weight={cfg.consistency_weight}, "
+                    f"noise_scale={cfg.noise_scale}, noise_snr={cfg.noise_snr}, "
+                    f"consistency_weight={cfg.consistency_weight}, "
                     f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
                 )
             self.optimizer.zero_grad(set_to_none=True)
