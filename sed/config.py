@@ -19,6 +19,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from .errors import ConfigError
+from .model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
+
 AUGMENTATIONS: tuple[str, ...] = ("none", "random", "adversarial", "vat", "mixup", "snr_noise")
 #: Augmentations defined on the log-mel input only (they go through the linear mel).
 INPUT_ONLY_AUGMENTATIONS: tuple[str, ...] = ("snr_noise",)
@@ -27,10 +30,6 @@ CONSISTENCY_DROPOUTS: tuple[str, ...] = ("tied", "independent")
 #: How an event's offset time maps to its last target frame (sed.data.desed.encode_strong).
 OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
 REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
-#: Injection points of the CRNN, in the order the forward pass meets them.
-LOCATIONS: tuple[str, ...] = ("input", "cnn", "rnn")
-#: Named location sets: the paper's Figure 1 calls {cnn, rnn} "latent".
-LOCATION_ALIASES: dict[str, tuple[str, ...]] = {"latent": ("cnn", "rnn"), "all": LOCATIONS}
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
 
@@ -38,41 +37,16 @@ EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
 SNR_30DB_SCALE: float = 10 ** (-30 / 20)
 
 
-class ConfigError(ValueError):
-    """A configuration value a user supplied is wrong; the message names the key."""
-
-
-def parse_locations(value: str) -> tuple[str, ...]:
-    """`'latent'` -> ('cnn', 'rnn'); `'input+rnn'` -> ('input', 'rnn'), in network order."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            f"locations={value!r}: give a non-empty '+'-joined subset of {list(LOCATIONS)} "
-            f"or one of {sorted(LOCATION_ALIASES)} (e.g. locations=latent)"
-        )
-    names: set[str] = set()
-    for part in value.replace(",", "+").split("+"):
-        part = part.strip()
-        if part in LOCATION_ALIASES:
-            names.update(LOCATION_ALIASES[part])
-        elif part in LOCATIONS:
-            names.add(part)
-        else:
-            raise ConfigError(
-                f"locations={value!r}: unknown location {part!r}; use a '+'-joined subset of "
-                f"{list(LOCATIONS)} or one of {sorted(LOCATION_ALIASES)}"
-            )
-    return tuple(loc for loc in LOCATIONS if loc in names)
-
-
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(CRNNFields):
     """Everything that defines one training run (defaults: the DCASE 2020 baseline).
 
     Defaults reproduce BASELINE.md: batch 24 (6 weak / 12 unlabeled / 6 strong),
     Adam 1e-3, 200 epochs, ramp-up over 50 epochs, consistency weight 2,
     mean teacher whose input gets the reference's Gaussian noise at 30 dB SNR
     on the linear mel (`snr_noise`), student selected on event F1 of the 20 %
-    synthetic split, seed 2020.
+    synthetic split, seed 2020. The CRNN's fields (cnn_filters, rnn_hidden,
+    dropout, ...) are declared once, in `sed.model.CRNNFields`, and inherited.
     """
 
     # --- objective (paper section 4) ---
@@ -116,23 +90,6 @@ class TrainConfig:
     seed: int = 2020
     #: Cap on steps per epoch (None: an epoch ends when the shortest stream runs out).
     max_steps_per_epoch: int | None = None
-
-    # --- model (BASELINE.md, CRNN) ---
-    cnn_filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
-    rnn_hidden: int = 128
-    rnn_layers: int = 2
-    dropout: float = 0.5
-    pooling: str = "avg"
-    bn_momentum: float = 0.99
-    #: BatchNorm eps of the reference (1e-3). With narrow test/demo models the
-    #: conv outputs' variance falls below 1e-3 and BN stops normalising; 1e-5
-    #: (PyTorch's default) lets such models learn in a few hundred steps.
-    bn_eps: float = 1e-3
-    gated_unit: str = "linear_sigmoid"
-    #: 'bits': p = 0.5 dropout masks from random bytes (same distribution, cheaper); 'torch'.
-    dropout_impl: str = "bits"
-    #: CNN in channels-last memory layout (faster CPU convolutions; same function).
-    channels_last: bool = True
 
     # --- data ---
     #: Dataset root in DESED layout; None = the embedded generated dataset.
@@ -240,31 +197,7 @@ class TrainConfig:
             raise ConfigError(f"rampup_epochs={self.rampup_epochs} must be >= 0")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch} must be >= 1 or None")
-        if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
-            raise ConfigError(
-                f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64"
-            )
-        if len(self.cnn_filters) > 7:
-            raise ConfigError(
-                f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
-                "frequency poolings by 2"
-            )
-        if self.rnn_hidden < 1 or self.rnn_layers < 1:
-            raise ConfigError("rnn_hidden and rnn_layers must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
-        if self.pooling not in ("avg", "max"):
-            raise ConfigError(f"pooling={self.pooling!r}: choose 'avg' (reference code) or 'max' (paper text)")
-        if self.gated_unit not in ("linear_sigmoid", "glu", "none"):
-            raise ConfigError(
-                f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
-            )
-        if self.dropout_impl not in ("bits", "torch"):
-            raise ConfigError(f"dropout_impl={self.dropout_impl!r}: choose 'bits' or 'torch'")
-        if not 0.0 < self.bn_eps < 1.0:
-            raise ConfigError(f"bn_eps={self.bn_eps} must be in (0, 1)")
-        if not 0.0 < self.bn_momentum <= 1.0:
-            raise ConfigError(f"bn_momentum={self.bn_momentum} must be in (0, 1]")
+        self.check_model_fields()
         if self.embedded_size not in EMBEDDED_SIZES:
             raise ConfigError(
                 f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}"

@@ -26,57 +26,125 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .config import LOCATIONS, TrainConfig
 from .constants import N_MELS
+from .errors import ConfigError
 
 Hook = Callable[[Tensor], Tensor]
 
 
-@dataclass(frozen=True)
-class CRNNConfig:
-    """Architecture hyperparameters; defaults reproduce the reference exactly."""
+#: Injection points of the CRNN, in the order the forward pass meets them (paper Figure 1).
+LOCATIONS: tuple[str, ...] = ("input", "cnn", "rnn")
+#: Named location sets: the paper's Figure 1 calls {cnn, rnn} "latent".
+LOCATION_ALIASES: dict[str, tuple[str, ...]] = {"latent": ("cnn", "rnn"), "all": LOCATIONS}
+GATED_UNITS: tuple[str, ...] = ("linear_sigmoid", "glu", "none")
 
-    n_classes: int = 10
-    n_mels: int = N_MELS
+
+def parse_locations(value: str) -> tuple[str, ...]:
+    """`'latent'` -> ('cnn', 'rnn'); `'input+rnn'` -> ('input', 'rnn'), in network order."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"locations={value!r}: give a non-empty '+'-joined subset of {list(LOCATIONS)} "
+            f"or one of {sorted(LOCATION_ALIASES)} (e.g. locations=latent)"
+        )
+    names: set[str] = set()
+    for part in value.replace(",", "+").split("+"):
+        part = part.strip()
+        if part in LOCATION_ALIASES:
+            names.update(LOCATION_ALIASES[part])
+        elif part in LOCATIONS:
+            names.add(part)
+        else:
+            raise ConfigError(
+                f"locations={value!r}: unknown location {part!r}; use a '+'-joined subset of "
+                f"{list(LOCATIONS)} or one of {sorted(LOCATION_ALIASES)}"
+            )
+    return tuple(loc for loc in LOCATIONS if loc in names)
+
+
+@dataclass(frozen=True)
+class CRNNFields:
+    """The CRNN hyperparameters a run sets; declared once, here.
+
+    `sed.config.TrainConfig` inherits them (so they are `--set` and search
+    keys under these names) and `CRNNConfig` adds what the data decides
+    (classes, mel bands). Defaults reproduce the reference exactly.
+    """
+
     cnn_filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
-    #: (time, freq) pooling per block; None = (2,2), (2,2), then (1,2).
-    cnn_pooling: tuple[tuple[int, int], ...] | None = None
     rnn_hidden: int = 128
     rnn_layers: int = 2
     dropout: float = 0.5
+    #: 'avg' (the reference code) or 'max' (the paper's text).
     pooling: str = "avg"
-    bn_eps: float = 1e-3
+    #: PyTorch's convention: the reference passes Keras' 0.99, so running stats are 99 % the latest batch.
     bn_momentum: float = 0.99
+    #: BatchNorm eps of the reference (1e-3). With narrow test/demo models the
+    #: conv outputs' variance falls below 1e-3 and BN stops normalising; 1e-5
+    #: (PyTorch's default) lets such models learn in a few hundred steps.
+    bn_eps: float = 1e-3
     #: 'linear_sigmoid' (reference: Linear_c(x) * sigmoid(x)), 'glu' (channel-split GLU,
     #: halves the channels so the conv doubles them), or 'none' (ReLU).
     gated_unit: str = "linear_sigmoid"
-    #: 'bits' (p = 0.5 masks from random bytes, same distribution) or 'torch' (nn.Dropout).
+    #: 'bits': p = 0.5 dropout masks from random bytes (same distribution, cheaper); 'torch'.
     dropout_impl: str = "bits"
     #: Run the CNN in channels-last layout (much faster oneDNN convolutions for the
     #: few-channel, large-map first blocks on the CPU); same function.
     channels_last: bool = True
 
+    def model_fields(self) -> dict[str, object]:
+        """This object's `CRNNFields` values, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(CRNNFields)}
+
+    def check_model_fields(self) -> None:
+        """Refuse inconsistent model values with a message naming the key and the fix."""
+        if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
+            raise ConfigError(
+                f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64"
+            )
+        if len(self.cnn_filters) > 7:
+            raise ConfigError(
+                f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
+                "frequency poolings by 2"
+            )
+        if self.rnn_hidden < 1 or self.rnn_layers < 1:
+            raise ConfigError("rnn_hidden and rnn_layers must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.pooling not in ("avg", "max"):
+            raise ConfigError(f"pooling={self.pooling!r}: choose 'avg' (reference code) or 'max' (paper text)")
+        if self.gated_unit not in GATED_UNITS:
+            raise ConfigError(
+                f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
+            )
+        if self.dropout_impl not in ("bits", "torch"):
+            raise ConfigError(f"dropout_impl={self.dropout_impl!r}: choose 'bits' or 'torch'")
+        if not 0.0 < self.bn_eps < 1.0:
+            raise ConfigError(f"bn_eps={self.bn_eps} must be in (0, 1)")
+        if not 0.0 < self.bn_momentum <= 1.0:
+            raise ConfigError(f"bn_momentum={self.bn_momentum} must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class CRNNConfig(CRNNFields):
+    """Architecture hyperparameters: the run's `CRNNFields` plus what the data fixes."""
+
+    n_classes: int = 10
+    n_mels: int = N_MELS
+    #: (time, freq) pooling per block; None = (2,2), (2,2), then (1,2).
+    cnn_pooling: tuple[tuple[int, int], ...] | None = None
+
     @classmethod
-    def from_train_config(cls, config: TrainConfig, n_classes: int) -> "CRNNConfig":
-        return cls(
-            n_classes=n_classes,
-            cnn_filters=tuple(int(f) for f in config.cnn_filters),
-            rnn_hidden=config.rnn_hidden,
-            rnn_layers=config.rnn_layers,
-            dropout=config.dropout,
-            pooling=config.pooling,
-            bn_momentum=config.bn_momentum,
-            bn_eps=config.bn_eps,
-            gated_unit=config.gated_unit,
-            dropout_impl=config.dropout_impl,
-            channels_last=config.channels_last,
-        )
+    def from_fields(cls, run: CRNNFields, n_classes: int) -> "CRNNConfig":
+        """The model of a run's configuration (any `CRNNFields`, e.g. a TrainConfig)."""
+        values = run.model_fields()
+        values["cnn_filters"] = tuple(int(f) for f in run.cnn_filters)
+        return cls(**values, n_classes=n_classes)
 
     def pools(self) -> tuple[tuple[int, int], ...]:
         if self.cnn_pooling is not None:
@@ -306,8 +374,7 @@ class SEDOutput:
 class CRNN(nn.Module):
     def __init__(self, config: CRNNConfig = CRNNConfig()) -> None:
         super().__init__()
-        if config.gated_unit not in ("linear_sigmoid", "glu", "none"):
-            raise ValueError(f"gated_unit={config.gated_unit!r}")
+        config.check_model_fields()
         self.config = config
         self.cnn = CNN(config)
         self.rnn = RNN(self.cnn.out_features, config)
@@ -385,5 +452,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_model(config: TrainConfig, n_classes: int) -> CRNN:
-    return CRNN(CRNNConfig.from_train_config(config, n_classes))
+def build_model(config: CRNNFields, n_classes: int) -> CRNN:
+    """The CRNN of a run's configuration (a TrainConfig, or any `CRNNFields`)."""
+    return CRNN(CRNNConfig.from_fields(config, n_classes))

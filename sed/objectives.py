@@ -42,6 +42,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .batches import Batch
 from .config import TrainConfig
 from .model import CRNN, tied_dropout, untied_dropout
 from .perturb import (
@@ -95,22 +96,6 @@ def update_ema(teacher: nn.Module, student: nn.Module, update: int, decay: float
 def l2_penalty(model: nn.Module) -> Tensor:
     """Sum of squared parameters (eq. 13, before the coefficient)."""
     return torch.stack([p.float().pow(2).sum() for p in model.parameters() if p.requires_grad]).sum()
-
-
-@dataclass
-class Batch:
-    """One mixed training batch; masks select each part (weak / unlabeled / strong)."""
-
-    features: Tensor  # [B, 628, 128], normalised
-    strong_targets: Tensor  # [B, 157, C]; zeros where not strong
-    weak_targets: Tensor  # [B, C]; zeros where unlabeled
-    strong_mask: Tensor  # [B] bool: synthetic strongly labelled clips
-    weak_mask: Tensor  # [B] bool: weakly labelled clips
-
-    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (
-            self.features, self.strong_targets, self.weak_targets, self.strong_mask, self.weak_mask
-        )))
 
 
 @dataclass

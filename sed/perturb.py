@@ -60,8 +60,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .config import LOCATIONS
-from .model import CRNN, tied_dropout
+from .model import CRNN, LOCATIONS, tied_dropout
 
 _EPS = 1e-12
 

@@ -18,10 +18,12 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-import sed.features as features_module
+import sed.feature_store as store_module
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.features import FeatureConfig, FeatureStore, LogMel, Scaler, fit_scaler
+from sed.feature_store import FeatureStore
+from sed.features import FeatureConfig, LogMel
+from sed.scaler import Scaler, fit_scaler
 
 SR = 16000
 HOP = 255
@@ -249,7 +251,7 @@ def test_store_builds_once_then_hits_without_decoding(tmp_path: Path, monkeypatc
     def no_decoding(*args, **kwargs):
         raise AssertionError("a cache hit must not decode audio")
 
-    monkeypatch.setattr(features_module, "read_audio", no_decoding)
+    monkeypatch.setattr(store_module, "read_audio", no_decoding)
     again_store = FeatureStore(tmp_path / "cache")  # a fresh object, e.g. another trial
     second = again_store.features(split, SMALL, progress=False)
     assert again_store.last_stats is not None and again_store.last_stats.cache_hit
@@ -348,7 +350,8 @@ def test_store_builds_on_cuda_like_on_cpu(tmp_path: Path) -> None:
 _RACE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-import sed.features as F
+import sed.feature_store as F
+import sed.features as FC
 split_dir, cache_dir, go_file, ready_file = map(Path, sys.argv[1:5])
 calls = []
 original = F.read_audio
@@ -365,7 +368,7 @@ ready_file.touch()
 while not go_file.exists():
     time.sleep(0.005)
 store = F.FeatureStore(cache_dir, batch_size=2, decode_workers=1)
-out = store.features(S, F.FeatureConfig(clip_seconds=1.0, n_frames=63), progress=False)
+out = store.features(S, FC.FeatureConfig(clip_seconds=1.0, n_frames=63), progress=False)
 print(json.dumps({"calls": len(calls), "hit": store.last_stats.cache_hit, "waited": store.last_stats.waited_for_lock_seconds, "sum": float(out.sum(dtype="float64"))}))
 """
 

@@ -36,7 +36,7 @@ def data(tiny_data_root, session_cache):
 
 def test_batches_have_the_paper_proportions_and_masks(data):
     tr = Trainer(tiny(), data=data, progress=False)
-    batch = next(tr._batches())
+    batch = next(iter(tr.batches))
     assert batch.features.shape == (8, 628, 128)
     assert batch.weak_mask.tolist() == [True, True, False, False, False, False, False, False]
     assert batch.strong_mask.tolist() == [False] * 6 + [True, True]

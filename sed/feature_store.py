@@ -1,0 +1,385 @@
+"""The on-disk, machine-wide cache of log-mel features (`FeatureStore`).
+
+One job: compute each split's log-mel features (`sed.features.LogMel`) once
+per (split content, feature config, code version), store them as one
+``.npy`` array [N, 628, 128] float32, and hand them out as read-only memory
+maps shared by every trial on the machine (docs/design.md, Features:
+computed once, never per trial or per epoch). Concurrent builders of one key
+wait on `sed.cache.exclusive_lock`; a crashed build leaves nothing that
+looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import json
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from sed.cache import cache_root, exclusive_lock
+from sed.data.audio import read_audio
+from sed.data.errors import DatasetError
+from sed.features import FEATURE_CODE_VERSION, FeatureConfig, LogMel
+
+__all__ = ["BuildStats", "FeatureStore", "SplitLike"]
+
+
+class SplitLike(Protocol):
+    """What the cache needs of a split (``sed.data.desed.Split`` has it)."""
+
+    name: str
+    filenames: list[str]
+    audio_paths: list[Path]
+
+
+@dataclass
+class BuildStats:
+    """What the last :meth:`FeatureStore.features` call did."""
+
+    split: str
+    key: str
+    n_clips: int
+    cache_hit: bool
+    seconds: float
+    clips_per_second: float | None = None
+    waited_for_lock_seconds: float = 0.0
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class FeatureStore:
+    """On-disk, machine-wide cache of log-mel features, one memory-mapped array per split content.
+
+    Layout: ``<cache_dir>/<key>.npy`` (float32 [N, n_frames, n_mels],
+    the split's file order) + ``<key>.json`` (sidecar: key, split name,
+    filenames, config, code version, shape, created) + ``<key>.lock``.
+
+    The key is sha256 over :data:`FEATURE_CODE_VERSION`, ``config.key()`` and,
+    for every clip in order, its filename (as in the metadata), size in bytes
+    and ``st_mtime_ns``. Content identity is taken from size + mtime, not from
+    hashing the audio: hashing 20k clips (~6 GB of DESED audio) would take
+    minutes on every run and on every trial, while a stat of all files takes
+    milliseconds; any rewrite of a file (re-download, re-export, ``touch``)
+    changes its mtime and so the key. The price: an in-place edit that keeps
+    both size and mtime (deliberately reset) would go unnoticed. Because the
+    absolute path is not part of the key, a dataset copied elsewhere with its
+    timestamps (``cp -p``, ``rsync -a``) keeps its cache. The device the
+    features were computed on is not part of the key either (CPU and CUDA
+    agree to float32 rounding: at most 0.009 dB apart on 1000 clips, H200);
+    the first builder wins.
+
+    Builds are atomic and run once per key: a builder takes an exclusive
+    ``flock`` on ``<key>.lock`` (a second process, e.g. another Ray trial,
+    waits and then finds the finished array), deletes stale ``<key>.tmp-*``
+    leftovers of crashed builds (nobody else can be writing them while the
+    lock is held), writes ``<key>.tmp-<pid>.npy``, then the sidecar
+    (atomically), then ``os.replace``-s the array to ``<key>.npy``. Only that
+    final name counts, and only if the sidecar agrees with it (key,
+    filenames, shape) and the array opens with the expected shape and dtype;
+    anything else is rebuilt. Use a local directory: flock over NFS is not
+    reliable.
+
+    Args:
+        cache_dir: the folder that holds the feature files themselves; default
+            ``cache_root() / "features"`` (``$SEDTUNE_CACHE/features``
+            or ``~/.cache/sedtune/features``).
+        batch_size: clips per device call when ``device`` is CUDA (on the CPU
+            clips are computed one per worker thread).
+        device: where the log-mel is computed while building (default CPU, so
+            that a cache does not depend on which trial happened to build it).
+        decode_workers: worker threads that decode (and, on the CPU, compute)
+            clips; default ``torch.get_num_threads()`` at build time (inside a
+            Ray trial that follows the trial's CPU count via OMP_NUM_THREADS).
+            During a CPU build torch's intra-op threads are set to 1 and
+            restored afterwards.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 16,
+        device: str | torch.device = "cpu",
+        decode_workers: int | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"FeatureStore: batch_size must be positive, got {batch_size}.")
+        folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "features"
+        self.root: Path = folder.resolve()
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.decode_workers = decode_workers
+        self.last_stats: BuildStats | None = None
+
+    # -- keys and paths
+
+    def key(self, split: SplitLike, config: FeatureConfig | None = None) -> str:
+        """Cache key of ``split`` under ``config`` (stats every audio file; no decoding)."""
+        config = config if config is not None else FeatureConfig()
+        if len(split.filenames) != len(split.audio_paths):
+            raise DatasetError(
+                f"split {split.name!r}: {len(split.filenames)} filenames but {len(split.audio_paths)} audio paths. "
+                "Fix: build the split with sed.data.desed.load_desed, which keeps them aligned."
+            )
+        digest = hashlib.sha256()
+        digest.update(f"{FEATURE_CODE_VERSION}\0{config.key()}\0{len(split.filenames)}\0".encode())
+        for filename, audio_path in zip(split.filenames, split.audio_paths):
+            try:
+                stat = os.stat(audio_path)
+            except FileNotFoundError as error:
+                raise DatasetError(
+                    f"{audio_path}: audio file not found (split {split.name!r}, file {filename!r}). Fix: restore "
+                    "the file, or load the dataset with skip_missing_audio=True to leave it out."
+                ) from error
+            except OSError as error:
+                raise DatasetError(f"{audio_path}: cannot be read ({error}). Fix: check its permissions.") from error
+            digest.update(f"{filename}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def path(self, key: str) -> Path:
+        """Final array path of a key."""
+        return self.root / f"{key}.npy"
+
+    def _sidecar(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    # -- main entry point
+
+    def features(
+        self,
+        split: SplitLike,
+        config: FeatureConfig | None = None,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Features of every clip of ``split`` in its file order: read-only memmap [N, n_frames, n_mels] float32.
+
+        Computed once per key (see the class docstring); a cache hit only
+        stats the audio files and opens the memory map, it decodes nothing.
+        Raises :class:`DatasetError` (naming the file) for missing or bad audio.
+        """
+        config = config if config is not None else FeatureConfig()
+        start = time.perf_counter()
+        key = self.key(split, config)
+        n_clips = len(split.filenames)
+        shape = (n_clips, config.n_frames, config.n_mels)
+        if n_clips == 0:
+            empty = np.zeros(shape, dtype=np.float32)
+            empty.flags.writeable = False
+            self.last_stats = BuildStats(split.name, key, 0, True, time.perf_counter() - start)
+            return empty
+        cached = self._open_valid(key, split, shape)
+        if cached is not None:
+            self.last_stats = BuildStats(split.name, key, n_clips, True, time.perf_counter() - start)
+            return cached
+        self.root.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(
+            self.root / f"{key}.lock", f"[sedtune features] waiting for another process building {key} ..."
+        ) as waited:
+            cached = self._open_valid(key, split, shape)
+            if cached is not None:  # another process built it while we waited
+                self.last_stats = BuildStats(split.name, key, n_clips, True, time.perf_counter() - start, None, waited)
+                return cached
+            self._remove_leftovers(key)
+            build_start = time.perf_counter()
+            self._build(key, split, config, shape, progress)
+            build_seconds = time.perf_counter() - build_start
+            result = self._open_valid(key, split, shape)
+        if result is None:  # pragma: no cover - would mean the file system lost our write
+            raise RuntimeError(f"feature cache {self.path(key)} was written but does not read back; check the disk.")
+        self.last_stats = BuildStats(
+            split.name, key, n_clips, False, time.perf_counter() - start, n_clips / max(build_seconds, 1e-9), waited
+        )
+        return result
+
+    # -- internals
+
+    def _open_valid(self, key: str, split: SplitLike, shape: tuple[int, int, int]) -> np.ndarray | None:
+        """The final array of ``key`` if it and its sidecar are complete and agree, else None."""
+        array_path, sidecar_path = self.path(key), self._sidecar(key)
+        if not array_path.is_file() or not sidecar_path.is_file():
+            return None
+        try:
+            meta = json.loads(sidecar_path.read_text())
+            if (
+                not isinstance(meta, dict)
+                or meta.get("key") != key
+                or meta.get("shape") != list(shape)
+                or meta.get("code_version") != FEATURE_CODE_VERSION
+                or meta.get("filenames") != list(split.filenames)
+            ):
+                return None
+            array = np.load(array_path, mmap_mode="r", allow_pickle=False)
+        except Exception:  # any unreadable / half-written / foreign file: not ours, rebuild
+            return None
+        if array.shape != shape or array.dtype != np.float32:
+            return None
+        return array
+
+    def _remove_leftovers(self, key: str) -> None:
+        """Delete ``<key>.tmp-*`` files of crashed builds (called with the key's lock held)."""
+        for leftover in self.root.glob(f"{key}.tmp-*"):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _build(
+        self,
+        key: str,
+        split: SplitLike,
+        config: FeatureConfig,
+        shape: tuple[int, int, int],
+        progress: bool,
+    ) -> None:
+        n_clips = shape[0]
+        tmp_array = self.root / f"{key}.tmp-{os.getpid()}.npy"
+        tmp_sidecar = self.root / f"{key}.tmp-{os.getpid()}.json"
+        if progress:
+            print(
+                f"[sedtune features] building {split.name!r}: {n_clips} clips -> {self.path(key)} "
+                f"(config {config.key()}, device {self.device})",
+                file=sys.stderr,
+                flush=True,
+            )
+        try:
+            output = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.float32, shape=shape)
+            try:
+                self._compute_into(output, split, config, progress)
+                output.flush()
+            finally:
+                del output
+            with open(tmp_array, "rb+") as handle:
+                os.fsync(handle.fileno())
+            meta = {
+                "key": key,
+                "split": split.name,
+                "code_version": FEATURE_CODE_VERSION,
+                "config": config.to_dict(),
+                "config_key": config.key(),
+                "shape": list(shape),
+                "dtype": "float32",
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "torch": torch.__version__,
+                "device": str(self.device),
+                "filenames": list(split.filenames),
+            }
+            with open(tmp_sidecar, "w") as handle:
+                json.dump(meta, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_sidecar, self._sidecar(key))
+            os.replace(tmp_array, self.path(key))
+            _fsync_dir(self.root)
+        finally:
+            for leftover in (tmp_array, tmp_sidecar):
+                try:
+                    leftover.unlink()
+                except FileNotFoundError:
+                    pass
+
+    def _compute_into(self, output: np.ndarray, split: SplitLike, config: FeatureConfig, progress: bool) -> None:
+        """Fill ``output`` clip by clip, in file order, with worker threads.
+
+        CPU: each worker decodes one clip and computes its log-mel with torch
+        limited to one intra-op thread for the duration of the build (parallel
+        over clips instead of inside each FFT: on a busy 2-core machine the
+        OpenMP pool made resampling and the STFT 5-10x slower, see
+        benchmarks/README.md). CUDA: workers decode, the main thread computes
+        batches of ``batch_size`` clips on the device. At most a bounded number
+        of clips are in flight, so memory does not grow with the split.
+        """
+        module = LogMel(config).to(self.device).eval()
+        paths = list(split.audio_paths)
+        n_clips = len(paths)
+        on_cpu = self.device.type == "cpu"
+        workers = max(1, self.decode_workers if self.decode_workers is not None else torch.get_num_threads())
+        in_flight = max(2 * workers, 2 * self.batch_size)
+        reporter = _Progress(split.name, n_clips, progress)
+
+        def decode(index: int) -> np.ndarray:
+            return read_audio(paths[index], config.sample_rate, config.clip_seconds)
+
+        def decode_and_compute(index: int) -> np.ndarray:
+            wave = torch.from_numpy(decode(index))
+            with torch.no_grad():
+                return module(wave.unsqueeze(0))[0].numpy()
+
+        task = decode_and_compute if on_cpu else decode
+        previous_threads = torch.get_num_threads()
+        if on_cpu:
+            torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as executor:
+                pending: deque[Future[np.ndarray]] = deque()
+                next_index = 0
+                waves: list[np.ndarray] = []
+                try:
+                    for index in range(n_clips):
+                        while next_index < n_clips and len(pending) < in_flight:
+                            pending.append(executor.submit(task, next_index))
+                            next_index += 1
+                        result = pending.popleft().result()
+                        if on_cpu:
+                            output[index] = result
+                            reporter.update(index + 1)
+                            continue
+                        waves.append(result)
+                        if len(waves) == self.batch_size or index == n_clips - 1:
+                            with torch.no_grad():
+                                batch = module(torch.from_numpy(np.stack(waves)).to(self.device))
+                            output[index + 1 - len(waves) : index + 1] = batch.cpu().numpy()
+                            waves = []
+                            reporter.update(index + 1)
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+        finally:
+            if on_cpu:
+                torch.set_num_threads(previous_threads)
+
+
+class _Progress:
+    """Progress lines on stderr at every 10 % of the clips, with clips/s and the time left."""
+
+    def __init__(self, name: str, total: int, enabled: bool) -> None:
+        self.name, self.total, self.enabled = name, total, enabled
+        self.tenths = 1  # next report at ceil(tenths * total / 10) clips
+        self.start = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if not self.enabled or done < math.ceil(self.tenths * self.total / 10):
+            return
+        while self.tenths <= 10 and done >= math.ceil(self.tenths * self.total / 10):
+            self.tenths += 1
+        elapsed = time.perf_counter() - self.start
+        rate = done / max(elapsed, 1e-9)
+        print(
+            f"[sedtune features] {self.name}: {done}/{self.total} clips ({100 * done / self.total:.0f} %), "
+            f"{rate:.1f} clips/s, {elapsed:.0f} s elapsed, eta {(self.total - done) / max(rate, 1e-9):.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
