@@ -16,7 +16,7 @@
 
 `d` is built by `sed.perturb` at the configured location set.
 
-Which network instance each pass is (dropout masks, `sed.model.tied_dropout`):
+Which network instance each pass is (dropout masks, `sed.dropout.tied_dropout`):
 with `none`/`l2` the clean student pass draws the step's masks; the
 adversarial/VAT direction search replays them, and so does the student's
 perturbed pass (`consistency_dropout='tied'`; `'independent'` draws new
@@ -44,7 +44,8 @@ from torch import Tensor, nn
 
 from .batches import Batch
 from .config import TrainConfig
-from .model import CRNN, tied_dropout, untied_dropout
+from .dropout import tied_dropout, untied_dropout
+from .model import CRNN
 from .perturb import (
     LogMelSpace,
     additive_hooks,

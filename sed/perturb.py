@@ -40,7 +40,7 @@ the clean pass that made the target maximises the *dropout disagreement*
 between two sub-networks, not the sensitivity of eq. 6/8 (measured: VAT
 directions from different random starts at the input had mean |cosine|
 0.004 with dropout 0.5, 0.47 with dropout 0). So the direction search runs
-inside `sed.model.tied_dropout`: its probe passes replay the masks of the
+inside `sed.dropout.tied_dropout`: its probe passes replay the masks of the
 clean pass (student, `l2`/`none`) or of the teacher's first pass (teacher,
 `mt`), and the training pass that consumes d uses the same masks too
 (`consistency_dropout='tied'`, the default; `'independent'` gives the
@@ -60,7 +60,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .model import CRNN, LOCATIONS, tied_dropout
+from .dropout import tied_dropout
+from .model import CRNN, LOCATIONS
 
 _EPS = 1e-12
 

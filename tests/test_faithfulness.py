@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from sed.config import PRESETS
-from sed.model import CRNN, CRNNConfig, tied_dropout, untied_dropout
+from sed.dropout import tied_dropout, untied_dropout
+from sed.model import CRNN, CRNNConfig
 from sed.objectives import Batch, compute_losses
 from sed.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
 from sed.trainer import Trainer, prepare_data
