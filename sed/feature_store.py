@@ -214,6 +214,28 @@ class FeatureStore:
 
     # -- internals
 
+    def open(self, key: str, split: SplitLike, config: FeatureConfig | None = None) -> np.ndarray:
+        """An entry already built, by its key, without statting the audio (a trial's read).
+
+        The caller vouches that ``key`` is ``self.key(split, config)`` as the
+        process that built it computed it (`sed.data.prepare.load_prepared`).
+        Refuses a missing or mismatching entry, naming the fix.
+        """
+        config = config if config is not None else FeatureConfig()
+        shape = (len(split.filenames), config.n_frames, config.n_mels)
+        if shape[0] == 0:
+            empty = np.zeros(shape, dtype=np.float32)
+            empty.flags.writeable = False
+            return empty
+        array = self._open_valid(key, split, shape)
+        if array is None:
+            raise DatasetError(
+                f"{self.path(key)}: the cached features of split {split.name!r} are missing or do not match. "
+                "Fix: prepare the data again (python -m sed.train or search.run does it), or delete the "
+                "prepared-data file that names this key."
+            )
+        return array
+
     def _open_valid(self, key: str, split: SplitLike, shape: tuple[int, int, int]) -> np.ndarray | None:
         """The final array of ``key`` if it and its sidecar are complete and agree, else None."""
         array_path, sidecar_path = self.path(key), self._sidecar(key)
