@@ -9,6 +9,7 @@ Features are normalised on the run's device with the dataset's `Scaler`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -65,10 +66,16 @@ class ClipDataset(Dataset):
         return x, torch.from_numpy(np.asarray(strong)), torch.from_numpy(np.asarray(weak))
 
 
-def part_sizes(batch_size: int) -> tuple[int, int, int]:
-    """(weak, unlabeled, strong) = (1/4, 1/2, 1/4) of the batch (paper 4.1)."""
-    quarter = batch_size // 4
-    return quarter, batch_size - 2 * quarter, quarter
+def part_sizes(
+    batch_size: int, weak_fraction: float = 0.25, strong_fraction: float = 0.25
+) -> tuple[int, int, int]:
+    """(weak, unlabeled, strong) clips per batch; default (1/4, 1/2, 1/4) (paper 4.1).
+
+    weak = floor(batch_size * weak_fraction), strong likewise, unlabeled the rest.
+    """
+    n_weak = math.floor(batch_size * weak_fraction + 1e-9)
+    n_strong = math.floor(batch_size * strong_fraction + 1e-9)
+    return n_weak, batch_size - n_weak - n_strong, n_strong
 
 
 class MixedBatches:
@@ -78,7 +85,7 @@ class MixedBatches:
         self.device = device
         self.scaler = scaler
         labels = data.labels
-        n_weak, n_unlabeled, n_strong = part_sizes(config.batch_size)
+        n_weak, n_unlabeled, n_strong = part_sizes(config.batch_size, config.weak_fraction, config.strong_fraction)
 
         def dataset(name: str, strong: bool, weak: bool) -> ClipDataset:
             split = data.split(name)
@@ -89,15 +96,20 @@ class MixedBatches:
                 len(labels),
             )
 
-        parts = [
-            ("weak", dataset("weak", strong=False, weak=True), n_weak),
-            ("unlabeled", dataset("unlabeled", strong=False, weak=False), n_unlabeled),
-            ("synthetic_train", dataset("synthetic_train", strong=True, weak=True), n_strong),
+        parts = [  # (batch part, split, clips per batch, frame targets?, clip targets?)
+            ("weak", "weak", n_weak, False, True),
+            ("unlabeled", "unlabeled", n_unlabeled, False, False),
+            ("strong", "synthetic_train", n_strong, True, True),
         ]
-        #: One shuffling generator per part (saved in checkpoints).
+        #: One shuffling generator per part read (saved in checkpoints).
         self.generators: list[torch.Generator] = []
         self.loaders: list[DataLoader] = []
-        for i, (name, part, size) in enumerate(parts):
+        #: The batch part of each loader, in batch order; parts of size 0 have none.
+        self.parts: list[str] = []
+        for i, (part_name, name, size, strong, weak) in enumerate(parts):
+            if size == 0:
+                continue
+            part = dataset(name, strong=strong, weak=weak)
             if len(part) < size:
                 raise ValueError(
                     f"the {name!r} part has {len(part)} clips but each batch takes {size} "
@@ -106,6 +118,7 @@ class MixedBatches:
             generator = torch.Generator()
             generator.manual_seed(config.seed * 1000 + i)
             self.generators.append(generator)
+            self.parts.append(part_name)
             sampler = BatchSampler(RandomSampler(part, generator=generator), size, drop_last=True)
             self.loaders.append(
                 DataLoader(
@@ -122,17 +135,19 @@ class MixedBatches:
         for step, parts in enumerate(zip(*self.loaders)):
             if step >= self.steps_per_epoch:
                 break
-            (xw, sw, ww), (xu, su, wu), (xs, ss, ws) = parts
-            features = torch.cat([xw, xu, xs])
+            # order in the batch: weak, unlabeled, strong (parts of size 0 absent)
+            by_part = dict(zip(self.parts, parts))
+            features = torch.cat([x for x, _, _ in parts])
             b = features.shape[0]
+            n_weak = len(by_part["weak"][0]) if "weak" in by_part else 0
             weak_mask = torch.zeros(b, dtype=torch.bool)
             strong_mask = torch.zeros(b, dtype=torch.bool)
-            weak_mask[: len(xw)] = True
-            strong_mask[len(xw) + len(xu):] = True
+            weak_mask[:n_weak] = True
+            strong_mask[b - len(by_part["strong"][0]):] = True
             batch = Batch(
                 features=features,
-                strong_targets=torch.cat([sw, su, ss]),
-                weak_targets=torch.cat([ww, wu, ws]),
+                strong_targets=torch.cat([s for _, s, _ in parts]),
+                weak_targets=torch.cat([w for _, _, w in parts]),
                 strong_mask=strong_mask,
                 weak_mask=weak_mask,
             ).to(self.device, non_blocking=True)

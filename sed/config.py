@@ -88,6 +88,12 @@ class TrainConfig(CRNNFields):
     epochs: int = 200
     rampup_epochs: float = 50.0
     seed: int = 2020
+    #: Shares of each batch taken by the weak and the strong (synthetic) parts; the
+    #: unlabeled part gets the rest (reference and paper 4.1: 1/4 weak, 1/2 unlabeled,
+    #: 1/4 strong). Part sizes are floor(batch_size * fraction); a part of size 0 is
+    #: left out of the batch (its stream is not read); the strong part needs >= 1 clip.
+    weak_fraction: float = 0.25
+    strong_fraction: float = 0.25
     #: Cap on steps per epoch (None: an epoch ends when the shortest stream runs out).
     max_steps_per_epoch: int | None = None
 
@@ -190,6 +196,20 @@ class TrainConfig(CRNNFields):
             raise ConfigError(
                 f"batch_size={self.batch_size} is too small: it is split 1/4 weak, 1/2 unlabeled, "
                 "1/4 strong, so it must be >= 4"
+            )
+        for key in ("weak_fraction", "strong_fraction"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ConfigError(f"{key}={value!r} must be in [0, 1]")
+        if self.weak_fraction + self.strong_fraction > 1.0 + 1e-9:
+            raise ConfigError(
+                f"weak_fraction + strong_fraction = {self.weak_fraction + self.strong_fraction:g} > 1; "
+                "the unlabeled part gets 1 - weak_fraction - strong_fraction of the batch"
+            )
+        if math.floor(self.batch_size * self.strong_fraction + 1e-9) < 1:
+            raise ConfigError(
+                f"batch_size={self.batch_size} x strong_fraction={self.strong_fraction} leaves no strong "
+                "clip in a batch; raise either"
             )
         if self.epochs < 1:
             raise ConfigError(f"epochs={self.epochs} must be >= 1")

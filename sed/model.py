@@ -91,6 +91,11 @@ class CRNNFields:
     #: 'linear_sigmoid' (reference: Linear_c(x) * sigmoid(x)), 'glu' (channel-split GLU,
     #: halves the channels so the conv doubles them), or 'none' (ReLU).
     gated_unit: str = "linear_sigmoid"
+    #: 'reference' (`reset_parameters`: docs/reference.md "Init": xavier conv, N(1, 0.02) BN,
+    #: orthogonal GRU, N(0, 0.01) linears incl. the gated unit's channel map) or 'torch'
+    #: (PyTorch's default initialisation of every layer). With the reference init every
+    #: block of a narrow CRNN outputs std ~0.02 and BN (eps 1e-3) stops normalising.
+    weight_init: str = "reference"
     #: 'bits': p = 0.5 dropout masks from random bytes (same distribution, cheaper); 'torch'.
     dropout_impl: str = "bits"
     #: Run the CNN in channels-last layout (much faster oneDNN convolutions for the
@@ -122,6 +127,8 @@ class CRNNFields:
             raise ConfigError(
                 f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
             )
+        if self.weight_init not in ("reference", "torch"):
+            raise ConfigError(f"weight_init={self.weight_init!r}: choose 'reference' or 'torch'")
         if self.dropout_impl not in ("bits", "torch"):
             raise ConfigError(f"dropout_impl={self.dropout_impl!r}: choose 'bits' or 'torch'")
         if not 0.0 < self.bn_eps < 1.0:
@@ -269,7 +276,8 @@ class CRNN(nn.Module):
         self.cnn = CNN(config)
         self.rnn = RNN(self.cnn.out_features, config)
         self.heads = Heads(self.rnn.out_features, config.n_classes)
-        reset_parameters(self)
+        if config.weight_init == "reference":
+            reset_parameters(self)  # else PyTorch's default init, as each layer was built
 
     def _after(self, location: str, h: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         if location == "input":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -134,3 +135,17 @@ def test_reference_initialisation_statistics():
     w = model.rnn.gru.weight_hh_l0  # orthogonal blocks: W W^T = I for the square [3H, H] stack's rows? use Q^T Q
     eye = w.T @ w
     assert torch.allclose(eye, torch.eye(128) * eye.diagonal().mean(), atol=1e-4)
+
+
+@torch.no_grad()
+def test_torch_initialisation_is_pytorchs_default_not_the_reference():
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(weight_init="torch"))
+    bn_weights = torch.cat([m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert torch.equal(bn_weights, torch.ones_like(bn_weights))  # PyTorch: BN weight 1
+    # the gated unit's 1x1 map: kaiming_uniform(a=sqrt 5) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 c)
+    gate = model.cnn.blocks[3].gate.linear.weight  # 128 -> 128
+    assert abs(float(gate.std()) - 1 / math.sqrt(3 * 128)) < 0.005
+    assert float(model.heads.strong.bias.abs().max()) > 0  # reference init zeroes biases
+    with pytest.raises(ValueError, match="weight_init"):
+        CRNN(CRNNConfig(weight_init="xavier"))

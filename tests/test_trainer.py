@@ -51,6 +51,28 @@ def test_batches_have_the_paper_proportions_and_masks(data):
     assert abs(float(batch.features.mean())) < 1.0
 
 
+def test_batch_fractions_set_the_part_sizes_and_a_zero_part_is_left_out(data):
+    from sed.batches import part_sizes
+
+    assert [part_sizes(b) for b in (8, 12, 24)] == [(2, 4, 2), (3, 6, 3), (6, 12, 6)]  # the paper's 1/4 1/2 1/4
+    tr = Trainer(tiny("none", weak_fraction=0.25, strong_fraction=0.5), data=data, progress=False)
+    batch = next(iter(tr.batches))
+    assert batch.weak_mask.tolist() == [True] * 2 + [False] * 6
+    assert batch.strong_mask.tolist() == [False] * 4 + [True] * 4
+    tr = Trainer(tiny("none", weak_fraction=0.5, strong_fraction=0.5), data=data, progress=False)
+    assert tr.batches.parts == ["weak", "strong"]  # no unlabeled clip is read
+    batch = next(iter(tr.batches))
+    assert batch.weak_mask.tolist() == [True] * 4 + [False] * 4
+    assert batch.strong_mask.tolist() == [False] * 4 + [True] * 4
+    strong = batch.strong_targets[batch.strong_mask]
+    assert float(strong.sum()) > 0 and float(batch.strong_targets[~batch.strong_mask].abs().sum()) == 0.0
+    assert float(batch.weak_targets[batch.weak_mask].sum()) > 0
+    with pytest.raises(ValueError, match="strong_fraction"):
+        tiny("none", strong_fraction=0.1)  # floor(8 x 0.1) = 0 strong clips
+    with pytest.raises(ValueError, match="weak_fraction \\+ strong_fraction"):
+        tiny("none", weak_fraction=0.6, strong_fraction=0.5)
+
+
 def test_checkpoint_resume_equals_an_uninterrupted_run(data, tmp_path):
     cfg = tiny("baseline", max_steps_per_epoch=2)
     straight = Trainer(cfg, data=data, progress=False)
