@@ -1,4 +1,6 @@
-"""Ray Tune + Optuna search over the consistency augmentations of `sed` (docs/design.md, "search").
+"""Ray Tune + Optuna search over the consistency augmentations of `sed`.
+
+How the parts fit: docs/design.md, "search: the pieces".
 
 - `search.space`       YAML search spaces, validated before Ray starts (`load_space`); a package:
                        model, parse, params, grid, checks.

@@ -6,7 +6,7 @@ parameters (`Param`, with their `when` conditions), the fixed values, the
 metric(s) to select on, the searcher, scheduler, resources and final stage.
 From it the search takes the Optuna define-by-run function, the grid points,
 each trial's `TrainConfig` and the datasets to prepare (docs/design.md,
-"search: Spaces"). Every refusal is a `SpaceError` (a `ValueError`) naming
+"Spaces"). Every refusal is a `SpaceError` (a `ValueError`) naming
 the file, the key and the fix.
 """
 

@@ -3,7 +3,7 @@
 A space names the hyperparameters to search (the `sed.config.TrainConfig`
 field names), their distributions, the values that stay fixed, the metric
 to select on, the searcher, the ASHA settings, per-trial resources and the
-final stage (docs/design.md, "search: Spaces"). Every refusal is a
+final stage (docs/design.md, "Spaces"). Every refusal is a
 `SpaceError` (a `ValueError`) whose message names the file, the key and
 the fix, raised by `load_space` -- never halfway through a Ray run. The
 section parsers below run in file order; `params:` entries are read by
