@@ -371,13 +371,14 @@ def test_numbers_yaml_left_as_text_are_read_by_sed_coerce_value():
     space = space_from(edited(fixed="fixed: {regularization: l2, epochs: 6, rampup_epochs: 2}"))
     assert space.fixed["rampup_epochs"] == 2 and isinstance(space.fixed["rampup_epochs"], int)
     assert space.sample_config({}).rampup_epochs == 2.0
-    space = space_from(BASE.replace("  consistency_weight:", "  cnn_filters: {choice: ['4,8', '4,8,8']}\n  consistency_weight:"))
+    filters = "  cnn_filters: {choice: ['4,8', '4,8,8']}\n"
+    space = space_from(BASE.replace("  consistency_weight:", filters + "  consistency_weight:"))
     assert space.params["cnn_filters"].choices == ("4,8", "4,8,8")
 
 
 def test_locations_are_checked_by_sed_parse_locations_with_a_hint():
-    with pytest.raises(SpaceError, match=r"params\.locations\.choice: unknown location 'cnnn' \(did you mean 'cnn'\?\); "
-                                         r"use a '\+'-joined subset"):
+    hint = r"params\.locations\.choice: unknown location 'cnnn' \(did you mean 'cnn'\?\); use a '\+'-joined subset"
+    with pytest.raises(SpaceError, match=hint):
         space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, input+cnnn]"))
     space = space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, 'input+rnn', 'rnn,cnn']"))
     assert space.params["locations"].choices == ("cnn", "input+rnn", "rnn,cnn")

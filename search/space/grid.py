@@ -106,7 +106,9 @@ def _config_points(ctx: Context, configs: Any, fixed: Mapping[str, Any]) -> list
     return points
 
 
-def _crossed(ctx: Context, points: list[GridPoint], params: Mapping[str, Param], fixed: Mapping[str, Any]) -> list[GridPoint]:
+def _crossed(
+    ctx: Context, points: list[GridPoint], params: Mapping[str, Param], fixed: Mapping[str, Any]
+) -> list[GridPoint]:
     """Each point (or one empty point) x each combination of the params, labelled 'point/k=v,...'."""
     combos = discrete_combinations(params, fixed)
     crossed = []

@@ -67,7 +67,18 @@ import yaml
 
 from sed.config import TrainConfig
 
-from .checks import Context, apply, check_keys, check_named_value, config_key, integer, mapping, number, suggest, yaml_number
+from .checks import (
+    Context,
+    apply,
+    check_keys,
+    check_named_value,
+    config_key,
+    integer,
+    mapping,
+    number,
+    suggest,
+    yaml_number,
+)
 from .grid import check_combinations, parse_grid
 from .model import (
     SELECTABLE_METRICS,
