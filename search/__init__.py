@@ -1,10 +1,19 @@
-"""Ray Tune + Optuna search over the consistency augmentations of `sed` (DESIGN.md, "search").
+"""Ray Tune + Optuna search over the consistency augmentations of `sed`.
 
-- `search.space`       YAML search spaces, validated before Ray starts (`load_space`).
+How the parts fit: docs/design.md, "search: the pieces".
+
+- `search.space`       YAML search spaces, validated before Ray starts (`load_space`); a package:
+                       model, parse, params, grid, checks.
 - `search.trainable`   the Tune function trainable around `sed.trainer.Trainer`.
-- `search.ray_glue`    searchers (Optuna TPE / fixed lists), ASHA, resources, result rows.
-- `search.final`       the final stage: top-k configs x seeds, scored on the public eval set.
-- `search.leaderboard` Parquet leaderboards (atomic, with metadata) and seed statistics.
+- `search.resources`   per-trial CPU/GPU and concurrency from the space and the cluster.
+- `search.searchers`   Optuna TPE / random, the fixed list of a grid or the final stage, ASHA.
+- `search.tuner`       start Ray; build (`new_tuner`) or restore a stage's Tuner; fit; its trials.
+- `search.stages`      the search stage, then the final stage, each writing its leaderboard.
+- `search.final`       the final stage's plan: top-k configs x seeds, resumable, one row per trial.
+- `search.rows`        leaderboard rows and what each column holds.
+- `search.leaderboard` the Parquet files: atomic, with the run's metadata.
+- `search.failures`    a failed trial's reason, `Type: message`.
+- `search.console`     live progress lines and the summary tables.
 - `search.run`         the CLI: `python -m search.run --space spaces/demo.yaml`.
 
 `sed` never imports this package.

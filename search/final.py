@@ -1,6 +1,6 @@
 """Final stage: retrain the top-k configs with several seeds, score on the public eval set.
 
-DESIGN.md ("Run"): the search selects on validation (the held-out 20 % of the
+docs/design.md ("Run"): the search selects on validation (the held-out 20 % of the
 synthetic strong set), as the paper did ("Hyperparameters have been
 selected using the validation score computed on a split of D_s", section 5).
 The final stage then
@@ -15,8 +15,8 @@ The final stage then
    (`Trainer.evaluate('public_eval')`: event macro F1 and PSDS at 50
    operating points, DCASE 2020 settings),
 4. appends one row per (config, seed) to `final.parquet` as each trial ends
-   (atomic rewrite), and writes the per-config mean / std / 95 % CI to
-   `final_summary.parquet`.
+   (atomic rewrite, `FinalRecorder`), and writes the per-config mean / std /
+   95 % CI to `final_summary.parquet` (the rows: `search.rows`).
 
 Resuming: (config_id, seed) pairs already in `final.parquet` (completed or
 errored) are not rerun. The Ray experiments of this stage live in
@@ -28,14 +28,16 @@ checkpoint), otherwise a new one runs only the missing pairs.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
+from ray.tune import Callback
 
 from . import leaderboard as lb
-from .space import Space, config_id
+from .failures import trial_error_text
+from .rows import final_row, summarize_final, upsert_final_row
+from .space import Space
 
 FINAL_STATE_FILE = "final_state.json"
 
@@ -89,84 +91,7 @@ def done_pairs(final_path: Path) -> set[tuple[str, int]]:
     return {(str(c), int(s)) for c, s in zip(frame["config_id"], frame["seed"])}
 
 
-def _float(value: Any) -> float:
-    try:
-        return math.nan if value is None else float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def final_row(
-    config: Mapping[str, Any],
-    last_result: Mapping[str, Any] | None,
-    status: str,
-    error: str | None,
-    trial_id: str,
-    trial_dir: str | Path | None,
-    param_names: Sequence[str] = (),
-    failures: int = 0,
-) -> dict[str, Any]:
-    """One final.parquet row from a finished final-stage trial (`param_names`: columns always present)."""
-    from .ray_glue import hyperparameter_columns
-    from .trainable import EVAL_FILE
-
-    result = dict(last_result or {})
-    row: dict[str, Any] = {
-        "config_id": config.get("_config_id"),
-        "label": config.get("_label", ""),
-        "rank": config.get("_rank"),
-        "search_trial_id": config.get("_search_trial_id"),
-        "seed": int(config["seed"]),
-        "trial_id": trial_id,
-        "status": status,
-        "error": error,
-        "failures": int(failures),
-        "epochs_run": int(result.get("epoch", 0) or 0),
-        "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
-        # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
-        "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
-        "val_psds": _float(result.get("selected_val_psds")),
-        "model_epoch": result.get("model_epoch"),
-    }
-    for metric in lb.EVAL_METRICS:
-        value = result.get(metric)
-        row[metric] = _float(value)
-    per_class = result.get("eval_per_class_f1_json")
-    if result.get("metric_versions_json"):
-        row["metric_versions"] = result["metric_versions_json"]
-    elif trial_dir is not None and (Path(trial_dir) / EVAL_FILE).is_file():
-        try:
-            record = json.loads((Path(trial_dir) / EVAL_FILE).read_text())
-            per_class = json.dumps(record.get("eval_per_class_f1"))
-            row["metric_versions"] = json.dumps(record.get("metric_versions"), sort_keys=True)
-        except (OSError, ValueError):
-            pass
-    row["eval_per_class_f1"] = per_class
-    row.update({name: None for name in param_names})
-    row.update(hyperparameter_columns(config))
-    row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
-    return row
-
-
-def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping[str, str]) -> pd.DataFrame:
-    """Add (or replace) the row of `row`'s (config_id, seed) in final.parquet, atomically."""
-    frame = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
-    if not frame.empty:
-        keep = ~((frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"])))
-        frame = frame[keep]
-    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
-    frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
-    lb.write_parquet_atomic(frame, final_path, metadata)
-    return frame
-
-
-try:
-    from ray.tune import Callback as _Callback
-except Exception:  # pragma: no cover
-    _Callback = object  # type: ignore[assignment,misc]
-
-
-class FinalRecorder(_Callback):  # type: ignore[misc,valid-type]
+class FinalRecorder(Callback):
     """Tune callback (driver side): one final.parquet row per finished final-stage trial."""
 
     def __init__(self, final_path: str, metadata: Mapping[str, str], param_names: Sequence[str] = ()):
@@ -175,8 +100,6 @@ class FinalRecorder(_Callback):  # type: ignore[misc,valid-type]
         self.param_names = list(param_names)
 
     def _record(self, trial: Any, status: str) -> None:
-        from .ray_glue import trial_error_text
-
         error = trial_error_text(trial) if status == "ERROR" else None
         row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path,
                         self.param_names, failures=getattr(trial, "num_failures", 0))
@@ -225,23 +148,16 @@ def plan_experiment(exp_dir: Path, pairs_wanted: set[tuple[str, int]], can_resto
 def summary_frame(final: pd.DataFrame, wanted_ids: Sequence[str]) -> pd.DataFrame:
     """final_summary rows of the configs of the current plan (mean/std/CI over seeds)."""
     if final.empty:
-        return lb.summarize_final(final)
+        return summarize_final(final)
     subset = final[final["config_id"].isin(list(wanted_ids))]
-    return lb.summarize_final(subset)
-
-
-def plan_pairs(points: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
-    return [pair_of(p) for p in points]
+    return summarize_final(subset)
 
 
 __all__ = [
     "FinalRecorder",
     "final_points",
-    "final_row",
     "select_top",
     "summary_frame",
-    "upsert_final_row",
     "done_pairs",
     "plan_experiment",
-    "config_id",
 ]

@@ -6,7 +6,7 @@ Usage::
                          [--address ADDR] [--resume] [--num-samples N]
                          [--max-epochs N] [--cache-dir DIR] [--debug]
 
-Steps (DESIGN.md, "Run"):
+Steps (docs/design.md, "Run"):
 
 1. validate everything before Ray starts: the space (`search.space`), the
    command line, the experiment folder `OUT/NAME` (a new run refuses an
@@ -16,13 +16,18 @@ Steps (DESIGN.md, "Run"):
 2. start Ray locally (all CPUs of the machine; `RAY_AUTH_MODE=disabled`
    unless set) or join `--address`; check the per-trial resources against
    the cluster (a GPU request on a GPU-less cluster is refused);
-3. search: Tuner with OptunaSearch(TPESampler(seed), define-by-run space) or
-   the grid's fixed list, ASHA on `training_iteration` (= epochs), checkpoints
-   every epoch, storage `OUT/NAME`; one progress line per trial epoch;
+3. search (`search.stages.run_search`): Tuner with
+   OptunaSearch(TPESampler(seed), define-by-run space) or the grid's fixed
+   list, ASHA on `training_iteration` (= epochs), checkpoints every epoch,
+   storage `OUT/NAME`; one progress line per trial epoch (`search.console`);
    `search.parquet` when it ends;
-4. final stage (`search.final`): top-k x seeds retrained and scored on the
-   public eval set; `final.parquet`, `final_summary.parquet`;
-5. a summary table.
+4. final stage (`search.stages.run_final`, `search.final`): top-k x seeds
+   retrained and scored on the public eval set; `final.parquet`,
+   `final_summary.parquet`;
+5. a summary table (`search.console.print_summary`).
+
+This module is the command line: arguments, the stored settings of an
+experiment, the checks before anything starts, signals and exit codes.
 
 `--resume` continues `OUT/NAME` with the space and options it was started
 with (stored in `OUT/NAME/sedtune_run.json`): the search is restored with
@@ -45,7 +50,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
-import os
 import shlex
 import signal
 import socket
@@ -56,11 +60,16 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
+import ray
 
-from . import final as final_stage
+from sed.config import ConfigError
+
 from . import leaderboard as lb
+from .console import print_summary
+from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, load_space, parse_space
+from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
+from .tuner import StopSignals, start_ray
 
 RUN_FILE = "sedtune_run.json"
 EXIT_USER_ERROR = 2
@@ -69,10 +78,6 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(ValueError):
     """A command-line mistake; the message says how to fix it."""
-
-
-class Interrupted(Exception):
-    """The run was stopped by SIGINT/SIGTERM; state is saved and resumable."""
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -186,7 +191,7 @@ def resume_command(out: Path, name: str, address: str | None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-# ----------------------------------------------------------------------------- data + Ray
+# ----------------------------------------------------------------------------- checks before anything starts
 def prepare_datasets(space: Space, settings: RunSettings) -> None:
     """Build the dataset + cached features once in the driver (trials then only read them)."""
     from sed import trainer as trainer_module
@@ -238,334 +243,6 @@ def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> No
         ) from None
 
 
-def start_ray(address: str | None, debug: bool) -> bool:
-    """Start or join Ray; False when Ray was already initialised by the caller (tests)."""
-    import ray
-
-    from .ray_glue import ray_environment
-
-    ray_environment(debug)
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=debug)
-    else:
-        # A private local cluster: no token file under ~/.ray (DEPENDENCIES.md).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=debug,
-                 configure_logging=True, logging_level="WARNING" if not debug else "INFO")
-    return True
-
-
-def _trainable(settings: RunSettings, resources: Any):
-    from ray import tune
-
-    from .trainable import train_sed
-
-    runtime = {"num_threads": max(1, int(resources.cpu))}
-    fn = tune.with_parameters(train_sed, data_root=settings.data, cache_dir=settings.cache_dir, runtime_overrides=runtime)
-    return tune.with_resources(fn, resources.as_dict())
-
-
-def _run_config(storage: Path, name: str, callbacks: list, space: Space, debug: bool):
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from .ray_glue import StatusSnapshot
-
-    return tune.RunConfig(
-        storage_path=str(storage),
-        name=name,
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), StatusSnapshot(), *callbacks],
-        failure_config=tune.FailureConfig(max_failures=space.max_failures),
-        # two, not one: after a hard kill Ray's last state snapshot may still name the
-        # previous checkpoint, which must then still exist for --resume
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        # trials write TensorBoard/eval/failure files into their working folder; with
-        # reused actors that folder reaches the storage only through artifact syncing
-        sync_config=tune.SyncConfig(sync_artifacts=True),
-        verbose=1 if debug else 0,
-    )
-
-
-def _fit(tuner: Any) -> Any:
-    from .ray_glue import LAST_STATUS
-
-    LAST_STATUS.clear()
-    return tuner.fit()
-
-
-#: Set by the SIGTERM handler of `main` (SIGINT is seen through the trial statuses).
-_SIGNALLED = {"count": 0}
-
-
-def _interrupted(result_grid: Any, expected: int | None) -> bool:
-    """Did Tuner.fit return because of Ctrl-C/SIGTERM rather than because every trial ended?"""
-    from .ray_glue import effective_status
-
-    if _SIGNALLED["count"]:
-        return True
-    trials = getattr(getattr(result_grid, "_experiment_analysis", None), "trials", None) or []
-    if any(effective_status(t) not in ("TERMINATED", "ERROR") for t in trials):
-        return True
-    return expected is not None and len(trials) < expected
-
-
-# ----------------------------------------------------------------------------- progress
-try:
-    from ray.tune import Callback as _Callback
-except Exception:  # pragma: no cover
-    _Callback = object  # type: ignore[assignment,misc]
-
-
-class ProgressPrinter(_Callback):  # type: ignore[misc,valid-type]
-    """One line per trial epoch, start, stop and error (driver side)."""
-
-    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int, max_failures: int = 0):
-        self.stage = stage
-        self.metric = metric
-        self.keys = list(keys)
-        self.epochs = epochs
-        self.max_failures = max_failures
-        self._workers: dict[str, tuple[Any, Any]] = {}
-
-    def _describe(self, trial: Any) -> str:
-        config = trial.config
-        parts = []
-        if config.get("_label"):
-            parts.append(str(config["_label"]))
-        for key in self.keys:
-            if key in config:
-                value = config[key]
-                parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
-        if "_evaluate" in config:
-            parts.append(f"config #{config.get('_rank')} ({config.get('_config_id')}) seed={config.get('seed')}")
-        return " ".join(parts)
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        print(f"[{self.stage}] {trial.trial_id} start: {self._describe(trial)}", flush=True)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        worker = (result.get("hostname"), result.get("pid"))
-        if worker[1] is not None and self._workers.get(trial.trial_id) != worker:
-            # once per attempt: where the trial runs (to find a stuck or dead worker)
-            self._workers[trial.trial_id] = worker
-            print(f"[{self.stage}] {trial.trial_id} runs on {worker[0]} pid {worker[1]}", flush=True)
-        value = result.get(self.metric)
-        shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-        extra = ""
-        if "eval_macro_f1" in result:
-            extra = f" | eval_macro_f1 {result['eval_macro_f1']:.4f} eval_psds {result.get('eval_psds', float('nan')):.4f}"
-        print(
-            f"[{self.stage}] {trial.trial_id} epoch {result.get('epoch', '?')}/{self.epochs} "
-            f"loss {result.get('loss_total', float('nan')):.4f} {self.metric} {shown} "
-            f"({result.get('epoch_seconds', float('nan')):.1f}s){extra}",
-            flush=True,
-        )
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        last = trial.last_result or {}
-        epochs = last.get("epoch", 0)
-        how = "done" if epochs >= self.epochs else f"stopped by the scheduler after {epochs} epochs"
-        print(f"[{self.stage}] {trial.trial_id} {how}", flush=True)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from .ray_glue import trial_error_text
-
-        tries = f" (after {trial.num_failures - 1} retries)" if trial.num_failures > 1 else ""
-        print(f"[{self.stage}] {trial.trial_id} FAILED{tries}: {trial_error_text(trial) or 'see error.txt'}",
-              flush=True)
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from .ray_glue import trial_error_text
-
-        epoch = (trial.last_result or {}).get("epoch", 0)
-        print(
-            f"[{self.stage}] {trial.trial_id} failed ({trial_error_text(trial) or 'see error.txt'}); "
-            f"retry {trial.num_failures}/{self.max_failures} from its last checkpoint (epoch {epoch})",
-            flush=True,
-        )
-
-
-# ----------------------------------------------------------------------------- stages
-def completed_search(space: Space, exp_dir: Path) -> pd.DataFrame | None:
-    """search.parquet when the search stage has finished every trial, else None."""
-    path = exp_dir / lb.SEARCH_FILE
-    if not path.is_file():
-        return None
-    frame = lb.read_parquet(path)
-    finished = frame["status"].isin(["COMPLETED", "EARLY_STOPPED", "ERROR"]).all() if len(frame) else False
-    return frame if len(frame) >= space.num_samples and finished else None
-
-
-def final_pending(space: Space, exp_dir: Path, search: pd.DataFrame) -> int:
-    """How many (config, seed) runs of the final stage are not yet in final.parquet."""
-    if space.final is None:
-        return 0
-    top = final_stage.select_top(search, space)
-    if top.empty:
-        return 0
-    done = final_stage.done_pairs(exp_dir / lb.FINAL_FILE)
-    return sum(final_stage.pair_of(p) not in done for p in final_stage.final_points(top, space))
-
-
-def run_search(space: Space, settings: RunSettings, exp_dir: Path, resources: Any, resume: bool, debug: bool) -> pd.DataFrame:
-    from ray import tune
-
-    from .ray_glue import collect_trials, make_scheduler, make_search_alg, search_frame
-
-    if resume:
-        frame = completed_search(space, exp_dir)
-        if frame is not None:
-            print(f"sedtune: the search stage of {exp_dir} is complete ({len(frame)} trials); not rerun", flush=True)
-            return frame
-    trainable = _trainable(settings, resources)
-    keys = [p for p in space.params]
-    printer = ProgressPrinter("search", space.metric, keys, space.scheduler.max_epochs, space.max_failures)
-    if resume and tune.Tuner.can_restore(str(exp_dir)):
-        print(f"sedtune: restoring the search in {exp_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={},
-            tune_config=tune.TuneConfig(
-                search_alg=make_search_alg(space, resources.max_concurrent),
-                scheduler=make_scheduler(space),
-                metric=space.metric,
-                mode=space.mode,
-                num_samples=space.num_samples,
-                max_concurrent_trials=resources.max_concurrent,
-                trial_dirname_creator=_trial_dirname,
-                trial_name_creator=_trial_dirname,
-                reuse_actors=True,
-            ),
-            run_config=_run_config(exp_dir.parent, exp_dir.name, [printer], space, debug),
-        )
-    result_grid = _fit(tuner)
-    frame = search_frame(collect_trials(result_grid), space)
-    metadata = lb.run_metadata(
-        space.text, "search", space.metrics,
-        extra={"space_path": space.path.as_posix(), "data": settings.data or "embedded",
-               "experiment": str(exp_dir), "mode": space.mode},
-    )
-    lb.write_parquet_atomic(frame, exp_dir / lb.SEARCH_FILE, metadata)
-    if _interrupted(result_grid, space.num_samples):
-        raise Interrupted("search")
-    return frame
-
-
-def _trial_dirname(trial: Any) -> str:
-    from .ray_glue import trial_dirname
-
-    return trial_dirname(trial)
-
-
-def run_final(space: Space, settings: RunSettings, exp_dir: Path, resources: Any, search: pd.DataFrame, debug: bool) -> pd.DataFrame | None:
-    from ray import tune
-
-    from .ray_glue import make_point_searcher
-
-    if space.final is None:
-        return None
-    top = final_stage.select_top(search, space)
-    if top.empty:
-        print("sedtune: no search trial produced a selection value; skipping the final stage", flush=True)
-        return None
-    points = final_stage.final_points(top, space)
-    final_path = exp_dir / lb.FINAL_FILE
-    done = final_stage.done_pairs(final_path)
-    remaining = [p for p in points if final_stage.pair_of(p) not in done]
-    metadata = lb.run_metadata(
-        space.text, "final", space.metrics,
-        extra={"space_path": space.path.as_posix(), "data": settings.data or "embedded",
-               "experiment": str(exp_dir), "final": dataclasses.asdict(space.final),
-               "top_configs": list(top["config_id"])},
-    )
-    if remaining:
-        print(
-            f"sedtune: final stage: {len(top)} configs x {len(space.final.seeds)} seeds, "
-            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done)",
-            flush=True,
-        )
-        wanted = {final_stage.pair_of(p) for p in remaining}
-        name, restore = final_stage.plan_experiment(exp_dir, wanted, lambda p: tune.Tuner.can_restore(str(p)))
-        trainable = _trainable(settings, resources)
-        if restore:
-            tuner = tune.Tuner.restore(str(exp_dir / name), trainable=trainable, resume_errored=False)
-        else:
-            printer = ProgressPrinter("final", space.metric, [], space.final.epochs, space.max_failures)
-            recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
-            tuner = tune.Tuner(
-                trainable,
-                param_space={},
-                tune_config=tune.TuneConfig(
-                    search_alg=make_point_searcher(remaining, space.metric, space.mode),
-                    metric=space.metric,
-                    mode=space.mode,
-                    num_samples=len(remaining),
-                    max_concurrent_trials=resources.max_concurrent,
-                    trial_dirname_creator=_trial_dirname,
-                    trial_name_creator=_trial_dirname,
-                    reuse_actors=True,
-                ),
-                run_config=_run_config(exp_dir, name, [printer, recorder], space, debug),
-            )
-        result_grid = _fit(tuner)
-        if _interrupted(result_grid, len(remaining) if not restore else None):
-            raise Interrupted("final")
-    final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
-    summary = final_stage.summary_frame(final, list(top["config_id"]))
-    lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})
-    return summary
-
-
-# ----------------------------------------------------------------------------- summary
-def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | None, exp_dir: Path) -> None:
-    from sed.config import PAPER_TABLE1
-
-    counts = search["status"].value_counts().to_dict() if not search.empty else {}
-    print()
-    print(f"== search {space.name}: {len(search)} trials "
-          + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) + " ==")
-    columns = ["trial_id", "status", "label", *space.params.keys(), "val_macro_f1", "val_psds",
-               "epochs_run", "wall_seconds"]
-    if "pareto" in search:
-        columns.append("pareto")
-    print(lb.format_table(search, columns, max_rows=15))
-    errors = search[search["status"] == "ERROR"] if not search.empty else search
-    for row in errors.itertuples(index=False):
-        print(f"  {row.trial_id} failed: {row.error}")
-    if "failures" in search:
-        retried = search[(search["status"] != "ERROR") & (search["failures"] > 0)]
-        for row in retried.itertuples(index=False):
-            print(f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
-                  "each resumed from its last checkpoint")
-    if "pareto" in search and search["pareto"].any():
-        print("Pareto front over " + " / ".join(space.metrics) + ": "
-              + ", ".join(search.loc[search["pareto"], "trial_id"]))
-    if summary is not None and not summary.empty:
-        print()
-        print(f"== final stage: public evaluation set, mean [95 % CI] over seeds ==")
-        rows = []
-        for row in summary.itertuples(index=False):
-            item = {"rank": row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
-            for metric in ("eval_macro_f1", "eval_psds"):
-                mean = getattr(row, f"{metric}_mean", float("nan"))
-                low = getattr(row, f"{metric}_ci95_low", float("nan"))
-                high = getattr(row, f"{metric}_ci95_high", float("nan"))
-                item[metric] = f"{mean:.4f} [{low:.4f}, {high:.4f}]" if pd.notna(low) else f"{mean:.4f}"
-            if row.label in PAPER_TABLE1:
-                item["paper macro/psds"] = "{:.3f}/{:.3f}".format(*PAPER_TABLE1[row.label])
-            rows.append(item)
-        frame = pd.DataFrame(rows)
-        print(lb.format_table(frame, list(frame.columns)))
-    print()
-    print(f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
-          + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else ""))
-    print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
-
-
 # ----------------------------------------------------------------------------- main
 def _user_error(message: str, debug: bool) -> int:
     if debug:
@@ -576,10 +253,6 @@ def _user_error(message: str, debug: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.config import ConfigError
-
-    from .ray_glue import ClusterError, derive_resources
-
     try:
         settings, space, exp_dir = resolve_settings(args)
         check_output_dir(exp_dir.parent)
@@ -589,11 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = exp_dir.parent
     resume_cmd = resume_command(out, exp_dir.name, args.address)
 
-    _SIGNALLED["count"] = 0
+    signals = StopSignals()
 
     def on_sigterm(signum: int, frame: Any) -> None:
         # Hand SIGTERM to the SIGINT path: inside Tuner.fit Ray stops gracefully and saves state.
-        _SIGNALLED["count"] += 1
+        signals.sigterms += 1
         signal.raise_signal(signal.SIGINT)
 
     # Installed now and again after ray.init (Ray's core installs its own fatal-signal handler).
@@ -618,8 +291,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _user_error(str(exc), args.debug)
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
-        import ray
-
         try:
             resources = derive_resources(space, ray.cluster_resources())
         except ClusterError as exc:
@@ -629,10 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
         print(f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
               f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}", flush=True)
-        search = run_search(space, settings, exp_dir, resources, args.resume, args.debug)
+        exp = Experiment(space, exp_dir, settings.data, settings.cache_dir, resources, signals, args.debug)
+        search = run_search(exp, args.resume)
         summary = None
         if not args.no_final:
-            summary = run_final(space, settings, exp_dir, resources, search, args.debug)
+            summary = run_final(exp, search)
         print_summary(space, search, summary, exp_dir)
         if (search["status"] == "ERROR").all() if not search.empty else True:
             print("error: every search trial failed; see the errors above", file=sys.stderr)
@@ -649,8 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         if ray_started:
-            import ray
-
             ray.shutdown()
 
 

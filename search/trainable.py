@@ -1,7 +1,7 @@
 """The Ray Tune function trainable: one trial = one `sed.trainer.Trainer` run.
 
 Per epoch it calls `Trainer.train_epoch()` (train, then validate on the
-held-out 20 % of the synthetic strong set, DESIGN.md "Trainable") and reports
+held-out 20 % of the synthetic strong set, docs/design.md "Trainable") and reports
 the epoch's numeric metrics (`val_macro_f1`, `val_psds` when computed,
 losses, lr, ...) with a checkpoint of the trainer's full state, so that ASHA
 can stop the trial after any epoch and `--resume` continues it from the last

@@ -243,8 +243,12 @@ class TrainConfig(CRNNFields):
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(TrainConfig)}
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Turn a command-line string (or YAML scalar) into the field's type."""
+def coerce_value(key: str, value: Any) -> Any:
+    """Turn a command-line string (or YAML scalar) into the type of TrainConfig field `key`.
+
+    The one coercion of config values: `apply_overrides` (hence `--set`) and
+    the search-space parser (`search.space`) both use it.
+    """
     default = getattr(TrainConfig(), key)
     annotation = str(FIELD_TYPES[key])
     if isinstance(value, str):
@@ -310,7 +314,7 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
             raise ConfigError(
                 f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}"
             )
-        updates[key] = _coerce(key, value)
+        updates[key] = coerce_value(key, value)
     return dataclasses.replace(config, **updates).validate()
 
 
@@ -381,6 +385,7 @@ __all__ = [
     "PRESETS",
     "PAPER_TABLE1",
     "apply_overrides",
+    "coerce_value",
     "parse_locations",
     "parse_set_arguments",
     "preset",

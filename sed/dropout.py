@@ -27,7 +27,7 @@ def half_dropout_mask(shape: torch.Size, device: torch.device) -> Tensor:
 
     Each random byte gives 8 independent fair bits, so the generator is called
     once per 8 elements instead of once per element as `bernoulli_` does (the
-    largest single cost of the reference step on the CPU, BASELINE.md). Same
+    largest single cost of the reference step on the CPU, docs/reference.md). Same
     distribution as `nn.Dropout(0.5)`: every element kept independently with
     probability 1/2 and scaled by 2.
     """

@@ -1,6 +1,6 @@
 """Log-mel features of the DCASE 2020 task 4 baseline, their on-disk cache and the per-band scaler.
 
-Recipe (BASELINE.md, Features): 16 kHz mono, STFT with a 2048-sample
+Recipe (docs/reference.md, Features): 16 kHz mono, STFT with a 2048-sample
 *symmetric* Hamming window (``periodic=False``), hop 255, centred with reflect
 padding; **amplitude** (power 1) mel spectrogram with 128 Slaney-scale bands
 over 0-8000 Hz and unnormalised triangular filters; amplitude-to-dB with
@@ -36,9 +36,9 @@ from sed.constants import CLIP_SECONDS, HOP, N_FFT, N_FRAMES, N_MELS, SAMPLE_RAT
 
 __all__ = ["AMIN", "FEATURE_CODE_VERSION", "FeatureConfig", "LogMel"]
 
-#: Floor of the mel amplitude before the log (BASELINE.md: amin 1e-5), i.e. -100 dB.
+#: Floor of the mel amplitude before the log (docs/reference.md: amin 1e-5), i.e. -100 dB.
 AMIN: float = 1e-5
-#: Reference amplitude of the dB conversion (BASELINE.md: ref 1.0, so dB = 20 log10(max(amin, S))).
+#: Reference amplitude of the dB conversion (docs/reference.md: ref 1.0, so dB = 20 log10(max(amin, S))).
 REF: float = 1.0
 
 #: Part of every cache key. Bump it whenever read_audio or LogMel would produce different
@@ -59,7 +59,7 @@ _FLOAT_FIELDS = ("f_min", "f_max", "top_db", "clip_seconds")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Settings of the log-mel features; the defaults are the 2020 baseline's (BASELINE.md).
+    """Settings of the log-mel features; the defaults are the 2020 baseline's (docs/reference.md).
 
     ``top_db=None`` disables the per-clip floor. Values are normalised to
     int / float on construction, so ``FeatureConfig(f_max=8000)`` equals

@@ -1,8 +1,8 @@
 """Event-based F1 (sed_eval) and PSDS (psds_eval) with the DCASE 2020 task 4 settings.
 
 The libraries compute every number; this module only converts predictions and
-references into their input formats (../shared/DESIGN.md). Settings
-(../shared/BASELINE.md, "Post-processing and metrics"):
+references into their input formats (docs/design.md, "Post-processing and
+metrics"). Settings (docs/reference.md, "Post-processing and metrics"):
 
 * ``sed_eval.sound_event.EventBasedMetrics(t_collar=0.200,
   percentage_of_length=0.2, empty_system_output_handling='zero_score')``,

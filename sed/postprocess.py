@@ -1,6 +1,6 @@
 """Frame probabilities -> binary activity -> events (DCASE 2020 task 4 post-processing).
 
-Facts reproduced (../shared/BASELINE.md, "Post-processing and metrics"):
+Facts reproduced (docs/reference.md, "Post-processing and metrics"):
 
 * a global threshold (0.5 by default) is applied first; like dcase_util's
   ``ProbabilityEncoder.binarization(..., 'global_threshold')`` used by the

@@ -20,7 +20,7 @@ __all__ = ["Scaler", "fit_scaler"]
 
 @dataclass(eq=False)
 class Scaler:
-    """Per-mel-band standardisation ``(x - mean) / std`` (BASELINE.md, Features: normalisation).
+    """Per-mel-band standardisation ``(x - mean) / std`` (docs/reference.md, Features: normalisation).
 
     ``mean`` and ``std`` have one value per mel band; :meth:`transform`
     broadcasts them over the last axis of numpy arrays or torch tensors (on

@@ -30,7 +30,7 @@ HOP = 255
 
 
 def _librosa_reference(wave: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """The 2020 baseline recipe written with librosa (BASELINE.md, Features) -> [time, mel]."""
+    """The 2020 baseline recipe written with librosa (docs/reference.md, Features) -> [time, mel]."""
     librosa = pytest.importorskip("librosa")
     mel = librosa.feature.melspectrogram(
         y=wave,

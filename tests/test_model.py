@@ -19,7 +19,7 @@ TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3)
 def test_default_model_has_reference_parameter_count_and_shapes():
     model = CRNN()
     assert count_parameters(model) == 1_112_420
-    # BASELINE.md breakdown: conv 539,904; BN 1,248; gated-unit linears 71,536; BiGRU 494,592; heads 5,140.
+    # docs/reference.md (CRNN) breakdown: conv 539,904; BN 1,248; gated-unit linears 71,536; BiGRU 494,592; heads 5,140.
     conv = sum(p.numel() for n, p in model.named_parameters() if ".conv." in n)
     bn = sum(p.numel() for n, p in model.named_parameters() if ".bn." in n)
     gate = sum(p.numel() for n, p in model.named_parameters() if ".gate." in n)
@@ -44,7 +44,7 @@ def test_reference_quirks_are_the_defaults():
 
 
 def _plain_reference_forward(model: CRNN, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """An unoptimised reading of BASELINE.md, using the model's weights (eval mode)."""
+    """An unoptimised reading of docs/reference.md (CRNN), using the model's weights (eval mode)."""
     h = x.unsqueeze(1)
     for block in model.cnn.blocks:
         h = block.conv(h)

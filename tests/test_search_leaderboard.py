@@ -1,4 +1,4 @@
-"""search.leaderboard / search.final / search.ray_glue pure parts: no Ray started."""
+"""search.rows / search.leaderboard / search.final / search.failures / search.resources: no Ray started."""
 
 from __future__ import annotations
 
@@ -14,15 +14,10 @@ import pytest
 
 from search import final as final_stage
 from search import leaderboard as lb
-from search.ray_glue import (
-    ClusterError,
-    TrialRecord,
-    best_of,
-    derive_resources,
-    error_text,
-    leaderboard_status,
-    search_frame,
-)
+from search import rows
+from search.failures import error_text
+from search.resources import ClusterError, derive_resources
+from search.rows import TrialRecord, best_of, leaderboard_status, search_frame
 from search.space import parse_space
 
 SPACE_TEXT = """
@@ -47,7 +42,7 @@ def space():
 # ----------------------------------------------------------------------------- statistics
 def test_ci95_by_hand():
     # mean 0.32, sample std 0.02, t_{0.975, 2} = 4.302652729911275 (Student t table: 4.303)
-    n, mean, std, low, high = lb.mean_std_ci95([0.30, 0.34, 0.32])
+    n, mean, std, low, high = rows.mean_std_ci95([0.30, 0.34, 0.32])
     assert n == 3
     assert mean == pytest.approx(0.32)
     assert std == pytest.approx(0.02)
@@ -55,13 +50,13 @@ def test_ci95_by_hand():
     assert half == pytest.approx(0.0496827, abs=1e-7)
     assert low == pytest.approx(0.32 - half) and high == pytest.approx(0.32 + half)
     # n = 2: t_{0.975, 1} = 12.7062047361747; values 1 and 3 -> mean 2, std sqrt(2)
-    n, mean, std, low, high = lb.mean_std_ci95([1.0, 3.0])
+    n, mean, std, low, high = rows.mean_std_ci95([1.0, 3.0])
     assert (mean, std) == (pytest.approx(2.0), pytest.approx(math.sqrt(2)))
     assert high - mean == pytest.approx(12.7062047361747 * math.sqrt(2) / math.sqrt(2))
     # one value: no spread; NaN values (failed seeds) are left out
-    n, mean, std, low, high = lb.mean_std_ci95([0.5, float("nan")])
+    n, mean, std, low, high = rows.mean_std_ci95([0.5, float("nan")])
     assert n == 1 and mean == 0.5 and math.isnan(std) and math.isnan(low) and math.isnan(high)
-    assert lb.mean_std_ci95([])[0] == 0
+    assert rows.mean_std_ci95([])[0] == 0
 
 
 def test_summarize_final_groups_by_config_and_skips_failed_seeds():
@@ -77,7 +72,7 @@ def test_summarize_final_groups_by_config_and_skips_failed_seeds():
             "eval_psds": [0.5, 0.5, 0.5, 0.6, float("nan")],
         }
     )
-    summary = lb.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
+    summary = rows.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
     assert list(summary["config_id"]) == ["a", "b"]
     a, b = summary.iloc[0], summary.iloc[1]
     assert a["n_seeds"] == 3 and a["seeds"] == "1,2,3"
@@ -90,10 +85,10 @@ def test_summarize_final_groups_by_config_and_skips_failed_seeds():
 
 def test_pareto_front():
     frame = pd.DataFrame({"f1": [0.3, 0.4, 0.35, 0.2, np.nan], "psds": [0.6, 0.5, 0.55, 0.7, 0.9]})
-    assert list(lb.pareto_front(frame, ["f1", "psds"], "max")) == [True, True, True, True, False]
+    assert list(rows.pareto_front(frame, ["f1", "psds"], "max")) == [True, True, True, True, False]
     frame = pd.DataFrame({"f1": [0.3, 0.4, 0.3], "psds": [0.5, 0.5, 0.4]})
-    assert list(lb.pareto_front(frame, ["f1", "psds"], "max")) == [False, True, False]
-    assert list(lb.pareto_front(frame, ["f1", "psds"], "min")) == [False, False, True]
+    assert list(rows.pareto_front(frame, ["f1", "psds"], "max")) == [False, True, False]
+    assert list(rows.pareto_front(frame, ["f1", "psds"], "min")) == [False, False, True]
 
 
 # ----------------------------------------------------------------------------- parquet
@@ -219,15 +214,15 @@ def test_final_rows_upsert_and_done_pairs(tmp_path, space):
     (trial_dir / "eval.json").write_text(json.dumps({"eval_per_class_f1": {"Dog": 0.5}, "metric_versions": {"sed_eval": "0.2.1"}}))
     result = {"epoch": 3, "time_total_s": 12.0, "selected_val_macro_f1": 0.4, "selected_val_psds": 0.3,
               "eval_macro_f1": 0.25, "eval_psds": 0.5, "eval_psds_ct": 0.4, "eval_psds_macro": 0.45, "model_epoch": 2}
-    row = final_stage.final_row(config, result, "COMPLETED", None, "f1", trial_dir, list(space.params))
+    row = rows.final_row(config, result, "COMPLETED", None, "f1", trial_dir, list(space.params))
     assert row["config_id"] == "abc" and row["seed"] == 2 and row["rank"] == 1
     assert row["val_macro_f1"] == 0.4 and row["eval_psds_macro"] == 0.45 and math.isnan(row["eval_micro_f1"])
     assert json.loads(row["eval_per_class_f1"]) == {"Dog": 0.5}
     assert row["mixup_alpha"] is None and row["noise_scale"] == 0.1
     meta = {"stage": "final", "space": space.text}
-    final_stage.upsert_final_row(path, row, meta)
-    final_stage.upsert_final_row(path, {**row, "seed": 1}, meta)
-    final_stage.upsert_final_row(path, {**row, "eval_macro_f1": 0.3}, meta)  # same pair: replaced
+    rows.upsert_final_row(path, row, meta)
+    rows.upsert_final_row(path, {**row, "seed": 1}, meta)
+    rows.upsert_final_row(path, {**row, "eval_macro_f1": 0.3}, meta)  # same pair: replaced
     frame = lb.read_parquet(path)
     assert list(frame["seed"]) == [1, 2]
     assert frame.set_index("seed").loc[2, "eval_macro_f1"] == 0.3
@@ -267,8 +262,6 @@ def test_derive_resources(space):
 
 
 def test_error_text_names_a_dead_worker_over_an_earlier_attempts_failure_json(tmp_path):
-    from search.ray_glue import error_text
-
     trial = tmp_path / "trial"
     trial.mkdir()
     # attempt 1 raised (the trainable wrote failure.json), attempt 2's worker was killed

@@ -356,3 +356,29 @@ def test_loading_does_not_start_ray():
     space_from(BASE)
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()
     assert math.isfinite(space_from(BASE).params["epsilon"].high)
+
+
+# ----------------------------------------------------------------------------- sed.config's rules
+def test_numbers_yaml_left_as_text_are_read_by_sed_coerce_value():
+    # YAML 1.1 reads 3e-4 (no dot) as text; the space reads it as `--set lr=3e-4` would
+    from sed.config import coerce_value
+
+    space = space_from(edited(fixed="fixed: {regularization: l2, epochs: 6, lr: 3e-4, max_steps_per_epoch: 2e0}"))
+    assert space.fixed["lr"] == coerce_value("lr", "3e-4") == 3e-4 and isinstance(space.fixed["lr"], float)
+    assert space.fixed["max_steps_per_epoch"] == coerce_value("max_steps_per_epoch", "2e0") == 2
+    assert isinstance(space.fixed["max_steps_per_epoch"], int)
+    # everything else stays as written: an int for a float field, comma text in a choice
+    space = space_from(edited(fixed="fixed: {regularization: l2, epochs: 6, rampup_epochs: 2}"))
+    assert space.fixed["rampup_epochs"] == 2 and isinstance(space.fixed["rampup_epochs"], int)
+    assert space.sample_config({}).rampup_epochs == 2.0
+    filters = "  cnn_filters: {choice: ['4,8', '4,8,8']}\n"
+    space = space_from(BASE.replace("  consistency_weight:", filters + "  consistency_weight:"))
+    assert space.params["cnn_filters"].choices == ("4,8", "4,8,8")
+
+
+def test_locations_are_checked_by_sed_parse_locations_with_a_hint():
+    hint = r"params\.locations\.choice: unknown location 'cnnn' \(did you mean 'cnn'\?\); use a '\+'-joined subset"
+    with pytest.raises(SpaceError, match=hint):
+        space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, input+cnnn]"))
+    space = space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, 'input+rnn', 'rnn,cnn']"))
+    assert space.params["locations"].choices == ("cnn", "input+rnn", "rnn,cnn")

@@ -1,8 +1,8 @@
 """Reading one audio clip the way the DCASE 2020 task 4 baseline expects it.
 
-BASELINE.md (Features): the baseline works on 16 kHz mono audio and
+docs/reference.md (Features): the baseline works on 16 kHz mono audio and
 resamples anything else. We read with ``soundfile`` (torchaudio >= 2.9 no
-longer decodes files without torchcodec, DEPENDENCIES.md), mix several
+longer decodes files without torchcodec, docs/dependencies.md), mix several
 channels down to mono by their mean, resample with
 ``torchaudio.functional.resample`` (windowed-sinc, default Hann window of
 width 6) and pad with zeros / cut to exactly ``clip_seconds``.
@@ -148,7 +148,7 @@ def read_audio(
 ) -> np.ndarray:
     """Read one clip as float32 mono at ``sample_rate``, exactly ``clip_seconds`` long.
 
-    Steps (BASELINE.md, Features): decode with soundfile (integer PCM is
+    Steps (docs/reference.md, Features): decode with soundfile (integer PCM is
     scaled to [-1, 1)), mix channels down by their mean, resample to
     ``sample_rate`` if the file has another rate, then zero-pad or cut to
     ``round(sample_rate * clip_seconds)`` samples. ``clip_seconds=None``

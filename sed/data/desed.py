@@ -1,6 +1,6 @@
 """The DESED 2020 dataset (DCASE 2020 task 4): metadata, audio paths, label encoding.
 
-Layout under the dataset root (BASELINE.md, "DESED metadata"; the audio lies
+Layout under the dataset root (docs/reference.md, "DESED metadata"; the audio lies
 under ``audio/`` at the same relative paths as the metadata):
 
 =================  ===========================================  ======================================
@@ -21,7 +21,7 @@ validation.tsv), weak ``filename event_labels`` (comma-separated), unlabeled
 Decisions written down here:
 
 * The synthetic set is split 80 / 20 into ``synthetic_train`` and
-  ``synthetic_val`` (the baseline's selection split, BASELINE.md "Training").
+  ``synthetic_val`` (the baseline's selection split, docs/reference.md "Training").
   A file's side is decided by a hash of ``split_seed`` and its file name
   alone, so it does not depend on row order or on which other files exist;
   the fraction is therefore ``val_fraction`` only in expectation.
@@ -31,7 +31,7 @@ Decisions written down here:
   (:data:`sed.constants.CLIP_SECONDS`) for every other part.
 * Events may end at most :data:`TIME_TOLERANCE_S` after the clip end.
 * Same-class overlapping events are *not* refused (the shipped
-  validation.tsv has 12 such pairs, BASELINE.md); the metrics merge them.
+  validation.tsv has 12 such pairs, docs/reference.md); the metrics merge them.
 * ``audio_paths`` are the resolved dataset root joined with the lexically
   normalised file name (symbolic links below the root are not followed, so
   a symlinked audio folder works; ``..`` escapes are refused).

@@ -35,7 +35,7 @@ class PartLayout:
     kind: str  # 'strong' | 'weak' | 'unlabeled'
 
 
-#: The DESED 2020 layout (BASELINE.md). Keys are the parts as the metadata has them.
+#: The DESED 2020 layout (docs/reference.md). Keys are the parts as the metadata has them.
 LAYOUT: dict[str, PartLayout] = {
     "synthetic": PartLayout(
         "metadata/train/synthetic20/soundscapes.tsv", "audio/train/synthetic20/soundscapes", "strong"

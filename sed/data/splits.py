@@ -154,7 +154,7 @@ def encode_strong(
     """Frame targets ``[n_frames, C]`` float32 for one clip.
 
     Frame ``i`` covers ``[i * frame_step, (i + 1) * frame_step)`` (63.75 ms by
-    default, BASELINE.md "Post-processing"); an event marks frames
+    default, docs/reference.md "Post-processing"); an event marks frames
     ``floor(onset / step)`` up to, not including, ``floor(offset / step)``
     (``offset_rounding='floor'``: the reference's ``main.py`` +
     ``ManyHotEncoder.encode_strong_df``, offset frame excluded) or

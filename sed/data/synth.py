@@ -1,7 +1,7 @@
 """A deterministic generator of a small DESED-like dataset (the "embedded" data).
 
 It writes the DESED 2020 layout that :func:`sed.data.desed.load_desed` reads
-(BASELINE.md, "DESED metadata"): 10 s, 16 kHz, mono, 16-bit WAV soundscapes
+(docs/reference.md, "DESED metadata"): 10 s, 16 kHz, mono, 16-bit WAV soundscapes
 with strong (synthetic, validation, public eval), weak and unlabeled parts and
 ``public_meta.tsv`` durations, so every command works without a download.
 

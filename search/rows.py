@@ -1,0 +1,308 @@
+"""Leaderboard rows: what each column of the three leaderboards holds, and how a trial becomes a row.
+
+The files live in the experiment folder `OUT/NAME/` (written by
+`search.leaderboard`, atomically, with the run's metadata):
+
+- `search.parquet`, one row per search trial (`search_frame`, sorted by
+  `selection_value`, trials without one last):
+  `trial_id`; `status` -- COMPLETED (ran all epochs), EARLY_STOPPED
+  (stopped by ASHA), ERROR (failed: `error` says why), and, only in a file
+  written when a run was stopped, INTERRUPTED (it had run some epochs) or
+  NOT_STARTED; `error` (`Type: message`, `search.failures`); `failures`
+  (failed attempts: each retry allowed by the space's `max_failures`
+  resumes the trial from its last epoch's checkpoint, so a COMPLETED trial
+  may have `failures` > 0); `label` (grid point name); `config_id`; one
+  column per hyperparameter of the trial config (every searched parameter,
+  empty where its `when` condition did not hold, and every fixed value;
+  lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds`
+  (each the best value over the trial's epochs); `selection_value` (best
+  of the space's first metric: what the final stage's top-k uses) and
+  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
+  `config_json` (the exact trial config); and `pareto` when the space
+  selects on two metrics (not dominated on both).
+- `final.parquet`, one row per (config, seed) of the final stage
+  (`final_row`, added as each trial ends, `upsert_final_row`):
+  `config_id`, `label`, `rank` (of the config in the search),
+  `search_trial_id`, `seed`, `trial_id`, `status` (COMPLETED or ERROR),
+  `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
+  `val_psds` and `model_epoch` of the model selected on validation F1, its
+  public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
+  `eval_psds_ct`, `eval_psds_macro` (DCASE 2020 settings, 50 operating
+  points), `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
+  hyperparameter columns and `trial_dir`.
+- `final_summary.parquet`, one row per final config in search-rank order
+  (`summarize_final`): `config_id`, `label`, `rank`, `search_trial_id`,
+  `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
+  `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
+  `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
+  std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import leaderboard as lb
+from .space import Space, config_id
+from .trainable import EVAL_FILE
+
+#: Metrics aggregated over seeds in final_summary.parquet.
+FINAL_METRICS: tuple[str, ...] = (
+    "eval_macro_f1",
+    "eval_psds",
+    "eval_psds_ct",
+    "eval_psds_macro",
+    "val_macro_f1",
+    "val_psds",
+)
+#: Public-evaluation scores of a final.parquet row.
+EVAL_METRICS: tuple[str, ...] = ("eval_macro_f1", "eval_micro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro")
+
+
+# ----------------------------------------------------------------------------- search rows
+@dataclass
+class TrialRecord:
+    """What a search row is made of: one Tune trial as it ended (`search.tuner.collect_trials`)."""
+
+    trial_id: str
+    ray_status: str
+    config: dict[str, Any]
+    history: pd.DataFrame
+    error: str | None
+    path: str
+    failures: int = 0  # failed attempts (Ray's num_failures): retries used, +1 if it ended in ERROR
+
+
+def leaderboard_status(ray_status: str, epochs_run: int, epochs: int) -> str:
+    """The `status` column from Ray's status and the epochs the trial ran of `epochs`."""
+    if ray_status == "ERROR":
+        return "ERROR"
+    if ray_status == "TERMINATED":
+        return "COMPLETED" if epochs_run >= epochs else "EARLY_STOPPED"
+    if epochs_run == 0:
+        return "NOT_STARTED"
+    return "INTERRUPTED"
+
+
+def best_of(history: pd.DataFrame, metric: str, mode: str) -> tuple[float, int | None]:
+    """(best value over epochs, its epoch) of `metric` in a trial's history (NaN, None if absent)."""
+    if history is None or history.empty or metric not in history:
+        return math.nan, None
+    values = pd.to_numeric(history[metric], errors="coerce")
+    if values.notna().sum() == 0:
+        return math.nan, None
+    index = values.idxmax() if mode == "max" else values.idxmin()
+    epoch_col = "epoch" if "epoch" in history else "training_iteration"
+    epoch = history.loc[index, epoch_col]
+    return float(values.loc[index]), (int(epoch) if pd.notna(epoch) else None)
+
+
+def epochs_run(history: pd.DataFrame) -> int:
+    """The last epoch a trial's history reports (0 for none)."""
+    if history is None or history.empty:
+        return 0
+    column = "epoch" if "epoch" in history else "training_iteration"
+    values = pd.to_numeric(history[column], errors="coerce")
+    return int(values.max()) if values.notna().any() else 0
+
+
+def wall_seconds(history: pd.DataFrame) -> float:
+    """Tune's total training time of a trial (`time_total_s`)."""
+    if history is None or history.empty or "time_total_s" not in history:
+        return math.nan
+    return float(pd.to_numeric(history["time_total_s"], errors="coerce").max())
+
+
+def hyperparameter_columns(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Trial config -> one column per hyperparameter (lists as comma strings, meta keys dropped)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        out[key] = value
+    return out
+
+
+def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
+    """search.parquet rows (columns: the module docstring)."""
+    rows = []
+    epochs = space.scheduler.max_epochs
+    for record in records:
+        history = record.history
+        run = epochs_run(history)
+        row: dict[str, Any] = {
+            "trial_id": record.trial_id,
+            "status": leaderboard_status(record.ray_status, run, epochs),
+            "error": record.error,
+            "failures": record.failures,
+            "label": record.config.get("_label", ""),
+            "config_id": config_id(record.config),
+        }
+        # every searched parameter has its column, also when a condition left it unsampled
+        row.update({name: None for name in space.params})
+        row.update(hyperparameter_columns(record.config))
+        for metric in ("val_macro_f1", "val_psds"):
+            mode = space.mode if metric in space.metrics else "max"
+            row[metric], _ = best_of(history, metric, mode)
+        row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
+        row["epochs_run"] = run
+        row["wall_seconds"] = wall_seconds(history)
+        row["trial_dir"] = record.path
+        row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    if len(space.metrics) > 1:
+        frame["pareto"] = pareto_front(frame, list(space.metrics), space.mode)
+    ascending = space.mode == "min"
+    frame["_missing"] = frame["selection_value"].isna()
+    frame = frame.sort_values(["_missing", "selection_value"], ascending=[True, ascending], kind="stable")
+    return frame.drop(columns="_missing").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- final rows
+def _float(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def final_row(
+    config: Mapping[str, Any],
+    last_result: Mapping[str, Any] | None,
+    status: str,
+    error: str | None,
+    trial_id: str,
+    trial_dir: str | Path | None,
+    param_names: Sequence[str] = (),
+    failures: int = 0,
+) -> dict[str, Any]:
+    """One final.parquet row from a finished final-stage trial (`param_names`: columns always present)."""
+    result = dict(last_result or {})
+    row: dict[str, Any] = {
+        "config_id": config.get("_config_id"),
+        "label": config.get("_label", ""),
+        "rank": config.get("_rank"),
+        "search_trial_id": config.get("_search_trial_id"),
+        "seed": int(config["seed"]),
+        "trial_id": trial_id,
+        "status": status,
+        "error": error,
+        "failures": int(failures),
+        "epochs_run": int(result.get("epoch", 0) or 0),
+        "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
+        # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
+        "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
+        "val_psds": _float(result.get("selected_val_psds")),
+        "model_epoch": result.get("model_epoch"),
+    }
+    for metric in EVAL_METRICS:
+        value = result.get(metric)
+        row[metric] = _float(value)
+    per_class = result.get("eval_per_class_f1_json")
+    if result.get("metric_versions_json"):
+        row["metric_versions"] = result["metric_versions_json"]
+    elif trial_dir is not None and (Path(trial_dir) / EVAL_FILE).is_file():
+        try:
+            record = json.loads((Path(trial_dir) / EVAL_FILE).read_text())
+            per_class = json.dumps(record.get("eval_per_class_f1"))
+            row["metric_versions"] = json.dumps(record.get("metric_versions"), sort_keys=True)
+        except (OSError, ValueError):
+            pass
+    row["eval_per_class_f1"] = per_class
+    row.update({name: None for name in param_names})
+    row.update(hyperparameter_columns(config))
+    row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
+    return row
+
+
+def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping[str, str]) -> pd.DataFrame:
+    """Add (or replace) the row of `row`'s (config_id, seed) in final.parquet, atomically."""
+    frame = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
+    if not frame.empty:
+        keep = ~((frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"])))
+        frame = frame[keep]
+    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
+    frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
+    lb.write_parquet_atomic(frame, final_path, metadata)
+    return frame
+
+
+# ----------------------------------------------------------------------------- summary rows
+def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, float]:
+    """(n, mean, sample std, low, high) with the Student-t 95 % interval of the mean.
+
+    half-width = t.ppf(0.975, n - 1) * std / sqrt(n); NaN std/CI for n < 2.
+    NaN inputs (e.g. a failed seed) are left out.
+    """
+    from scipy import stats
+
+    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    n = int(data.size)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    mean = float(data.mean())
+    if n < 2:
+        return n, mean, math.nan, math.nan, math.nan
+    std = float(data.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return n, mean, std, mean - half, mean + half
+
+
+def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS) -> pd.DataFrame:
+    """One row per config_id: n_seeds and mean/std/CI of each metric, in search-rank order."""
+    rows = []
+    if final.empty:
+        return pd.DataFrame(columns=["config_id", "label", "rank", "n_seeds"])
+    ok = final[final["status"] == "COMPLETED"] if "status" in final else final
+    for config_id, group in final.groupby("config_id", sort=False):
+        good = ok[ok["config_id"] == config_id]
+        first = group.iloc[0]
+        row: dict[str, Any] = {
+            "config_id": config_id,
+            "label": first.get("label"),
+            "rank": first.get("rank"),
+            "search_trial_id": first.get("search_trial_id"),
+            "n_seeds": int(len(good)),
+            "seeds": ",".join(str(int(s)) for s in sorted(good["seed"])) if len(good) else "",
+        }
+        for metric in metrics:
+            if metric not in good:
+                continue
+            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float))
+            row[f"{metric}_mean"] = mean
+            row[f"{metric}_std"] = std
+            row[f"{metric}_ci95_low"] = low
+            row[f"{metric}_ci95_high"] = high
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if "rank" in out and out["rank"].notna().all():
+        out = out.sort_values("rank", kind="stable").reset_index(drop=True)
+    return out
+
+
+def pareto_front(frame: pd.DataFrame, metrics: Sequence[str], mode: str = "max") -> pd.Series:
+    """Boolean mask of rows not dominated on `metrics` (all maximised, or all minimised)."""
+    values = frame[list(metrics)].astype(float).to_numpy()
+    if mode == "min":
+        values = -values
+    valid = np.isfinite(values).all(axis=1)
+    mask = np.zeros(len(frame), dtype=bool)
+    for i in range(len(frame)):
+        if not valid[i]:
+            continue
+        others = values[valid]
+        dominated = np.any(np.all(others >= values[i], axis=1) & np.any(others > values[i], axis=1))
+        mask[i] = not dominated
+    return pd.Series(mask, index=frame.index)

@@ -1,0 +1,93 @@
+"""Who proposes the trials and who stops them: Optuna (TPE or random) or a fixed list, and ASHA.
+
+- sampled spaces: `OptunaSearch` over `Space.define_by_run` (conditional
+  parameters are suggested only when their condition holds), seeded;
+- grid spaces and the final stage: `PointListSearcher`, each given config
+  once, in order (Optuna rejects `tune.grid_search`);
+- `ASHAScheduler` on `training_iteration` (= epochs), or FIFO.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Mapping, Sequence
+
+from ray.tune.search import Searcher
+
+from .space import Space
+
+
+def make_point_searcher(points: Sequence[Mapping[str, Any]], metric: str, mode: str):
+    """A Tune searcher that hands out a fixed list of configs once each (grid, final stage)."""
+    return PointListSearcher(points=list(points), metric=metric, mode=mode)
+
+
+class PointListSearcher(Searcher):
+    """Suggests each given config once, in order, then FINISHED. Resumable (save/restore)."""
+
+    def __init__(self, points: list[dict[str, Any]], metric: str | None = None, mode: str | None = None):
+        super().__init__(metric=metric, mode=mode)
+        self.points = [dict(p) for p in points]
+        self.next_index = 0
+
+    def suggest(self, trial_id: str):
+        if self.next_index >= len(self.points):
+            return Searcher.FINISHED
+        point = self.points[self.next_index]
+        self.next_index += 1
+        return dict(point)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"points": self.points, "next_index": self.next_index}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        self.points = state["points"]
+        self.next_index = state["next_index"]
+
+
+def make_search_alg(space: Space):
+    """OptunaSearch (TPE or random, seeded, define-by-run) or a point list for grid spaces."""
+    if space.is_grid:
+        points = [
+            {**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()
+        ]
+        return make_point_searcher(points, space.metric, space.mode)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    if space.searcher.kind == "optuna-random":
+        sampler = optuna.samplers.RandomSampler(seed=space.searcher.seed)
+    else:
+        kwargs: dict[str, Any] = {"seed": space.searcher.seed}
+        if space.searcher.n_startup_trials is not None:
+            kwargs["n_startup_trials"] = space.searcher.n_startup_trials
+        sampler = optuna.samplers.TPESampler(**kwargs)
+    return OptunaSearch(
+        space=space.define_by_run,
+        metric=space.metric,
+        mode=space.mode,
+        sampler=sampler,
+        study_name=space.name,
+    )
+
+
+def make_scheduler(space: Space):
+    """ASHA over the space's epochs (`training_iteration`), or FIFO."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if space.scheduler.kind == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=space.scheduler.max_epochs,
+            grace_period=space.scheduler.grace_period,
+            reduction_factor=space.scheduler.reduction_factor,
+        )
+    return FIFOScheduler()

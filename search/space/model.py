@@ -1,0 +1,302 @@
+"""The search-space data model: a validated space and what it derives for the search.
+
+`Space` is what `search.space.parse.parse_space` makes of a YAML file in
+`spaces/` (the format is in that module's docstring): the searchable
+parameters (`Param`, with their `when` conditions), the fixed values, the
+metric(s) to select on, the searcher, scheduler, resources and final stage.
+From it the search takes the Optuna define-by-run function, the grid points,
+each trial's `TrainConfig` and the datasets to prepare (docs/design.md,
+"Spaces"). Every refusal is a `SpaceError` (a `ValueError`) naming
+the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from sed.config import TrainConfig, apply_overrides
+
+#: Metrics the trainable reports every epoch that a space may select on.
+SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds")
+#: The `params:` distributions (`Param.kind`).
+DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
+#: TrainConfig keys that change which data/features a trial reads (prepared in the driver).
+DATA_KEYS = ("data", "embedded_size", "embedded_seed", "skip_missing_audio", "val_fraction", "split_seed")
+
+
+class SpaceError(ValueError):
+    """A search-space file is wrong; the message names the file, the key and the fix."""
+
+
+# ----------------------------------------------------------------------------
+# dataclasses
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One searchable parameter: a distribution and an optional condition."""
+
+    name: str
+    kind: str  # one of DISTRIBUTIONS
+    choices: tuple[Any, ...] = ()  # choice
+    low: float | int | None = None  # uniform, loguniform, int
+    high: float | int | None = None
+    log: bool = False  # int only (loguniform is always log)
+    value: Any = None  # value
+    #: key -> allowed values; all keys must hold for the parameter to be sampled.
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def active(self, known: Mapping[str, Any]) -> bool:
+        """True when every `when` key is known and has one of the allowed values."""
+        return all(key in known and matches(known[key], allowed) for key, allowed in self.when)
+
+    def possible_values(self) -> tuple[Any, ...] | None:
+        """Discrete values this parameter can take (None for continuous ranges)."""
+        if self.kind == "choice":
+            return self.choices
+        if self.kind == "value":
+            return (self.value,)
+        return None
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            text = f"choice {list(self.choices)}"
+        elif self.kind == "value":
+            text = f"value {self.value!r}"
+        elif self.kind == "int":
+            text = f"int [{self.low}, {self.high}]" + (" log" if self.log else "")
+        else:
+            text = f"{self.kind} [{self.low:g}, {self.high:g}]"
+        if self.when:
+            cond = " and ".join(
+                f"{k} in {list(v)}" if len(v) > 1 else f"{k}={v[0]}" for k, v in self.when
+            )
+            text += f" when {cond}"
+        return text
+
+
+@dataclass(frozen=True)
+class SearcherSpec:
+    kind: str = "optuna-tpe"
+    seed: int = 0
+    n_startup_trials: int | None = None
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    kind: str = "asha"
+    max_epochs: int = 30
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    cpu: float = 1.0
+    #: A GPU fraction per trial, or "auto".
+    gpu: float | str = "auto"
+
+
+@dataclass(frozen=True)
+class FinalSpec:
+    top_k: int
+    seeds: tuple[int, ...]
+    epochs: int
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One configuration of a grid space: a label and its TrainConfig overrides."""
+
+    label: str
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated search space (file format: `search.space.parse`)."""
+
+    path: Path
+    text: str
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    mode: str
+    num_samples: int
+    searcher: SearcherSpec
+    scheduler: SchedulerSpec
+    resources: ResourceSpec
+    max_concurrent: int | None
+    max_failures: int
+    fixed: dict[str, Any]
+    params: dict[str, Param]
+    grid: tuple[GridPoint, ...] = ()
+    final: FinalSpec | None = None
+
+    # -- derived -------------------------------------------------------
+    @property
+    def metric(self) -> str:
+        """The selection metric that drives the searcher, ASHA and the top-k."""
+        return self.metrics[0]
+
+    @property
+    def is_grid(self) -> bool:
+        return self.searcher.kind == "grid"
+
+    def constants(self) -> dict[str, Any]:
+        """Values every trial gets: the fixed ones plus `epochs` = scheduler.max_epochs."""
+        return {**plain(self.fixed), "epochs": self.scheduler.max_epochs}
+
+    def define_by_run(self, trial: Any) -> dict[str, Any]:
+        """Optuna define-by-run function (OptunaSearch `space=`).
+
+        Suggests each parameter whose `when` holds, in file order, and returns
+        the constants (fixed values, `epochs`, `value:` params) so that Ray
+        merges them into the trial config. Inactive parameters are never
+        suggested, so TPE does not model values that would be ignored.
+        """
+        known: dict[str, Any] = dict(self.fixed)
+        constants = self.constants()
+        for param in self.params.values():
+            if not param.active(known):
+                continue
+            if param.kind == "choice":
+                value = trial.suggest_categorical(param.name, list(param.choices))
+            elif param.kind == "uniform":
+                value = trial.suggest_float(param.name, float(param.low), float(param.high))
+            elif param.kind == "loguniform":
+                value = trial.suggest_float(param.name, float(param.low), float(param.high), log=True)
+            elif param.kind == "int":
+                value = trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
+            else:  # value
+                value = param.value
+                constants[param.name] = plain(value)
+            known[param.name] = value
+        return constants
+
+    def grid_configs(self) -> list[GridPoint]:
+        """Every point of a grid space: presets/configs, then the product of params."""
+        return list(self.grid)
+
+    def trial_overrides(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """Fixed values + epochs + sampled ones, meta keys (leading '_') dropped."""
+        out = self.constants()
+        out.update({k: v for k, v in sampled.items() if not k.startswith("_")})
+        return out
+
+    def sample_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: fixed values and `sampled` applied and validated."""
+        return apply_overrides(TrainConfig(), self.trial_overrides(sampled))
+
+    def base_config(self) -> TrainConfig:
+        """TrainConfig with only the fixed values (and epochs) applied."""
+        return apply_overrides(TrainConfig(), self.constants())
+
+    def data_configs(self) -> list[TrainConfig]:
+        """One config per distinct dataset the trials will read (for prebuilding features)."""
+        base = self.base_config()
+        variants: list[dict[str, Any]] = [{}]
+        for param in self.params.values():
+            if param.name in DATA_KEYS and param.possible_values() is not None:
+                variants = [{**v, param.name: x} for v in variants for x in param.possible_values()]
+        for point in self.grid:
+            data_part = {k: v for k, v in point.overrides.items() if k in DATA_KEYS}
+            if data_part:
+                variants.append(data_part)
+        seen: dict[tuple, TrainConfig] = {}
+        for variant in variants:
+            cfg = apply_overrides(base, variant)
+            seen.setdefault(tuple(getattr(cfg, k) for k in DATA_KEYS), cfg)
+        return list(seen.values())
+
+    def with_overrides(self, num_samples: int | None = None, max_epochs: int | None = None) -> "Space":
+        """Apply the command-line `--num-samples` / `--max-epochs` and re-check the space."""
+        space = self
+        if num_samples is not None:
+            if self.is_grid:
+                raise SpaceError(
+                    f"{self.path}: --num-samples does not apply to a grid space (searcher.kind: grid "
+                    "runs each of its points once); leave it out"
+                )
+            if num_samples < 1:
+                raise SpaceError(f"--num-samples {num_samples}: give a number >= 1")
+            space = dataclasses.replace(space, num_samples=num_samples)
+        if max_epochs is not None:
+            if max_epochs < 1:
+                raise SpaceError(f"--max-epochs {max_epochs}: give a number >= 1")
+            scheduler = dataclasses.replace(
+                space.scheduler,
+                max_epochs=max_epochs,
+                grace_period=min(space.scheduler.grace_period, max_epochs),
+            )
+            final = space.final
+            if final is not None:
+                final = dataclasses.replace(final, epochs=min(final.epochs, max_epochs))
+            space = dataclasses.replace(space, scheduler=scheduler, final=final)
+            # fixed `epochs` (if any) follows the override; re-check the grid with it
+            if "epochs" in space.fixed:
+                space = dataclasses.replace(space, fixed={**space.fixed, "epochs": max_epochs})
+        if space.final is not None and space.final.top_k > space.num_samples:
+            raise SpaceError(
+                f"{self.path}: final.top_k={space.final.top_k} is larger than num_samples="
+                f"{space.num_samples}; lower final.top_k or raise --num-samples"
+            )
+        return space
+
+    def summary(self) -> str:
+        """A few human-readable lines describing the space."""
+        lines = [
+            f"space {self.name!r} ({self.path}): {self.description.strip()}".rstrip(": "),
+            f"  select on {'/'.join(self.metrics)} ({self.mode}); searcher {self.searcher.kind}"
+            + ("" if self.is_grid else f" seed {self.searcher.seed}, {self.num_samples} samples")
+            + f"; scheduler {self.scheduler.kind}, max {self.scheduler.max_epochs} epochs",
+        ]
+        for name, value in self.fixed.items():
+            lines.append(f"  fixed  {name} = {value!r}")
+        for param in self.params.values():
+            lines.append(f"  param  {param.name}: {param.describe()}")
+        for point in self.grid:
+            lines.append(f"  point  {point.label}")
+        if self.final is not None:
+            lines.append(
+                f"  final: top {self.final.top_k} x seeds {list(self.final.seeds)}, "
+                f"{self.final.epochs} epochs, scored on public_eval"
+            )
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# values
+# ----------------------------------------------------------------------------
+def matches(value: Any, allowed: tuple[Any, ...]) -> bool:
+    """`value` is one of `allowed` (booleans only match booleans: True is not 1)."""
+    for option in allowed:
+        if isinstance(option, bool) or isinstance(value, bool):
+            if value is option:
+                return True
+        elif option == value:
+            return True
+    return False
+
+
+def plain(value: Any) -> Any:
+    """Tuples -> lists so that configs are JSON/Ray friendly."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def config_id(overrides: Mapping[str, Any]) -> str:
+    """A stable short id of a set of overrides (meta keys and seed/epochs ignored)."""
+    core = {
+        k: plain(v) for k, v in sorted(overrides.items()) if not k.startswith("_") and k not in ("seed", "epochs")
+    }
+    text = json.dumps(core, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+

@@ -1,0 +1,329 @@
+"""Reading a space file: YAML text -> a validated `Space`, or one `SpaceError`.
+
+A space names the hyperparameters to search (the `sed.config.TrainConfig`
+field names), their distributions, the values that stay fixed, the metric
+to select on, the searcher, the ASHA settings, per-trial resources and the
+final stage (docs/design.md, "Spaces"). Every refusal is a
+`SpaceError` (a `ValueError`) whose message names the file, the key and
+the fix, raised by `load_space` -- never halfway through a Ray run. The
+section parsers below run in file order; `params:` entries are read by
+`search.space.params`, grids by `search.space.grid`.
+
+File format (YAML, read with `yaml.safe_load`)::
+
+    name: latent                      # experiment name (default: the file stem); [A-Za-z0-9_.-]
+    description: free text
+    metric: val_macro_f1              # or val_psds (needs `val_psds: true` in fixed),
+                                      # or [val_macro_f1, val_psds]: the first one drives the
+                                      # searcher, ASHA and the top-k; the summary adds the
+                                      # Pareto front over both
+    mode: max                         # max | min
+    num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
+    searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
+                                      # grid: no sampling; runs `presets:` (names of
+                                      # sed.config.PRESETS or `all`), `configs:` (a list of
+                                      # override mappings, each with an optional `name`) and
+                                      # the cartesian product of `choice`/`value` params
+    scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}
+                                      # or {kind: fifo, max_epochs: 30}; max_epochs is the
+                                      # epochs of every search trial (TrainConfig.epochs)
+    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/max_concurrent
+                                      # of a GPU when the cluster has GPUs, else 0). A gpu > 0 on
+                                      # a cluster without GPUs is refused before any trial runs.
+    max_concurrent: 2                 # trials at once (default: cluster CPUs // resources.cpu)
+    max_failures: 0                   # retries of a failed trial (default 0): a retry resumes
+                                      # from the last epoch's checkpoint (a lost node, a killed
+                                      # worker); a deterministic failure (TrainingDiverged)
+                                      # fails again, costing at most one epoch per retry
+    fixed: {regularization: l2, cnn_filters: [16, 32, 64, 128, 128, 128, 128]}
+    params:                           # order matters: `when` may only name fixed keys or
+                                      # params listed above it
+      augmentation: {choice: [random, adversarial, vat, mixup]}
+      locations: {choice: [cnn, rnn, latent]}
+      noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}
+      epsilon: {loguniform: [0.01, 1.0], when: {augmentation: [adversarial, vat]}}
+      mixup_alpha: {uniform: [0.1, 1.0], when: {augmentation: mixup}}
+      vat_iters: {int: [1, 3], when: {augmentation: vat}}      # int: [lo, hi], optional log: true
+      xi: {value: 0.001, when: {augmentation: vat}}             # constant (still a column)
+      consistency_weight: {loguniform: [0.1, 10.0]}
+      l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
+    final: {top_k: 3, seeds: [1, 2, 3], epochs: 30}   # optional; absent = no final stage
+
+Conditional parameters are sampled only when every key of their `when`
+holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
+suggested at all and the trial uses the TrainConfig default. Every fixed
+value, every choice, both bounds of every range, and every combination of
+the discrete parameters are checked with `sed.config.apply_overrides`
+before anything starts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from sed.config import TrainConfig
+
+from .checks import (
+    Context,
+    apply,
+    check_keys,
+    check_named_value,
+    config_key,
+    integer,
+    mapping,
+    number,
+    suggest,
+    yaml_number,
+)
+from .grid import check_combinations, parse_grid
+from .model import (
+    SELECTABLE_METRICS,
+    FinalSpec,
+    GridPoint,
+    Param,
+    ResourceSpec,
+    SchedulerSpec,
+    SearcherSpec,
+    Space,
+    SpaceError,
+    plain,
+)
+from .params import parse_param
+
+SEARCHER_KINDS: tuple[str, ...] = ("optuna-tpe", "optuna-random", "grid")
+SCHEDULER_KINDS: tuple[str, ...] = ("asha", "fifo")
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "name", "description", "metric", "mode", "num_samples", "searcher", "scheduler",
+    "resources", "max_concurrent", "max_failures", "fixed", "params", "presets", "configs",
+    "final",
+)
+SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
+SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
+RESOURCE_KEYS = ("cpu", "gpu")
+FINAL_KEYS = ("top_k", "seeds", "epochs")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def parse_space(text: str, path: Path | str = "<space>") -> Space:
+    """Parse and validate the YAML `text` of a space (`path` is used in messages)."""
+    path = Path(path)
+    ctx = Context(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpaceError(f"{path}: {where}YAML syntax error: {problem}; fix the YAML at that place") from None
+    if not isinstance(data, Mapping):
+        raise SpaceError(f"{path}: expected a YAML mapping with keys such as name, metric, params; got {type(data).__name__}")
+    check_keys(ctx, "", data, TOP_LEVEL_KEYS)
+
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ctx.error("name", f"{name!r} must be a non-empty name of letters, digits, '_', '-', '.'")
+    description = data.get("description", "") or ""
+    if not isinstance(description, str):
+        raise ctx.error("description", "expected text")
+    metrics, mode = _metrics(ctx, data)
+    searcher = _searcher(ctx, data.get("searcher"))
+    scheduler = _scheduler(ctx, data.get("scheduler"))
+    resources = _resources(ctx, data.get("resources"))
+    max_concurrent = data.get("max_concurrent")
+    if max_concurrent is not None:
+        max_concurrent = integer(ctx, "max_concurrent", max_concurrent, 1)
+    max_failures = integer(ctx, "max_failures", data.get("max_failures", 0), 0)
+    fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
+    params = _params(ctx, data.get("params"), fixed, base)
+    grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
+    final = _final(ctx, data.get("final"), num_samples, scheduler.max_epochs)
+    return Space(
+        path=path,
+        text=text,
+        name=name,
+        description=description,
+        metrics=metrics,
+        mode=mode,
+        num_samples=num_samples,
+        searcher=searcher,
+        scheduler=scheduler,
+        resources=resources,
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+        fixed=fixed,
+        params=params,
+        grid=tuple(grid),
+        final=final,
+    )
+
+
+def load_space(path: Path | str) -> Space:
+    """Read and validate a space file; every problem is a `SpaceError` naming the file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"{path}: no such space file; give a path such as spaces/demo.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpaceError(f"{path}: cannot read the space file ({exc}); check the path and its encoding") from None
+    return parse_space(text, path.resolve())
+
+
+# ----------------------------------------------------------------------------
+# sections, in the order they are checked
+# ----------------------------------------------------------------------------
+def _metrics(ctx: Context, data: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+    metric_raw = data.get("metric", "val_macro_f1")
+    metrics = tuple(metric_raw) if isinstance(metric_raw, list) else (metric_raw,)
+    if not metrics:
+        raise ctx.error("metric", f"give one of {list(SELECTABLE_METRICS)} or a list of them")
+    for m in metrics:
+        if m not in SELECTABLE_METRICS:
+            raise ctx.error(
+                "metric",
+                f"{m!r} is not reported during the search{suggest(str(m), SELECTABLE_METRICS)}; choose from "
+                f"{list(SELECTABLE_METRICS)} (eval metrics are only computed in the final stage)",
+            )
+    if len(set(metrics)) != len(metrics):
+        raise ctx.error("metric", f"duplicate metrics in {list(metrics)}")
+    mode = data.get("mode", "max")
+    if mode not in ("min", "max"):
+        raise ctx.error("mode", f"{mode!r}: use max or min")
+    return metrics, mode
+
+
+def _searcher(ctx: Context, raw: Any) -> SearcherSpec:
+    searcher_raw = mapping(ctx, "searcher", raw, "{kind: optuna-tpe, seed: 0}")
+    check_keys(ctx, "searcher", searcher_raw, SEARCHER_KEYS)
+    kind = searcher_raw.get("kind", "optuna-tpe")
+    if kind not in SEARCHER_KINDS:
+        raise ctx.error("searcher.kind", f"{kind!r}{suggest(str(kind), SEARCHER_KINDS)}; choose from {list(SEARCHER_KINDS)}")
+    n_startup = searcher_raw.get("n_startup_trials")
+    return SearcherSpec(
+        kind=kind,
+        seed=integer(ctx, "searcher.seed", searcher_raw.get("seed", 0), 0),
+        n_startup_trials=None if n_startup is None else integer(ctx, "searcher.n_startup_trials", n_startup, 1),
+    )
+
+
+def _scheduler(ctx: Context, raw: Any) -> SchedulerSpec:
+    sched_raw = mapping(ctx, "scheduler", raw, "{kind: asha, max_epochs: 30, grace_period: 5}")
+    check_keys(ctx, "scheduler", sched_raw, SCHEDULER_KEYS)
+    skind = sched_raw.get("kind", "asha")
+    if skind not in SCHEDULER_KINDS:
+        raise ctx.error("scheduler.kind", f"{skind!r}; choose from {list(SCHEDULER_KINDS)}")
+    if "max_epochs" not in sched_raw:
+        raise ctx.error("scheduler.max_epochs", "missing; give the epochs of a full search trial, e.g. max_epochs: 30")
+    max_epochs = integer(ctx, "scheduler.max_epochs", sched_raw["max_epochs"], 1)
+    if skind == "fifo":
+        for k in ("grace_period", "reduction_factor"):
+            if k in sched_raw:
+                raise ctx.error(f"scheduler.{k}", "only applies to kind: asha; remove it or use kind: asha")
+    grace = integer(ctx, "scheduler.grace_period", sched_raw.get("grace_period", 1), 1)
+    if grace > max_epochs:
+        raise ctx.error("scheduler.grace_period", f"{grace} > max_epochs {max_epochs}; use grace_period <= max_epochs")
+    rf = number(ctx, "scheduler.reduction_factor", sched_raw.get("reduction_factor", 3))
+    if rf <= 1:
+        raise ctx.error("scheduler.reduction_factor", f"{rf} must be > 1 (ASHA keeps 1/reduction_factor per rung)")
+    return SchedulerSpec(kind=skind, max_epochs=max_epochs, grace_period=grace, reduction_factor=float(rf))
+
+
+def _resources(ctx: Context, raw: Any) -> ResourceSpec:
+    res_raw = mapping(ctx, "resources", raw, "{cpu: 1, gpu: auto}")
+    check_keys(ctx, "resources", res_raw, RESOURCE_KEYS)
+    cpu = number(ctx, "resources.cpu", res_raw.get("cpu", 1))
+    if cpu <= 0:
+        raise ctx.error("resources.cpu", f"{cpu} must be > 0")
+    gpu = res_raw.get("gpu", "auto")
+    if gpu != "auto":
+        gpu = number(ctx, "resources.gpu", gpu)
+        if gpu < 0:
+            raise ctx.error("resources.gpu", f"{gpu} must be >= 0 (or auto)")
+        if gpu > 1 and not float(gpu).is_integer():
+            raise ctx.error("resources.gpu", f"{gpu}: fractions are only allowed below 1 GPU")
+    return ResourceSpec(cpu=float(cpu), gpu=gpu)
+
+
+def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) -> tuple[dict[str, Any], TrainConfig]:
+    """(fixed values, the TrainConfig of the fixed values and max_epochs)."""
+    fixed_raw = mapping(ctx, "fixed", raw, "{regularization: l2}")
+    fixed: dict[str, Any] = {}
+    for key, value in fixed_raw.items():
+        config_key(ctx, "fixed", key)
+        check_named_value(ctx, f"fixed.{key}", key, value)
+        fixed[key] = plain(yaml_number(key, value))
+    if "epochs" in fixed and fixed["epochs"] != max_epochs:
+        raise ctx.error(
+            "fixed.epochs",
+            f"{fixed['epochs']} differs from scheduler.max_epochs {max_epochs}; a search trial runs "
+            "max_epochs epochs, so remove fixed.epochs or make them equal",
+        )
+    base = apply(ctx, "fixed", TrainConfig(), {**fixed, "epochs": max_epochs})
+    if "val_psds" in metrics and not base.val_psds:
+        raise ctx.error(
+            "metric",
+            "val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed "
+            "(it costs seconds per epoch) or select on val_macro_f1",
+        )
+    return fixed, base
+
+
+def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig) -> dict[str, Param]:
+    params_raw = mapping(ctx, "params", raw, "{epsilon: {loguniform: [0.01, 1.0]}}")
+    params: dict[str, Param] = {}
+    for pname, spec in params_raw.items():
+        config_key(ctx, "params", pname)
+        params[pname] = parse_param(ctx, pname, spec, params, fixed)
+    if any(p == "val_psds" for p in params):
+        raise ctx.error("params.val_psds", "whether PSDS is computed is not a hyperparameter; set it under fixed")
+    check_combinations(ctx, base, params, fixed)
+    return params
+
+
+def _grid_or_samples(
+    ctx: Context, data: Mapping[str, Any], kind: str, fixed: Mapping[str, Any], params: Mapping[str, Param],
+    base: TrainConfig,
+) -> tuple[list[GridPoint], int]:
+    """(grid points, num_samples): a grid's points and their count, or the sampled space's num_samples."""
+    if kind == "grid":
+        if "num_samples" in data:
+            raise ctx.error("num_samples", "a grid runs each of its points once; remove num_samples")
+        grid = parse_grid(ctx, data, fixed, params)
+        for point in grid:
+            apply(ctx, f"configs/presets point {point.label!r}", base, point.overrides)
+        return grid, len(grid)
+    for key in ("presets", "configs"):
+        if key in data:
+            raise ctx.error(key, "only used with searcher.kind: grid; remove it or switch the searcher to grid")
+    if "num_samples" not in data:
+        raise ctx.error("num_samples", "missing; give the number of trials to sample, e.g. num_samples: 32")
+    num_samples = integer(ctx, "num_samples", data["num_samples"], 1)
+    if not params:
+        raise ctx.error("params", "nothing to search; add params or use searcher.kind: grid")
+    return [], num_samples
+
+
+def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int) -> FinalSpec | None:
+    if raw is None:
+        return None
+    final_raw = mapping(ctx, "final", raw, "{top_k: 3, seeds: [1, 2, 3], epochs: 30}")
+    check_keys(ctx, "final", final_raw, FINAL_KEYS)
+    top_k = integer(ctx, "final.top_k", final_raw.get("top_k", 3), 1)
+    if top_k > num_samples:
+        raise ctx.error(
+            "final.top_k",
+            f"{top_k} is larger than num_samples={num_samples} (the number of search trials); lower top_k",
+        )
+    seeds_raw = final_raw.get("seeds", [1, 2, 3])
+    if not isinstance(seeds_raw, list) or not seeds_raw:
+        raise ctx.error("final.seeds", f"expected a non-empty list of integer seeds, got {seeds_raw!r}")
+    seeds = tuple(integer(ctx, "final.seeds", s, 0) for s in seeds_raw)
+    if len(set(seeds)) != len(seeds):
+        raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
+    epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
+    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs)

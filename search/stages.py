@@ -1,0 +1,153 @@
+"""The two stages of a run: the search, then the final stage; each fits its Tuner and writes its leaderboard.
+
+- `run_search`: Optuna (or a grid's list) + ASHA over the space, through
+  Ray Tune, in `OUT/NAME`; writes `search.parquet`. With `--resume` a
+  finished search is not rerun and an unfinished one is restored.
+- `run_final`: the top-k configs x seeds of `search.final`, in
+  `OUT/NAME/final*`; `final.parquet` grows as trials end
+  (`final.FinalRecorder`), `final_summary.parquet` is written at the end.
+
+A stage stopped by Ctrl-C/SIGTERM writes what it has, then raises
+`Interrupted` (the state is saved; `--resume` continues).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray import tune
+
+from . import final as final_stage
+from . import leaderboard as lb
+from .console import ProgressPrinter
+from .resources import TrialResources
+from .rows import search_frame
+from .searchers import make_point_searcher, make_scheduler, make_search_alg
+from .space import Space
+from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner
+
+
+class Interrupted(Exception):
+    """The run was stopped by SIGINT/SIGTERM; state is saved and resumable."""
+
+
+@dataclass
+class Experiment:
+    """What both stages of one run share: the space, its folder `OUT/NAME`, the data and the trials' resources."""
+
+    space: Space
+    exp_dir: Path
+    data: str | None
+    cache_dir: str | None
+    resources: TrialResources
+    signals: StopSignals
+    debug: bool = False
+
+    def trainable(self) -> Any:
+        return make_trainable(self.data, self.cache_dir, self.resources)
+
+    def metadata(self, stage: str, **extra: Any) -> dict[str, str]:
+        """The `sedtune.*` metadata of a leaderboard file of `stage`."""
+        space = self.space
+        return lb.run_metadata(
+            space.text, stage, space.metrics,
+            extra={"space_path": space.path.as_posix(), "data": self.data or "embedded",
+                   "experiment": str(self.exp_dir), **extra},
+        )
+
+
+def completed_search(space: Space, exp_dir: Path) -> pd.DataFrame | None:
+    """search.parquet when the search stage has finished every trial, else None."""
+    path = exp_dir / lb.SEARCH_FILE
+    if not path.is_file():
+        return None
+    frame = lb.read_parquet(path)
+    finished = frame["status"].isin(["COMPLETED", "EARLY_STOPPED", "ERROR"]).all() if len(frame) else False
+    return frame if len(frame) >= space.num_samples and finished else None
+
+
+def final_pending(space: Space, exp_dir: Path, search: pd.DataFrame) -> int:
+    """How many (config, seed) runs of the final stage are not yet in final.parquet."""
+    if space.final is None:
+        return 0
+    top = final_stage.select_top(search, space)
+    if top.empty:
+        return 0
+    done = final_stage.done_pairs(exp_dir / lb.FINAL_FILE)
+    return sum(final_stage.pair_of(p) not in done for p in final_stage.final_points(top, space))
+
+
+def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
+    """The search stage; its leaderboard (also when interrupted, before `Interrupted` is raised)."""
+    space, exp_dir = exp.space, exp.exp_dir
+    if resume:
+        frame = completed_search(space, exp_dir)
+        if frame is not None:
+            print(f"sedtune: the search stage of {exp_dir} is complete ({len(frame)} trials); not rerun", flush=True)
+            return frame
+    trainable = exp.trainable()
+    if resume and tune.Tuner.can_restore(str(exp_dir)):
+        print(f"sedtune: restoring the search in {exp_dir}", flush=True)
+        stage = restore_tuner(exp_dir, trainable, resume_errored=True)
+    else:
+        printer = ProgressPrinter("search", space.metric, list(space.params), space.scheduler.max_epochs,
+                                  space.max_failures)
+        stage = new_tuner(
+            trainable, space, storage=exp_dir.parent, name=exp_dir.name,
+            search_alg=make_search_alg(space), scheduler=make_scheduler(space),
+            num_samples=space.num_samples, max_concurrent=exp.resources.max_concurrent,
+            callbacks=[printer], debug=exp.debug,
+        )
+    result_grid = stage.fit()
+    frame = search_frame(stage.records(result_grid), space)
+    lb.write_parquet_atomic(frame, exp_dir / lb.SEARCH_FILE, exp.metadata("search", mode=space.mode))
+    if stage.interrupted(result_grid, space.num_samples, exp.signals):
+        raise Interrupted("search")
+    return frame
+
+
+def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
+    """The final stage's summary (None without a final stage or a usable search trial)."""
+    space, exp_dir = exp.space, exp.exp_dir
+    if space.final is None:
+        return None
+    top = final_stage.select_top(search, space)
+    if top.empty:
+        print("sedtune: no search trial produced a selection value; skipping the final stage", flush=True)
+        return None
+    points = final_stage.final_points(top, space)
+    final_path = exp_dir / lb.FINAL_FILE
+    done = final_stage.done_pairs(final_path)
+    remaining = [p for p in points if final_stage.pair_of(p) not in done]
+    metadata = exp.metadata("final", final=dataclasses.asdict(space.final), top_configs=list(top["config_id"]))
+    if remaining:
+        print(
+            f"sedtune: final stage: {len(top)} configs x {len(space.final.seeds)} seeds, "
+            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done)",
+            flush=True,
+        )
+        wanted = {final_stage.pair_of(p) for p in remaining}
+        name, restore = final_stage.plan_experiment(exp_dir, wanted, lambda p: tune.Tuner.can_restore(str(p)))
+        trainable = exp.trainable()
+        if restore:
+            stage = restore_tuner(exp_dir / name, trainable, resume_errored=False)
+        else:
+            printer = ProgressPrinter("final", space.metric, [], space.final.epochs, space.max_failures)
+            recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
+            stage = new_tuner(
+                trainable, space, storage=exp_dir, name=name,
+                search_alg=make_point_searcher(remaining, space.metric, space.mode),
+                num_samples=len(remaining), max_concurrent=exp.resources.max_concurrent,
+                callbacks=[printer, recorder], debug=exp.debug,
+            )
+        result_grid = stage.fit()
+        if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):
+            raise Interrupted("final")
+    final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
+    summary = final_stage.summary_frame(final, list(top["config_id"]))
+    lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})
+    return summary
