@@ -116,6 +116,8 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     if summary is not None and not summary.empty:
         print()
         print(f"== final stage: public evaluation set, mean [95 % CI] over seeds ==")
+        if any(label in PAPER_TABLE1 for label in summary["label"].dropna()):
+            print(budget_line(space))
         rows = []
         for row in summary.itertuples(index=False):
             item = {"rank": row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
@@ -133,6 +135,18 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     print(f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
           + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else ""))
     print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
+
+
+def budget_line(space: Space) -> str:
+    """The training budget behind the numbers set beside the paper's Table 1."""
+    base = space.base_config()
+    final_epochs = space.final.epochs if space.final is not None else space.scheduler.max_epochs
+    paper = final_epochs == 200 and base.rampup_epochs == 50
+    return (
+        f"budget: {final_epochs} epochs per final run, lr/consistency ramp-up over {base.rampup_epochs:g} "
+        f"epochs ({'the paper protocol: 200 epochs, 50-epoch ramp-up' if paper else 'NOT the paper protocol of 200 epochs with a 50-epoch ramp-up'}); "
+        "paper columns: its Table 1"
+    )
 
 
 def format_table(frame: pd.DataFrame, columns: Sequence[str], max_rows: int | None = None, title: str = "") -> str:

@@ -41,16 +41,19 @@ SNR_30DB_SCALE: float = 10 ** (-30 / 20)
 class TrainConfig(CRNNFields):
     """Everything that defines one training run (defaults: the DCASE 2020 baseline).
 
-    Defaults reproduce BASELINE.md: batch 24 (6 weak / 12 unlabeled / 6 strong),
+    Defaults reproduce the reference (docs/reference.md): batch 24 (6 weak / 12 unlabeled / 6 strong),
     Adam 1e-3, 200 epochs, ramp-up over 50 epochs, consistency weight 2,
-    mean teacher whose input gets the reference's Gaussian noise at 30 dB SNR
-    on the linear mel (`snr_noise`), student selected on event F1 of the 20 %
-    synthetic split, seed 2020. The CRNN's fields (cnn_filters, rnn_hidden,
+    mean teacher with Gaussian input noise, student selected on event F1 of
+    the 20 % synthetic split, seed 2020. One exception: the default
+    augmentation is `random` (defined at every location), so that a space or
+    `--set` can choose `locations` without naming the augmentation; the exact
+    reference, with its 30 dB SNR noise on the linear mel (`snr_noise`), is
+    the `baseline` preset. The CRNN's fields (cnn_filters, rnn_hidden,
     dropout, ...) are declared once, in `sed.model.CRNNFields`, and inherited.
     """
 
     # --- objective (paper section 4) ---
-    augmentation: str = "snr_noise"
+    augmentation: str = "random"
     locations: str = "input"
     regularization: str = "mt"
     #: `random`: ||d|| = noise_scale * ||h|| per example (eq. 5) on whatever the
@@ -69,7 +72,7 @@ class TrainConfig(CRNNFields):
     mixup_alpha: float = 0.2
     #: Maximum of w(t); the baseline uses 2.
     consistency_weight: float = 2.0
-    #: Clip BCE on the weak part only (reference) or on weak + strong parts (DESIGN.md).
+    #: Clip BCE on the weak part only (reference) or on weak + strong parts (docs/design.md).
     weak_loss_on_strong: bool = False
     #: `l2`: L_reg = l2 * sum of squared parameters (eq. 13).
     l2: float = 1e-5

@@ -1,6 +1,6 @@
 """The DCASE 2020 task 4 baseline CRNN, with named injection points.
 
-Architecture (BASELINE.md, "CRNN"): 7 blocks of Conv2d 3x3 -> BatchNorm2d
+Architecture (docs/reference.md, "CRNN"): 7 blocks of Conv2d 3x3 -> BatchNorm2d
 (eps 1e-3, momentum 0.99: the reference passes Keras' momentum to PyTorch,
 so running statistics are 99 % the latest batch) -> gated unit
 `Linear_c(x) * sigmoid(x)` -> Dropout 0.5 -> AvgPool2d (the paper says max
@@ -15,7 +15,7 @@ The gated unit's per-position linear map over channels is computed as a
 1x1 convolution: the same parameters (c*c + c), the same function, and no
 permute/copy of the activation in channels-last order.
 
-Injection points (DESIGN.md, paper Figure 1): `input` ([B, 628, 128]
+Injection points (docs/design.md, paper Figure 1): `input` ([B, 628, 128]
 log-mel), `cnn` (CNN output [B, 157, F]) and `rnn` (RNN output after
 dropout, [B, 157, 2H]). `CRNN.run(h, start, hooks)` runs the network from any
 point with a function applied to the activation at chosen points, which is
@@ -317,7 +317,7 @@ class CRNN(nn.Module):
 
 
 def reset_parameters(model: nn.Module) -> None:
-    """The reference initialisation (BASELINE.md, "Init").
+    """The reference initialisation (docs/reference.md, "CRNN": init).
 
     Conv: xavier_uniform(gain sqrt 2), bias 0; BN: weight N(1, 0.02), bias 0;
     GRU matrices orthogonal; Linear (incl. the gated unit's channel map,

@@ -2,7 +2,7 @@
 
 - `L_class` (eq. 2): frame BCE on the strong (synthetic) part + clip BCE on
   the weak part (the reference; `weak_loss_on_strong=True` also puts the
-  clip BCE on the strong part, as DESIGN.md describes it).
+  clip BCE on the strong part, as docs/design.md describes it).
 - `L_const`: MSE on frame outputs + MSE on clip outputs over the whole batch.
   * `regularization` none / l2 (eq. 5, 7, 9, 10, 12): MSE(sg[f(x)], f(x + d))
     — the clean prediction is the target (gradient stopped), the student's

@@ -3,7 +3,7 @@
 Notation: `h` is the activation at a location, `f_l` the network from there
 on (`CRNN.run(h, start=loc, hooks=...)`). Norms are per example (over every
 axis but the batch) and sizes are relative to `||h||`, so one value means the
-same at the input, the CNN output and the RNN output (DESIGN.md).
+same at the input, the CNN output and the RNN output (docs/design.md).
 
 - `random` (eq. 5): d ~ N(0, I), rescaled so ||d|| = noise_scale * ||h||.
 - `adversarial` (eq. 6-7): eq. 6 takes the gradient of MSE(sg[f(x)], f_l(h + d))
@@ -22,8 +22,8 @@ same at the input, the CNN output and the RNN output (DESIGN.md).
   h[perm]; the target is the same mix of the clean predictions. With several
   locations one is drawn uniformly per step (manifold mixup, Verma et al.
   2019): mixing twice would mix already-mixed activations.
-- `snr_noise` (the 2020 baseline's input noise, BASELINE.md "Teacher input
-  noise"): Gaussian noise at `noise_snr` dB SNR per mel band added to the
+- `snr_noise` (the 2020 baseline's input noise, docs/reference.md "Training",
+  teacher input noise): Gaussian noise at `noise_snr` dB SNR per mel band added to the
   *linear* mel, then amplitude-to-dB (amin 1e-5, top_db 80 per clip) and the
   per-band scaler, as the reference's AugmentGaussianNoise + ApplyLog +
   Normalize do. Input only. See `snr_noise`.

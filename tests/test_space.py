@@ -382,3 +382,13 @@ def test_locations_are_checked_by_sed_parse_locations_with_a_hint():
         space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, input+cnnn]"))
     space = space_from(BASE.replace("[cnn, rnn, latent]", "[cnn, 'input+rnn', 'rnn,cnn']"))
     assert space.params["locations"].choices == ("cnn", "input+rnn", "rnn,cnn")
+
+
+def test_the_printed_comparison_with_the_paper_names_its_budget():
+    from search.console import budget_line
+
+    paper = budget_line(load_space(REPO / "spaces" / "table1.yaml"))
+    short = budget_line(load_space(REPO / "spaces" / "table1-short.yaml"))
+    assert "200 epochs per final run" in paper and "ramp-up over 50 epochs" in paper
+    assert "(the paper protocol" in paper
+    assert "30 epochs per final run" in short and "NOT the paper protocol" in short
