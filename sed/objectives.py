@@ -256,37 +256,24 @@ def compute_losses(
     with_const = config.augmentation != "none" and config.consistency_weight > 0
     # none / l2: the step's network instance is the clean pass's (module docstring).
     with tied_dropout(student, enabled=with_const and not config.has_teacher):
-        return _losses(student, teacher, batch, config, weight, rng, input_space, with_const)
-
-
-def _losses(
-    student: CRNN,
-    teacher: CRNN | None,
-    batch: Batch,
-    config: TrainConfig,
-    weight: float,
-    rng: _random.Random,
-    input_space: LogMelSpace | None,
-    with_const: bool,
-) -> LossTerms:
-    clean = student.run(batch.features)
-    if not bool(torch.isfinite(clean.weak).all()):
-        # Diverged weights give NaN probabilities, which BCE would reject with an
-        # unrelated message; say what happened instead.
-        raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
-    loss_strong, loss_weak = classification_loss(
-        clean.strong, clean.weak, batch, config.weak_loss_on_strong
-    )
-    if with_const:
-        const = consistency_loss(
-            student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
-            input_space,
+        clean = student.run(batch.features)
+        if not bool(torch.isfinite(clean.weak).all()):
+            # Diverged weights give NaN probabilities, which BCE would reject with an
+            # unrelated message; say what happened instead.
+            raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
+        loss_strong, loss_weak = classification_loss(
+            clean.strong, clean.weak, batch, config.weak_loss_on_strong
         )
-    else:
-        const = loss_strong.new_zeros(())
-    if config.regularization == "l2" and config.l2 > 0:
-        reg = config.l2 * l2_penalty(student)
-    else:
-        reg = loss_strong.new_zeros(())
-    total = loss_strong + loss_weak + weight * const + reg
-    return LossTerms(total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight)
+        if with_const:
+            const = consistency_loss(
+                student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
+                input_space,
+            )
+        else:
+            const = loss_strong.new_zeros(())
+        if config.regularization == "l2" and config.l2 > 0:
+            reg = config.l2 * l2_penalty(student)
+        else:
+            reg = loss_strong.new_zeros(())
+        total = loss_strong + loss_weak + weight * const + reg
+        return LossTerms(total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight)
