@@ -57,7 +57,7 @@ def make_search_alg(space: Space):
         points = [
             {**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()
         ]
-        return make_point_searcher(points, space.metric, space.mode)
+        return make_point_searcher(points, space.tune_metric, space.mode)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -72,7 +72,7 @@ def make_search_alg(space: Space):
         sampler = optuna.samplers.TPESampler(**kwargs)
     return OptunaSearch(
         space=space.define_by_run,
-        metric=space.metric,
+        metric=space.tune_metric,
         mode=space.mode,
         sampler=sampler,
         study_name=space.name,

@@ -140,7 +140,7 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
             recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
             stage = new_tuner(
                 trainable, space, storage=exp_dir, name=name,
-                search_alg=make_point_searcher(remaining, space.metric, space.mode),
+                search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
                 num_samples=len(remaining), max_concurrent=exp.resources.max_concurrent,
                 callbacks=[printer, recorder], debug=exp.debug,
             )

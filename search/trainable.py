@@ -200,9 +200,28 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     return out
 
 
+#: Validation scores whose best-so-far is reported as `best_<key>` (Space.tune_metric).
+BEST_SO_FAR_KEYS: tuple[str, ...] = ("val_macro_f1", "val_psds")
+
+
+def with_best_so_far(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """`metrics` plus `best_<key>`: the maximum of each validation score over the epochs so far.
+
+    Computed from the trainer's history (kept in its checkpoint), so a resumed
+    trial reports the same number as an uninterrupted one.
+    """
+    out = dict(metrics)
+    for key in BEST_SO_FAR_KEYS:
+        values = [float(row[key]) for row in history if isinstance(row.get(key), (int, float))]
+        if values:
+            out[f"best_{key}"] = max(values)
+    return out
+
+
 def _report(trainer: Any, metrics: dict[str, Any]) -> None:
     from ray import tune
 
+    metrics = with_best_so_far(metrics, trainer.history)
     with tempfile.TemporaryDirectory(prefix="sedtune-ckpt-") as directory:
         trainer.save_checkpoint(directory)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -174,7 +174,7 @@ def new_tuner(
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
             scheduler=scheduler,
-            metric=space.metric,
+            metric=space.tune_metric,
             mode=space.mode,
             num_samples=num_samples,
             max_concurrent_trials=max_concurrent,

@@ -57,7 +57,7 @@ def test_new_and_restored_tuners_keep_their_snapshot(ray_session, tmp_path: Path
     def trainable(config):  # defined here: Ray pickles it by value
         if config["name"] == "fails" and not fixed.exists():
             raise ValueError("not yet")
-        tune.report({"val_macro_f1": 0.5})
+        tune.report({"val_macro_f1": 0.5, "best_val_macro_f1": 0.5})  # Space.tune_metric
 
     points = [{"name": "works"}, {"name": "fails"}]
     stage = new_tuner(trainable, SPACE, storage=tmp_path, name="exp", num_samples=2, max_concurrent=1,

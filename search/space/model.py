@@ -144,6 +144,18 @@ class Space:
         return self.metrics[0]
 
     @property
+    def tune_metric(self) -> str:
+        """The key Optuna and ASHA read: the trial's best-so-far value of `metric`.
+
+        The leaderboard ranks a trial on its best epoch (`rows.best_of`), so
+        the searcher and the scheduler are told the same number: the
+        trainable reports `best_<metric>`, the maximum over the epochs so far
+        (the selectable metrics are scores, higher is better). With
+        `mode: min` they read the last value, as Tune does by default.
+        """
+        return f"best_{self.metric}" if self.mode == "max" else self.metric
+
+    @property
     def is_grid(self) -> bool:
         return self.searcher.kind == "grid"
 
