@@ -6,6 +6,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -14,6 +15,7 @@ from sed.config import TrainConfig  # noqa: E402
 from sed.model import build_model  # noqa: E402
 from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
 from sed.perturb import LogMelSpace  # noqa: E402
+from sed.scaler import Scaler  # noqa: E402
 
 
 def random_batch(batch: int, device: torch.device | str = "cpu", n_classes: int = 10) -> Batch:
@@ -52,9 +54,7 @@ class ObjectiveStep:
         self.step = 0
         # snr_noise goes back to dB through a scaler: one of log-mel-like size (the batch is N(0, 1)).
         n_mels = batch.features.shape[-1]
-        self.input_space = LogMelSpace(
-            torch.full((n_mels,), -40.0, device=device), torch.full((n_mels,), 12.0, device=device)
-        )
+        self.input_space = LogMelSpace(Scaler(np.full(n_mels, -40.0), np.full(n_mels, 12.0)))
 
     def __call__(self) -> dict[str, float]:
         with torch.autocast(self.batch.features.device.type, dtype=torch.bfloat16, enabled=self.amp):

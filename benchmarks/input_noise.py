@@ -45,21 +45,18 @@ def main() -> None:
     split = data.split("synthetic_train")
     n = min(args.clips, len(split))
     feature_config = FeatureConfig()
-    space = LogMelSpace(
-        torch.as_tensor(data.scaler.mean, dtype=torch.float32),
-        torch.as_tensor(data.scaler.std, dtype=torch.float32),
-        feature_config.top_db,
-    )
+    space = LogMelSpace(data.scaler, feature_config.top_db)
+    std = torch.as_tensor(data.scaler.std, dtype=torch.float32)
     cached_db = torch.from_numpy(np.array(data.features["synthetic_train"][:n], dtype=np.float32))
-    x = (cached_db - space.mean) / space.std
+    x = data.scaler.transform(cached_db)
 
     torch.manual_seed(0)
     z = torch.randn_like(x)
     ours = snr_noise(x, space, args.snr, noise=z)
     stand_in = x + random_noise(x, SNR_30DB_SCALE)
     rel = lambda a: ((a - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)).numpy()  # noqa: E731
-    db_move = ((ours - x) * space.std).abs().flatten().numpy()
-    db_move_stand_in = ((stand_in - x) * space.std).abs().flatten().numpy()
+    db_move = ((ours - x) * std).abs().flatten().numpy()
+    db_move_stand_in = ((stand_in - x) * std).abs().flatten().numpy()
     print(f"{n} clips of {args.data or 'embedded ' + args.size} synthetic_train, SNR {args.snr:g} dB")
     print(f"relative norm of the input change: snr_noise {np.median(rel(ours)):.3f} (median; "
           f"{rel(ours).min():.3f}-{rel(ours).max():.3f}), random at 0.0316: {np.median(rel(stand_in)):.4f}")
@@ -77,7 +74,7 @@ def main() -> None:
         sigma = torch.sqrt(amplitude.pow(2).mean(dim=0, keepdim=True) * 10 ** (-args.snr / 10))
         noisy = 20 * torch.log10(torch.clamp((amplitude + sigma * z[i, : amplitude.shape[0]]).abs(), min=AMIN))
         noisy = torch.maximum(noisy, noisy.max() - feature_config.top_db)
-        ours_db = ours[i, : amplitude.shape[0]] * space.std + space.mean
+        ours_db = data.scaler.inverse_transform(ours[i, : amplitude.shape[0]])
         diff = (ours_db - noisy).abs()
         worst = max(worst, float(diff.max()))
         share.append(float((diff > 0.01).float().mean()))

@@ -30,7 +30,8 @@ CHECKPOINT_FORMAT = 1
 
 
 def _scaler_entry(trainer: "Trainer") -> dict[str, torch.Tensor]:
-    return {"mean": trainer.input_space.mean.cpu(), "std": trainer.input_space.std.cpu()}
+    scaler = trainer.data.scaler
+    return {name: torch.as_tensor(getattr(scaler, name), dtype=torch.float32) for name in ("mean", "std")}
 
 
 def snapshot(trainer: "Trainer") -> dict[str, Any]:

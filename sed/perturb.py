@@ -62,6 +62,7 @@ from torch import Tensor, nn
 
 from .dropout import tied_dropout
 from .model import CRNN, LOCATIONS
+from .scaler import Scaler
 
 _EPS = 1e-12
 
@@ -138,16 +139,12 @@ class LogMelSpace:
 
     `snr_noise` needs it to go back to the linear mel, add the noise there and
     come back exactly as the features were made (sed.features: amplitude-to-dB
-    with ref 1, `amin`, `top_db` per clip; then (x - mean) / std per band).
+    with ref 1, `amin`, `top_db` per clip; then the dataset's `Scaler`).
     """
 
-    mean: Tensor  # [n_mels]
-    std: Tensor  # [n_mels]
+    scaler: Scaler
     top_db: float | None = 80.0
     amin: float = 1e-5
-
-    def to(self, device: torch.device) -> "LogMelSpace":
-        return LogMelSpace(self.mean.to(device), self.std.to(device), self.top_db, self.amin)
 
 
 def snr_noise(
@@ -170,7 +167,7 @@ def snr_noise(
     standard normal sample z (drawn when None); the result carries no gradient.
     """
     with torch.no_grad():
-        db = h.float() * space.std + space.mean
+        db = space.scaler.inverse_transform(h.float())
         linear = torch.pow(10.0, db / 20.0)
         band_power = linear.pow(2).mean(dim=1, keepdim=True)  # mean over time, per band
         sigma = torch.sqrt(band_power * 10.0 ** (-snr_db / 10.0))
@@ -179,7 +176,7 @@ def snr_noise(
         if space.top_db is not None:
             peak = noisy_db.amax(dim=(1, 2), keepdim=True)
             noisy_db = torch.maximum(noisy_db, peak - space.top_db)
-        return ((noisy_db - space.mean) / space.std).to(h.dtype)
+        return space.scaler.transform(noisy_db).to(h.dtype)
 
 
 def snr_noise_hooks(space: LogMelSpace, snr_db: float) -> dict[str, Callable[[Tensor], Tensor]]:

@@ -76,14 +76,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.lr, betas=(0.9, 0.999))
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
-        scaler = self.data.scaler
         #: How the input was made from the linear mel (snr_noise goes back through it).
-        self.input_space = LogMelSpace(
-            torch.as_tensor(scaler.mean, dtype=torch.float32, device=self.device),
-            torch.as_tensor(scaler.std, dtype=torch.float32, device=self.device),
-            self.data.feature_config.top_db,
-        )
-        self.batches = MixedBatches(self.data, config, self.device, scaler)
+        self.input_space = LogMelSpace(self.data.scaler, self.data.feature_config.top_db)
+        self.batches = MixedBatches(self.data, config, self.device, self.data.scaler)
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.evaluator = Evaluator(self.data, config, self.device, self.amp_dtype)
         self.rng = _random.Random(config.seed + 17)

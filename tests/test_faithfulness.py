@@ -25,6 +25,7 @@ from sed.dropout import tied_dropout, untied_dropout
 from sed.model import CRNN, CRNNConfig
 from sed.objectives import Batch, compute_losses
 from sed.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
+from sed.scaler import Scaler
 from sed.trainer import Trainer, prepare_data
 
 NARROW = dict(cnn_filters=(8, 16, 16, 16, 16, 16, 16), rnn_hidden=16, n_classes=10)
@@ -112,7 +113,7 @@ def test_the_perturbed_training_pass_replays_the_clean_pass_masks():
 @pytest.mark.parametrize("preset", ["random-input-l2", "vat-input-l2", "adversarial-latent-l2"])
 def test_the_perturbed_pass_leaves_batchnorm_statistics_to_the_clean_pass(preset):
     cfg = PRESETS[preset]
-    space = LogMelSpace(torch.full((128,), -40.0), torch.full((128,), 12.0))
+    space = LogMelSpace(Scaler(np.full(128, -40.0), np.full(128, 12.0)))
     batch = batch_of()
     trained = narrow_model(0.5, 0)
     reference = narrow_model(0.5, 0)
@@ -141,7 +142,7 @@ def test_snr_noise_is_the_reference_recipe_on_a_small_mel():
     z = rng.standard_normal(mel.shape)
     mean = rng.uniform(-30, -10, size=6)
     std = rng.uniform(5, 15, size=6)
-    space = LogMelSpace(torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32), 80.0)
+    space = LogMelSpace(Scaler(mean, std), 80.0)
     clean_db = librosa.amplitude_to_db(mel, ref=1.0, amin=1e-5, top_db=80.0)
     h = torch.tensor((clean_db - mean) / std, dtype=torch.float32)[None]
     for snr in (30.0, 10.0):
@@ -160,7 +161,7 @@ def test_snr_noise_on_floored_bins_stays_within_6_db_of_the_reference():
     rng = np.random.default_rng(1)
     mel = 10 ** rng.uniform(-6.0, 0.0, size=(60, 8))  # 120 dB range: many bins below the floor
     z = rng.standard_normal(mel.shape)
-    space = LogMelSpace(torch.zeros(8), torch.ones(8), 80.0)
+    space = LogMelSpace(Scaler(np.zeros(8), np.ones(8)), 80.0)
     clean_db = librosa.amplitude_to_db(mel, ref=1.0, amin=1e-5, top_db=80.0)
     ours = snr_noise(torch.tensor(clean_db, dtype=torch.float32)[None], space, 30.0,
                      noise=torch.tensor(z, dtype=torch.float32)[None])[0].numpy()

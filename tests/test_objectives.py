@@ -7,6 +7,7 @@ import dataclasses
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from torch import nn
 from sed.config import PRESETS, TrainConfig
 from sed.model import CRNN, CRNNConfig
 from sed.perturb import LogMelSpace
+from sed.scaler import Scaler
 from sed.objectives import (
     Batch,
     classification_loss,
@@ -26,7 +28,7 @@ from sed.objectives import (
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 #: A dB floor and per-band scaler for `snr_noise` (the Trainer builds it from the data).
-SPACE = LogMelSpace(mean=torch.full((128,), -40.0), std=torch.full((128,), 12.0), top_db=80.0)
+SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
 
 
 def make_batch(b: int = 8, c: int = 3) -> Batch:
