@@ -221,8 +221,11 @@ def final_row(
         except (OSError, ValueError):
             pass
     row["eval_per_class_f1"] = per_class
-    row.update({name: None for name in param_names})
-    row.update(hyperparameter_columns(config))
+    # a config key that is also a score column (the `val_psds` switch of TrainConfig vs the
+    # validation PSDS) keeps the score: the row is about the trial's results
+    scores = set(row)
+    row.update({name: None for name in param_names if name not in scores})
+    row.update({k: v for k, v in hyperparameter_columns(config).items() if k not in scores})
     row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
     return row
 

@@ -4,7 +4,7 @@ Usage::
 
     python -m search.run --space FILE [--data ROOT] [--out DIR] [--name NAME]
                          [--address ADDR] [--resume] [--num-samples N]
-                         [--max-epochs N] [--cache-dir DIR] [--debug]
+                         [--max-epochs N] [--cache-dir DIR] [--no-final] [--no-report] [--debug]
 
 Steps (docs/design.md, "Run"):
 
@@ -24,7 +24,8 @@ Steps (docs/design.md, "Run"):
 4. final stage (`search.stages.run_final`, `search.final`): top-k x seeds
    retrained and scored on the public eval set; `final.parquet`,
    `final_summary.parquet`;
-5. a summary table (`search.console.print_summary`).
+5. a summary table (`search.console.print_summary`) and `OUT/NAME/report.html`
+   (`search.report`; `--no-report` leaves it out).
 
 This module is the command line: arguments, the stored settings of an
 experiment, the checks before anything starts, signals and exit codes.
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
     parser.add_argument("--cache-dir", type=Path, help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
     parser.add_argument("--no-final", action="store_true", help="stop after the search stage")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)")
     parser.add_argument("--debug", action="store_true", help="tracebacks for every error; trial logs shown")
     return parser
 
@@ -243,6 +246,21 @@ def check_address(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> No
         ) from None
 
 
+def write_report(exp_dir: Path, debug: bool) -> None:
+    """`python -m search.report exp_dir`, in process; a failure only warns (the leaderboards are written)."""
+    try:
+        from .report import build_report
+
+        started = time.perf_counter()
+        path = build_report(exp_dir)
+        print(f"report:       {path} ({time.perf_counter() - started:.1f} s)", flush=True)
+    except Exception as exc:  # the run's results are already on disk: never fail the run here
+        if debug:
+            traceback.print_exc()
+        print(f"sedtune: warning: report.html was not written ({type(exc).__name__}: {exc}); "
+              f"retry with: python -m search.report {shlex.quote(str(exp_dir))}", file=sys.stderr, flush=True)
+
+
 # ----------------------------------------------------------------------------- main
 def _user_error(message: str, debug: bool) -> int:
     if debug:
@@ -282,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summary_path = exp_dir / lb.FINAL_SUMMARY_FILE
                 summary = lb.read_parquet(summary_path) if summary_path.is_file() and not args.no_final else None
                 print_summary(space, search, summary, exp_dir)
+                if not args.no_report:
+                    write_report(exp_dir, args.debug)
                 return 0
         # Checks that can refuse the run come before anything is written to the
         # experiment folder: the data (without starting Ray), then the cluster.
@@ -306,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_final:
             summary = run_final(exp, search)
         print_summary(space, search, summary, exp_dir)
+        if not args.no_report:
+            write_report(exp_dir, args.debug)
         if (search["status"] == "ERROR").all() if not search.empty else True:
             print("error: every search trial failed; see the errors above", file=sys.stderr)
             return 1

@@ -1,0 +1,176 @@
+"""Put the report together: the sections of `report.html`, in the order a researcher reads them.
+
+1. the run: space, metric(s), status counts, where the rows come from;
+2. the search leaderboard (search.parquet, every row);
+3. learning curves of every trial (per-epoch validation metric from each
+   trial's progress.csv; ASHA stops marked at their rung);
+4. parallel coordinates of the sampled parameters, coloured by each metric;
+5. hyperparameter importance (fANOVA, `search.report.study`) per metric;
+6. the final stage: per configuration mean and 95 % CI over seeds, the
+   no-augmentation control (final.parquet's `control` column) and the paper's
+   Table 1 beside them; validation vs public evaluation; per-class F1;
+7. the F1 / PSDS Pareto front (search trials and final configurations).
+
+`build_report(exp_dir)` writes `exp_dir/report.html` atomically (a
+temporary file, then `os.replace`): a failed build keeps the previous page.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sed.config import PAPER_TABLE1
+
+from . import figures
+from .experiment import Experiment, load_experiment
+from .page import Page
+from .study import importances, leaderboard_study
+
+REPORT_FILE = "report.html"
+
+
+def _names(exp: Experiment) -> dict[str, str]:
+    """config_id -> what the page calls it: the grid label, else 'rank N (config_id)'."""
+    names: dict[str, str] = {}
+    for frame in (exp.summary, exp.final):
+        if frame.empty:
+            continue
+        for row in frame.to_dict("records"):
+            cid = str(row["config_id"])
+            label = row.get("label")
+            rank = row.get("rank")
+            if isinstance(label, str) and label:
+                names.setdefault(cid, label)
+            elif rank is not None and pd.notna(rank):
+                names.setdefault(cid, f"#{int(rank)} {cid[:8]}")
+    for cid in exp.control_ids:
+        names[cid] = f"control: {names.get(cid, cid[:8])}"
+    return names
+
+
+def _overview(page: Page, exp: Experiment) -> None:
+    space = exp.space
+    counts = exp.search["status"].value_counts().to_dict() if not exp.search.empty else {}
+    page.heading("Run", "run")
+    page.note(f"space {space.name} ({space.path}); selection metric(s): {', '.join(space.metrics)} ({space.mode}); "
+              f"searcher {space.searcher.kind}; scheduler {space.scheduler.kind} over {space.scheduler.max_epochs} "
+              f"epochs; {len(exp.search)} of {space.num_samples} search trials: "
+              + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet"))
+    if exp.live:
+        page.note("search.parquet is not written yet (the search stage is running or was killed): its rows are "
+                  "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA).")
+    if exp.metadata:
+        page.note(f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
+                  f"data {exp.metadata.get('data', '?')}")
+
+
+def _leaderboard(page: Page, exp: Experiment) -> None:
+    page.heading("Search leaderboard (search.parquet)", "leaderboard")
+    columns = ["trial_id", "status", "label", *exp.space.params, "val_macro_f1", "val_psds", "selection_value",
+               "best_epoch", "epochs_run", "wall_seconds", "failures", "pareto", "error"]
+    page.table(exp.search, columns, scroll=True)
+    if "pareto" in exp.search and exp.search["pareto"].any():
+        page.note("Pareto front over " + " / ".join(exp.space.metrics) + ": "
+                  + ", ".join(exp.search.loc[exp.search["pareto"].astype(bool), "trial_id"].astype(str)))
+
+
+def _search_figures(page: Page, exp: Experiment) -> None:
+    page.heading("Learning curves", "curves")
+    page.figure(figures.learning_curves(exp.search, exp.histories, exp.space), "learning curves",
+                "no per-epoch records (progress.csv) found in the trial folders")
+    rungs = figures.asha_rungs(exp.space)
+    if rungs:
+        page.note(f"ASHA rungs at epochs {', '.join(map(str, rungs))}: a trial marked x was stopped there.")
+    page.heading("Parallel coordinates", "parallel")
+    tables = []
+    studies = {m: leaderboard_study(exp.search, exp.space, m) for m in exp.space.metrics}
+    for metric, study in studies.items():
+        page.figure(figures.parallel_coordinates(study, metric), f"parallel coordinates, {metric}",
+                    f"{metric}: fewer than two search trials with sampled parameters (a grid space samples none)")
+        tables.extend(importances(study, metric))
+    page.heading("Hyperparameter importance (fANOVA)", "importance")
+    table = pd.DataFrame([vars(i) for i in tables], columns=["metric", "param", "importance", "n_trials"])
+    page.note("Optuna's FanovaImportanceEvaluator (seeded) on the leaderboard's best-epoch values; a conditional "
+              "parameter is scored over the n_trials where its condition held (search.report.study).")
+    page.figure(figures.importance_bars(table), "importance", "no importance: too few finished trials "
+                "with varying sampled parameters")
+    page.table(table)
+
+
+def _final(page: Page, exp: Experiment) -> None:
+    page.heading("Final stage (final.parquet, public evaluation set)", "final")
+    if exp.final.empty:
+        page.note("no final-stage run has finished yet")
+        return
+    names = _names(exp)
+    summary = exp.summary.copy()
+    summary.insert(0, "config", [names.get(str(c), str(c)) for c in summary["config_id"]])
+    if exp.control_ids:
+        summary["control"] = [str(c) in exp.control_ids for c in summary["config_id"]]
+    labels = summary.get("label", pd.Series(dtype=object))
+    if any(str(label) in PAPER_TABLE1 for label in labels):
+        summary["paper_eval_macro_f1"] = [PAPER_TABLE1.get(str(l), (None, None))[0] for l in labels]
+        summary["paper_eval_psds"] = [PAPER_TABLE1.get(str(l), (None, None))[1] for l in labels]
+        page.note("paper_* columns: the paper's Table 1 (DESED 2020 public evaluation, 200 epochs); this run's "
+                  f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run.")
+    columns = ["config", "control", "n_seeds", "seeds"]
+    for metric in ("eval_macro_f1", "eval_psds", "val_macro_f1"):
+        columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]
+    columns += ["paper_eval_macro_f1", "paper_eval_psds"]
+    page.note("mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers).")
+    page.table(summary, columns)
+    page.figure(figures.final_configs(exp.summary, names, exp.control_ids, PAPER_TABLE1), "final configurations",
+                "no public-evaluation scores yet")
+    page.figure(figures.val_vs_eval(exp.final, names), "validation vs evaluation", "no scored final run yet")
+    per_class = figures.per_class_table(exp.final, names)
+    page.heading("Per-class F1 of the final configurations", "per-class")
+    page.figure(figures.per_class(per_class), "per-class F1", "no per-class F1 recorded")
+    if not per_class.empty:
+        page.table(per_class.reset_index(names="config"))
+    page.heading("Final runs (one row per config and seed)", "final-runs")
+    page.table(exp.final, ["config_id", "label", "rank", "seed", "status", "control", "val_macro_f1", "val_psds",
+                           "eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro", "epochs_run", "error"],
+               scroll=True)
+
+
+def _pareto(page: Page, exp: Experiment) -> None:
+    page.heading("F1 / PSDS Pareto front", "pareto")
+    page.figure(figures.pareto(exp.search, exp.summary, _names(exp)), "Pareto front",
+                "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
+                "the final stage scores both)")
+
+
+def render(exp: Experiment) -> str:
+    """The page's HTML for `exp`."""
+    page = Page(f"sedtune report: {exp.exp_dir.name}")
+    _overview(page, exp)
+    _leaderboard(page, exp)
+    _search_figures(page, exp)
+    _final(page, exp)
+    _pareto(page, exp)
+    return page.render()
+
+
+def build_report(exp_dir: Path | str, out: Path | str | None = None) -> Path:
+    """Write the report of `exp_dir` to `out` (default `exp_dir/report.html`), atomically; returns its path."""
+    exp = load_experiment(exp_dir)
+    path = Path(out) if out is not None else exp.exp_dir / REPORT_FILE
+    text = render(exp)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def timed_build(exp_dir: Path | str) -> tuple[Path, float]:
+    started = time.perf_counter()
+    path = build_report(exp_dir)
+    return path, time.perf_counter() - started
