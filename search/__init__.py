@@ -14,6 +14,7 @@ How the parts fit: docs/design.md, "search: the pieces".
 - `search.leaderboard` the Parquet files: atomic, with the run's metadata.
 - `search.failures`    a failed trial's reason, `Type: message`.
 - `search.console`     live progress lines and the summary tables.
+- `search.report`      `python -m search.report OUT/NAME`: the self-contained report.html of an experiment.
 - `search.run`         the CLI: `python -m search.run --space spaces/demo.yaml`.
 
 `sed` never imports this package.
