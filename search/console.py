@@ -1,15 +1,21 @@
-"""What a run prints: one line per trial event while it runs, and the summary tables at the end.
+"""What a run prints: a status line and the trial events while it runs, and the summary tables at the end.
 
-`ProgressPrinter` (a Tune callback, driver side) prints where each trial
-attempt runs, each epoch's loss and selection metric, stops, retries and
-failures, prefixed by the stage (`[search]`, `[final]`). `print_summary`
+`ProgressPrinter` (a Tune callback, driver side) keeps one compact status
+line (trials done / running / stopped / failed, best so far, elapsed, ETA)
+and prints where each trial attempt runs, stops, retries and failures,
+prefixed by the stage (`[search]`, `[final]`); each epoch's loss and
+selection metric go to `OUT/NAME/progress.log` (and to the console with
+`--verbose`). `print_summary`
 prints the search leaderboard with its failures and the Pareto front, and
 the final stage's mean [95 % CI] over seeds beside the paper's Table 1.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
+import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,16 +31,144 @@ from .space import Space
 
 
 # ----------------------------------------------------------------------------- progress
-class ProgressPrinter(Callback):
-    """One line per trial epoch, start, stop and error (driver side)."""
+#: Seconds between two status lines when the console is not a terminal (a log, a pipe).
+STATUS_INTERVAL_S = 30.0
+#: Seconds between two refreshes of the status line on a terminal.
+TTY_REFRESH_S = 1.0
+PROGRESS_LOG = "progress.log"
 
-    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int, max_failures: int = 0):
+
+def format_duration(seconds: float) -> str:
+    """`1h02m`, `3m05s`, `42s` ('?' when unknown)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class ProgressPrinter(Callback):
+    """A stage's live output (driver side).
+
+    - one compact status line: trials done / running / stopped / failed of
+      the total, the best value so far and its trial, elapsed time and an ETA
+      from the epochs still to run (an upper bound: ASHA may stop trials
+      early) at the epoch rate so far; refreshed in place (`\\r`) on a
+      terminal, printed every `STATUS_INTERVAL_S` seconds otherwise;
+    - one line per trial event (start, where it runs, done, stopped, retry,
+      failure) on the console and in the log;
+    - one line per trial epoch in `log_path` (`OUT/NAME/progress.log`), and
+      on the console only with `verbose`.
+
+    Nothing unpicklable is kept (a restored Tuner unpickles its callbacks):
+    the log is opened per line, the console is `sys.stdout` at call time.
+    """
+
+    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int, max_failures: int = 0,
+                 total: int | None = None, log_path: str | Path | None = None, verbose: bool = False,
+                 tune_metric: str | None = None):
         self.stage = stage
         self.metric = metric
+        self.tune_metric = tune_metric or metric
         self.keys = list(keys)
         self.epochs = epochs
         self.max_failures = max_failures
+        self.total = total
+        self.log_path = str(log_path) if log_path is not None else None
+        self.verbose = verbose
         self._workers: dict[str, tuple[Any, Any]] = {}
+        self._started: float | None = None
+        self._last_status = 0.0
+        self._status_shown = False
+
+    # -- output
+    def _log(self, line: str) -> None:
+        if self.log_path is None:
+            return
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(f"{_dt.datetime.now().isoformat(timespec='seconds')} {line}\n")
+        except OSError:
+            pass  # the log is a convenience; the leaderboards are the record
+
+    def _tty(self) -> bool:
+        return bool(getattr(sys.stdout, "isatty", lambda: False)())
+
+    def _emit(self, line: str, console: bool = True) -> None:
+        self._log(line)
+        if not console:
+            return
+        if self._status_shown and self._tty():
+            sys.stdout.write("\r\033[K")  # the event replaces the status line, which is redrawn below
+            self._status_shown = False
+        print(line, flush=True)
+
+    def status_line(self, trials: Sequence[Any]) -> str:
+        """`[search] 12/32 trials: 5 done, 2 running, 4 stopped, 1 failed | best val_macro_f1 0.41 (ab12) | ...`."""
+        done = running = stopped = failed = 0
+        reported = remaining = 0
+        best: tuple[float, str] | None = None
+        for trial in trials:
+            last = trial.last_result or {}
+            epoch = int(last.get("epoch", 0) or 0)
+            reported += epoch
+            if trial.status == "ERROR":
+                failed += 1
+            elif trial.status == "TERMINATED":
+                if epoch >= self.epochs:
+                    done += 1
+                else:
+                    stopped += 1
+            else:
+                if trial.status == "RUNNING":
+                    running += 1
+                remaining += max(self.epochs - epoch, 0)
+            value = last.get(self.tune_metric)
+            if isinstance(value, (int, float)) and math.isfinite(value) and (best is None or value > best[0]):
+                best = (float(value), trial.trial_id)
+        total = self.total if self.total is not None else len(trials)
+        remaining += max(total - len(trials), 0) * self.epochs
+        elapsed = time.monotonic() - self._started if self._started is not None else math.nan
+        rate = reported / elapsed if reported and elapsed > 0 else math.nan
+        eta = remaining / rate if remaining and math.isfinite(rate) else (0.0 if not remaining else math.nan)
+        shown_best = f"best {self.metric} {best[0]:.4f} ({best[1]})" if best else f"best {self.metric} -"
+        return (f"[{self.stage}] {done + stopped + failed}/{total} trials: {done} done, {running} running, "
+                f"{stopped} stopped, {failed} failed | {shown_best} | elapsed {format_duration(elapsed)}, "
+                f"ETA <= {format_duration(eta)} ({remaining} epochs left)")
+
+    def _status(self, trials: Sequence[Any], force: bool = False) -> None:
+        now = time.monotonic()
+        tty = self._tty()
+        if not force and now - self._last_status < (TTY_REFRESH_S if tty else STATUS_INTERVAL_S):
+            return
+        self._last_status = now
+        line = self.status_line(trials)
+        if tty:
+            sys.stdout.write("\r\033[K" + line)
+            sys.stdout.flush()
+            self._status_shown = True
+        else:
+            print(line, flush=True)
+        self._log(line)
+
+    # -- Tune callback hooks
+    def setup(self, *args: Any, **info: Any) -> None:
+        self._started = time.monotonic()  # also on a restored Tuner: this session's elapsed time
+        self._last_status = self._started  # the first status line after one interval
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._started is None:
+            self._started = time.monotonic()
+        self._status(trials)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._status(trials, force=True)
+        if self._tty():
+            print(flush=True)
+            self._status_shown = False
 
     def _describe(self, trial: Any) -> str:
         config = trial.config
@@ -50,43 +184,41 @@ class ProgressPrinter(Callback):
         return " ".join(parts)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        print(f"[{self.stage}] {trial.trial_id} start: {self._describe(trial)}", flush=True)
+        self._emit(f"[{self.stage}] {trial.trial_id} start: {self._describe(trial)}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         worker = (result.get("hostname"), result.get("pid"))
         if worker[1] is not None and self._workers.get(trial.trial_id) != worker:
             # once per attempt: where the trial runs (to find a stuck or dead worker)
             self._workers[trial.trial_id] = worker
-            print(f"[{self.stage}] {trial.trial_id} runs on {worker[0]} pid {worker[1]}", flush=True)
+            self._emit(f"[{self.stage}] {trial.trial_id} runs on {worker[0]} pid {worker[1]}")
         value = result.get(self.metric)
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
         extra = ""
         if "eval_macro_f1" in result:
             extra = f" | eval_macro_f1 {result['eval_macro_f1']:.4f} eval_psds {result.get('eval_psds', float('nan')):.4f}"
-        print(
+        self._emit(
             f"[{self.stage}] {trial.trial_id} epoch {result.get('epoch', '?')}/{self.epochs} "
             f"loss {result.get('loss_total', float('nan')):.4f} {self.metric} {shown} "
             f"({result.get('epoch_seconds', float('nan')):.1f}s){extra}",
-            flush=True,
+            console=self.verbose,
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
         epochs = last.get("epoch", 0)
         how = "done" if epochs >= self.epochs else f"stopped by the scheduler after {epochs} epochs"
-        print(f"[{self.stage}] {trial.trial_id} {how}", flush=True)
+        self._emit(f"[{self.stage}] {trial.trial_id} {how}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tries = f" (after {trial.num_failures - 1} retries)" if trial.num_failures > 1 else ""
-        print(f"[{self.stage}] {trial.trial_id} FAILED{tries}: {trial_error_text(trial) or 'see error.txt'}",
-              flush=True)
+        self._emit(f"[{self.stage}] {trial.trial_id} FAILED{tries}: {trial_error_text(trial) or 'see error.txt'}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         epoch = (trial.last_result or {}).get("epoch", 0)
-        print(
+        self._emit(
             f"[{self.stage}] {trial.trial_id} failed ({trial_error_text(trial) or 'see error.txt'}); "
-            f"retry {trial.num_failures}/{self.max_failures} from its last checkpoint (epoch {epoch})",
-            flush=True,
+            f"retry {trial.num_failures}/{self.max_failures} from its last checkpoint (epoch {epoch})"
         )
 
 

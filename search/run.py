@@ -4,7 +4,7 @@ Usage::
 
     python -m search.run --space FILE [--data ROOT] [--out DIR] [--name NAME]
                          [--address ADDR] [--resume] [--num-samples N]
-                         [--max-epochs N] [--cache-dir DIR] [--no-final] [--no-report] [--debug]
+                         [--max-epochs N] [--cache-dir DIR] [--storage URL] [--no-final] [--no-report] [--verbose] [--debug]
 
 Steps (docs/design.md, "Run"):
 
@@ -17,9 +17,12 @@ Steps (docs/design.md, "Run"):
    unless set) or join `--address`; check the per-trial resources against
    the cluster (a GPU request on a GPU-less cluster is refused);
 3. search (`search.stages.run_search`): Tuner with
-   OptunaSearch(TPESampler(seed), define-by-run space) or the grid's fixed
-   list, ASHA on `training_iteration` (= epochs), checkpoints every epoch,
-   storage `OUT/NAME`; one progress line per trial epoch (`search.console`);
+   OptunaSearch(TPESampler(seed), define-by-run space; the study in
+   `OUT/NAME/optuna.journal` or `--storage` / the space's `storage:`,
+   `search.study_storage`) or the grid's fixed list, ASHA on `training_iteration` (= epochs), checkpoints every epoch,
+   storage `OUT/NAME`; a status line and the trial events on the console,
+   every epoch in `OUT/NAME/progress.log` (`search.console`; `--verbose`:
+   epochs and Ray's table on the console too);
    `search.parquet` when it ends;
 4. final stage (`search.stages.run_final`, `search.final`): top-k x seeds
    retrained and scored on the public eval set; `final.parquet`,
@@ -69,6 +72,7 @@ from . import leaderboard as lb
 from .console import print_summary
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, load_space, parse_space
+from .study_storage import StorageError, dashboard_command, storage_location, study_exists
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
 from .tuner import StopSignals, start_ray
 
@@ -98,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
     parser.add_argument("--cache-dir", type=Path, help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
     parser.add_argument("--no-final", action="store_true", help="stop after the search stage")
+    parser.add_argument("--storage", help="the Optuna study's storage: a database URL (sqlite:///PATH, postgresql://...) "
+                        "or a journal file (default: the space's storage:, else OUT/NAME/optuna.journal)")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="every trial epoch on the console (always in OUT/NAME/progress.log) and Ray's own table")
     parser.add_argument("--debug", action="store_true", help="tracebacks for every error; trial logs shown")
     return parser
 
@@ -115,6 +123,8 @@ class RunSettings:
     data: str | None
     cache_dir: str | None
     created: str = ""
+    #: the Optuna study's storage (search.study_storage); None: in memory (grid spaces, runs of older versions)
+    storage: str | None = None
 
     def space(self) -> Space:
         space = parse_space(self.space_text, self.space_path)
@@ -154,6 +164,9 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
                 raise UsageError(f"--resume: {flag} {new} differs from the original run ({old}); leave it out")
         if args.data is not None and str(args.data.expanduser().resolve()) != stored.data:
             raise UsageError(f"--resume: --data {args.data} differs from the original run ({stored.data}); leave it out")
+        if args.storage is not None and storage_location(args.storage, exp_dir) != stored.storage:
+            raise UsageError(f"--resume: --storage {args.storage} differs from the original run ({stored.storage}); "
+                             "leave it out")
         if args.cache_dir is not None and str(args.cache_dir.expanduser().resolve()) != stored.cache_dir:
             raise UsageError(f"--resume: --cache-dir differs from the original run ({stored.cache_dir}); leave it out")
         return stored, stored.space(), exp_dir
@@ -175,6 +188,19 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if not data_path.is_dir():
             raise UsageError(f"--data {args.data}: no such folder; give the root of a DESED-format dataset")
         data = str(data_path)
+    storage = None
+    if not space.is_grid:
+        configured = args.storage or space.storage
+        storage = storage_location(configured, exp_dir)  # default: a new file in the new experiment folder
+        try:
+            taken = bool(configured) and study_exists(storage, name)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
+        if taken:
+            raise UsageError(f"storage {storage} already holds a study named {name!r} (another experiment's trials); "
+                             "choose another --name, or delete that study (optuna delete-study)")
+    elif args.storage is not None:
+        raise UsageError("--storage: a grid space has no Optuna study; leave it out")
     settings = RunSettings(
         space_path=str(space.path),
         space_text=space.text,
@@ -183,6 +209,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         data=data,
         cache_dir=str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        storage=storage,
     )
     return settings, space, exp_dir
 
@@ -320,7 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
         print(f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
               f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}", flush=True)
-        exp = Experiment(space, exp_dir, settings.data, settings.cache_dir, resources, signals, args.debug)
+        exp = Experiment(space, exp_dir, settings.data, settings.cache_dir, resources, signals, args.debug,
+                         storage=settings.storage, verbose=args.verbose)
+        if settings.storage:
+            print(f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
+                  f"(live view: {dashboard_command(settings.storage)})", flush=True)
         search = run_search(exp, args.resume)
         summary = None
         if not args.no_final:

@@ -1,10 +1,16 @@
 """Who proposes the trials and who stops them: Optuna (TPE or random) or a fixed list, and ASHA.
 
 - sampled spaces: `OptunaSearch` over `Space.define_by_run` (conditional
-  parameters are suggested only when their condition holds), seeded;
+  parameters are suggested only when their condition holds), seeded, its
+  study in a real storage (`search.study_storage`; each study trial names
+  its Ray trial in the user attribute `ray_trial_id`); with two metrics
+  a multi-objective study (metric and mode lists: MOTPE), whose
+  `best_trials` are the Pareto front;
 - grid spaces and the final stage: `PointListSearcher`, each given config
   once, in order (Optuna rejects `tune.grid_search`);
-- `ASHAScheduler` on `training_iteration` (= epochs), or FIFO.
+- `ASHAScheduler` on `training_iteration` (= epochs), or FIFO. ASHA
+  compares trials at its rungs on the first metric only (the Tuner's
+  metric), also when the study has two objectives.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import pickle
 from typing import Any, Mapping, Sequence
 
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
 from .space import Space
 
@@ -51,15 +58,31 @@ class PointListSearcher(Searcher):
         self.next_index = state["next_index"]
 
 
-def make_search_alg(space: Space):
-    """OptunaSearch (TPE or random, seeded, define-by-run) or a point list for grid spaces."""
+class RecordingOptunaSearch(OptunaSearch):
+    """OptunaSearch that writes each Ray trial id into its study trial (user attribute `ray_trial_id`)."""
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)  # OptunaSearch's own map, kept in its saved state
+        if ot_trial is not None and isinstance(config, dict):
+            ot_trial.set_user_attr("ray_trial_id", trial_id)
+        return config
+
+
+def make_search_alg(space: Space, storage: str | None = None, study_name: str | None = None):
+    """OptunaSearch (TPE or random, seeded, define-by-run) or a point list for grid spaces.
+
+    `storage`: where the study lives (`search.study_storage.storage_location`; None: in memory),
+    `study_name`: its name (default: the space's name).
+    """
     if space.is_grid:
         points = [
             {**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()
         ]
         return make_point_searcher(points, space.tune_metric, space.mode)
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from .study_storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -70,12 +93,16 @@ def make_search_alg(space: Space):
         if space.searcher.n_startup_trials is not None:
             kwargs["n_startup_trials"] = space.searcher.n_startup_trials
         sampler = optuna.samplers.TPESampler(**kwargs)
-    return OptunaSearch(
+    # two metrics: a true multi-objective study (its best_trials are the Pareto front); ASHA,
+    # built with the Tuner's single metric, still stops trials on the first one only
+    multi = len(space.metrics) > 1
+    return RecordingOptunaSearch(
         space=space.define_by_run,
-        metric=space.tune_metric,
-        mode=space.mode,
+        metric=list(space.tune_metrics) if multi else space.tune_metric,
+        mode=[space.mode] * len(space.metrics) if multi else space.mode,
         sampler=sampler,
-        study_name=space.name,
+        study_name=study_name or space.name,
+        storage=open_storage(storage) if storage else None,
     )
 
 

@@ -23,11 +23,12 @@ from ray import tune
 
 from . import final as final_stage
 from . import leaderboard as lb
-from .console import ProgressPrinter
+from .console import PROGRESS_LOG, ProgressPrinter
 from .resources import TrialResources
 from .rows import search_frame
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
 from .space import Space
+from .study_storage import close_orphans, pareto_trial_ids
 from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner
 
 
@@ -46,6 +47,17 @@ class Experiment:
     resources: TrialResources
     signals: StopSignals
     debug: bool = False
+    #: where the search's Optuna study lives (`search.study_storage`); None: in memory (grids, old runs)
+    storage: str | None = None
+    #: per-epoch lines and Ray's own progress table on the console too (`--verbose`)
+    verbose: bool = False
+
+    def printer(self, stage: str, keys: list[str], epochs: int, total: int) -> ProgressPrinter:
+        """The stage's live output: status line + events on the console, every epoch in progress.log."""
+        space = self.space
+        return ProgressPrinter(stage, space.metric, keys, epochs, space.max_failures, total=total,
+                               log_path=self.exp_dir / PROGRESS_LOG, verbose=self.verbose,
+                               tune_metric=space.tune_metric)
 
     def trainable(self) -> Any:
         return make_trainable(self.data, self.cache_dir, self.resources)
@@ -94,19 +106,26 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
         print(f"sedtune: restoring the search in {exp_dir}", flush=True)
         stage = restore_tuner(exp_dir, trainable, resume_errored=True)
     else:
-        printer = ProgressPrinter("search", space.metric, list(space.params), space.scheduler.max_epochs,
-                                  space.max_failures)
+        printer = exp.printer("search", list(space.params), space.scheduler.max_epochs, space.num_samples)
         stage = new_tuner(
             trainable, space, storage=exp_dir.parent, name=exp_dir.name,
-            search_alg=make_search_alg(space), scheduler=make_scheduler(space),
+            search_alg=make_search_alg(space, exp.storage, exp_dir.name), scheduler=make_scheduler(space),
             num_samples=space.num_samples, max_concurrent=exp.resources.max_concurrent,
-            callbacks=[printer], debug=exp.debug,
+            callbacks=[printer], debug=exp.debug or exp.verbose,
         )
     result_grid = stage.fit()
     frame = search_frame(stage.records(result_grid), space)
+    if len(space.metrics) > 1 and exp.storage and not space.is_grid and not frame.empty:
+        # the multi-objective study's Pareto front (best_trials) is the one the summary and report show
+        frame["pareto"] = frame["trial_id"].astype(str).isin(pareto_trial_ids(exp.storage, exp_dir.name))
     lb.write_parquet_atomic(frame, exp_dir / lb.SEARCH_FILE, exp.metadata("search", mode=space.mode))
     if stage.interrupted(result_grid, space.num_samples, exp.signals):
         raise Interrupted("search")
+    if exp.storage and not space.is_grid:
+        orphans = close_orphans(exp.storage, exp_dir.name)
+        if orphans:
+            print(f"sedtune: {orphans} study trial(s) asked for by an earlier, killed driver and never run "
+                  f"are marked FAIL in {exp.storage}", flush=True)
     return frame
 
 
@@ -136,13 +155,13 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
         if restore:
             stage = restore_tuner(exp_dir / name, trainable, resume_errored=False)
         else:
-            printer = ProgressPrinter("final", space.metric, [], space.final.epochs, space.max_failures)
+            printer = exp.printer("final", [], space.final.epochs, len(remaining))
             recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
             stage = new_tuner(
                 trainable, space, storage=exp_dir, name=name,
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
                 num_samples=len(remaining), max_concurrent=exp.resources.max_concurrent,
-                callbacks=[printer, recorder], debug=exp.debug,
+                callbacks=[printer, recorder], debug=exp.debug or exp.verbose,
             )
         result_grid = stage.fit()
         if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):

@@ -166,7 +166,10 @@ def new_tuner(
     scheduler: Any = None,
     debug: bool = False,
 ) -> StageTuner:
-    """The Tuner of a stage: experiment folder `storage/name`, a checkpoint per epoch, short trial names."""
+    """The Tuner of a stage: experiment folder `storage/name`, a checkpoint per epoch, short trial names.
+
+    `debug` (search.run's --debug or --verbose) brings back Ray's own progress table.
+    """
     snapshot = StatusSnapshot()
     tuner = tune.Tuner(
         trainable,

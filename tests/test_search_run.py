@@ -92,7 +92,8 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     out = tmp_path / "results"
     exp = out / "tiny"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "search.run", "--space", str(SPACE), "--out", str(out)]
+    # --verbose: the per-epoch lines on the console too (step 1 counts them)
+    cmd = [sys.executable, "-m", "search.run", "--space", str(SPACE), "--out", str(out), "--verbose"]
     resume = [sys.executable, "-m", "search.run", "--resume", "--out", str(out), "--name", "tiny"]
 
     # ---- 1. SIGKILL mid-search

@@ -97,7 +97,7 @@ def _search_figures(page: Page, exp: Experiment) -> None:
     page.note("Optuna's FanovaImportanceEvaluator (seeded) on the leaderboard's best-epoch values; a conditional "
               "parameter is scored over the n_trials where its condition held (search.report.study).")
     page.figure(figures.importance_bars(table), "importance", "no importance: too few finished trials "
-                "with varying sampled parameters")
+                "with varying sampled parameters, or every trial scored the same")
     page.table(table)
 
 

@@ -143,7 +143,8 @@ def val_vs_eval(final: pd.DataFrame, names: Mapping[str, str]) -> Figure | None:
 
 def _front_panel(ax, frame: pd.DataFrame, x: str, y: str, title: str, labels: Sequence[str]) -> None:
     data = frame[np.isfinite(frame[[x, y]].astype(float)).all(axis=1)]
-    front = pareto_front(data, [x, y], "max")
+    # search.parquet's `pareto` (the multi-objective study's best_trials) when it has one
+    front = data["pareto"].astype(bool) if "pareto" in data else pareto_front(data, [x, y], "max")
     ax.scatter(data[x].astype(float), data[y].astype(float), color="tab:gray", s=18, alpha=0.6, label="dominated")
     best = data[front].sort_values(x)
     ax.step(best[x].astype(float), best[y].astype(float), where="post", color="tab:red", linewidth=1)

@@ -126,8 +126,8 @@ def importances(study: optuna.Study, metric: str, seed: int = 0) -> list[Importa
             continue
         having = [t for t in trials if t.number in set(numbers)]
         varying = [p for p in params if len({repr(t.params[p]) for t in having}) > 1]
-        if not varying:
-            continue
+        if not varying or len({t.value for t in having}) < 2:
+            continue  # nothing varies, or every trial scored the same (fANOVA: zero total variance)
         common = frozenset.intersection(*(frozenset(t.params) for t in having))
         sub = optuna.create_study(direction=study.direction)
         sub.add_trials(having)

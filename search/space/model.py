@@ -136,6 +136,8 @@ class Space:
     params: dict[str, Param]
     grid: tuple[GridPoint, ...] = ()
     final: FinalSpec | None = None
+    #: where the Optuna study lives (`storage:`; None = the experiment's journal file)
+    storage: str | None = None
 
     # -- derived -------------------------------------------------------
     @property
@@ -154,6 +156,11 @@ class Space:
         `mode: min` they read the last value, as Tune does by default.
         """
         return f"best_{self.metric}" if self.mode == "max" else self.metric
+
+    @property
+    def tune_metrics(self) -> tuple[str, ...]:
+        """`tune_metric` of every selection metric: the objectives of a multi-objective Optuna study."""
+        return tuple(f"best_{m}" if self.mode == "max" else m for m in self.metrics)
 
     @property
     def is_grid(self) -> bool:

@@ -14,9 +14,9 @@ File format (YAML, read with `yaml.safe_load`)::
     name: latent                      # experiment name (default: the file stem); [A-Za-z0-9_.-]
     description: free text
     metric: val_macro_f1              # or val_psds (needs `val_psds: true` in fixed),
-                                      # or [val_macro_f1, val_psds]: the first one drives the
-                                      # searcher, ASHA and the top-k; the summary adds the
-                                      # Pareto front over both
+                                      # or [val_macro_f1, val_psds]: a two-objective Optuna
+                                      # study (its best_trials: the Pareto front of the summary
+                                      # and report); the first one drives ASHA and the top-k
     mode: max                         # max | min
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
@@ -48,6 +48,9 @@ File format (YAML, read with `yaml.safe_load`)::
       consistency_weight: {loguniform: [0.1, 10.0]}
       l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
     final: {top_k: 3, seeds: [1, 2, 3], epochs: 30}   # optional; absent = no final stage
+    storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
+                                      # or journal file (default: OUT/NAME/optuna.journal);
+                                      # search.run --storage overrides it (search.study_storage)
 
 Conditional parameters are sampled only when every key of their `when`
 holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
@@ -99,7 +102,7 @@ SCHEDULER_KINDS: tuple[str, ...] = ("asha", "fifo")
 TOP_LEVEL_KEYS: tuple[str, ...] = (
     "name", "description", "metric", "mode", "num_samples", "searcher", "scheduler",
     "resources", "max_concurrent", "max_failures", "fixed", "params", "presets", "configs",
-    "final",
+    "final", "storage",
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
@@ -142,6 +145,7 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     params = _params(ctx, data.get("params"), fixed, base)
     grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
     final = _final(ctx, data.get("final"), num_samples, scheduler.max_epochs)
+    storage = _storage(ctx, data.get("storage"), searcher.kind)
     return Space(
         path=path,
         text=text,
@@ -159,7 +163,20 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
         params=params,
         grid=tuple(grid),
         final=final,
+        storage=storage,
     )
+
+
+def _storage(ctx: Context, value: Any, searcher_kind: str) -> str | None:
+    """`storage:` -- where the Optuna study lives (search.study_storage): a database URL or a journal file."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error("storage", f"{value!r}: give a database URL (sqlite:///PATH, postgresql://...) or the "
+                        "path of an Optuna journal file (e.g. /shared/studies.journal)")
+    if searcher_kind == "grid":
+        raise ctx.error("storage", "a grid space has no Optuna study; remove storage: or use an optuna searcher")
+    return value.strip()
 
 
 def load_space(path: Path | str) -> Space:

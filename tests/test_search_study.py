@@ -1,0 +1,111 @@
+"""The search's Optuna study in a real storage (search.study_storage), and search.run writing the report.
+
+One tiny search (tests/spaces/tiny.yaml selecting on F1 and PSDS: 3 trials
+of 1 epoch, no final stage) in a subprocess; while it runs, this process reads its journal file
+with `optuna.load_study` (a concurrent reader: what optuna-dashboard does);
+when it ends, the study has two objectives and holds exactly
+search.parquet's trials -- the same Ray trial ids, parameters and values --,
+its best_trials are search.parquet's Pareto front, and report.html is there. The
+bookkeeping around the storage (a taken study name, trials a killed driver
+left RUNNING) is tested without Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search import leaderboard as lb
+from search.run import UsageError, build_parser, resolve_settings
+from search.study_storage import JOURNAL_FILE, close_orphans, open_storage, storage_location, study_exists
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
+
+
+def _load(path: Path, name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(str(path)))
+    except KeyError:  # the study is not created yet
+        return None
+
+
+def _two_metric_space(tmp_path: Path) -> Path:
+    """tiny.yaml selecting on F1 and PSDS (validation PSDS on, 10 operating points of 8 clips)."""
+    text = SPACE.read_text().replace("metric: val_macro_f1", "metric: [val_macro_f1, val_psds]")
+    text = text.replace("fixed:\n", "fixed:\n  val_psds: true\n")
+    assert "val_psds: true" in text and "[val_macro_f1, val_psds]" in text
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    journal = out / "tiny" / JOURNAL_FILE
+    cmd = [sys.executable, "-m", "search.run", "--space", str(_two_metric_space(tmp_path)), "--out", str(out),
+           "--num-samples", "3", "--max-epochs", "1", "--no-final"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    reads_while_running = 0
+    try:
+        while proc.poll() is None:
+            if journal.is_file():
+                study = _load(journal, "tiny")
+                if study is not None and study.trials and proc.poll() is None:
+                    reads_while_running += 1
+            time.sleep(0.5)
+        output = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, output
+    assert reads_while_running > 0  # the journal was readable while trials were being told
+    assert f"optuna-dashboard {journal}" in output
+    search = lb.read_parquet(out / "tiny" / lb.SEARCH_FILE).set_index("trial_id")
+    study = _load(journal, "tiny")
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(study.trials) == len(complete) == len(search) == 3
+    assert len(study.directions) == 2  # a true two-objective study
+    for trial in complete:
+        row = search.loc[trial.user_attrs["ray_trial_id"]]
+        assert trial.values == [pytest.approx(row["selection_value"]), pytest.approx(row["val_psds"])]
+        assert row["selection_value"] == row["val_macro_f1"]
+        for name, value in trial.params.items():
+            assert value == (pytest.approx(row[name]) if isinstance(value, float) else row[name])
+    # the leaderboard's Pareto front is the study's best_trials
+    assert set(search.index[search["pareto"].astype(bool)]) == {t.user_attrs["ray_trial_id"] for t in study.best_trials}
+    assert (out / "tiny" / "report.html").is_file()
+
+
+def test_storage_bookkeeping(tmp_path: Path) -> None:
+    journal = tmp_path / "shared.journal"
+    location = storage_location(str(journal), tmp_path / "exp")
+    assert location == str(journal.resolve())
+    assert storage_location(None, tmp_path / "exp") == str(tmp_path / "exp" / JOURNAL_FILE)
+    assert storage_location("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+    assert not study_exists(location, "tiny")
+    study = optuna.create_study(study_name="tiny", storage=open_storage(location), direction="maximize")
+    done = [study.ask() for _ in range(3)]
+    study.tell(done[0], 0.5)
+    study.tell(done[1], 0.25)  # done[2]: asked by a driver that was killed, never run
+    assert study_exists(location, "tiny")
+    assert close_orphans(location, "tiny") == 1
+    states = [t.state for t in optuna.load_study(study_name="tiny", storage=open_storage(location)).trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and states.count(optuna.trial.TrialState.FAIL) == 1
+    # a new experiment refuses a shared storage that already has a study of its name
+    args = build_parser().parse_args(["--space", str(SPACE), "--out", str(tmp_path / "out"), "--storage",
+                                      str(journal)])
+    with pytest.raises(UsageError, match="already holds a study named 'tiny'"):
+        resolve_settings(args)
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve_settings(build_parser().parse_args(["--space", str(SPACE), "--out", str(tmp_path / "out"),
+                                                    "--storage", str(tmp_path / "no" / "such.journal")]))
