@@ -15,6 +15,8 @@ How the parts fit: docs/design.md, "search: the pieces".
 - `search.failures`    a failed trial's reason, `Type: message`.
 - `search.console`     live progress lines and the summary tables.
 - `search.report`      `python -m search.report OUT/NAME`: the self-contained report.html of an experiment.
+- `search.study_storage` where the Optuna study lives (a journal file in OUT/NAME, or a shared URL).
+- `search.reproduce`   the `command` column: the sed.train line that retrains a leaderboard row.
 - `search.run`         the CLI: `python -m search.run --space spaces/demo.yaml`.
 
 `sed` never imports this package.

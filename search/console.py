@@ -84,6 +84,13 @@ class ProgressPrinter(Callback):
         self._last_status = 0.0
         self._status_shown = False
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a Tuner restored from the tuner.pkl of an older sedtune version unpickles its printer
+        # without the newer attributes: their defaults
+        defaults = {"tune_metric": state.get("metric"), "total": None, "log_path": None, "verbose": False,
+                    "_started": None, "_last_status": 0.0, "_status_shown": False}
+        self.__dict__.update({**defaults, **state})
+
     # -- output
     def _log(self, line: str) -> None:
         if self.log_path is None:

@@ -94,15 +94,23 @@ def done_pairs(final_path: Path) -> set[tuple[str, int]]:
 class FinalRecorder(Callback):
     """Tune callback (driver side): one final.parquet row per finished final-stage trial."""
 
-    def __init__(self, final_path: str, metadata: Mapping[str, str], param_names: Sequence[str] = ()):
+    def __init__(self, final_path: str, metadata: Mapping[str, str], param_names: Sequence[str] = (),
+                 command: Callable[[Mapping[str, Any]], str] | None = None):
         self.final_path = str(final_path)
         self.metadata = dict(metadata)
         self.param_names = list(param_names)
+        #: makes the row's `command` (search.reproduce.TrainCommand)
+        self.command = command
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"command": None, **state})  # a recorder pickled by an older version
 
     def _record(self, trial: Any, status: str) -> None:
         error = trial_error_text(trial) if status == "ERROR" else None
         row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path,
                         self.param_names, failures=getattr(trial, "num_failures", 0))
+        if self.command is not None:
+            row["command"] = self.command(trial.config)
         upsert_final_row(Path(self.final_path), row, self.metadata)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -18,7 +18,9 @@ The files live in the experiment folder `OUT/NAME/` (written by
   (each the best value over the trial's epochs); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
   `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
-  `config_json` (the exact trial config); and `pareto` when the space
+  `config_json` (the exact trial config); `command` (the `python -m
+  sed.train ...` line that retrains it on the same data,
+  `search.reproduce`); and `pareto` when the space
   selects on two metrics (not dominated on both).
 - `final.parquet`, one row per (config, seed) of the final stage
   (`final_row`, added as each trial ends, `upsert_final_row`):
@@ -29,7 +31,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
   `eval_psds_ct`, `eval_psds_macro` (DCASE 2020 settings, 50 operating
   points), `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
-  hyperparameter columns and `trial_dir`.
+  hyperparameter columns, `trial_dir` and `command` (the sed.train line of
+  that config and seed).
 - `final_summary.parquet`, one row per final config in search-rank order
   (`summarize_final`): `config_id`, `label`, `rank`, `search_trial_id`,
   `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of

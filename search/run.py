@@ -92,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ray Tune + Optuna search over consistency augmentations for SED, then a multi-seed "
         "final stage scored on the public evaluation set.",
     )
-    parser.add_argument("--space", type=Path, help="search space YAML (spaces/*.yaml); optional with --resume")
+    parser.add_argument("--space", type=Path,
+                        help="search space YAML (spaces/*.yaml), or - to read it from stdin; optional with --resume")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="fix a TrainConfig value for every trial (added to the space's fixed:, YAML value); "
+                        "repeatable, e.g. --set epochs=3 --set device=cpu")
     parser.add_argument("--data", type=Path, help="DESED-format dataset root (default: the embedded dataset)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
     parser.add_argument("--name", help="experiment name (default: the space's name)")
@@ -100,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
     parser.add_argument("--num-samples", type=int, help="override the space's num_samples")
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
-    parser.add_argument("--cache-dir", type=Path, help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); same flag in sed.train")
     parser.add_argument("--no-final", action="store_true", help="stop after the search stage")
     parser.add_argument("--storage", help="the Optuna study's storage: a database URL (sqlite:///PATH, postgresql://...) "
                         "or a journal file (default: the space's storage:, else OUT/NAME/optuna.journal)")
@@ -131,13 +136,56 @@ class RunSettings:
         return space.with_overrides(num_samples=self.num_samples, max_epochs=self.max_epochs)
 
 
+STDIN_SPACE = Path("stdin.yaml")  # the path a space read from stdin is named by (default name: stdin)
+
+
+def read_space_text(args: argparse.Namespace) -> tuple[str, Path]:
+    """The text of --space (a file, or stdin for `-`) with the --set values added to its fixed:."""
+    if str(args.space) == "-":
+        text, path = sys.stdin.read(), STDIN_SPACE
+    else:
+        try:
+            text, path = args.space.read_text(encoding="utf-8"), args.space.resolve()
+        except FileNotFoundError:
+            raise SpaceError(f"{args.space}: no such space file; give a path such as spaces/demo.yaml, "
+                             "or - to read it from stdin") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpaceError(f"{args.space}: cannot read the space file ({exc})") from None
+    return with_fixed_values(text, path, args.overrides), path
+
+
+def with_fixed_values(text: str, path: Path, pairs: Sequence[str]) -> str:
+    """Space text with `--set KEY=VALUE` pairs added to (or replacing in) `fixed:`; the text itself if none."""
+    if not pairs:
+        return text
+    import yaml
+
+    from sed.config import parse_set_arguments
+
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SpaceError(f"{path}: the space is not a YAML mapping; check the file")
+    fixed = dict(data.get("fixed") or {})
+    params = data.get("params") or {}
+    for key, value in parse_set_arguments(list(pairs)).items():
+        if key in params:
+            raise UsageError(f"--set {key}=...: {key} is searched (params: in {path}); remove it from params: "
+                             "to fix it, or leave --set out")
+        fixed[key] = yaml.safe_load(value) if value.strip() else value
+    data["fixed"] = fixed
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path]:
     """Settings, validated space and experiment folder; refuses bad combinations (UsageError/SpaceError)."""
     out = args.out.expanduser().resolve()
     if args.resume:
         if args.name is None and args.space is None:
             raise UsageError("--resume needs --name NAME (or --space FILE, whose name is the default) to find OUT/NAME")
-        name = args.name or load_space(args.space).name
+        if args.overrides:
+            raise UsageError("--resume: --set would change the experiment; leave it out (the run keeps its values)")
+        given = read_space_text(args) if args.space is not None else None
+        name = args.name or parse_space(*given).name
         exp_dir = out / name
         run_file = exp_dir / RUN_FILE
         if not exp_dir.is_dir():
@@ -149,9 +197,8 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
                 f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name"
             )
         stored = RunSettings(**json.loads(run_file.read_text()))
-        if args.space is not None:
-            text = args.space.read_text(encoding="utf-8") if args.space.is_file() else None
-            if text != stored.space_text:
+        if given is not None:
+            if given[0] != stored.space_text:
                 raise UsageError(
                     f"--resume: {args.space} differs from the space {exp_dir} was started with "
                     f"({stored.space_path}); resume without --space, or start a new experiment with another --name"
@@ -172,7 +219,8 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         return stored, stored.space(), exp_dir
     if args.space is None:
         raise UsageError("give --space FILE (e.g. --space spaces/demo.yaml), or --resume with --name")
-    space = load_space(args.space).with_overrides(num_samples=args.num_samples, max_epochs=args.max_epochs)
+    space = parse_space(*read_space_text(args)).with_overrides(num_samples=args.num_samples,
+                                                                 max_epochs=args.max_epochs)
     name = args.name or space.name
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r}: give a plain folder name")

@@ -14,6 +14,7 @@ A stage stopped by Ctrl-C/SIGTERM writes what it has, then raises
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from .rows import search_frame
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
 from .space import Space
 from .study_storage import close_orphans, pareto_trial_ids
-from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner
+from .reproduce import TrainCommand, command_for_run
+from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner, trial_runtime
 
 
 class Interrupted(Exception):
@@ -61,6 +63,10 @@ class Experiment:
 
     def trainable(self) -> Any:
         return make_trainable(self.data, self.cache_dir, self.resources)
+
+    def train_command(self) -> TrainCommand:
+        """The `command` column's maker: the sed.train line of a trial config on this run's data."""
+        return command_for_run(self.data, self.cache_dir, trial_runtime(self.resources))
 
     def metadata(self, stage: str, **extra: Any) -> dict[str, str]:
         """The `sedtune.*` metadata of a leaderboard file of `stage`."""
@@ -115,6 +121,9 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
         )
     result_grid = stage.fit()
     frame = search_frame(stage.records(result_grid), space)
+    if not frame.empty:
+        command = exp.train_command()
+        frame["command"] = [command(json.loads(text)) for text in frame["config_json"]]
     if len(space.metrics) > 1 and exp.storage and not space.is_grid and not frame.empty:
         # the multi-objective study's Pareto front (best_trials) is the one the summary and report show
         frame["pareto"] = frame["trial_id"].astype(str).isin(pareto_trial_ids(exp.storage, exp_dir.name))
@@ -156,7 +165,8 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
             stage = restore_tuner(exp_dir / name, trainable, resume_errored=False)
         else:
             printer = exp.printer("final", [], space.final.epochs, len(remaining))
-            recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params))
+            recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params),
+                                                 command=exp.train_command())
             stage = new_tuner(
                 trainable, space, storage=exp_dir, name=name,
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),

@@ -60,9 +60,14 @@ def start_ray(address: str | None, debug: bool) -> bool:
     return True
 
 
+def trial_runtime(resources: TrialResources) -> dict[str, Any]:
+    """The TrainConfig values a trial gets from its resources (before its own config, which wins)."""
+    return {"num_threads": max(1, int(resources.cpu))}
+
+
 def make_trainable(data: str | None, cache_dir: str | None, resources: TrialResources) -> Any:
     """`search.trainable.train_sed` with the run's data and cache, asking for `resources` per trial."""
-    runtime = {"num_threads": max(1, int(resources.cpu))}
+    runtime = trial_runtime(resources)
     fn = tune.with_parameters(train_sed, data_root=data, cache_dir=cache_dir, runtime_overrides=runtime)
     return tune.with_resources(fn, resources.as_dict())
 

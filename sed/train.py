@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
-    parser.add_argument("--cache", type=Path, default=None, help="cache directory (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
+    parser.add_argument("--cache-dir", "--cache", dest="cache", type=Path, default=None,
+                        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); --cache is the old name")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field; repeatable (e.g. --set epsilon=0.5)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if present")

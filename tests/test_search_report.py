@@ -103,6 +103,9 @@ def test_numbers_on_the_page_are_the_leaderboards(experiment: Path) -> None:
     dog = np.mean([json.loads(t)["Dog"] for t in final.loc[final["control"], "eval_per_class_f1"]])
     per_class = _table_with(parser, "Dog").set_index("config")
     assert per_class.loc["control: none", "Dog"] == f"{dog:.4f}"
+    # the reproduction commands, as the leaderboard holds them
+    commands = _table_with(parser, "command")
+    assert commands.iloc[0]["command"] == search.iloc[0]["command"]
     # one figure per section, each a PNG data URI that decodes
     from PIL import Image
 

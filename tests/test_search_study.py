@@ -1,24 +1,29 @@
 """The search's Optuna study in a real storage (search.study_storage), and search.run writing the report.
 
-One tiny search (tests/spaces/tiny.yaml selecting on F1 and PSDS: 3 trials
+One tiny search (tests/spaces/tiny.yaml selecting on F1 and PSDS: 2 trials
 of 1 epoch, no final stage) in a subprocess; while it runs, this process reads its journal file
 with `optuna.load_study` (a concurrent reader: what optuna-dashboard does);
 when it ends, the study has two objectives and holds exactly
 search.parquet's trials -- the same Ray trial ids, parameters and values --,
-its best_trials are search.parquet's Pareto front, and report.html is there. The
+its best_trials are search.parquet's Pareto front, report.html is there, and
+the best row's `command` (python -m sed.train ...) retrains it to the same
+per-epoch validation F1 and loss. The
 bookkeeping around the storage (a taken study name, trials a killed driver
 left RUNNING) is tested without Ray.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
 from search import leaderboard as lb
@@ -51,7 +56,7 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     out = tmp_path / "results"
     journal = out / "tiny" / JOURNAL_FILE
     cmd = [sys.executable, "-m", "search.run", "--space", str(_two_metric_space(tmp_path)), "--out", str(out),
-           "--num-samples", "3", "--max-epochs", "1", "--no-final"]
+           "--num-samples", "2", "--max-epochs", "1", "--no-final"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     reads_while_running = 0
@@ -73,7 +78,7 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     search = lb.read_parquet(out / "tiny" / lb.SEARCH_FILE).set_index("trial_id")
     study = _load(journal, "tiny")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(study.trials) == len(complete) == len(search) == 3
+    assert len(study.trials) == len(complete) == len(search) == 2
     assert len(study.directions) == 2  # a true two-objective study
     for trial in complete:
         row = search.loc[trial.user_attrs["ray_trial_id"]]
@@ -84,6 +89,20 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     # the leaderboard's Pareto front is the study's best_trials
     assert set(search.index[search["pareto"].astype(bool)]) == {t.user_attrs["ray_trial_id"] for t in study.best_trials}
     assert (out / "tiny" / "report.html").is_file()
+
+    # reproduction: the best row's command retrains that config with its seed on the same data and
+    # gets the same per-epoch validation F1 and training loss as the trial
+    best = search.iloc[0]
+    argv = shlex.split(best["command"])
+    assert argv[1:3] == ["-m", "sed.train"] and f"epochs=1" in argv and "num_threads=1" in argv
+    argv[argv.index("--out") + 1] = str(tmp_path / "reproduced")
+    run = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    history = json.loads((tmp_path / "reproduced" / "metrics.json").read_text())["history"]
+    progress = pd.read_csv(Path(best["trial_dir"]) / "progress.csv")
+    assert [h["val_macro_f1"] for h in history] == pytest.approx(list(progress["val_macro_f1"]), abs=1e-12)
+    assert [h["loss_total"] for h in history] == pytest.approx(list(progress["loss_total"]), rel=1e-6)
+    assert max(h["val_macro_f1"] for h in history) == pytest.approx(best["selection_value"], abs=1e-12)
 
 
 def test_storage_bookkeeping(tmp_path: Path) -> None:

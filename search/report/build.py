@@ -1,6 +1,6 @@
 """Put the report together: the sections of `report.html`, in the order a researcher reads them.
 
-1. the run: space, metric(s), status counts, where the rows come from;
+1. the run: space, metric(s), status counts, where the rows come from, the Optuna study;
 2. the search leaderboard (search.parquet, every row);
 3. learning curves of every trial (per-epoch validation metric from each
    trial's progress.csv; ASHA stops marked at their rung);
@@ -9,7 +9,8 @@
 6. the final stage: per configuration mean and 95 % CI over seeds, the
    no-augmentation control (final.parquet's `control` column) and the paper's
    Table 1 beside them; validation vs public evaluation; per-class F1;
-7. the F1 / PSDS Pareto front (search trials and final configurations).
+7. the F1 / PSDS Pareto front (search trials and final configurations);
+8. the `command` that reproduces the best search trials and every final run.
 
 `build_report(exp_dir)` writes `exp_dir/report.html` atomically (a
 temporary file, then `os.replace`): a failed build keeps the previous page.
@@ -63,6 +64,8 @@ def _overview(page: Page, exp: Experiment) -> None:
     if exp.live:
         page.note("search.parquet is not written yet (the search stage is running or was killed): its rows are "
                   "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA).")
+    if exp.storage:
+        page.note(f"Optuna study {exp.exp_dir.name!r} in {exp.storage} (open it with: optuna-dashboard {exp.storage})")
     if exp.metadata:
         page.note(f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
                   f"data {exp.metadata.get('data', '?')}")
@@ -76,6 +79,19 @@ def _leaderboard(page: Page, exp: Experiment) -> None:
     if "pareto" in exp.search and exp.search["pareto"].any():
         page.note("Pareto front over " + " / ".join(exp.space.metrics) + ": "
                   + ", ".join(exp.search.loc[exp.search["pareto"].astype(bool), "trial_id"].astype(str)))
+
+
+def _reproduce(page: Page, exp: Experiment) -> None:
+    frames = [(exp.search.head(10), ["trial_id", "status", "selection_value", "command"]),
+              (exp.final, ["config_id", "label", "seed", "eval_macro_f1", "command"])]
+    frames = [(f, c) for f, c in frames if not f.empty and "command" in f]
+    if not frames:
+        return
+    page.heading("Reproduce a row", "reproduce")
+    page.note("each command retrains that config with that seed on the same data (python -m sed.train; "
+              "search.reproduce): the 10 best search trials, then every final run")
+    for frame, columns in frames:
+        page.table(frame, columns, scroll=True)
 
 
 def _search_figures(page: Page, exp: Experiment) -> None:
@@ -152,6 +168,7 @@ def render(exp: Experiment) -> str:
     _search_figures(page, exp)
     _final(page, exp)
     _pareto(page, exp)
+    _reproduce(page, exp)
     return page.render()
 
 

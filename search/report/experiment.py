@@ -57,6 +57,8 @@ class Experiment:
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     live: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    #: where the search's Optuna study lives (sedtune_run.json's `storage`), None if in memory
+    storage: str | None = None
 
     @property
     def control_ids(self) -> set[str]:
@@ -174,8 +176,14 @@ def load_experiment(exp_dir: Path | str) -> Experiment:
     histories: dict[str, pd.DataFrame] = {}
     for row in search.itertuples(index=False):
         histories[str(row.trial_id)] = read_history(trial_folder(exp_dir, getattr(row, "trial_dir", None)))
-    return Experiment(exp_dir=exp_dir, space=space, search=search, final=final,
-                      summary=_summary(exp_dir, final), histories=histories, live=live, metadata=metadata)
+    storage = None
+    if (exp_dir / RUN_FILE).is_file():
+        try:
+            storage = json.loads((exp_dir / RUN_FILE).read_text()).get("storage")
+        except ValueError:
+            pass
+    return Experiment(exp_dir=exp_dir, space=space, search=search, final=final, summary=_summary(exp_dir, final),
+                      histories=histories, live=live, metadata=metadata, storage=storage)
 
 
 def finite(value: Any) -> bool:

@@ -81,6 +81,7 @@ def write_synthetic_experiment(folder: Path, n_trials: int = 100, top_k: int = 3
     if not leaderboards:
         return folder
     search = search_frame(records, space)
+    search["command"] = [f"python -m sed.train --preset baseline --set seed=2020 # trial {t}" for t in search["trial_id"]]
     lb.write_parquet_atomic(search, folder / lb.SEARCH_FILE, lb.run_metadata(text, "search", space.metrics, versions={}))
     rows = []
     top = search.head(top_k)
@@ -102,6 +103,7 @@ def write_synthetic_experiment(folder: Path, n_trials: int = 100, top_k: int = 3
             row = final_row(point, result, "COMPLETED", None, f"f{rank}{s}", folder / "final" / f"trial_f{rank}{s}",
                             list(space.params))
             row["control"] = is_control
+            row["command"] = f"python -m sed.train --preset baseline --set seed={s} --out results/reproduce/{cid}-seed{s}"
             rows.append(row)
     final = pd.DataFrame(rows)
     meta = lb.run_metadata(text, "final", space.metrics, versions={})
