@@ -27,6 +27,7 @@ import pandas as pd
 from sed.config import PAPER_TABLE1
 
 from . import figures
+from ..rows import control_comparison
 from .experiment import Experiment, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
@@ -139,6 +140,10 @@ def _final(page: Page, exp: Experiment) -> None:
     columns += ["paper_eval_macro_f1", "paper_eval_psds"]
     page.note("mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers).")
     page.table(summary, columns)
+    for metric in ("eval_macro_f1", "eval_psds"):
+        comparison = control_comparison(exp.summary, metric)
+        if comparison is not None:
+            page.note(comparison.sentence())
     page.figure(figures.final_configs(exp.summary, names, exp.control_ids, PAPER_TABLE1), "final configurations",
                 "no public-evaluation scores yet")
     page.figure(figures.val_vs_eval(exp.final, names), "validation vs evaluation", "no scored final run yet")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import leaderboard as lb
 from ..rows import TrialRecord, final_row, search_frame, summarize_final
-from ..space import config_id, parse_space
+from ..space import CONTROL_ID, config_id, parse_space
 
 CLASSES = ("Alarm_bell_ringing", "Blender", "Cat", "Dishes", "Dog", "Electric_shaver_toothbrush", "Frying",
            "Running_water", "Speech", "Vacuum_cleaner")
@@ -87,10 +87,10 @@ def write_synthetic_experiment(folder: Path, n_trials: int = 100, top_k: int = 3
     top = search.head(top_k)
     configs = [(rank + 1, json.loads(row.config_json), str(row.trial_id), False) for rank, row in
                enumerate(top.itertuples(index=False))]
-    control = {**space.constants(), "augmentation": "none", "_label": "none"}
+    control = {**space.constants(), "augmentation": "none", "_label": "none", "_control": True}
     configs.append((top_k + 1, control, "", True))
     for rank, config, trial_id, is_control in configs:
-        cid = config_id(config)
+        cid = CONTROL_ID if is_control else config_id(config)
         for s in (1, 2, 3):
             point = {**config, "seed": s, "_config_id": cid, "_rank": rank, "_search_trial_id": trial_id}
             base = 0.25 if is_control else 0.35
@@ -102,7 +102,7 @@ def write_synthetic_experiment(folder: Path, n_trials: int = 100, top_k: int = 3
                       "eval_per_class_f1_json": json.dumps({c: float(rng.uniform()) for c in CLASSES})}
             row = final_row(point, result, "COMPLETED", None, f"f{rank}{s}", folder / "final" / f"trial_f{rank}{s}",
                             list(space.params))
-            row["control"] = is_control
+            assert row["control"] == is_control  # final_row reads `_control`
             row["command"] = f"python -m sed.train --preset baseline --set seed={s} --out results/reproduce/{cid}-seed{s}"
             rows.append(row)
     final = pd.DataFrame(rows)
