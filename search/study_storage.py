@@ -4,9 +4,10 @@ By default the study is an Optuna journal file inside the experiment folder,
 `OUT/NAME/optuna.journal` (`JournalStorage` + `JournalFileBackend`): an
 append-only log that any number of processes read while the search writes
 it (`optuna.load_study(study_name=NAME, storage=JournalStorage(...))`, or
-`optuna-dashboard OUT/NAME/optuna.journal`). SQLite was not chosen as the
+`optuna-dashboard OUT/NAME/optuna.journal`, which opens an existing file
+path as a journal; optuna-dashboard's `_storage_url.guess_storage_from_url`). SQLite was not chosen as the
 default: a dashboard polling an SQLite file while trials are told holds
-read locks that make the writer fail with `database is locked` (SQLite's
+read locks that can make the writer fail with `database is locked` (SQLite's
 one-writer locking), which a journal file does not have. A space's
 `storage:` key or `search.run --storage` gives a shared location instead: a
 database URL (`sqlite:///PATH`, `postgresql://...`, `mysql://...`, through
@@ -49,7 +50,7 @@ def open_storage(location: str):
     """An Optuna storage object for `location` (a database URL or a journal file path)."""
     import optuna
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from optuna.storages.journal import JournalFileBackend
 
     if "://" in location:
         try:
@@ -60,8 +61,9 @@ def open_storage(location: str):
     path = Path(location)
     if not path.parent.is_dir():
         raise StorageError(f"storage {location}: folder {path.parent} does not exist; create it or give another path")
-    # the open lock (O_EXCL lock file) also works where symlinks do not (some network file systems)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    # Optuna's default lock (a symlink), the one optuna-dashboard and a plain load_study take too:
+    # every writer of the file must use the same kind of lock
+    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def study_exists(location: str, study_name: str) -> bool:
