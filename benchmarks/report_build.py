@@ -6,7 +6,9 @@ stops, two metrics, a final stage of 3 configs + the control x 3 seeds), then
 times
 
 - `cold`: `python -m search.report FOLDER` in a fresh process (imports of
-  matplotlib, Optuna, scikit-learn included), median of --repeats runs;
+  matplotlib, Optuna, scikit-learn and -- through sed.config -- torch
+  included), median of --repeats runs, wall and CPU seconds (the CPU
+  figure is the one to trust on a shared machine);
 - `warm`: `build_report(FOLDER)` again in this process (imports done), and its
   parts: reading the folder, the figures and the fANOVA importances.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,18 +43,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sedtune-report-bench-") as tmp:
         folder = write_synthetic_experiment(Path(tmp) / "synthetic", n_trials=args.trials)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        cold = []
+        cold, cold_cpu = [], []
         for _ in range(args.repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "search.report", str(folder)], check=True, env=env,
                            capture_output=True)
             cold.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cold_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         build_report(folder)  # imports
-        warm, load, imp = [], [], []
+        warm, warm_cpu, load, imp = [], [], [], []
         for _ in range(args.repeats):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             build_report(folder)
             warm.append(time.perf_counter() - started)
+            warm_cpu.append(time.process_time() - cpu)
             started = time.perf_counter()
             exp = load_experiment(folder)
             load.append(time.perf_counter() - started)
@@ -61,8 +68,9 @@ def main() -> None:
             imp.append(time.perf_counter() - started)
         size = (folder / "report.html").stat().st_size
     print(f"trials {args.trials}; load average {os.getloadavg()[0]:.1f}")
-    print(f"cold (python -m search.report, fresh process): median {statistics.median(cold):.2f} s {[round(c, 2) for c in cold]}")
-    print(f"warm build_report: median {statistics.median(warm):.2f} s; of which reading the folder "
+    print(f"cold (python -m search.report, fresh process): median wall {statistics.median(cold):.2f} s "
+          f"{[round(c, 2) for c in cold]}, CPU {statistics.median(cold_cpu):.2f} s")
+    print(f"warm build_report: median wall {statistics.median(warm):.2f} s, CPU {statistics.median(warm_cpu):.2f} s; of which reading the folder "
           f"{statistics.median(load):.2f} s, fANOVA importances (2 metrics) {statistics.median(imp):.2f} s")
     print(f"report.html: {size / 1e6:.2f} MB")
 
