@@ -77,7 +77,7 @@ def test_two_node_cluster_runs_a_search_through_address(tmp_path, session_cache,
         out = tmp_path / "out"
         result = subprocess.run(
             [sys.executable, "-m", "search.run", "--space", str(REPO / "tests" / "spaces" / "tiny.yaml"),
-             "--address", address, "--num-samples", "2", "--no-final", "--out", str(out),
+             "--address", address, "--num-samples", "2", "--no-final", "--no-report", "--out", str(out),
              "--data", str(tiny_data_root), "--cache-dir", str(session_cache)],
             capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
         )

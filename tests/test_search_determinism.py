@@ -25,7 +25,7 @@ def test_two_runs_give_identical_leaderboards(tmp_path, tiny_data_root, session_
     for run in ("a", "b"):
         out = tmp_path / run
         code = main(["--space", str(space), "--out", str(out), "--data", str(tiny_data_root),
-                     "--cache-dir", str(session_cache), "--no-final"])
+                     "--cache-dir", str(session_cache), "--no-final", "--no-report"])
         assert code == 0
         board = pd.read_parquet(out / "tiny" / "search.parquet")
         boards.append(board.sort_values("config_json").reset_index(drop=True))

@@ -67,7 +67,7 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
     out = tmp_path / "results"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "search.run", "--space", str(space), "--out", str(out)],
+        [sys.executable, "-m", "search.run", "--space", str(space), "--out", str(out), "--no-report"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
