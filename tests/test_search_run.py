@@ -15,8 +15,10 @@ config x 3 seeds):
    is kept as it was (search trials: same per-epoch records; final stage: the
    (config, seed) pair already in final.parquet is not rerun); both Parquet
    leaderboards have the required columns and metadata; every trial has
-   TensorBoard scalars and an HParams session; no process of the killed run
-   is still alive;
+   TensorBoard scalars and an HParams session; the Optuna study in the
+   experiment's journal holds exactly the leaderboard's trials (none
+   duplicated, none left RUNNING); report.html is written; no process of the
+   killed run is still alive;
 4. `--resume` once more: nothing left to do, Ray is not even started.
 """
 
@@ -171,6 +173,19 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
         assert (not pd.isna(row.noise_scale)) == (row.augmentation == "random")
         assert (not pd.isna(row.epsilon)) == (row.augmentation == "vat")
         assert (not pd.isna(row.mixup_alpha)) == (row.augmentation == "mixup")
+    # the Optuna study (OUT/NAME/optuna.journal) survived the SIGKILL and the resume: its finished
+    # trials are exactly the leaderboard's (a suggestion the killed driver never ran is FAIL, none RUNNING)
+    import optuna
+
+    from search.study_storage import JOURNAL_FILE, open_storage
+
+    study = optuna.load_study(study_name="tiny", storage=open_storage(str(exp / JOURNAL_FILE)))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["ray_trial_id"] for t in complete) == sorted(search["trial_id"])
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    by_id = search.set_index("trial_id")["selection_value"]
+    assert all(t.value == pytest.approx(by_id[t.user_attrs["ray_trial_id"]]) for t in complete)
+    assert (exp / "report.html").is_file()  # written at the end of the resumed run
     meta = lb.read_metadata(exp / "search.parquet")
     assert meta["space"] == SPACE.read_text()
     assert meta["git_commit"] == lb.git_commit()
