@@ -47,8 +47,8 @@ class InputFamily:
     apply: Callable[[Tensor, Tensor], Tensor]
     #: A random theta inside the bound (the random augmentation; adversarial's start).
     random: Callable[[], Tensor]
-    #: The step to the bound along an ascent direction g (adversarial).
-    ascend: Callable[[Tensor], Tensor]
+    #: The step from the random start to the bound along the ascent direction g (adversarial).
+    ascend: Callable[[Tensor, Tensor], Tensor]
     #: A direction r scaled to `fraction` of the bound (VAT's probe: xi; its result: 1).
     scale: Callable[[Tensor, float], Tensor]
 
@@ -69,7 +69,7 @@ def filter_family(
     return InputFamily(
         apply=lambda x, gains: filter_input(x, space.scaler, gains, layout.weights, space.top_db, space.amin),
         random=lambda: random_gains(h.shape[0], layout.n_gains, db, h.device),
-        ascend=lambda g: db * torch.sign(g),
+        ascend=lambda start, g: db * torch.sign(g),
         scale=box,
     )
 
@@ -79,13 +79,16 @@ def snr_family(h: Tensor, space: LogMelSpace, snr_db: float) -> InputFamily:
     frames = h.shape[1]
 
     def per_band(r: Tensor, fraction: float) -> Tensor:
-        norm = r.norm(dim=1, keepdim=True)  # over time: one norm per clip and band
-        return fraction * math.sqrt(frames) * r / (norm + _EPS)
+        # in float64: gradients of a few bands can be ~1e-12, where an additive eps would shrink them
+        wide = r.double()
+        norm = wide.norm(dim=1, keepdim=True)  # over time: one norm per clip and band
+        return (fraction * math.sqrt(frames) * wide / norm.clamp_min(1e-300)).to(r.dtype)
 
     return InputFamily(
         apply=lambda x, z: snr_noisy_input(x, space, snr_db, z).to(x.dtype),
         random=lambda: torch.randn(h.shape, device=h.device, dtype=torch.float32),
-        ascend=lambda g: per_band(g, 1.0),
+        # the start's magnitudes with the signs of the gradient, at the exact SNR
+        ascend=lambda start, g: per_band(torch.where(g == 0, start, start.abs() * torch.sign(g)), 1.0),
         scale=per_band,
     )
 
@@ -105,7 +108,7 @@ def adversarial_theta(model: CRNN, x: Tensor, family: InputFamily, target_strong
     """
     with tied_dropout(model):
         start = family.random()
-        return family.ascend(_gradient(model, x, family, start, target_strong, target_weak))
+        return family.ascend(start, _gradient(model, x, family, start, target_strong, target_weak))
 
 
 def vat_theta(
