@@ -224,3 +224,10 @@ def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, ses
         row = trainer.history[-1]
         assert math.isfinite(row["loss_const"]) and row["loss_const"] > 0, (name, row)
         assert any(not torch.equal(a, b) for a, b in zip(before, trainer.student.parameters())), name
+    # a divergence names the chosen augmentation's own fields (read from its registry entry)
+    from sed.trainer import TrainingDiverged
+
+    cfg = dataclasses.replace(REALISTIC_PRESETS["filter-input-l2"], **small, filter_db=3e38).validate()
+    with pytest.raises(TrainingDiverged, match=r"augmentation=filter, locations=input, filter_bands=3, "
+                       r"filter_min_width=6, filter_db=3e\+38, filter_mode=linear, consistency_weight"):
+        Trainer(cfg, data=data, progress=False).train_epoch()

@@ -445,3 +445,15 @@ params:
 def test_realistic_refusals_come_from_the_registry(text, pattern):
     with pytest.raises(SpaceError, match=pattern):
         space_from(text)
+
+
+def test_a_grid_runs_realistic_presets_by_name_and_all_stays_table1():
+    from sed.config import REALISTIC_PRESETS
+
+    text = "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, filter-vat-input-l2]\n"
+    space = space_from(text)
+    assert [p.label for p in space.grid_configs()] == ["baseline", "filter-vat-input-l2"]
+    point = space.grid[1].overrides
+    assert point["augmentation"] == "filter_vat" and point["regularization"] == "l2"
+    assert space_from(text.replace("[baseline, filter-vat-input-l2]", "all")).num_samples == len(PRESETS) == 9
+    assert not set(REALISTIC_PRESETS) & set(PRESETS)
