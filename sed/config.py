@@ -369,18 +369,14 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
 }
 
 
-#: Beyond the paper (issue #16): the realistic input augmentations of sed.augmentations.realistic,
-#: each with l2 like the paper's best rows. Their strengths are this project's defaults, to be
-#: searched (spaces/realistic.yaml).
+#: Beyond the paper (issue #16): each augmentation's own named configs, declared in its
+#: registry entry (sed.augmentations.realistic: the realistic input augmentations, with l2
+#: like the paper's best rows). Their strengths are this project's defaults, to be searched
+#: (spaces/realistic.yaml).
 REALISTIC_PRESETS: dict[str, TrainConfig] = {
-    "filter-input-l2": _preset(augmentation="filter", locations="input", regularization="l2"),
-    "filter-adversarial-input-l2": _preset(
-        augmentation="filter_adversarial", locations="input", regularization="l2"
-    ),
-    "filter-vat-input-l2": _preset(augmentation="filter_vat", locations="input", regularization="l2"),
-    "snr-adversarial-input-l2": _preset(
-        augmentation="snr_adversarial", locations="input", regularization="l2", noise_snr=30.0
-    ),
+    name: _preset(augmentation=entry.name, **overrides)
+    for entry in augmentations.REGISTRY.values()
+    for name, overrides in entry.presets
 }
 
 #: Every named config: Table 1's nine rows, then the realistic ones.

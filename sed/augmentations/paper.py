@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..model import LOCATIONS
 from ..perturb import (
@@ -24,6 +25,9 @@ from .registry import (
     register,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import TrainConfig
+
 NOISE_SCALE = finite_at_least("noise_scale", 0.0, "random: ||d|| = noise_scale * ||h|| per example (eq. 5)")
 EPSILON = finite_at_least("epsilon", 0.0, "adversarial/vat: ||d|| = epsilon * ||h|| per example (eq. 6-9)")
 XI = finite_at_least("xi", 0.0, "vat (and filter_vat): relative size of the power iteration's probe")
@@ -38,11 +42,11 @@ NOISE_SNR = FieldRule(
 )
 
 
-def _random(probe: Probe, config) -> Perturbation:
+def _random(probe: Probe, config: "TrainConfig") -> Perturbation:
     return Perturbation(random_hooks(probe.locations, config.noise_scale))
 
 
-def _adversarial(probe: Probe, config) -> Perturbation:
+def _adversarial(probe: Probe, config: "TrainConfig") -> Perturbation:
     d = adversarial_perturbation(
         probe.model, probe.start_h, probe.start, probe.locations, probe.target_strong, probe.target_weak,
         config.epsilon, activations=probe.activations,
@@ -50,7 +54,7 @@ def _adversarial(probe: Probe, config) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _vat(probe: Probe, config) -> Perturbation:
+def _vat(probe: Probe, config: "TrainConfig") -> Perturbation:
     d = vat_perturbation(
         probe.model, probe.start_h, probe.start, probe.locations, probe.target_strong, probe.target_weak,
         config.epsilon, config.xi, config.vat_iters, activations=probe.activations,
@@ -58,12 +62,12 @@ def _vat(probe: Probe, config) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _mixup(probe: Probe, config) -> Perturbation:
+def _mixup(probe: Probe, config: "TrainConfig") -> Perturbation:
     plan = plan_mixup(probe.batch_size, probe.locations, config.mixup_alpha, probe.start_h.device, probe.rng)
     return Perturbation(plan.hooks(), start=plan.location, mix=plan.mix)
 
 
-def _snr_noise(probe: Probe, config) -> Perturbation:
+def _snr_noise(probe: Probe, config: "TrainConfig") -> Perturbation:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return Perturbation(snr_noise_hooks(probe.input_space, config.noise_snr))
 

@@ -11,7 +11,9 @@ An `Augmentation` declares
 - `locations`: the injection points it is defined at (`input`, `cnn`, `rnn`);
 - `build(probe, config) -> Perturbation`: the hooks of one step (None for
   `none`, which has no perturbation), and `needs_input_space` when it goes
-  back through the features' dB floor and scaler.
+  back through the features' dB floor and scaler;
+- `presets`: its named configs beyond the paper's Table 1 (whose nine rows
+  stay in `sed.config.PRESETS`, beside the paper's numbers).
 
 `sed.config` validates a config from it, `sed.objectives` builds the
 perturbation from it, and `search.space` checks that a parameter's
@@ -131,6 +133,9 @@ class Augmentation:
     needs_input_space: bool = False
     #: Where its definition comes from (docs and tables).
     source: str = ""
+    #: Named configs of this augmentation beyond Table 1: (preset name, overrides of
+    #: TrainConfig()); `sed.config.REALISTIC_PRESETS` is built from them.
+    presets: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property
     def perturbs(self) -> bool:
