@@ -157,7 +157,7 @@ def test_gain_search_uses_the_clean_pass_instance_and_leaves_params_and_bn_alone
         assert torch.equal(v, after_clean[k]), k
 
 
-def make_batch(b: int = 8, c: int = 3) -> Batch:
+def make_batch(b: int = 4, c: int = 3) -> Batch:
     torch.manual_seed(1)
     q = b // 4
     strong_mask = torch.zeros(b, dtype=torch.bool)
