@@ -6,8 +6,8 @@ Usage (the reference is a local checkout of turpaultn/dcase20_task4, never commi
     python benchmarks/step_time.py --reference DIR --host-memory both   # both allocator settings
     python benchmarks/step_time.py --objectives            # objective ratios only
     python benchmarks/step_time.py --memory                # peak RSS per objective (subprocesses)
-    python benchmarks/step_time.py --realistic --cnn-filters 8,16,32,32,32,32,32 --rnn-hidden 32
-                                                           # realistic vs latent augmentations (#16)
+    python benchmarks/step_time.py --realistic --clock cpu --threads 1 --batch 8 \
+        --cnn-filters 8,16,32,32,32,32,32 --rnn-hidden 32  # realistic vs latent augmentations (#16)
 
 Model comparison: one training step (forward, backward, Adam) at batch 24 on
 input [24, 628, 128] (the reference takes [24, 1, 628, 128]), with the
