@@ -37,9 +37,6 @@ from .dropout import tied_dropout
 from .model import CRNN
 from .perturb import LogMelSpace, gradient_wrt, snr_noisy_input
 
-_EPS = 1e-12
-
-
 @dataclass(frozen=True)
 class InputFamily:
     """A bounded, differentiable perturbation of the input: `apply(h, theta)`."""
@@ -63,8 +60,9 @@ def filter_family(
     layout = BandLayout.draw(h.shape[0], h.shape[-1], n_bands, min_width, mode, h.device)
 
     def box(r: Tensor, fraction: float) -> Tensor:
-        peak = r.abs().amax(dim=1, keepdim=True)
-        return fraction * db * r / (peak + _EPS)
+        # no additive eps: gradients of the gains can be ~1e-12 (a tiny L_const) and keep their direction
+        peak = r.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        return fraction * db * r / peak
 
     return InputFamily(
         apply=lambda x, gains: filter_input(x, space.scaler, gains, layout.weights, space.top_db, space.amin),
