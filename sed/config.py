@@ -9,7 +9,10 @@ The objective is the paper's `L = L_class + w(t) * L_const + L_reg`
 of section 4.2, `regularization` chooses between eq. 4 (`none`), the mean
 teacher of eq. 1/3/11 (`mt`) and the L2 penalty of eq. 13 (`l2`).
 
-`PRESETS` holds the nine rows of the paper's Table 1 as ready configs.
+`PRESETS` holds the nine rows of the paper's Table 1 as ready configs;
+`REALISTIC_PRESETS` the named configs the realistic augmentations declare in
+their registry entries (`sed.augmentations`), which also own each
+augmentation's fields, their ranges and where it can be injected.
 """
 
 from __future__ import annotations

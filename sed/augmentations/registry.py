@@ -149,7 +149,7 @@ class Augmentation:
         """The rules that hold only when this augmentation is chosen."""
         chosen = config.location_set
         if any(loc not in self.locations for loc in chosen):
-            latent = [a.name for a in REGISTRY.values() if set(a.locations) >= {"cnn", "rnn"}]
+            latent = [a.name for a in REGISTRY.values() if a.perturbs and set(a.locations) >= {"cnn", "rnn"}]
             raise ConfigError(
                 f"augmentation={self.name!r} is defined at {list(self.locations)} only "
                 f"(locations={config.locations!r}); use locations={'+'.join(self.locations)}, or one of "
