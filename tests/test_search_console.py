@@ -49,3 +49,29 @@ def test_epoch_lines_go_to_the_log_and_to_the_console_only_with_verbose(tmp_path
     assert "[final] t1 epoch 1/2 loss 0.5000 val_macro_f1 0.2000" in text
     assert ("t1 epoch 1/2" in out) == verbose
     assert "\r" not in out
+
+
+def test_on_a_terminal_the_status_line_is_redrawn_in_place(monkeypatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(console, "TTY_REFRESH_S", 0.0)
+    printer = ProgressPrinter("search", "val_macro_f1", [], epochs=2, total=2)
+    printer.setup()
+    trial = _trial("t1", "RUNNING", 1, 0.2)
+    printer.on_step_end(0, [trial])
+    printer.on_step_end(0, [trial])
+    printer.on_trial_complete(0, [trial], _trial("t1", "TERMINATED", 2, 0.3))
+    printer.on_experiment_end([_trial("t1", "TERMINATED", 2, 0.3)])
+    text = screen.getvalue()
+    assert text.count("\r\033[K[search] 0/2 trials") == 2  # redrawn, not a new line each time
+    assert "\r\033[K[search] t1 done\n" in text  # an event replaces the status line
+    last = text.rsplit("\r\033[K", 1)[1]  # the final status line, then a newline: the terminal is left clean
+    assert last.startswith("[search] 1/2 trials: 1 done, 0 running, 0 stopped, 0 failed | best val_macro_f1 0.3000 (t1)")
+    assert last.endswith("(2 epochs left)\n") and last.count("\n") == 1
