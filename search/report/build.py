@@ -28,14 +28,14 @@ from sed.config import PAPER_TABLE1
 
 from . import figures
 from ..rows import control_comparison
-from .experiment import Experiment, load_experiment
+from .experiment import ExperimentFolder, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
 
 REPORT_FILE = "report.html"
 
 
-def _names(exp: Experiment) -> dict[str, str]:
+def _names(exp: ExperimentFolder) -> dict[str, str]:
     """config_id -> what the page calls it: the grid label, else 'rank N (config_id)'."""
     names: dict[str, str] = {}
     for frame in (exp.summary, exp.final):
@@ -54,7 +54,7 @@ def _names(exp: Experiment) -> dict[str, str]:
     return names
 
 
-def _overview(page: Page, exp: Experiment) -> None:
+def _overview(page: Page, exp: ExperimentFolder) -> None:
     space = exp.space
     counts = exp.search["status"].value_counts().to_dict() if not exp.search.empty else {}
     page.heading("Run", "run")
@@ -72,7 +72,7 @@ def _overview(page: Page, exp: Experiment) -> None:
                   f"data {exp.metadata.get('data', '?')}")
 
 
-def _leaderboard(page: Page, exp: Experiment) -> None:
+def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Search leaderboard (search.parquet)", "leaderboard")
     columns = ["trial_id", "status", "label", *exp.space.params, "val_macro_f1", "val_psds", "selection_value",
                "best_epoch", "epochs_run", "wall_seconds", "failures", "pareto", "error"]
@@ -82,7 +82,7 @@ def _leaderboard(page: Page, exp: Experiment) -> None:
                   + ", ".join(exp.search.loc[exp.search["pareto"].astype(bool), "trial_id"].astype(str)))
 
 
-def _reproduce(page: Page, exp: Experiment) -> None:
+def _reproduce(page: Page, exp: ExperimentFolder) -> None:
     frames = [(exp.search.head(10), ["trial_id", "status", "selection_value", "command"]),
               (exp.final, ["config_id", "label", "seed", "eval_macro_f1", "command"])]
     frames = [(f, c) for f, c in frames if not f.empty and "command" in f]
@@ -95,7 +95,7 @@ def _reproduce(page: Page, exp: Experiment) -> None:
         page.table(frame, columns, scroll=True)
 
 
-def _search_figures(page: Page, exp: Experiment) -> None:
+def _search_figures(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Learning curves", "curves")
     page.figure(figures.learning_curves(exp.search, exp.histories, exp.space), "learning curves",
                 "no per-epoch records (progress.csv) found in the trial folders")
@@ -118,7 +118,7 @@ def _search_figures(page: Page, exp: Experiment) -> None:
     page.table(table)
 
 
-def _final(page: Page, exp: Experiment) -> None:
+def _final(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Final stage (final.parquet, public evaluation set)", "final")
     if exp.final.empty:
         page.note("no final-stage run has finished yet")
@@ -158,14 +158,14 @@ def _final(page: Page, exp: Experiment) -> None:
                scroll=True)
 
 
-def _pareto(page: Page, exp: Experiment) -> None:
+def _pareto(page: Page, exp: ExperimentFolder) -> None:
     page.heading("F1 / PSDS Pareto front", "pareto")
     page.figure(figures.pareto(exp.search, exp.summary, _names(exp)), "Pareto front",
                 "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
                 "the final stage scores both)")
 
 
-def render(exp: Experiment) -> str:
+def render(exp: ExperimentFolder) -> str:
     """The page's HTML for `exp`."""
     page = Page(f"sedtune report: {exp.exp_dir.name}")
     _overview(page, exp)

@@ -1,6 +1,6 @@
 """What a report reads: an experiment folder's leaderboards, its space and each search trial's epochs.
 
-`load_experiment(exp_dir)` returns an `Experiment` holding
+`load_experiment(exp_dir)` returns an `ExperimentFolder` holding
 
 - `search`: search.parquet, or -- while the search stage is still running
   (the file is written when the stage ends) -- the same rows rebuilt by
@@ -46,7 +46,7 @@ class ReportError(ValueError):
 
 
 @dataclass
-class Experiment:
+class ExperimentFolder:
     """An experiment folder as the report sees it (module docstring)."""
 
     exp_dir: Path
@@ -151,7 +151,7 @@ def _summary(exp_dir: Path, final: pd.DataFrame) -> pd.DataFrame:
     return summarize_final(final)
 
 
-def load_experiment(exp_dir: Path | str) -> Experiment:
+def load_experiment(exp_dir: Path | str) -> ExperimentFolder:
     """Read everything a report shows from `exp_dir` (module docstring)."""
     exp_dir = Path(exp_dir).expanduser().resolve()
     if not exp_dir.is_dir():
@@ -182,7 +182,7 @@ def load_experiment(exp_dir: Path | str) -> Experiment:
             storage = json.loads((exp_dir / RUN_FILE).read_text()).get("storage")
         except ValueError:
             pass
-    return Experiment(exp_dir=exp_dir, space=space, search=search, final=final, summary=_summary(exp_dir, final),
+    return ExperimentFolder(exp_dir=exp_dir, space=space, search=search, final=final, summary=_summary(exp_dir, final),
                       histories=histories, live=live, metadata=metadata, storage=storage)
 
 
