@@ -166,7 +166,7 @@ def load_experiment(exp_dir: Path | str) -> ExperimentFolder:
         search = _read(search_path)
         metadata = lb.read_metadata(search_path)
         missing = [c for c in ("trial_id", "status", "selection_value") if c not in search]
-        if missing:
+        if missing and len(search):
             raise ReportError(f"{search_path}: no column {', '.join(missing)}; it was not written by "
                               "search.run (rerun the search, or --resume it)")
     final_path = exp_dir / lb.FINAL_FILE
