@@ -147,6 +147,7 @@ def save_prepared(data: PreparedData, path: Path | str) -> Path:
         "root": str(data.root),
         "labels": list(data.labels),
         "missing_audio": data.dataset.missing_audio,
+        "clipped_events": data.dataset.clipped_events,
         "feature_root": str(data.feature_root),
         "feature_config": data.feature_config.to_dict(),
         "scaler": data.scaler.to_dict(),
@@ -180,7 +181,8 @@ def load_prepared(path: Path | str) -> PreparedData:
     }
     labels = tuple(payload["labels"])
     dataset = DesedDataset(root=Path(payload["root"]), labels=labels, splits=splits,
-                           missing_audio=dict(payload["missing_audio"]))
+                           missing_audio=dict(payload["missing_audio"]),
+                           clipped_events=dict(payload.get("clipped_events", {})))
     feature_config = FeatureConfig.from_dict(payload["feature_config"])
     store = FeatureStore(payload["feature_root"])
     keys = {name: item["feature_key"] for name, item in payload["splits"].items()}
