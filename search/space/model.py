@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from sed.config import TrainConfig, apply_overrides
 
 #: Metrics the trainable reports every epoch that a space may select on.
-SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds")
+SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
 #: The `params:` distributions (`Param.kind`).
 DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
 #: TrainConfig keys that change which data/features a trial reads (prepared in the driver).
