@@ -18,7 +18,7 @@ Layout of one set's folder (``write_set_outputs``; README "Outputs")::
 ``<clip>`` is the file name without its extension (sed_scores_eval's key);
 score folders are written by ``sed_scores_eval.io.write_sed_scores`` and read
 back by ``sed_scores_eval.io.read_sed_scores``. Numbers are written at full
-precision (``repr``), so reading the files back gives the same metrics.
+precision (pandas writes the shortest text that reads back as the same float), so reading the files back gives the same metrics.
 
 JSON: Python's ``json`` writes a non-finite float as the bare word ``NaN``,
 which is not JSON (RFC 8259) and which strict readers (``jq``, JavaScript's
@@ -89,7 +89,7 @@ def write_events(path: Path | str, events: pd.DataFrame) -> Path:
     """An event table as ``filename onset offset event_label`` TSV (header line, full precision)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    events[list(EVENT_COLUMNS)].to_csv(path, sep="\t", index=False, float_format="%.17g")
+    events[list(EVENT_COLUMNS)].to_csv(path, sep="\t", index=False)
     return path
 
 
@@ -97,7 +97,7 @@ def write_durations(path: Path | str, filenames: Sequence[str], durations: Seque
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"filename": list(filenames), "duration": [float(d) for d in durations]})
-    frame.to_csv(path, sep="\t", index=False, float_format="%.17g")
+    frame.to_csv(path, sep="\t", index=False)
     return path
 
 

@@ -27,12 +27,15 @@ Decisions written down here:
 * As for psds_eval (sed.metrics), only the classes with a reference event are
   scored (a class without any makes sed_scores_eval's rates 0/0), and same-class
   overlapping or touching reference events are merged first (sed_scores_eval
-  refuses connected events). With no reference event at all every value is NaN.
+  refuses connected events). With no reference event at all every value is NaN;
+  with a single class that has reference events PSDS2 is NaN (its cross-trigger
+  term averages over the other classes).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +46,7 @@ from scipy.ndimage import median_filter
 from sed.constants import FRAME_STEP_S
 
 __all__ = [
-    "PSDS1", "PSDS2", "INTERSECTION_F1", "audio_id", "score_tables", "threshold_free_metrics",
+    "PSDS1", "PSDS2", "PSDS_2020", "INTERSECTION_F1", "psds_of_tables", "audio_id", "score_tables", "threshold_free_metrics",
     "metrics_from_tables", "sed_scores_eval_version",
 ]
 
@@ -55,6 +58,12 @@ PSDS1: dict[str, Any] = {
 PSDS2: dict[str, Any] = {
     "dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3,
     "alpha_ct": 0.5, "alpha_st": 1.0, "max_efpr": 100.0,
+}
+#: The 2020 psds_eval settings of sed.metrics' ``psds`` (alpha_ct = alpha_st = 0; without a
+#: cross-trigger weight sed_scores_eval takes no cttc), for comparing the two libraries.
+PSDS_2020: dict[str, Any] = {
+    "dtc_threshold": 0.5, "gtc_threshold": 0.5, "cttc_threshold": None,
+    "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0,
 }
 #: sed_scores_eval.intersection_based.fscore settings.
 INTERSECTION_F1: dict[str, float] = {"dtc_threshold": 0.5, "gtc_threshold": 0.5}
@@ -121,19 +130,11 @@ def _ground_truth(reference: pd.DataFrame, keys: Sequence[str]) -> dict[str, lis
     return truth
 
 
-def metrics_from_tables(
-    tables: Mapping[str, pd.DataFrame],
-    reference_df: pd.DataFrame,
-    durations: Mapping[str, float],
-    threshold: float = 0.5,
-) -> dict[str, float]:
-    """``psds1``, ``psds2`` and ``intersection_f1`` of score tables keyed by clip id.
-
-    ``reference_df``: events with ``filename onset offset event_label`` (file
-    names with their extension, as in the DESED TSVs); ``durations`` keyed by
-    clip id. Every clip of ``tables`` must have a duration.
-    """
-    from sed.metrics import _quiet_metric_library, merge_overlaps
+def _prepared(
+    tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float]
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[float, float, str]]], dict[str, float]] | None:
+    """(score tables of the reference's classes, ground truth, durations) by clip id; None: no event."""
+    from sed.metrics import merge_overlaps
 
     keys = list(tables)
     missing = [k for k in keys if k not in durations]
@@ -146,18 +147,55 @@ def metrics_from_tables(
             f"the reference has events for clip {unknown[0]!r}, which has no scores ({len(unknown)} clips); "
             "score every clip of the reference."
         )
-    nan = {"psds1": float("nan"), "psds2": float("nan"), "intersection_f1": float("nan")}
     if reference.empty:
-        return nan
+        return None
     classes = sorted(set(reference["event_label"]))
     scored = {k: t[["onset", "offset", *classes]] for k, t in tables.items()}
-    truth = _ground_truth(reference, keys)
-    audio_durations = {k: float(durations[k]) for k in keys}
+    return scored, _ground_truth(reference, keys), {k: float(durations[k]) for k in keys}
+
+
+def psds_of_tables(
+    tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float],
+    settings: Mapping[str, Any],
+) -> float:
+    """sed_scores_eval's threshold-free PSDS with ``settings`` (e.g. :data:`PSDS1`); NaN without events."""
+    from sed.metrics import _quiet_metric_library
+
+    prepared = _prepared(tables, reference_df, durations)
+    if prepared is None:
+        return float("nan")
+    with _quiet_metric_library():
+        from sed_scores_eval import intersection_based
+
+        return float(intersection_based.psds(*prepared, **settings)[0])
+
+
+def metrics_from_tables(
+    tables: Mapping[str, pd.DataFrame],
+    reference_df: pd.DataFrame,
+    durations: Mapping[str, float],
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """``psds1``, ``psds2`` and ``intersection_f1`` of score tables keyed by clip id.
+
+    ``reference_df``: events with ``filename onset offset event_label`` (file
+    names with their extension, as in the DESED TSVs); ``durations`` keyed by
+    clip id. Every clip of ``tables`` must have a duration.
+    """
+    from sed.metrics import _quiet_metric_library
+
+    prepared = _prepared(tables, reference_df, durations)
+    if prepared is None:
+        return {"psds1": float("nan"), "psds2": float("nan"), "intersection_f1": float("nan")}
+    scored, truth, audio_durations = prepared
     with _quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         psds1 = intersection_based.psds(scored, truth, audio_durations, **PSDS1)[0]
-        psds2 = intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0]
+        # PSDS2's cross-trigger rate averages over the *other* classes: undefined with one class
+        # (sed_scores_eval 0.0.4 then fails with a TypeError).
+        n_classes = len(next(iter(scored.values())).columns) - 2
+        psds2 = intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0] if n_classes > 1 else math.nan
         f1 = intersection_based.fscore(scored, truth, float(threshold), **INTERSECTION_F1)[0]["macro_average"]
     return {"psds1": float(psds1), "psds2": float(psds2), "intersection_f1": float(f1)}
 
