@@ -108,6 +108,9 @@ class TrainConfig(CRNNFields):
     embedded_size: str = "default"
     embedded_seed: int = 0
     skip_missing_audio: bool = False
+    #: Where the parts live under `data` (sed.data.layouts): auto (detect DESED 2020 / 2021+),
+    #: desed2020, desed2021, or the path of a layout YAML file.
+    layout: str = "auto"
     val_fraction: float = 0.2
     split_seed: int = 2020
     #: Last target frame of an event: 'floor' (reference: frames [floor(on/step),

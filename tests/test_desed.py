@@ -453,3 +453,84 @@ def test_a_durations_file_must_list_every_clip_and_far_offsets_are_refused(tmp_p
                                           + f"{REAL_VAL_NAMES[1]}\t\t\t\n"})
     with pytest.raises(DatasetError, match=r"line 2: event 'Dog'.*ends at 10\.6 s.*the length of .*Y00pbt6aJV8Y"):
         load_desed(root)
+
+
+# --------------------------------------------------------------------------- layouts
+
+from sed.data.desed import LAYOUT_2021  # noqa: E402
+
+
+def _make_2021(root: Path, with_public: bool = True) -> Path:
+    """The DESED_task (2021+) layout: *_16k folders, synthetic21 train/validation, no unlabeled TSV."""
+    files = {
+        LAYOUT_2021["synthetic"].metadata: STRONG_HEADER + "t1.wav\t0.5\t2.0\tDog\nt2.wav\t1.0\t3.0\tCat\n",
+        LAYOUT_2021["synthetic_val"].metadata: STRONG_HEADER + "sv1.wav\t2.0\t4.0\tSpeech\n",
+        "metadata/validation/synthetic21_validation/durations.tsv": "filename\tduration\nsv1.wav\t9.5\n",
+        LAYOUT_2021["weak"].metadata: "filename\tevent_labels\nw1.wav\tDog\n",
+        LAYOUT_2021["validation"].metadata: STRONG_HEADER + "v1.wav\t0.0\t10.1\tCat\n",
+        "metadata/validation/validation_durations.tsv": "filename\tduration\nv1.wav\t10.0\n",
+    }
+    if with_public:
+        files[LAYOUT_2021["public_eval"].metadata] = STRONG_HEADER + "e1.wav\t1.0\t2.0\tDog\n"
+        files["metadata/eval/public_durations.tsv"] = "filename\tduration\ne1.wav\t10.0\n"
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    audio = {"synthetic": ["t1.wav", "t2.wav"], "synthetic_val": ["sv1.wav"], "weak": ["w1.wav"],
+             "unlabeled": ["u1.wav", "u2.flac"], "validation": ["v1.wav"]}
+    if with_public:
+        audio["public_eval"] = ["e1.wav"]
+    for part, names in audio.items():
+        for name in names:
+            _write_audio(root / LAYOUT_2021[part].audio_dir / name)
+    return root
+
+
+def test_the_2021_layout_is_detected_and_its_synthetic_validation_selects(tmp_path):
+    data = load_desed(_make_2021(tmp_path))
+    assert data.layout == "desed2021"
+    # The whole synthetic21_train set trains; synthetic21_validation is the selection split.
+    assert data.splits["synthetic_train"].filenames == ["t1.wav", "t2.wav"]
+    assert data.splits["synthetic_val"].filenames == ["sv1.wav"]
+    assert data.splits["synthetic_val"].durations == [9.5]  # its own durations.tsv
+    assert data.splits["synthetic_val"].audio_paths[0].parent.name == "soundscapes_16k"
+    # No unlabel_in_domain.tsv: the unlabeled set is every audio file of its folder.
+    assert data.splits["unlabeled"].filenames == ["u1.wav", "u2.flac"]
+    assert data.splits["validation"].events == [[Event(0.0, 10.0, "Cat")]] and data.clipped_events["validation"] == 1
+    assert data.splits["public_eval"].audio_paths[0].parent.name == "public_16k"
+
+
+def test_a_layout_file_maps_a_public_eval_set_in_its_own_root(tmp_path):
+    root = _make_2021(tmp_path / "desed", with_public=False)
+    with pytest.raises(DatasetError, match=r"public\.tsv.*not found.*layout file"):
+        load_desed(root)
+    public = tmp_path / "public_eval_root"
+    (public / "metadata").mkdir(parents=True)
+    (public / "metadata" / "public.tsv").write_text(STRONG_HEADER + "e1.wav\t1.0\t2.0\tDog\ne2.wav\t\t\t\n")
+    (public / "metadata" / "public_durations.tsv").write_text("filename\tduration\ne1.wav\t10.0\ne2.wav\t11.0\n")
+    _write_audio(public / "audio" / "e1.wav")
+    _write_audio(public / "audio" / "e2.wav", 11.0)
+    layout = tmp_path / "layout.yaml"
+    layout.write_text(
+        "base: desed2021\n"
+        f"public_eval:\n  metadata: {public / 'metadata/public.tsv'}\n  audio: {public / 'audio'}\n"
+        f"  durations: {public / 'metadata/public_durations.tsv'}\n"
+    )
+    data = load_desed(root, layout=str(layout))
+    assert data.layout == str(layout)
+    assert data.splits["public_eval"].filenames == ["e1.wav", "e2.wav"]
+    assert data.splits["public_eval"].durations == [10.0, 11.0]
+    assert data.splits["synthetic_val"].filenames == ["sv1.wav"]  # the rest from the base layout
+    layout.write_text("base: desed2021\npublic_evaluation: {audio: x}\n")
+    with pytest.raises(DatasetError, match=r"layout\.yaml: unknown part 'public_evaluation'"):
+        load_desed(root, layout=str(layout))
+
+
+def test_no_known_layout_says_what_was_looked_for_where(tmp_path):
+    (tmp_path / "metadata").mkdir()
+    with pytest.raises(DatasetError) as caught:
+        load_desed(tmp_path)
+    message = str(caught.value)
+    for part in ("no DESED layout found", "desed2021: metadata/train/synthetic21_train/soundscapes.tsv",
+                 "desed2020: metadata/train/synthetic20/soundscapes.tsv", "--set layout=FILE"):
+        assert part in message

@@ -87,12 +87,13 @@ from sed.data.parts import (
     _read_durations,
     _durations_of,
     _read_strong,
-    durations_file,
     _read_unlabeled,
     _read_weak,
     _strong_part,
     _subset,
+    durations_file,
 )
+from sed.data.layouts import LAYOUT_2021, LAYOUTS, resolve_layout
 from sed.data.tsv import _FIX_LAYOUT
 
 if TYPE_CHECKING:  # pandas is imported when a frame is asked for (it costs ~0.5 s to import)
@@ -115,6 +116,8 @@ __all__ = [
     "UNLABELED_COLUMNS",
     "META_COLUMNS",
     "TIME_TOLERANCE_S",
+    "LAYOUT_2021",
+    "LAYOUTS",
     "is_validation_file",
 ]
 
@@ -158,6 +161,7 @@ def load_desed(
     skip_missing_audio: bool = False,
     val_fraction: float = 0.2,
     split_seed: int = 2020,
+    layout: str = "auto",
 ) -> DesedDataset:
     """Read and check a DESED 2020 dataset under ``root`` (layout in the module docstring).
 
@@ -167,7 +171,11 @@ def load_desed(
     ``soundfile.info``; any problem raises :class:`DatasetError` naming the file
     (and line) and the fix. ``skip_missing_audio=True`` drops missing or
     unreadable clips instead, counts them per split in ``missing_audio`` and
-    logs a warning.
+    logs a warning. ``layout``: ``auto`` (detected, sed.data.layouts), ``desed2020``,
+    ``desed2021`` or the path of a layout file. When the layout has a synthetic
+    validation set (2021+), it is ``synthetic_val`` (the selection split) and
+    the whole synthetic training set is ``synthetic_train``; else the synthetic
+    set is split by :func:`is_validation_file`.
     """
     if not 0.0 < float(val_fraction) < 1.0:
         raise DatasetError(
@@ -178,22 +186,22 @@ def load_desed(
         raise DatasetError(f"{root}: dataset root is not a directory. {_FIX_LAYOUT}")
     root = root.resolve()
     check_label = _LabelCheck(_labels_argument(labels))
+    layout_name, parts_layout = resolve_layout(root, layout)
 
     # Metadata first: every format problem is reported before any audio is touched.
-    syn_path, syn_names, syn_lines, syn_clips = _read_strong(root, "synthetic", check_label)
-    weak = _read_weak(root, check_label)
-    unlabeled = _read_unlabeled(root)
-    val_path, val_names, val_lines, val_clips = _read_strong(root, "validation", check_label)
-    eval_path, eval_names, eval_lines, eval_clips = _read_strong(root, "public_eval", check_label)
+    strong_names = ["synthetic", *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
+                    "validation", "public_eval"]
+    read = {name: _read_strong(root, name, check_label, parts_layout[name]) for name in strong_names[:1]}
+    weak = _read_weak(root, check_label, parts_layout["weak"])
+    unlabeled = _read_unlabeled(root, parts_layout["unlabeled"])
+    for name in strong_names[1:]:
+        read[name] = _read_strong(root, name, check_label, parts_layout[name])
     strong: dict[str, _Part] = {}
-    for part, path, names, lines, clips in (
-        ("synthetic", syn_path, syn_names, syn_lines, syn_clips),
-        ("validation", val_path, val_names, val_lines, val_clips),
-        ("public_eval", eval_path, eval_names, eval_lines, eval_clips),
-    ):
-        table_path = durations_file(root, part)
+    for part in strong_names:
+        path, names, lines, clips = read[part]
+        table_path = durations_file(root, parts_layout[part])
         table, table_lines, table_order = (
-            _read_durations(table_path, LAYOUT[part].audio_dir) if table_path is not None else ({}, {}, [])
+            _read_durations(table_path, parts_layout[part].audio_dir) if table_path is not None else ({}, {}, [])
         )
         if part == "public_eval":
             # Clips with a duration but no row in public.tsv are clips without events.
@@ -204,13 +212,22 @@ def load_desed(
                     lines.append(table_lines[name])
                     clips[name] = []
         durations = _durations_of(table_path, names, lines, table, path)
-        strong[part] = _strong_part(part, root, part, path, names, lines, clips, durations, table_path)
+        strong[part] = _strong_part(part, root, parts_layout[part], path, names, lines, clips, durations, table_path)
 
     synthetic = strong["synthetic"]
-    side = [is_validation_file(n, split_seed, val_fraction) for n in synthetic.filenames]
+    if "synthetic_val" in strong:  # the layout's own selection set (DESED 2021+)
+        selection = [
+            _subset(synthetic, "synthetic_train", list(range(len(synthetic.filenames)))),
+            _subset(strong["synthetic_val"], "synthetic_val", list(range(len(strong["synthetic_val"].filenames)))),
+        ]
+    else:
+        side = [is_validation_file(n, split_seed, val_fraction) for n in synthetic.filenames]
+        selection = [
+            _subset(synthetic, "synthetic_train", [i for i, v in enumerate(side) if not v]),
+            _subset(synthetic, "synthetic_val", [i for i, v in enumerate(side) if v]),
+        ]
     parts = [
-        _subset(synthetic, "synthetic_train", [i for i, v in enumerate(side) if not v]),
-        _subset(synthetic, "synthetic_val", [i for i, v in enumerate(side) if v]),
+        *selection,
         weak,
         unlabeled,
         strong["validation"],
@@ -253,7 +270,8 @@ def load_desed(
     else:
         label_set = tuple(sorted(check_label.seen))
     return DesedDataset(
-        root=root, labels=tuple(label_set), splits=splits, missing_audio=missing, clipped_events=clipped
+        root=root, labels=tuple(label_set), splits=splits, missing_audio=missing, clipped_events=clipped,
+        layout=layout_name,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import soundfile as sf
 
 from sed.data.errors import DatasetError
+from sed.data.layouts import LAYOUT, PUBLIC_META, PartLayout
 from sed.data.splits import META_COLUMNS, STRONG_COLUMNS, UNLABELED_COLUMNS, WEAK_COLUMNS, Event, Split
 from sed.data.tsv import _read_tsv, _relative_audio, _time
 
@@ -26,35 +27,12 @@ log = logging.getLogger("sed.data.desed")
 #: 10 s clip end; 0.5 s accepts those with a wide margin while an offset one second or more
 #: off (a typo, a clip of the wrong length) is still refused.
 TIME_TOLERANCE_S: float = 0.5
-#: Durations files looked for beside a part's metadata ``X.tsv``: ``X_durations.tsv``
-#: (DESED 2021+: validation_durations.tsv, public_durations.tsv); the public evaluation set
-#: also has the 2020 ``public_meta.tsv``.
+#: Durations file looked for beside a part's metadata ``X.tsv``: ``X_durations.tsv``
+#: (DESED 2021+: validation_durations.tsv, public_durations.tsv); a layout adds its own
+#: candidates (the 2020 ``public_meta.tsv``, 2021+ ``durations.tsv`` of the synthetic sets).
 DURATIONS_SUFFIX: str = "_durations.tsv"
 
 
-@dataclass(frozen=True)
-class PartLayout:
-    """Where one DESED part lives under the dataset root."""
-
-    metadata: str  # relative path of the TSV
-    audio_dir: str  # relative path of the audio folder
-    kind: str  # 'strong' | 'weak' | 'unlabeled'
-
-
-#: The DESED 2020 layout (docs/reference.md). Keys are the parts as the metadata has them.
-LAYOUT: dict[str, PartLayout] = {
-    "synthetic": PartLayout(
-        "metadata/train/synthetic20/soundscapes.tsv", "audio/train/synthetic20/soundscapes", "strong"
-    ),
-    "weak": PartLayout("metadata/train/weak.tsv", "audio/train/weak", "weak"),
-    "unlabeled": PartLayout(
-        "metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain", "unlabeled"
-    ),
-    "validation": PartLayout("metadata/validation/validation.tsv", "audio/validation", "strong"),
-    "public_eval": PartLayout("metadata/eval/public.tsv", "audio/eval/public", "strong"),
-}
-#: Durations of the public evaluation clips.
-PUBLIC_META: str = "metadata/eval/public_meta.tsv"
 
 
 
@@ -98,12 +76,14 @@ class _LabelCheck:
         return label
 
 
-def durations_file(root: Path, part: str) -> Path | None:
-    """The durations TSV of a part, if the dataset has one (see :data:`DURATIONS_SUFFIX`)."""
-    metadata = root / LAYOUT[part].metadata
-    candidates = [metadata.with_name(metadata.stem + DURATIONS_SUFFIX)]
-    if part == "public_eval":
-        candidates.append(root / PUBLIC_META)
+def durations_file(root: Path, layout: PartLayout) -> Path | None:
+    """The durations TSV of a part, if the dataset has one: ``<metadata stem>_durations.tsv``
+    (:data:`DURATIONS_SUFFIX`), then the layout's own candidates (e.g. ``public_meta.tsv``)."""
+    candidates = []
+    if layout.metadata is not None:
+        metadata = root / layout.metadata
+        candidates.append(metadata.with_name(metadata.stem + DURATIONS_SUFFIX))
+    candidates += [root / c for c in layout.durations]
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -149,10 +129,10 @@ def _durations_of(
 
 
 def _read_strong(
-    root: Path, part: str, check_label: _LabelCheck
+    root: Path, part: str, check_label: _LabelCheck, layout: PartLayout
 ) -> tuple[Path, list[str], list[int], dict[str, list[tuple[Event, int]]]]:
     """A strong TSV: each clip's events with their line (checked against the clip end later)."""
-    layout = LAYOUT[part]
+    assert layout.metadata is not None
     path = root / layout.metadata
     clips: dict[str, list[tuple[Event, int]]] = {}
     first_line: dict[str, int] = {}
@@ -184,8 +164,9 @@ def _read_strong(
     return path, names, [first_line[n] for n in names], clips
 
 
-def _read_weak(root: Path, check_label: _LabelCheck) -> _Part:
-    layout = LAYOUT["weak"]
+def _read_weak(root: Path, check_label: _LabelCheck, layout: PartLayout) -> _Part:
+    if layout.metadata is None:
+        raise DatasetError("the weak part needs a metadata file (filename, event_labels). Fix: give its path.")
     path = root / layout.metadata
     names: list[str] = []
     lines: dict[str, int] = {}
@@ -204,12 +185,32 @@ def _read_weak(root: Path, check_label: _LabelCheck) -> _Part:
         labels.append(clip)
     return _with_durations(
         _Part("weak", path, root / layout.audio_dir, names, [lines[n] for n in names], None, labels, []),
-        durations_file(root, "weak"), layout.audio_dir,
+        durations_file(root, layout), layout.audio_dir,
     )
 
 
-def _read_unlabeled(root: Path) -> _Part:
-    layout = LAYOUT["unlabeled"]
+#: Audio files an unlabeled folder without metadata is listed from.
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg")
+
+
+def _listed_folder(root: Path, layout: PartLayout) -> _Part:
+    """An unlabeled part without metadata: every audio file directly in its folder, sorted."""
+    folder = root / layout.audio_dir
+    if not folder.is_dir():
+        raise DatasetError(
+            f"{folder}: unlabeled audio folder not found (the layout gives it no metadata file). "
+            "Fix: restore the folder, or give the part's metadata in a layout file."
+        )
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    return _with_durations(
+        _Part("unlabeled", folder, folder, names, [0] * len(names), None, None, []),
+        durations_file(root, layout), layout.audio_dir,
+    )
+
+
+def _read_unlabeled(root: Path, layout: PartLayout) -> _Part:
+    if layout.metadata is None:
+        return _listed_folder(root, layout)
     path = root / layout.metadata
     names: list[str] = []
     lines: dict[str, int] = {}
@@ -224,7 +225,7 @@ def _read_unlabeled(root: Path) -> _Part:
         lines[name] = row.line
     return _with_durations(
         _Part("unlabeled", path, root / layout.audio_dir, names, [lines[n] for n in names], None, None, []),
-        durations_file(root, "unlabeled"), layout.audio_dir,
+        durations_file(root, layout), layout.audio_dir,
     )
 
 
@@ -236,14 +237,14 @@ def _with_durations(part: _Part, path: Path | None, audio_dir: str) -> _Part:
 
 
 def _strong_part(
-    name: str, root: Path, part: str, path: Path, names: list[str], lines: list[int],
+    name: str, root: Path, layout: PartLayout, path: Path, names: list[str], lines: list[int],
     clips: dict[str, list[tuple[Event, int]]], durations: list[float | None], durations_path: Path | None,
 ) -> _Part:
     events = [[event for event, _ in clips[n]] for n in names]
     event_lines = [[line for _, line in clips[n]] for n in names]
     weak = [sorted({e.label for e in clip}) for clip in events]
     return _Part(
-        name, path, root / LAYOUT[part].audio_dir, names, lines, events, weak, durations, event_lines,
+        name, path, root / layout.audio_dir, names, lines, events, weak, durations, event_lines,
         durations_path,
     )
 

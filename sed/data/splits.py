@@ -143,6 +143,8 @@ class DesedDataset:
     splits: dict[str, Split]
     missing_audio: dict[str, int] = field(default_factory=dict)
     clipped_events: dict[str, int] = field(default_factory=dict)
+    #: the layout the dataset was read with (sed.data.layouts: desed2020, desed2021 or a file)
+    layout: str = "desed2020"
 
 
 # --------------------------------------------------------------------------- encoding
