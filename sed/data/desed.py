@@ -1,7 +1,9 @@
-"""The DESED 2020 dataset (DCASE 2020 task 4): metadata, audio paths, label encoding.
+"""The DESED dataset (DCASE 2020 task 4, and the 2021+ DESED_task layout): metadata, audio, labels.
 
-Layout under the dataset root (docs/reference.md, "DESED metadata"; the audio lies
-under ``audio/`` at the same relative paths as the metadata):
+Where the parts live is a layout (sed.data.layouts: the 2020 and the 2021+
+layouts, detected, or a layout file). The 2020 layout under the dataset root
+(docs/reference.md, "DESED metadata"; the audio lies under ``audio/`` at the
+same relative paths as the metadata):
 
 =================  ===========================================  ======================================
 part               metadata (tab-separated, header = line 1)    audio folder
@@ -21,7 +23,9 @@ validation.tsv), weak ``filename event_labels`` (comma-separated), unlabeled
 Decisions written down here:
 
 * The synthetic set is split 80 / 20 into ``synthetic_train`` and
-  ``synthetic_val`` (the baseline's selection split, docs/reference.md "Training").
+  ``synthetic_val`` (the baseline's selection split, docs/reference.md "Training"),
+  unless the layout has a synthetic validation set (2021+), which is then
+  ``synthetic_val`` while the whole synthetic training set is ``synthetic_train``.
   A file's side is decided by a hash of ``split_seed`` and its file name
   alone, so it does not depend on row order or on which other files exist;
   the fraction is therefore ``val_fraction`` only in expectation.
