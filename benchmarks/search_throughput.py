@@ -32,14 +32,15 @@ def ray_startup_seconds() -> float:
     return float(res.stdout.strip().splitlines()[-1])
 
 
-def run_search(space: Path, concurrency: int, out: Path, cache: Path | None) -> tuple[float, int]:
+def run_search(space: Path, concurrency: int, out: Path, cache: Path | None,
+               extra: list[str] = ()) -> tuple[float, int, float]:
     spec = yaml.safe_load(space.read_text())
     spec["max_concurrent"] = concurrency
     spec["name"] = f"{spec['name']}-c{concurrency}"
     variant = out / f"{spec['name']}.yaml"
     variant.parent.mkdir(parents=True, exist_ok=True)
     variant.write_text(yaml.safe_dump(spec))
-    cmd = [sys.executable, "-m", "search.run", "--space", str(variant), "--out", str(out), "--no-final"]
+    cmd = [sys.executable, "-m", "search.run", "--space", str(variant), "--out", str(out), "--no-final", *extra]
     if cache is not None:
         cmd += ["--cache-dir", str(cache)]
     start = time.perf_counter()
@@ -47,27 +48,40 @@ def run_search(space: Path, concurrency: int, out: Path, cache: Path | None) -> 
     wall = time.perf_counter() - start
     import pandas as pd
 
-    trials = len(pd.read_parquet(out / spec["name"] / "search.parquet"))
-    return wall, trials
+    board = pd.read_parquet(out / spec["name"] / "search.parquet")
+    return wall, len(board), float(board["wall_seconds"].sum())
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", type=Path, default=ROOT / "spaces" / "demo.yaml")
     parser.add_argument("--out", type=Path, default=Path("/tmp/sedtune-bench"))
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--num-samples", type=int, default=None)
+    parser.add_argument("--max-epochs", type=int, default=None)
     args = parser.parse_args()
+    extra = []
+    if args.num_samples is not None:
+        extra += ["--num-samples", str(args.num_samples)]
+    if args.max_epochs is not None:
+        extra += ["--max-epochs", str(args.max_epochs)]
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     startup = [ray_startup_seconds() for _ in range(2)]
     print(f"ray.init (local, 2 CPUs): {min(startup):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startup)})", flush=True)
+    rates = {}
     for concurrency in args.concurrency:
-        wall, trials = run_search(args.space, concurrency, args.out, args.cache_dir)
+        wall, trials, inside = run_search(args.space, concurrency, args.out, args.cache_dir, extra)
+        rates[concurrency] = trials / wall
         print(
             f"max_concurrent={concurrency}: {trials} trials in {wall:.0f} s -> "
-            f"{trials * 3600 / wall:.0f} trials/hour (search stage only, Ray start included)",
+            f"{trials * 3600 / wall:.0f} trials/hour (search stage only, Ray start included); "
+            f"time inside the trials (Tune's time_total_s) {inside:.0f} s, i.e. {inside / concurrency:.0f} s "
+            f"per slot: {wall - inside / concurrency:.0f} s of the wall outside any trial",
             flush=True,
         )
+    if 1 in rates and 2 in rates:
+        print(f"2 concurrent trials: {rates[2] / rates[1]:.2f}x the throughput of 1")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from sed.config import PAPER_TABLE1
 
 from . import leaderboard as lb
 from .failures import trial_error_text
+from .rows import control_comparison
 from .space import Space
 
 
@@ -120,7 +121,8 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             print(budget_line(space))
         rows = []
         for row in summary.itertuples(index=False):
-            item = {"rank": row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
+            is_control = bool(getattr(row, "control", False))
+            item = {"rank": "-" if is_control else row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
             for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2"):
                 if not hasattr(row, f"{metric}_mean"):
                     continue  # a final stage written before these columns existed
@@ -133,6 +135,10 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             rows.append(item)
         frame = pd.DataFrame(rows)
         print(format_table(frame, list(frame.columns)))
+        for metric in ("eval_macro_f1", "eval_psds"):
+            comparison = control_comparison(summary, metric)
+            if comparison is not None:
+                print("  " + comparison.sentence())
     print()
     print(f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
           + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else ""))

@@ -17,7 +17,12 @@ The final stage then
    operating points, DCASE 2020 settings, and the threshold-free PSDS1,
    PSDS2 and intersection F1 of sed_scores_eval), and writes the DCASE-format
    outputs of that model (detections, score folders, durations,
-   `best_model.pt`) under the trial folder's `outputs/`,
+   `best_model.pt`) under the trial folder's `outputs/`.
+   With `final.control` in the space, a control config (the space's fixed
+   values with the supervised-only objective for `control: none`) runs with
+   the same seeds and epochs beside them (`config_id` "control",
+   `control` True), so the summary can say whether the best configuration
+   beats training without augmentation (`rows.control_comparison`).
 4. appends one row per (config, seed) to `final.parquet` as each trial ends
    (atomic rewrite, `FinalRecorder`), and writes the per-config mean / std /
    95 % CI to `final_summary.parquet` (the rows: `search.rows`).
@@ -41,7 +46,7 @@ from ray.tune import Callback
 from . import leaderboard as lb
 from .failures import trial_error_text
 from .rows import final_row, summarize_final, upsert_final_row
-from .space import Space
+from .space import CONTROL_ID, Space
 
 FINAL_STATE_FILE = "final_state.json"
 
@@ -78,6 +83,22 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
                     "_label": getattr(row, "label", "") or "",
                     "_rank": rank,
                     "_search_trial_id": row.trial_id,
+                    "_evaluate": True,
+                }
+            )
+    if space.final.control is not None:
+        control = {**space.constants(), **space.final.control}
+        for seed in space.final.seeds:
+            points.append(
+                {
+                    **control,
+                    "seed": int(seed),
+                    "epochs": int(space.final.epochs),
+                    "_config_id": CONTROL_ID,
+                    "_label": space.final.control_label,
+                    "_rank": len(top) + 1,
+                    "_search_trial_id": "",
+                    "_control": True,
                     "_evaluate": True,
                 }
             )
@@ -149,11 +170,12 @@ def plan_experiment(exp_dir: Path, pairs_wanted: set[tuple[str, int]], can_resto
     return name, False
 
 
-def summary_frame(final: pd.DataFrame, wanted_ids: Sequence[str]) -> pd.DataFrame:
-    """final_summary rows of the configs of the current plan (mean/std/CI over seeds)."""
+def summary_frame(final: pd.DataFrame, wanted_ids: Sequence[str], control: bool = False) -> pd.DataFrame:
+    """final_summary rows of the configs of the current plan (mean/std/CI over seeds), the control last."""
     if final.empty:
         return summarize_final(final)
-    subset = final[final["config_id"].isin(list(wanted_ids))]
+    wanted = list(wanted_ids) + ([CONTROL_ID] if control else [])
+    subset = final[final["config_id"].isin(wanted)]
     return summarize_final(subset)
 
 

@@ -23,7 +23,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
 - `final.parquet`, one row per (config, seed) of the final stage
   (`final_row`, added as each trial ends, `upsert_final_row`):
   `config_id`, `label`, `rank` (of the config in the search),
-  `search_trial_id`, `seed`, `trial_id`, `status` (COMPLETED or ERROR),
+  `search_trial_id`, `control` (True for the rows of the space's
+  `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
   `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
@@ -35,8 +36,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
   hyperparameter columns and `trial_dir`.
 - `final_summary.parquet`, one row per final config in search-rank order
-  (`summarize_final`): `config_id`, `label`, `rank`, `search_trial_id`,
-  `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
+  (`summarize_final`; the control last): `config_id`, `label`, `rank`, `search_trial_id`,
+  `control`, `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
   std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
@@ -218,6 +219,7 @@ def final_row(
         "val_psds": _float(result.get("selected_val_psds")),
         "val_psds1": _float(result.get("selected_val_psds1")),
         "model_epoch": result.get("model_epoch"),
+        "control": bool(config.get("_control", False)),
     }
     for metric in EVAL_METRICS:
         value = result.get(metric)
@@ -286,6 +288,7 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
             "label": first.get("label"),
             "rank": first.get("rank"),
             "search_trial_id": first.get("search_trial_id"),
+            "control": bool(first.get("control", False)) if "control" in group else False,
             "n_seeds": int(len(good)),
             "seeds": ",".join(str(int(s)) for s in sorted(good["seed"])) if len(good) else "",
         }
@@ -302,6 +305,70 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
     if "rank" in out and out["rank"].notna().all():
         out = out.sort_values("rank", kind="stable").reset_index(drop=True)
     return out
+
+
+@dataclass(frozen=True)
+class ControlComparison:
+    """The best final configuration (search rank 1) against the control, on one metric."""
+
+    metric: str
+    best_label: str
+    best: tuple[float, float, float]  # mean, CI low, CI high
+    control: tuple[float, float, float]
+    n_best: int
+    n_control: int
+
+    @property
+    def difference(self) -> float:
+        return self.best[0] - self.control[0]
+
+    @property
+    def verdict(self) -> str:
+        """`beats` (CI above the control's), `below` (CI below), `overlap` or `unknown` (n < 2)."""
+        if not all(np.isfinite(v) for v in (*self.best, *self.control)):
+            return "unknown"
+        if self.best[1] > self.control[2]:
+            return "beats"
+        if self.best[2] < self.control[1]:
+            return "below"
+        return "overlap"
+
+    def sentence(self) -> str:
+        def ci(values: tuple[float, float, float]) -> str:
+            mean, low, high = values
+            return f"{mean:.4f} [{low:.4f}, {high:.4f}]" if np.isfinite(low) else f"{mean:.4f}"
+
+        head = (f"{self.metric}: best config {self.best_label} {ci(self.best)} (n={self.n_best}) vs control "
+                f"{ci(self.control)} (n={self.n_control}), difference {self.difference:+.4f}: ")
+        return head + {
+            "beats": "the best configuration beats the control (its 95 % CI lies above the control's)",
+            "below": "the best configuration is WORSE than the control (its 95 % CI lies below)",
+            "overlap": "not distinguishable from the control at this number of seeds (the 95 % CIs overlap)",
+            "unknown": "no 95 % CI (fewer than 2 completed seeds on a side)",
+        }[self.verdict]
+
+
+def control_comparison(summary: pd.DataFrame, metric: str) -> ControlComparison | None:
+    """Rank-1 config vs the control row of final_summary (None without both)."""
+    if summary is None or summary.empty or "control" not in summary:
+        return None
+    is_control = summary["control"].fillna(False).astype(bool)
+    controls, configs = summary[is_control], summary[~is_control]
+    if controls.empty or configs.empty or f"{metric}_mean" not in summary:
+        return None
+    best, control = configs.iloc[0], controls.iloc[0]
+
+    def triple(row: pd.Series) -> tuple[float, float, float]:
+        return tuple(_float(row.get(f"{metric}_{part}")) for part in ("mean", "ci95_low", "ci95_high"))  # type: ignore[return-value]
+
+    return ControlComparison(
+        metric=metric,
+        best_label=str(best.get("label") or best.get("config_id")),
+        best=triple(best),
+        control=triple(control),
+        n_best=int(best.get("n_seeds", 0)),
+        n_control=int(control.get("n_seeds", 0)),
+    )
 
 
 def pareto_front(frame: pd.DataFrame, metrics: Sequence[str], mode: str = "max") -> pd.Series:

@@ -62,10 +62,12 @@ from typing import Any, Sequence
 
 import ray
 
-from sed.config import ConfigError
+from sed.config import ConfigError, TrainConfig
+from sed.data.prepare import PreparedData
 
 from . import leaderboard as lb
 from .console import print_summary
+from .prepared import PREPARED_DIR, save_for_trials
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, load_space, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
@@ -192,16 +194,25 @@ def resume_command(out: Path, name: str, address: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------- checks before anything starts
-def prepare_datasets(space: Space, settings: RunSettings) -> None:
-    """Build the dataset + cached features once in the driver (trials then only read them)."""
-    from sed import trainer as trainer_module
+def prepare_datasets(space: Space, settings: RunSettings) -> list[tuple[TrainConfig, PreparedData]]:
+    """Build the dataset + cached features + scaler once in the driver (trials then only read them)."""
+    from sed.data.prepare import prepare_data
 
     cache = Path(settings.cache_dir) if settings.cache_dir else None
+    prepared = []
     for cfg in space.data_configs():
         started = time.perf_counter()
-        trainer_module.prepare_data(cfg, settings.data, cache, progress=True)
+        prepared.append((cfg, prepare_data(cfg, settings.data, cache, progress=True)))
         print(f"sedtune: data ready ({cfg.data or settings.data or 'embedded ' + cfg.embedded_size}) "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
+    return prepared
+
+
+def save_prepared_datasets(exp_dir: Path, prepared: list[tuple[TrainConfig, PreparedData]],
+                           settings: RunSettings) -> None:
+    """`OUT/NAME/prepared/<key>.json` per dataset, for the trials (`search.prepared`)."""
+    for cfg, data in prepared:
+        save_for_trials(exp_dir / PREPARED_DIR, cfg, data, settings.data, settings.cache_dir)
 
 
 ADDRESS_TIMEOUT_S = 5.0
@@ -286,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Checks that can refuse the run come before anything is written to the
         # experiment folder: the data (without starting Ray), then the cluster.
         try:
-            prepare_datasets(space, settings)
+            prepared = prepare_datasets(space, settings)
         except ValueError as exc:  # DatasetError / ConfigError: names the file and the fix
             return _user_error(str(exc), args.debug)
         ray_started = start_ray(args.address, args.debug)
@@ -296,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ClusterError as exc:
             return _user_error(str(exc), args.debug)
         exp_dir.mkdir(parents=True, exist_ok=True)
+        save_prepared_datasets(exp_dir, prepared, settings)
         if not args.resume:
             (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
         print(f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "

@@ -24,6 +24,7 @@ from ray import tune
 from . import final as final_stage
 from . import leaderboard as lb
 from .console import ProgressPrinter
+from .prepared import PREPARED_DIR
 from .resources import TrialResources
 from .rows import search_frame
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
@@ -48,7 +49,8 @@ class Experiment:
     debug: bool = False
 
     def trainable(self) -> Any:
-        return make_trainable(self.data, self.cache_dir, self.resources)
+        return make_trainable(self.data, self.cache_dir, self.resources,
+                              prepared_dir=str(self.exp_dir / PREPARED_DIR))
 
     def metadata(self, stage: str, **extra: Any) -> dict[str, str]:
         """The `sedtune.*` metadata of a leaderboard file of `stage`."""
@@ -148,6 +150,6 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
         if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):
             raise Interrupted("final")
     final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
-    summary = final_stage.summary_frame(final, list(top["config_id"]))
+    summary = final_stage.summary_frame(final, list(top["config_id"]), control=space.final.control is not None)
     lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})
     return summary

@@ -120,11 +120,14 @@ def train_sed(
     data_root: str | None = None,
     cache_dir: str | None = None,
     runtime_overrides: Mapping[str, Any] | None = None,
+    prepared_dir: str | None = None,
 ) -> None:
     """Ray Tune function trainable (use with `tune.with_parameters`).
 
     `runtime_overrides` (e.g. `num_threads` = the trial's CPUs) are applied
-    before the trial config, which wins.
+    before the trial config, which wins. `prepared_dir`: the driver's
+    prepared data (`search.prepared`), read instead of preparing the data
+    again when it holds this trial's dataset.
     """
     from ray import tune
 
@@ -143,8 +146,11 @@ def train_sed(
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
+        from .prepared import load_for_trial
+
         trainer = Trainer(
             cfg,
+            data=load_for_trial(prepared_dir, cfg, data_root, cache_dir),
             data_root=Path(data_root) if data_root else None,
             cache_dir=Path(cache_dir) if cache_dir else None,
             log_dir=trial_dir,

@@ -60,10 +60,15 @@ def start_ray(address: str | None, debug: bool) -> bool:
     return True
 
 
-def make_trainable(data: str | None, cache_dir: str | None, resources: TrialResources) -> Any:
-    """`search.trainable.train_sed` with the run's data and cache, asking for `resources` per trial."""
+def make_trainable(data: str | None, cache_dir: str | None, resources: TrialResources,
+                   prepared_dir: str | None = None) -> Any:
+    """`search.trainable.train_sed` with the run's data and cache, asking for `resources` per trial.
+
+    `prepared_dir`: where the driver saved its prepared data (`search.prepared`).
+    """
     runtime = {"num_threads": max(1, int(resources.cpu))}
-    fn = tune.with_parameters(train_sed, data_root=data, cache_dir=cache_dir, runtime_overrides=runtime)
+    fn = tune.with_parameters(train_sed, data_root=data, cache_dir=cache_dir, runtime_overrides=runtime,
+                              prepared_dir=prepared_dir)
     return tune.with_resources(fn, resources.as_dict())
 
 

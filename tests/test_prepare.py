@@ -63,3 +63,28 @@ def test_stale_prepared_data_is_refused_naming_the_fix(own_tiny, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match="broken.json.*prepare the data again"):
         load_prepared(tmp_path / "broken.json")
+
+
+def test_the_search_hands_its_prepared_data_to_the_trials(own_tiny, tmp_path, capsys):
+    from search.prepared import load_for_trial, prepared_path, save_for_trials
+
+    cache = str(tmp_path / "cache")
+    prepared = prepare_data(CFG, own_tiny, cache, progress=False)
+    folder = tmp_path / "exp" / "prepared"
+    path = save_for_trials(folder, CFG, prepared, str(own_tiny), cache)
+    assert path == prepared_path(folder, CFG, str(own_tiny), cache) and path.is_file()
+    # a trial of the same dataset (other objective fields) reads it: same scaler, same feature arrays
+    trial_cfg = dataclasses.replace(CFG, augmentation="mixup", seed=7)
+    data = load_for_trial(folder, trial_cfg, str(own_tiny), cache)
+    assert data is not None and data.scaler == prepared.scaler
+    for name, array in prepared.features.items():
+        assert np.array_equal(np.asarray(data.features[name]), np.asarray(array)), name
+    # another dataset, another --data root or cache, or no folder: the trial prepares its own data
+    assert load_for_trial(folder, dataclasses.replace(CFG, val_fraction=0.3), str(own_tiny), cache) is None
+    assert load_for_trial(folder, CFG, None, cache) is None
+    assert load_for_trial(folder, CFG, str(own_tiny), str(tmp_path / "other")) is None
+    assert load_for_trial(None, CFG, str(own_tiny), cache) is None
+    # an unreadable file is reported and skipped, not fatal
+    path.write_text("{not json")
+    assert load_for_trial(folder, CFG, str(own_tiny), cache) is None
+    assert "preparing the data in the trial instead" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):
         configs:
           - {name: ok, augmentation: random, noise_scale: 0.1, locations: latent}
           - {name: diverges, augmentation: random, noise_scale: 1.0e38, locations: input}
-        final: {top_k: 1, seeds: [3], epochs: 1}
+        final: {top_k: 1, seeds: [3], epochs: 1, control: none}
         """, TINY_FIXED)
     out = tmp_path / "out"
     assert main(["--space", str(space), "--out", str(out)]) == 0
@@ -135,9 +135,15 @@ def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):
     assert failure["type"] == "TrainingDiverged"
 
     final = lb.read_parquet(out / "grid" / "final.parquet")
-    assert list(final["label"]) == ["ok"] and list(final["seed"]) == [3]
+    assert list(final["label"]) == ["ok", "control: no augmentation"] and list(final["seed"]) == [3, 3]
     assert final.loc[0, "config_id"] == search.loc["ok", "config_id"]
     assert final.loc[0, "noise_scale"] == pytest.approx(0.1)
     assert 0.0 <= final.loc[0, "eval_psds"] <= 1.0
+    # the no-augmentation control: same seed and epochs, the supervised objective
+    assert list(final["control"]) == [False, True]
+    assert final.loc[1, "augmentation"] == "none" and final.loc[1, "regularization"] == "none"
+    assert final.loc[1, "status"] == "COMPLETED" and 0.0 <= final.loc[1, "eval_psds"] <= 1.0
     summary = lb.read_parquet(out / "grid" / "final_summary.parquet")
-    assert list(summary["label"]) == ["ok"] and summary.loc[0, "n_seeds"] == 1
+    assert list(summary["label"]) == ["ok", "control: no augmentation"] and summary.loc[0, "n_seeds"] == 1
+    assert list(summary["control"]) == [False, True]
+    assert "vs control" in printed and "fewer than 2 completed seeds" in printed

@@ -10,6 +10,8 @@ Callers import from here: `from search.space import load_space, Space, SpaceErro
 """
 
 from .model import (
+    CONTROL_ID,
+    CONTROL_NONE,
     DATA_KEYS,
     SELECTABLE_METRICS,
     FinalSpec,
@@ -35,6 +37,8 @@ __all__ = [
     "FinalSpec",
     "SELECTABLE_METRICS",
     "DATA_KEYS",
+    "CONTROL_ID",
+    "CONTROL_NONE",
     "config_id",
     "load_space",
     "parse_space",

@@ -101,11 +101,27 @@ class ResourceSpec:
     gpu: float | str = "auto"
 
 
+#: `final.control: none`: the space's fixed values with the supervised-only
+#: objective (eq. 4: no augmentation, no consistency term), Table 1's row 1.
+CONTROL_NONE: dict[str, Any] = {
+    "augmentation": "none",
+    "locations": "input",
+    "regularization": "none",
+    "consistency_weight": 0.0,
+}
+#: config_id / label of the control's rows in final.parquet and final_summary.parquet.
+CONTROL_ID = "control"
+
+
 @dataclass(frozen=True)
 class FinalSpec:
     top_k: int
     seeds: tuple[int, ...]
     epochs: int
+    #: TrainConfig overrides of the control run beside the top-k (on top of the
+    #: space's fixed values), or None for no control.
+    control: dict[str, Any] | None = None
+    control_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -277,6 +293,7 @@ class Space:
             lines.append(
                 f"  final: top {self.final.top_k} x seeds {list(self.final.seeds)}, "
                 f"{self.final.epochs} epochs, scored on public_eval"
+                + (f"; plus the {self.final.control_label} with the same seeds" if self.final.control is not None else "")
             )
         return "\n".join(lines)
 

@@ -51,6 +51,12 @@ File format (YAML, read with `yaml.safe_load`)::
       consistency_weight: {loguniform: [0.1, 10.0]}
       l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
     final: {top_k: 3, seeds: [1, 2, 3], epochs: 30}   # optional; absent = no final stage
+                                      # final.control: none -> also train the space's fixed
+                                      # values with the supervised-only objective (no
+                                      # augmentation, no consistency term) with the same seeds
+                                      # and epochs, the no-augmentation control the summary
+                                      # compares the best config with; or a mapping of
+                                      # overrides (optional `name`) for another control
 
 Conditional parameters are sampled only when every key of their `when`
 holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
@@ -84,6 +90,7 @@ from .checks import (
 )
 from .grid import check_combinations, parse_grid
 from .model import (
+    CONTROL_NONE,
     SELECTABLE_METRICS,
     FinalSpec,
     GridPoint,
@@ -107,7 +114,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
 RESOURCE_KEYS = ("cpu", "gpu")
-FINAL_KEYS = ("top_k", "seeds", "epochs")
+FINAL_KEYS = ("top_k", "seeds", "epochs", "control")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -144,7 +151,7 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
     params = _params(ctx, data.get("params"), fixed, base)
     grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
-    final = _final(ctx, data.get("final"), num_samples, scheduler.max_epochs)
+    final = _final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
     return Space(
         path=path,
         text=text,
@@ -328,7 +335,7 @@ def _grid_or_samples(
     return [], num_samples
 
 
-def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int) -> FinalSpec | None:
+def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig) -> FinalSpec | None:
     if raw is None:
         return None
     final_raw = mapping(ctx, "final", raw, "{top_k: 3, seeds: [1, 2, 3], epochs: 30}")
@@ -346,4 +353,32 @@ def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int) -> FinalSp
     if len(set(seeds)) != len(seeds):
         raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
     epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
-    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs)
+    control, label = _control(ctx, final_raw.get("control"), base)
+    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label)
+
+
+def _control(ctx: Context, raw: Any, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:
+    """`final.control`: absent/null/false = none; `none` = the supervised-only objective;
+    a mapping = those TrainConfig overrides (an optional `name` labels it)."""
+    if raw is None or raw is False:
+        return None, ""
+    if raw == "none":
+        overrides, label = dict(CONTROL_NONE), "control: no augmentation"
+    elif isinstance(raw, Mapping):
+        overrides = dict(raw)
+        name = overrides.pop("name", None)
+        if name is not None and not isinstance(name, str):
+            raise ctx.error("final.control.name", f"expected text, got {name!r}")
+        for key in overrides:
+            config_key(ctx, "final.control", key)
+        label = f"control: {name}" if name else "control"
+    else:
+        raise ctx.error(
+            "final.control",
+            f"expected `none` (the supervised-only objective) or a mapping of TrainConfig overrides, got {raw!r}",
+        )
+    for key, value in overrides.items():
+        check_named_value(ctx, f"final.control.{key}", key, value)
+        overrides[key] = plain(yaml_number(key, value))
+    apply(ctx, "final.control", base, overrides)
+    return overrides, label

@@ -1,0 +1,323 @@
+"""Search efficiency (issue 13, item 4): Optuna TPE + ASHA vs random search (FIFO) vs TPE without ASHA.
+
+A tabular benchmark in two steps, so that many repetitions of each search
+cost seconds instead of hours on a 2-core machine:
+
+1. `table`: train every configuration of a discrete version of the demo
+   space once (the `fixed` block of `spaces/demo.yaml`, the demo's CRNN,
+   data and 9 x 25-step epochs; `augmentation` x `locations` x
+   `consistency_weight`, one strength per augmentation) and record each
+   epoch's validation macro F1 and wall time: the learning curves the
+   searches read. Two processes at a time, one thread each. Appends one
+   JSON line per configuration to `--table` (restartable: finished
+   configurations are skipped).
+2. `simulate`: the real searcher and scheduler objects of
+   `search.searchers` (`make_search_alg`, `make_scheduler`: Ray Tune's
+   OptunaSearch with TPE or random sampling, Ray Tune's ASHAScheduler or
+   FIFO) over the same discrete space, called in the order Tune's
+   controller calls them by a discrete-event loop with 2 slots (as in the
+   demo) that replays each configuration's recorded curve and epoch times
+   (`run_search`). Running them through Tune itself costs ~20 s per
+   replayed trial on this machine, hours for the repetitions; the loop
+   takes milliseconds. For each method and searcher seed: the epochs (and
+   recorded training seconds) spent until the best-so-far validation score
+   first reaches the best score full random search finds with the same
+   number of samples, and the best-so-far curve per epoch spent.
+
+Run:
+    python benchmarks/search_efficiency.py table --table benchmarks/results/search_efficiency_table.jsonl
+    python benchmarks/search_efficiency.py simulate --table benchmarks/results/search_efficiency_table.jsonl \
+        --samples 12 --reps 5
+
+What this does not measure: the noise between training runs of one
+configuration (the table holds one seed per configuration, so every search
+reads the same curves), and continuous strengths (TPE sees categorical
+choices here). Results: benchmarks/README.md, "Search efficiency".
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+AUGMENTATIONS = ("random", "adversarial", "vat", "mixup")
+LOCATIONS = ("cnn", "rnn", "latent")
+WEIGHTS = (0.5, 5.0)
+#: One strength per augmentation (the demo samples these; the table fixes them).
+STRENGTH = {"random": {"noise_scale": 0.1}, "adversarial": {"epsilon": 0.1}, "vat": {"epsilon": 0.1},
+            "mixup": {"mixup_alpha": 0.5}}
+METRIC = "val_macro_f1"
+
+
+def grid() -> list[dict[str, Any]]:
+    """The discrete space: every (augmentation, locations, consistency_weight)."""
+    return [
+        {"augmentation": aug, "locations": loc, "consistency_weight": w, **STRENGTH[aug]}
+        for aug, loc, w in itertools.product(AUGMENTATIONS, LOCATIONS, WEIGHTS)
+    ]
+
+
+def key_of(config: dict[str, Any]) -> str:
+    return f"{config['augmentation']}|{config['locations']}|{float(config['consistency_weight']):g}"
+
+
+# ----------------------------------------------------------------------------- 1. table
+def demo_constants() -> dict[str, Any]:
+    from search.space import load_space
+
+    space = load_space(ROOT / "spaces" / "demo.yaml")
+    return space.constants()
+
+
+def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
+    """One configuration's learning curve (runs in a worker process, one thread)."""
+    overrides, seed, cache = args
+    import torch
+
+    torch.set_num_threads(1)
+    from sed.config import TrainConfig, apply_overrides
+    from sed.trainer import Trainer, prepare_data
+
+    cfg = apply_overrides(TrainConfig(), {**demo_constants(), **overrides, "seed": seed})
+    data = prepare_data(cfg, cache_dir=cache, progress=False)
+    trainer = Trainer(cfg, data=data, progress=False)
+    curve = []
+    started = time.perf_counter()
+    for _ in range(cfg.epochs):
+        m = trainer.train_epoch()
+        curve.append({"epoch": m["epoch"], METRIC: m[METRIC], "epoch_seconds": m["epoch_seconds"]})
+    return {"key": key_of(overrides), "config": overrides, "seed": seed, "curve": curve,
+            "wall_s": time.perf_counter() - started, "load_avg": os.getloadavg()[0]}
+
+
+def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
+    import multiprocessing as mp
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+    todo = [c for c in grid() if key_of(c) not in done]
+    print(f"{len(done)} configurations in {path}, {len(todo)} to train ({workers} at a time)", flush=True)
+    if not todo:
+        return
+    # build data + features once, in this process, before the workers read them
+    from sed.config import TrainConfig, apply_overrides
+    from sed.trainer import prepare_data
+
+    prepare_data(apply_overrides(TrainConfig(), demo_constants()), cache_dir=cache, progress=True)
+    started = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for n, row in enumerate(pool.imap_unordered(train_curve, [(c, seed, cache) for c in todo]), start=1):
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            best = max(e[METRIC] for e in row["curve"])
+            print(f"[{n}/{len(todo)}] {row['key']}: best {METRIC} {best:.4f}, {row['wall_s']:.0f} s "
+                  f"(load {row['load_avg']:.1f}; {time.perf_counter() - started:.0f} s so far)", flush=True)
+
+
+def read_table(path: Path) -> dict[str, dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    table = {row["key"]: row for row in rows}
+    missing = [key_of(c) for c in grid() if key_of(c) not in table]
+    if missing:
+        raise SystemExit(f"{path}: {len(missing)} configurations missing (e.g. {missing[0]}); run the `table` step")
+    return table
+
+
+# ----------------------------------------------------------------------------- 2. simulate
+SPACE_TEMPLATE = """
+name: efficiency
+metric: val_macro_f1
+mode: max
+num_samples: {samples}
+searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}
+scheduler: {scheduler}
+max_concurrent: 2
+params:
+  augmentation: {{choice: {augmentations}}}
+  locations: {{choice: {locations}}}
+  consistency_weight: {{choice: {weights}}}
+"""
+
+METHODS = {
+    "tpe+asha": ("optuna-tpe", "{kind: asha, max_epochs: 9, grace_period: 3, reduction_factor: 3}"),
+    "random (fifo)": ("optuna-random", "{kind: fifo, max_epochs: 9}"),
+    "tpe (fifo)": ("optuna-tpe", "{kind: fifo, max_epochs: 9}"),
+}
+
+
+def make_space(method: str, samples: int, seed: int, startup: int):
+    from search.space import parse_space
+
+    searcher, scheduler = METHODS[method]
+    text = SPACE_TEMPLATE.format(samples=samples, searcher=searcher, seed=seed, scheduler=scheduler,
+                                 startup=startup, augmentations=list(AUGMENTATIONS),
+                                 locations=list(LOCATIONS), weights=list(WEIGHTS))
+    if searcher == "optuna-random":
+        text = text.replace(", n_startup_trials: %d" % startup, "")
+    return parse_space(text, "efficiency.yaml")
+
+
+class _Trial:
+    """What the scheduler reads of a Tune trial: its id."""
+
+    def __init__(self, trial_id: str):
+        self.trial_id = trial_id
+
+
+def run_search(table: dict[str, dict[str, Any]], method: str, samples: int, seed: int, startup: int,
+               slots: int = 2) -> list[dict[str, Any]]:
+    """Every epoch one search runs, in the order results arrive (a discrete-event loop over the table).
+
+    The searcher and the scheduler are the objects `search.searchers` builds
+    for a space (OptunaSearch with its seeded sampler; ASHAScheduler or
+    FIFO), called as Tune's controller calls them: `suggest` when a slot is
+    free, `on_trial_result` for every epoch (the scheduler may answer
+    STOP), `on_trial_complete` when a trial ends or is stopped. `slots`
+    trials run at once; an epoch takes the wall time recorded for it, so a
+    slow configuration holds its slot longer, as on the machine.
+    """
+    import heapq
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from search.searchers import make_scheduler, make_search_alg
+
+    space = make_space(method, samples, seed, startup)
+    searcher, scheduler = make_search_alg(space), make_scheduler(space)
+    scheduler.set_search_properties(space.tune_metric, space.mode)
+    events: list[dict[str, Any]] = []
+    running: list[tuple[float, int, str]] = []  # (time its next epoch ends, tie-break, trial id)
+    state: dict[str, dict[str, Any]] = {}
+    started = 0
+    clock = 0.0
+
+    def start(now: float) -> None:
+        nonlocal started
+        trial_id = f"t{started:03d}"
+        config = searcher.suggest(trial_id)
+        started += 1
+        row = table[key_of(config)]
+        state[trial_id] = {"row": row, "epoch": 0, "best": -math.inf, "key": key_of(config)}
+        scheduler.on_trial_add(None, _Trial(trial_id))
+        heapq.heappush(running, (now + row["curve"][0]["epoch_seconds"], started, trial_id))
+
+    while started < min(slots, samples):
+        start(clock)
+    while running:
+        clock, _, trial_id = heapq.heappop(running)
+        info = state[trial_id]
+        epoch = info["row"]["curve"][info["epoch"]]
+        info["epoch"] += 1
+        info["best"] = max(info["best"], epoch[METRIC])
+        result = {"training_iteration": info["epoch"], "epoch": info["epoch"], METRIC: epoch[METRIC],
+                  f"best_{METRIC}": info["best"]}
+        events.append({"trial": trial_id, "key": info["key"], "epoch": info["epoch"], METRIC: epoch[METRIC],
+                       "epoch_seconds": epoch["epoch_seconds"], "clock": clock})
+        searcher.on_trial_result(trial_id, result)
+        decision = scheduler.on_trial_result(None, _Trial(trial_id), result)
+        finished = info["epoch"] >= len(info["row"]["curve"])
+        if finished or decision == TrialScheduler.STOP:
+            searcher.on_trial_complete(trial_id, result)
+            scheduler.on_trial_complete(None, _Trial(trial_id), result)
+            if started < samples:
+                start(clock)
+        else:
+            nxt = info["row"]["curve"][info["epoch"]]["epoch_seconds"]
+            heapq.heappush(running, (clock + nxt, started + len(events), trial_id))
+    return events
+
+
+def spend_to_reach(events: list[dict[str, Any]], target: float) -> tuple[int | None, float | None, list[float]]:
+    """(epochs, recorded seconds) spent until best-so-far >= target (None if never), best-so-far curve."""
+    best, seconds, curve = -math.inf, 0.0, []
+    reached: tuple[int | None, float | None] = (None, None)
+    for n, event in enumerate(events, start=1):
+        seconds += event["epoch_seconds"]
+        best = max(best, event[METRIC])
+        curve.append(best)
+        if reached[0] is None and best >= target - 1e-12:
+            reached = (n, seconds)
+    return reached[0], reached[1], curve
+
+
+def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path | None) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = read_table(table_path)
+    best_possible = max(max(e[METRIC] for e in row["curve"]) for row in table.values())
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    for rep in range(reps):
+        seed = 100 + rep
+        runs = {m: run_search(table, m, samples, seed, startup) for m in METHODS}
+        target = max(e[METRIC] for e in runs["random (fifo)"])
+        for method, events in runs.items():
+            epochs, seconds, curve = spend_to_reach(events, target)
+            results[method].append({"seed": seed, "target": target, "epochs_total": len(events),
+                                    "seconds_total": sum(e["epoch_seconds"] for e in events),
+                                    "wall_total": max(e["clock"] for e in events),
+                                    "epochs_to_target": epochs, "seconds_to_target": seconds,
+                                    "best": max(e[METRIC] for e in events), "curve": curve,
+                                    "configs": sorted({e["key"] for e in events})})
+        print(f"rep {rep} (searcher seed {seed}): random's best {target:.4f}; "
+              + "; ".join(f"{m}: {r[-1]['epochs_to_target']} of {r[-1]['epochs_total']} epochs"
+                          for m, r in results.items()), flush=True)
+    report(results, samples, reps, best_possible, len(table))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"samples": samples, "reps": reps, "best_in_table": best_possible,
+                                   "results": results}, indent=1))
+        print(f"wrote {out}")
+
+
+def report(results: dict[str, list[dict[str, Any]]], samples: int, reps: int, best_possible: float, n: int) -> None:
+    random_epochs = [r["epochs_total"] for r in results["random (fifo)"]]
+    print()
+    print(f"{samples} samples per search over {n} configurations x 9 epochs, {reps} searcher seeds; "
+          f"best validation F1 in the table {best_possible:.4f}")
+    print("| method | reached random's best | epochs to reach it (mean) | % of random's epochs | "
+          "recorded training s to reach it | epochs run in all | best found (mean) |")
+    print("|---|---|---|---|---|---|---|")
+    for method, runs in results.items():
+        reached = [r for r in runs if r["epochs_to_target"] is not None]
+        ratio = [r["epochs_to_target"] / e for r, e in zip(runs, random_epochs) if r["epochs_to_target"] is not None]
+        mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+        print(f"| {method} | {len(reached)}/{len(runs)} | {mean([r['epochs_to_target'] for r in reached]):.1f} | "
+              f"{100 * mean(ratio):.0f} % | {mean([r['seconds_to_target'] for r in reached]):.0f} | "
+              f"{mean([r['epochs_total'] for r in runs]):.1f} | {mean([r['best'] for r in runs]):.4f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    t = sub.add_parser("table", help="train every configuration once and record its curve")
+    t.add_argument("--table", type=Path, required=True)
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--cache", default=None)
+    s = sub.add_parser("simulate", help="run the searchers over the recorded curves")
+    s.add_argument("--table", type=Path, required=True)
+    s.add_argument("--samples", type=int, default=12)
+    s.add_argument("--reps", type=int, default=5)
+    s.add_argument("--startup", type=int, default=4, help="TPE's n_startup_trials (random ones first)")
+    s.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.step == "table":
+        build_table(args.table, args.workers, args.seed, args.cache)
+    else:
+        simulate(args.table, args.samples, args.reps, args.startup, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
