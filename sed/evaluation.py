@@ -59,7 +59,7 @@ class Evaluator:
 
     def score(
         self, split_name: str, probs: np.ndarray, psds: bool, n_thresholds: int,
-        variants: tuple[str, ...] | None = None, threshold_free: bool = False,
+        variants: tuple[str, ...] | None = None, threshold_free: bool | tuple[str, ...] = False,
     ) -> dict[str, Any]:
         split = self.data.split(split_name)
         return evaluate_predictions(
@@ -87,7 +87,7 @@ class Evaluator:
         probs = self.predict(model, "synthetic_val")
         scores = self.score(
             "synthetic_val", probs, self.config.val_psds, self.config.val_psds_thresholds, ("psds",),
-            threshold_free=self.config.val_psds1,
+            threshold_free=("psds1",) if self.config.val_psds1 else False,
         )
         macro = float(scores["macro_f1"])
         return {

@@ -47,7 +47,7 @@ from sed.constants import FRAME_STEP_S
 
 __all__ = [
     "PSDS1", "PSDS2", "PSDS_2020", "INTERSECTION_F1", "psds_of_tables", "audio_id", "score_tables", "threshold_free_metrics",
-    "metrics_from_tables", "sed_scores_eval_version",
+    "metrics_from_tables", "sed_scores_eval_version", "METRICS",
 ]
 
 #: sed_scores_eval.intersection_based.psds settings (DCASE 2021+ task 4).
@@ -170,13 +170,18 @@ def psds_of_tables(
         return float(intersection_based.psds(*prepared, **settings)[0])
 
 
+#: The values :func:`metrics_from_tables` can compute.
+METRICS: tuple[str, ...] = ("psds1", "psds2", "intersection_f1")
+
+
 def metrics_from_tables(
     tables: Mapping[str, pd.DataFrame],
     reference_df: pd.DataFrame,
     durations: Mapping[str, float],
     threshold: float = 0.5,
+    which: Sequence[str] = METRICS,
 ) -> dict[str, float]:
-    """``psds1``, ``psds2`` and ``intersection_f1`` of score tables keyed by clip id.
+    """``psds1``, ``psds2`` and ``intersection_f1`` (those in ``which``) of score tables keyed by clip id.
 
     ``reference_df``: events with ``filename onset offset event_label`` (file
     names with their extension, as in the DESED TSVs); ``durations`` keyed by
@@ -184,20 +189,31 @@ def metrics_from_tables(
     """
     from sed.metrics import _quiet_metric_library
 
+    unknown = [m for m in which if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
-        return {"psds1": float("nan"), "psds2": float("nan"), "intersection_f1": float("nan")}
+        return {m: float("nan") for m in which}
     scored, truth, audio_durations = prepared
+    out: dict[str, float] = {}
     with _quiet_metric_library():
         from sed_scores_eval import intersection_based
 
-        psds1 = intersection_based.psds(scored, truth, audio_durations, **PSDS1)[0]
-        # PSDS2's cross-trigger rate averages over the *other* classes: undefined with one class
-        # (sed_scores_eval 0.0.4 then fails with a TypeError).
-        n_classes = len(next(iter(scored.values())).columns) - 2
-        psds2 = intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0] if n_classes > 1 else math.nan
-        f1 = intersection_based.fscore(scored, truth, float(threshold), **INTERSECTION_F1)[0]["macro_average"]
-    return {"psds1": float(psds1), "psds2": float(psds2), "intersection_f1": float(f1)}
+        if "psds1" in which:
+            out["psds1"] = float(intersection_based.psds(scored, truth, audio_durations, **PSDS1)[0])
+        if "psds2" in which:
+            # PSDS2's cross-trigger rate averages over the *other* classes: undefined with one class
+            # (sed_scores_eval 0.0.4 then fails with a TypeError).
+            n_classes = len(next(iter(scored.values())).columns) - 2
+            out["psds2"] = (
+                float(intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0])
+                if n_classes > 1 else math.nan
+            )
+        if "intersection_f1" in which:
+            fscores = intersection_based.fscore(scored, truth, float(threshold), **INTERSECTION_F1)[0]
+            out["intersection_f1"] = float(fscores["macro_average"])
+    return out
 
 
 def threshold_free_metrics(
@@ -209,8 +225,10 @@ def threshold_free_metrics(
     median_window: int = 7,
     threshold: float = 0.5,
     frame_step: float = FRAME_STEP_S,
+    which: Sequence[str] = METRICS,
 ) -> dict[str, float]:
-    """PSDS1, PSDS2 and intersection F1 of frame probabilities on the median-filtered scores."""
+    """PSDS1, PSDS2 and intersection F1 (those in ``which``) of frame probabilities, on the
+    median-filtered scores."""
     tables = score_tables(strong_probs, filenames, labels, durations, median_window, frame_step)
     by_id = {audio_id(f): float(d) for f, d in zip(filenames, durations)}
-    return metrics_from_tables(tables, reference_df, by_id, threshold)
+    return metrics_from_tables(tables, reference_df, by_id, threshold, which)

@@ -118,6 +118,10 @@ def test_outputs_read_back_give_the_same_numbers(tmp_path, capsys):
     for key in ("macro_f1", "micro_f1", "psds", "psds_ct", "psds_macro", "psds1", "psds2", "intersection_f1"):
         assert back[key] == pytest.approx(direct[key], abs=1e-12), key
     assert direct["psds1"] > 0 and direct["macro_f1"] > 0
+    # Only what is asked for is computed (the per-epoch val_psds1 asks for PSDS1 alone).
+    only = evaluate_predictions(probs, names, LABELS, reference, durations, compute_psds=False,
+                                threshold_free=("psds1",))
+    assert only["psds1"] == direct["psds1"] and only["psds2"] is None and only["intersection_f1"] is None
     # The filtered scores are the raw ones through the 7-frame median filter (scipy, reflect border).
     raw = pd.read_csv(folder / "scores" / "raw" / "clip1.tsv", sep="\t")
     filtered = pd.read_csv(folder / "scores" / "filtered" / "clip1.tsv", sep="\t")
