@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default="baseline", help="Table 1 row to start from (default: baseline)")
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
+    parser.add_argument("--layout", default=None,
+                        help="where the parts live under --data: auto (default), desed2020, desed2021, "
+                             "or a layout YAML file (sed/data/layouts.py)")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
     parser.add_argument("--cache", type=Path, default=None, help="cache directory (default: $SEDTUNE_CACHE or ~/.cache/sedtune)")
@@ -83,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["epochs"] = str(args.epochs)
     if args.data is not None:
         overrides["data"] = str(args.data)
+    if args.layout is not None:
+        overrides["layout"] = str(args.layout)
     config = apply_overrides(config, overrides)
     out = (args.out or Path("results") / "train" / args.preset).resolve()
     try:
