@@ -1,9 +1,11 @@
-"""The parts of a DESED 2020 tree: where each lives, and reading and checking each one.
+"""The parts of a DESED tree: reading and checking each one.
 
-One job: for each part (synthetic, weak, unlabeled, validation, public
-evaluation) read its metadata (`sed.data.tsv`), check its labels, times and
-durations, and check that its audio exists and decodes -- the private
-workers of `sed.data.desed.load_desed`, which assembles the splits.
+One job: for each part (synthetic, synthetic validation where the layout has
+one, weak, unlabeled, validation, public evaluation) read its metadata
+(`sed.data.tsv`) at the paths of its layout (`sed.data.layouts`), check its
+labels, times and durations, clip events that end a little past their clip
+(`TIME_TOLERANCE_S`), and check that its audio exists and decodes -- the
+private workers of `sed.data.desed.load_desed`, which assembles the splits.
 """
 
 from __future__ import annotations
@@ -321,7 +323,8 @@ def _check_audio(part: _Part, skip_missing_audio: bool) -> tuple[Split, int, int
     bad = [i for i, problem in enumerate(problems) if problem is not None]
     if bad and not skip_missing_audio:
         shown = "; ".join(
-            f"{paths[i]} (listed on line {part.lines[i]}): {problems[i]}" for i in bad[:5]
+            f"{paths[i]} ({f'listed on line {part.lines[i]}' if part.lines[i] else 'found in the folder'}): "
+            f"{problems[i]}" for i in bad[:5]
         )
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise DatasetError(
