@@ -10,7 +10,8 @@ On clips of the embedded dataset (real audio works the same with --data):
 2. `snr_noise` computed from the cached, top_db-floored dB features (what the
    trainer does) vs the recipe on the exact linear mel from the audio (what
    the reference does), with the same noise sample: the share of bins that
-   differ by more than 0.01 dB, and the largest difference.
+   differ by more than 0.01 dB, and the largest difference;
+3. the same input change for FilterAugment's random band gains (`filter`).
 
     python benchmarks/input_noise.py [--size small] [--clips 32] [--snr 30]
 
@@ -25,6 +26,7 @@ import math
 import numpy as np
 import torch
 
+from sed.band_filter import BandLayout, filter_input, random_gains
 from sed.config import SNR_30DB_SCALE, TrainConfig
 from sed.data.audio import read_audio
 from sed.features import AMIN, FeatureConfig, LogMel
@@ -63,6 +65,15 @@ def main() -> None:
     for name, move in (("snr_noise", db_move), ("random 0.0316", db_move_stand_in)):
         print(f"  |change| in dB, {name}: median {np.median(move):.2f}, "
               f"p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}")
+
+    # FilterAugment's band gains (`filter`, issue #16) at the default and the searched extremes
+    for bands, db, mode in ((3, 6.0, "linear"), (3, 6.0, "step"), (6, 12.0, "linear"), (2, 1.0, "linear")):
+        layout = BandLayout.draw(n, x.shape[-1], bands, 6, mode)
+        filtered = filter_input(x, data.scaler, random_gains(n, layout.n_gains, db), layout.weights,
+                                feature_config.top_db)
+        move = ((filtered - x) * std).abs().flatten().numpy()
+        print(f"filter {bands} bands, {db:g} dB, {mode}: relative norm {np.median(rel(filtered)):.3f} (median), "
+              f"|change| in dB median {np.median(move):.2f}, p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}")
 
     # exact recipe from the audio's linear mel, same z
     log_mel = LogMel(feature_config)

@@ -6,6 +6,8 @@ Usage (the reference is a local checkout of turpaultn/dcase20_task4, never commi
     python benchmarks/step_time.py --reference DIR --host-memory both   # both allocator settings
     python benchmarks/step_time.py --objectives            # objective ratios only
     python benchmarks/step_time.py --memory                # peak RSS per objective (subprocesses)
+    python benchmarks/step_time.py --realistic --clock cpu --threads 1 --batch 8 \
+        --cnn-filters 8,16,32,32,32,32,32 --rnn-hidden 32  # realistic vs latent augmentations (#16)
 
 Model comparison: one training step (forward, backward, Adam) at batch 24 on
 input [24, 628, 128] (the reference takes [24, 1, 628, 128]), with the
@@ -26,6 +28,9 @@ process.
 Objective ratios: one step of `sed.objectives.compute_losses` + backward + Adam
 (+ EMA update for mt) for each augmentation x location and regulariser, as a
 ratio to `none` (supervised only), all interleaved in one process.
+`--realistic` does the same for the realistic input augmentations (band
+filter gains, noise at an SNR; random, adversarial, VAT) beside the paper's
+latent ones; `--cnn-filters` / `--rnn-hidden` narrow the model for a quick run.
 """
 
 from __future__ import annotations
@@ -81,13 +86,35 @@ OBJECTIVES: list[tuple[str, dict]] = [
     ("none + l2 only", dict(augmentation="none", regularization="l2")),
 ]
 
+#: Issue #16: the realistic input augmentations beside the paper's latent ones (all l2 but one mt).
+REALISTIC_OBJECTIVES: list[tuple[str, dict]] = [
+    ("none", dict(augmentation="none", regularization="none")),
+    ("l2 random input", dict(augmentation="random", locations="input", regularization="l2")),
+    ("l2 random latent", dict(augmentation="random", locations="latent", regularization="l2")),
+    ("l2 adversarial input", dict(augmentation="adversarial", locations="input", regularization="l2")),
+    ("l2 adversarial latent", dict(augmentation="adversarial", locations="latent", regularization="l2")),
+    ("l2 vat input", dict(augmentation="vat", locations="input", regularization="l2")),
+    ("l2 snr_noise input", dict(augmentation="snr_noise", locations="input", regularization="l2")),
+    ("l2 snr_adversarial input", dict(augmentation="snr_adversarial", locations="input", regularization="l2")),
+    ("l2 filter input", dict(augmentation="filter", locations="input", regularization="l2")),
+    ("l2 filter_adversarial input", dict(augmentation="filter_adversarial", locations="input", regularization="l2")),
+    ("l2 filter_vat input", dict(augmentation="filter_vat", locations="input", regularization="l2")),
+    ("mt filter input", dict(augmentation="filter", locations="input", regularization="mt")),
+]
+
+
+#: The clock of `median_time`: wall time (perf_counter), or the process's CPU time
+#: (`--clock cpu`: on a machine shared with other jobs, with one thread, the CPU time a
+#: step takes is not inflated by the time it waits for a core).
+CLOCK: Callable[[], float] = time.perf_counter
+
 
 def median_time(fn: Callable[[], None], reps: int) -> list[float]:
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return times
 
 
@@ -161,14 +188,25 @@ def compare_models(args: argparse.Namespace) -> dict:
     return result
 
 
-def objective_step(overrides: dict, batch: Batch, dropout_impl: str) -> ObjectiveStep:
-    cfg = dataclasses.replace(TrainConfig(), dropout_impl=dropout_impl, **overrides).validate()
+def objective_step(overrides: dict, batch: Batch, dropout_impl: str, model: dict | None = None) -> ObjectiveStep:
+    cfg = dataclasses.replace(TrainConfig(), dropout_impl=dropout_impl, **(model or {}), **overrides).validate()
     return ObjectiveStep(cfg, batch)
 
 
-def compare_objectives(args: argparse.Namespace) -> dict:
+def model_overrides(args: argparse.Namespace) -> dict:
+    """--cnn-filters / --rnn-hidden as TrainConfig fields (empty: the reference CRNN)."""
+    out: dict = {}
+    if args.cnn_filters:
+        out["cnn_filters"] = tuple(int(v) for v in args.cnn_filters.split(","))
+    if args.rnn_hidden:
+        out["rnn_hidden"] = args.rnn_hidden
+    return out
+
+
+def compare_objectives(args: argparse.Namespace, objectives: list[tuple[str, dict]] = OBJECTIVES) -> dict:
     batch = random_batch(args.batch)
-    runs = {name: objective_step(ov, batch, args.dropout_impl) for name, ov in OBJECTIVES}
+    model = model_overrides(args)
+    runs = {name: objective_step(ov, batch, args.dropout_impl, model) for name, ov in objectives}
     for run in runs.values():
         for _ in range(args.warmup):
             run()
@@ -182,6 +220,8 @@ def compare_objectives(args: argparse.Namespace) -> dict:
         med = statistics.median(ts)
         out[name] = {"median_s": med, "ratio_to_none": med / base, "times": ts}
         print(f"{name:<28} {med:7.3f} s  x{med / base:.2f}", flush=True)
+    if "mt snr_noise input (baseline)" not in times:
+        return out
     mt = statistics.median(times["mt snr_noise input (baseline)"])
     l2 = statistics.median(times["l2 snr_noise input"])
     print(f"l2 step / mt step (snr_noise input, Table 1 rows 3 / 2): {l2 / mt:.2f}", flush=True)
@@ -271,6 +311,9 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, help="the reference's baseline/models directory")
     parser.add_argument("--objectives", action="store_true", help="objective ratios vs supervised")
     parser.add_argument("--memory", action="store_true", help="peak RSS per objective")
+    parser.add_argument("--realistic", action="store_true", help="realistic vs latent augmentations (issue #16)")
+    parser.add_argument("--cnn-filters", help="narrower CNN for a quick run, e.g. 8,16,32,32,32,32,32")
+    parser.add_argument("--rnn-hidden", type=int, help="narrower BiGRU for a quick run")
     parser.add_argument("--split", action="store_true", help="baseline step: forward / teacher / backward / Adam")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--reps", type=int, default=5)
@@ -280,6 +323,8 @@ def main() -> None:
     parser.add_argument("--host-memory", default="reuse", choices=["default", "reuse", "both"],
                         help="allocator setting of the process (sed/host_memory.py); both: two runs")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="wall time, or the process's CPU time (a shared machine; use --threads 1)")
     parser.add_argument("--one-objective", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.host_memory == "both":
@@ -289,6 +334,9 @@ def main() -> None:
     if args.host_memory == "reuse":
         reuse_freed_memory()
     torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.process_time
     if args.one_objective:
         overrides = dict(OBJECTIVES)[args.one_objective]
         run = objective_step(overrides, random_batch(args.batch), args.dropout_impl)
@@ -303,15 +351,19 @@ def main() -> None:
         "torch": torch.__version__,
         "batch": args.batch,
         "reps": args.reps,
+        "clock": args.clock,
     }
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
-          f"host memory {args.host_memory}", flush=True)
+          f"host memory {args.host_memory}, {args.clock} clock", flush=True)
     if args.reference:
         report["models"] = compare_models(args)
     if args.split:
         report["split"] = split_baseline(args)
     if args.objectives:
         report["objectives"] = compare_objectives(args)
+    if args.realistic:
+        report["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in model_overrides(args).items()}
+        report["realistic"] = compare_objectives(args, REALISTIC_OBJECTIVES)
     if args.memory:
         report["peak_rss_mb"] = peak_memory(args)
     report["peak_rss_mb_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -14,7 +14,8 @@
 - `w(t)` = consistency_weight x the sigmoid ramp-up `exp(-5 (1 - t)^2)`.
 - `L_reg` (eq. 13): l2 x sum of squared parameters (0 unless `l2`).
 
-`d` is built by `sed.perturb` at the configured location set.
+`d` is built by the augmentation's entry in `sed.augmentations` (the paper's in `sed.perturb`,
+the realistic input ones in `sed.input_perturb`) at the configured location set.
 
 Which network instance each pass is (dropout masks, `sed.dropout.tied_dropout`):
 with `none`/`l2` the clean student pass draws the step's masks; the
@@ -37,27 +38,16 @@ from __future__ import annotations
 import math
 import random as _random
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 
+from .augmentations import Augmentation, Perturbation, Probe
+from .augmentations import get as get_augmentation
 from .batches import Batch
 from .config import TrainConfig
 from .dropout import tied_dropout, untied_dropout
 from .model import CRNN
-from .perturb import (
-    LogMelSpace,
-    additive_hooks,
-    adversarial_perturbation,
-    consistency_mse,
-    first_location,
-    frozen_batchnorm,
-    plan_mixup,
-    random_hooks,
-    snr_noise_hooks,
-    vat_perturbation,
-)
+from .perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
 
 
 def sigmoid_rampup(step: int, rampup_steps: float) -> float:
@@ -137,45 +127,14 @@ def classification_loss(
     return loss_strong, loss_weak
 
 
-def _additive_hooks_for(
-    model: CRNN,
-    start_h: Tensor,
-    start: str,
-    config: TrainConfig,
-    target_strong: Tensor,
-    target_weak: Tensor,
-    activations: dict[str, Tensor] | None,
-    input_space: LogMelSpace | None,
-) -> dict[str, Callable[[Tensor], Tensor]]:
-    """Hooks applying the `random` / `snr_noise` / `adversarial` / `vat` perturbation.
-
-    `model` from `start` (activation `start_h`) is the network whose
-    sensitivity adversarial/VAT probe: the student (none, l2) or the teacher
-    (mt); `activations` are its clean activations when known (they size d).
-    """
-    locations = config.location_set
-    if config.augmentation == "random":
-        return random_hooks(locations, config.noise_scale)
-    if config.augmentation == "snr_noise":
-        if input_space is None:
-            raise ValueError(
-                "augmentation='snr_noise' needs the features' dB floor and scaler "
-                "(compute_losses(..., input_space=LogMelSpace(...)); the Trainer passes it)"
-            )
-        return snr_noise_hooks(input_space, config.noise_snr)
-    if config.augmentation == "adversarial":
-        d = adversarial_perturbation(
-            model, start_h, start, locations, target_strong, target_weak, config.epsilon,
-            activations=activations,
+def _build(augmentation: Augmentation, probe: Probe, config: TrainConfig) -> Perturbation:
+    if augmentation.needs_input_space and probe.input_space is None:
+        raise ValueError(
+            f"augmentation={augmentation.name!r} needs the features' dB floor and scaler "
+            "(compute_losses(..., input_space=LogMelSpace(...)); the Trainer passes it)"
         )
-    elif config.augmentation == "vat":
-        d = vat_perturbation(
-            model, start_h, start, locations, target_strong, target_weak,
-            config.epsilon, config.xi, config.vat_iters, activations=activations,
-        )
-    else:  # pragma: no cover - validated in TrainConfig
-        raise ValueError(config.augmentation)
-    return additive_hooks(d)
+    assert augmentation.build is not None
+    return augmentation.build(probe, config)
 
 
 def consistency_loss(
@@ -191,52 +150,47 @@ def consistency_loss(
 ) -> Tensor:
     """L_const for the configured augmentation, location set and regulariser.
 
-    With `none`/`l2`, call it inside the `tied_dropout(student)` scope of the
-    clean pass (as `compute_losses` does): the direction search and the
-    perturbed pass then see the clean pass's network instance.
+    The perturbation comes from the augmentation's registry entry
+    (`sed.augmentations`): its hooks, where the perturbed pass starts, and
+    the map of the target (mixup). With `none`/`l2`, call it inside the
+    `tied_dropout(student)` scope of the clean pass (as `compute_losses`
+    does): the direction search and the perturbed pass then see the clean
+    pass's network instance.
     """
-    if config.augmentation == "none":
+    augmentation = get_augmentation(config.augmentation)
+    if not augmentation.perturbs:
         return clean_strong.new_zeros((), dtype=torch.float32)
     target_strong, target_weak = clean_strong.detach(), clean_weak.detach()
-    plan = None
-    if config.augmentation == "mixup":
-        plan = plan_mixup(x.shape[0], config.location_set, config.mixup_alpha, x.device, rng)
+    locations = config.location_set
 
     if config.regularization == "mt":
         if teacher is None:
             raise RuntimeError("regularization='mt' needs a teacher model")
         # The teacher's direction search and its pass on x + d: one teacher instance.
         with tied_dropout(teacher):
-            if plan is not None:
-                hooks = plan.hooks()
-                student_strong, student_weak = plan.mix(clean_strong), plan.mix(clean_weak)
-            else:
-                hooks = _additive_hooks_for(
-                    teacher, x, "input", config, target_strong, target_weak, None, input_space
-                )
-                student_strong, student_weak = clean_strong, clean_weak
+            probe = Probe(teacher, "input", x, target_strong, target_weak, None, locations, rng, input_space)
+            perturbation = _build(augmentation, probe, config)
+            student_strong, student_weak = perturbation.mixed(clean_strong), perturbation.mixed(clean_weak)
             with torch.no_grad():
-                teacher_out = teacher.run(x, hooks=hooks)
+                teacher_out = teacher.run(x, hooks=perturbation.hooks)
         return consistency_mse(
             student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
         )
 
-    if plan is not None:
-        start = plan.location
-        hooks = plan.hooks()
-        target_strong, target_weak = plan.mix(target_strong), plan.mix(target_weak)
-    else:
-        start = first_location(config.location_set)
-        hooks = _additive_hooks_for(
-            student, clean_activations[start], start, config, target_strong, target_weak,
-            clean_activations, input_space,
-        )
+    start = first_location(locations)
+    probe = Probe(
+        student, start, clean_activations[start], target_strong, target_weak, clean_activations, locations,
+        rng, input_space,
+    )
+    perturbation = _build(augmentation, probe, config)
+    start = perturbation.start or start
+    target_strong, target_weak = perturbation.mixed(target_strong), perturbation.mixed(target_weak)
     # The prefix up to `start` is shared with the clean pass (its graph is reused),
     # so gradients of L_const reach the layers before the injection point too.
     # BatchNorm statistics stay those of the clean passes (module docstring).
     independent = config.consistency_dropout == "independent"
     with untied_dropout(student, enabled=independent), frozen_batchnorm(student):
-        perturbed = student.run(clean_activations[start], start=start, hooks=hooks)
+        perturbed = student.run(clean_activations[start], start=start, hooks=perturbation.hooks)
     return consistency_mse(perturbed.strong, perturbed.weak, target_strong, target_weak)
 
 
@@ -251,9 +205,10 @@ def compute_losses(
 ) -> LossTerms:
     """All loss terms for one batch; `weight` is w(t) = consistency_weight x ramp-up.
 
-    `input_space` (the features' dB floor and scaler) is needed by `snr_noise` only.
+    `input_space` (the features' dB floor and scaler) is needed by the input
+    augmentations that go through the linear mel (`needs_input_space`).
     """
-    with_const = config.augmentation != "none" and config.consistency_weight > 0
+    with_const = get_augmentation(config.augmentation).perturbs and config.consistency_weight > 0
     # none / l2: the step's network instance is the clean pass's (module docstring).
     with tied_dropout(student, enabled=with_const and not config.has_teacher):
         clean = student.run(batch.features)

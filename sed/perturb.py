@@ -108,7 +108,7 @@ def consistency_mse(strong: Tensor, weak: Tensor, target_strong: Tensor, target_
     )
 
 
-def additive_hooks(perturbations: dict[str, Tensor]) -> dict[str, Callable[[Tensor], Tensor]]:
+def additive_hooks(perturbations: Mapping[str, Tensor]) -> dict[str, Callable[[Tensor], Tensor]]:
     return {loc: (lambda h, d=d: h + d) for loc, d in perturbations.items()}
 
 
@@ -164,19 +164,29 @@ def snr_noise(
     changes the noisy result only where the noise and the floor are of the
     same size, by at most ~6 dB, before the result is floored again
     (measured on the embedded data: docs/faithfulness.md). `noise` is the
-    standard normal sample z (drawn when None); the result carries no gradient.
+    standard normal sample z (drawn when None); the result carries no gradient
+    (`snr_noisy_input` is the same map, differentiable in z).
     """
     with torch.no_grad():
-        db = space.scaler.inverse_transform(h.float())
-        linear = torch.pow(10.0, db / 20.0)
-        band_power = linear.pow(2).mean(dim=1, keepdim=True)  # mean over time, per band
-        sigma = torch.sqrt(band_power * 10.0 ** (-snr_db / 10.0))
-        z = torch.randn_like(linear) if noise is None else noise.to(linear)
-        noisy_db = 20.0 * torch.log10(torch.clamp((linear + sigma * z).abs(), min=space.amin))
-        if space.top_db is not None:
-            peak = noisy_db.amax(dim=(1, 2), keepdim=True)
-            noisy_db = torch.maximum(noisy_db, peak - space.top_db)
-        return space.scaler.transform(noisy_db).to(h.dtype)
+        z = torch.randn(h.shape, device=h.device, dtype=torch.float32) if noise is None else noise
+        return snr_noisy_input(h, space, snr_db, z).to(h.dtype)
+
+
+def snr_noisy_input(h: Tensor, space: LogMelSpace, snr_db: float, z: Tensor) -> Tensor:
+    """`snr_noise` with the noise sample z [B, T, F] given; differentiable w.r.t. z.
+
+    Computed in the wider of h's and z's float types (float64 for gradcheck).
+    """
+    work = torch.promote_types(torch.promote_types(h.dtype, z.dtype), torch.float32)
+    db = space.scaler.inverse_transform(h.detach().to(work))
+    linear = torch.pow(10.0, db / 20.0)
+    band_power = linear.pow(2).mean(dim=1, keepdim=True)  # mean over time, per band
+    sigma = torch.sqrt(band_power * 10.0 ** (-snr_db / 10.0))
+    noisy_db = 20.0 * torch.log10(torch.clamp((linear + sigma * z.to(work)).abs(), min=space.amin))
+    if space.top_db is not None:
+        peak = noisy_db.amax(dim=(1, 2), keepdim=True)
+        noisy_db = torch.maximum(noisy_db, peak - space.top_db)
+    return space.scaler.transform(noisy_db)
 
 
 def snr_noise_hooks(space: LogMelSpace, snr_db: float) -> dict[str, Callable[[Tensor], Tensor]]:
@@ -189,6 +199,32 @@ def random_hooks(locations: Sequence[str], noise_scale: float) -> dict[str, Call
     return {loc: (lambda h: h + random_noise(h, noise_scale)) for loc in locations}
 
 
+def gradient_wrt(
+    model: CRNN,
+    start_h: Tensor,
+    start: str,
+    parameters: Mapping[str, Tensor],
+    make_hooks: Callable[[Mapping[str, Tensor]], Mapping[str, Callable[[Tensor], Tensor]]],
+    target_strong: Tensor,
+    target_weak: Tensor,
+) -> dict[str, Tensor]:
+    """grad_theta MSE(target, f_l with hooks(theta)) for every tensor theta of `parameters`.
+
+    The one gradient pass of every direction search (latent d, band gains, SNR
+    noise): `torch.autograd.grad` w.r.t. theta only (parameter `.grad` is not
+    touched), BatchNorm running statistics frozen, the model's mode kept.
+    """
+    thetas = {name: theta.detach().requires_grad_(True) for name, theta in parameters.items()}
+    with torch.enable_grad(), frozen_batchnorm(model):
+        out = model.run(start_h.detach(), start=start, hooks=make_hooks(thetas))
+        loss = consistency_mse(out.strong, out.weak, target_strong, target_weak)
+        grads = torch.autograd.grad(loss, list(thetas.values()), allow_unused=True)
+    return {
+        name: (g if g is not None else torch.zeros_like(thetas[name])).detach()
+        for name, g in zip(thetas, grads)
+    }
+
+
 def _gradient_wrt(
     model: CRNN,
     start_h: Tensor,
@@ -198,14 +234,7 @@ def _gradient_wrt(
     target_weak: Tensor,
 ) -> dict[str, Tensor]:
     """grad_d MSE(target, f_l(h + d)) for every d, without touching parameter grads or BN stats."""
-    ds = {loc: d.detach().requires_grad_(True) for loc, d in perturbations.items()}
-    with torch.enable_grad(), frozen_batchnorm(model):
-        out = model.run(start_h.detach(), start=start, hooks=additive_hooks(ds))
-        loss = consistency_mse(out.strong, out.weak, target_strong, target_weak)
-        grads = torch.autograd.grad(loss, list(ds.values()), allow_unused=True)
-    return {
-        loc: (g if g is not None else torch.zeros_like(ds[loc])).detach() for loc, g in zip(ds, grads)
-    }
+    return gradient_wrt(model, start_h, start, perturbations, additive_hooks, target_strong, target_weak)
 
 
 def adversarial_perturbation(

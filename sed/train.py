@@ -30,7 +30,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
+from .config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
 from .data.errors import DatasetError
 
 
@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sed.train",
         description="Train the DCASE 2020 task 4 CRNN with one consistency objective of the paper.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Presets (paper Table 1): " + ", ".join(PRESETS) + "\n\nConfig keys for --set (defaults):\n" + _field_help(),
+        epilog="Presets (paper Table 1): " + ", ".join(PRESETS) + "\nPresets (beyond the paper): "
+        + ", ".join(REALISTIC_PRESETS) + "\n\nConfig keys for --set (defaults):\n" + _field_help(),
     )
-    parser.add_argument("--preset", default="baseline", help="Table 1 row to start from (default: baseline)")
+    parser.add_argument("--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)")
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
     parser.add_argument("--layout", default=None,
                         help="where the parts live under --data: auto (default), desed2020, desed2021, "

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from . import checkpoint
+from .augmentations import get as get_augmentation
 from .batches import Batch, MixedBatches
 from .config import TrainConfig
 from .data.prepare import PreparedData, prepare_data
@@ -133,9 +134,9 @@ class Trainer:
             raise TrainingDiverged(
                 f"loss became non-finite at epoch {self.epoch + 1}, step {self.step} "
                 f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
-                f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, epsilon={cfg.epsilon}, "
-                f"noise_scale={cfg.noise_scale}, noise_snr={cfg.noise_snr}, "
-                f"consistency_weight={cfg.consistency_weight}, "
+                f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
+                + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
+                + f"consistency_weight={cfg.consistency_weight}, "
                 f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
             )
         self.optimizer.zero_grad(set_to_none=True)

@@ -392,3 +392,68 @@ def test_the_printed_comparison_with_the_paper_names_its_budget():
     assert "200 epochs per final run" in paper and "ramp-up over 50 epochs" in paper
     assert "(the paper protocol" in paper
     assert "30 epochs per final run" in short and "NOT the paper protocol" in short
+
+
+# ----------------------------------------------------------------------------- realistic augmentations (#16)
+def test_the_realistic_space_parses_and_samples_valid_configs():
+    from sed.augmentations import REGISTRY
+
+    space = load_space(REPO / "spaces" / "realistic.yaml")
+    assert space.name == "realistic" and (REPO / "spaces" / "realistic.yaml").read_text().startswith("#")
+    choices = set(space.params["augmentation"].possible_values())
+    assert {"random", "adversarial", "filter", "filter_adversarial", "filter_vat", "snr_noise",
+            "snr_adversarial"} == choices
+    seen = set()
+    for params, constants in run_define_by_run(space, 40, seed=1):
+        cfg = space.sample_config({**params, **constants})
+        seen.add(cfg.augmentation)
+        reads = set(REGISTRY[cfg.augmentation].field_names)
+        # a sampled augmentation field is one the chosen augmentation reads (the registry's)
+        for name in params:
+            if name in ("filter_db", "filter_bands", "filter_min_width", "filter_mode", "noise_snr",
+                        "noise_scale", "epsilon", "vat_iters"):
+                assert name in reads, (cfg.augmentation, name)
+        if cfg.augmentation in ("random", "adversarial"):
+            assert set(cfg.location_set) <= {"cnn", "rnn"}
+        else:
+            assert cfg.location_set == ("input",)
+    assert len(seen) >= 5
+
+
+REALISTIC_BASE = """
+name: t
+num_samples: 4
+scheduler: {kind: fifo, max_epochs: 2}
+fixed: {regularization: l2}
+params:
+  augmentation: {choice: [random, filter]}
+  locations: {choice: [cnn, input]}
+{extra}"""
+
+
+@pytest.mark.parametrize("text, pattern", [
+    (BASE.replace("when: {augmentation: [adversarial, vat]}", "when: {augmentation: [adversarial, filter]}"),
+     r"params\.epsilon\.when\.augmentation: epsilon is not read by augmentation 'filter' \(it is read by "
+     r"\['adversarial', 'vat'\]\); list only augmentations that use it"),
+    (REALISTIC_BASE.replace("{extra}", ""),
+     r"the combination augmentation='filter', locations='cnn' is not a valid config: augmentation='filter' "
+     r"is defined at \['input'\] only"),
+    (REALISTIC_BASE.replace("{extra}", "  filter_bands: {int: [2, 30], when: {augmentation: filter}}\n").replace(
+        "[cnn, input]", "[input]"),
+     r"params\.filter_bands\.int: bound 30 is not valid: filter_bands=30 x filter_min_width=6 = 180 mel bins"),
+])
+def test_realistic_refusals_come_from_the_registry(text, pattern):
+    with pytest.raises(SpaceError, match=pattern):
+        space_from(text)
+
+
+def test_a_grid_runs_realistic_presets_by_name_and_all_stays_table1():
+    from sed.config import REALISTIC_PRESETS
+
+    text = "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, filter-vat-input-l2]\n"
+    space = space_from(text)
+    assert [p.label for p in space.grid_configs()] == ["baseline", "filter-vat-input-l2"]
+    point = space.grid[1].overrides
+    assert point["augmentation"] == "filter_vat" and point["regularization"] == "l2"
+    assert space_from(text.replace("[baseline, filter-vat-input-l2]", "all")).num_samples == len(PRESETS) == 9
+    assert not set(REALISTIC_PRESETS) & set(PRESETS)

@@ -50,7 +50,12 @@ def is_scalar(value: Any) -> bool:
 
 
 def suggest(word: str, options: Iterable[str]) -> str:
+    """' (did you mean ...?)' with the closest option, and a second one only if about as close."""
     close = difflib.get_close_matches(word, list(options), n=2, cutoff=0.6)
+    if len(close) == 2:
+        ratios = [difflib.SequenceMatcher(None, word, c).ratio() for c in close]
+        if ratios[1] < ratios[0] - 0.1:  # 'adverserial': 'adversarial', not 'filter_adversarial'
+            close = close[:1]
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 

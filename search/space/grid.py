@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from sed.config import PRESETS, ConfigError, TrainConfig, apply_overrides
+from sed.config import ALL_PRESETS, PRESETS, ConfigError, TrainConfig, apply_overrides
 
 from .checks import Context, check_named_value, config_key, suggest, yaml_number
 from .model import GridPoint, Param, plain
@@ -22,8 +22,8 @@ MAX_COMBINATIONS_CHECKED = 20000
 
 
 def preset_overrides(name: str) -> dict[str, Any]:
-    """The fields a Table 1 preset sets (its differences from TrainConfig()) + the objective keys."""
-    preset = PRESETS[name]
+    """The fields a preset sets (its differences from TrainConfig()) + the objective keys."""
+    preset = ALL_PRESETS[name]
     default = TrainConfig()
     out = {k: getattr(preset, k) for k in ("augmentation", "locations", "regularization")}
     for f in dataclasses.fields(TrainConfig):
@@ -57,7 +57,7 @@ def parse_grid(ctx: Context, data: Mapping[str, Any], fixed: Mapping[str, Any], 
 
 
 def _preset_points(ctx: Context, presets: Any, fixed: Mapping[str, Any]) -> list[GridPoint]:
-    """`presets:` (Table 1 names or `all`) -> one point per preset, labelled with its name."""
+    """`presets:` (names of sed.config.ALL_PRESETS, or `all` = Table 1's nine) -> one point per preset."""
     if presets is None:
         return []
     if presets == "all":
@@ -66,10 +66,10 @@ def _preset_points(ctx: Context, presets: Any, fixed: Mapping[str, Any]) -> list
         raise ctx.error("presets", f"expected a non-empty list of preset names or 'all', got {presets!r}")
     points = []
     for name in presets:
-        if name not in PRESETS:
+        if name not in ALL_PRESETS:
             raise ctx.error(
                 "presets",
-                f"unknown preset {name!r}{suggest(str(name), PRESETS)}; choose from {list(PRESETS)}",
+                f"unknown preset {name!r}{suggest(str(name), ALL_PRESETS)}; choose from {list(ALL_PRESETS)}",
             )
         overrides = preset_overrides(name)
         clash = sorted(set(overrides) & set(fixed))

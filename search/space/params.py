@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from sed.config import FIELD_TYPES
+from sed.augmentations import readers as augmentation_readers
+from sed.config import AUGMENTATIONS, FIELD_TYPES
 
 from .checks import Context, check_keys, check_named_value, is_scalar, number, suggest, yaml_number
 from .model import DISTRIBUTIONS, Param, matches
@@ -148,5 +149,24 @@ def _condition(
                 f"{list(allowed_t)} can never occur ({cond_key} takes {list(possible)}), so {name} would "
                 "never be sampled; fix the condition or remove the parameter",
             )
+        if cond_key == "augmentation":
+            _check_readers(ctx, ckey, name, allowed_t)
         when.append((cond_key, allowed_t))
     return tuple(when)
+
+
+def _check_readers(ctx: Context, key: str, name: str, allowed: tuple[Any, ...]) -> None:
+    """`when: {augmentation: [...]}` on a field an augmentation owns must name augmentations that read it.
+
+    Which augmentation reads which field is the registry's (`sed.augmentations`).
+    """
+    owners = augmentation_readers(name)
+    if not owners:
+        return  # not an augmentation's field (consistency_weight, lr, ...): any condition is fine
+    idle = [a for a in allowed if a in AUGMENTATIONS and a not in owners]
+    if idle:
+        raise ctx.error(
+            key,
+            f"{name} is not read by augmentation {', '.join(repr(a) for a in idle)} (it is read by "
+            f"{list(owners)}); list only augmentations that use it",
+        )

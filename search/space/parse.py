@@ -24,7 +24,8 @@ File format (YAML, read with `yaml.safe_load`)::
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
                                       # grid: no sampling; runs `presets:` (names of
-                                      # sed.config.PRESETS or `all`), `configs:` (a list of
+                                      # sed.config.ALL_PRESETS, or `all` = Table 1's
+                                      # sed.config.PRESETS), `configs:` (a list of
                                       # override mappings, each with an optional `name`) and
                                       # the cartesian product of `choice`/`value` params
     scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}
@@ -60,7 +61,9 @@ File format (YAML, read with `yaml.safe_load`)::
 
 Conditional parameters are sampled only when every key of their `when`
 holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
-suggested at all and the trial uses the TrainConfig default. Every fixed
+suggested at all and the trial uses the TrainConfig default. A condition on
+`augmentation` may only name augmentations that read the parameter (which
+augmentation reads which field is `sed.augmentations`' registry). Every fixed
 value, every choice, both bounds of every range, and every combination of
 the discrete parameters are checked with `sed.config.apply_overrides`
 before anything starts.
