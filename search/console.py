@@ -262,7 +262,9 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         for row in summary.itertuples(index=False):
             is_control = bool(getattr(row, "control", False))
             item = {"rank": "-" if is_control else row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
-            for metric in ("eval_macro_f1", "eval_psds"):
+            for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2"):
+                if not hasattr(row, f"{metric}_mean"):
+                    continue  # a final stage written before these columns existed
                 mean = getattr(row, f"{metric}_mean", float("nan"))
                 low = getattr(row, f"{metric}_ci95_low", float("nan"))
                 high = getattr(row, f"{metric}_ci95_high", float("nan"))

@@ -11,9 +11,13 @@ The final stage then
 2. retrains each of those configs from scratch once per seed in
    `final.seeds` for `final.epochs` epochs -- through Ray, with the same
    trainable, as a fixed list of configs (no searcher, FIFO scheduler),
-3. scores the model selected on validation F1 on the public evaluation set
+3. scores the model selected on the space's first metric (the trial's
+   `selection_metric`; validation F1 by default) on the public evaluation set
    (`Trainer.evaluate('public_eval')`: event macro F1 and PSDS at 50
-   operating points, DCASE 2020 settings),
+   operating points, DCASE 2020 settings, and the threshold-free PSDS1,
+   PSDS2 and intersection F1 of sed_scores_eval), and writes the DCASE-format
+   outputs of that model (detections, score folders, durations,
+   `best_model.pt`) under the trial folder's `outputs/`.
    With `final.control` in the space, a control config (the space's fixed
    values with the supervised-only objective for `control: none`) runs with
    the same seeds and epochs beside them (`config_id` "control",

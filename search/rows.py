@@ -14,8 +14,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   may have `failures` > 0); `label` (grid point name); `config_id`; one
   column per hyperparameter of the trial config (every searched parameter,
   empty where its `when` condition did not hold, and every fixed value;
-  lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds`
-  (each the best value over the trial's epochs); `selection_value` (best
+  lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
+  `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
   `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
@@ -28,10 +28,14 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
   `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
-  `val_psds` and `model_epoch` of the model selected on validation F1, its
+  `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
+  trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
-  `eval_psds_ct`, `eval_psds_macro` (DCASE 2020 settings, 50 operating
-  points), `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
+  `eval_psds_ct`, `eval_psds_macro` (psds_eval, DCASE 2020 settings, 50
+  operating points), `eval_psds1`, `eval_psds2` (threshold-free,
+  sed_scores_eval, DCASE 2021+ settings) and `eval_intersection_f1`
+  (sed_scores_eval, dtc = gtc = 0.5 at the decision threshold),
+  `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
   hyperparameter columns, `trial_dir` and `command` (the sed.train line of
   that config and seed).
 - `final_summary.parquet`, one row per final config in search-rank order
@@ -63,11 +67,18 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_psds",
     "eval_psds_ct",
     "eval_psds_macro",
+    "eval_psds1",
+    "eval_psds2",
+    "eval_intersection_f1",
     "val_macro_f1",
     "val_psds",
+    "val_psds1",
 )
 #: Public-evaluation scores of a final.parquet row.
-EVAL_METRICS: tuple[str, ...] = ("eval_macro_f1", "eval_micro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro")
+EVAL_METRICS: tuple[str, ...] = (
+    "eval_macro_f1", "eval_micro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro",
+    "eval_psds1", "eval_psds2", "eval_intersection_f1",
+)
 
 
 # ----------------------------------------------------------------------------- search rows
@@ -154,7 +165,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         # every searched parameter has its column, also when a condition left it unsampled
         row.update({name: None for name in space.params})
         row.update(hyperparameter_columns(record.config))
-        for metric in ("val_macro_f1", "val_psds"):
+        for metric in ("val_macro_f1", "val_psds", "val_psds1"):
             mode = space.mode if metric in space.metrics else "max"
             row[metric], _ = best_of(history, metric, mode)
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
@@ -209,6 +220,7 @@ def final_row(
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
         "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
         "val_psds": _float(result.get("selected_val_psds")),
+        "val_psds1": _float(result.get("selected_val_psds1")),
         "model_epoch": result.get("model_epoch"),
         "control": bool(config.get("_control", False)),
     }

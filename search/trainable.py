@@ -11,8 +11,9 @@ Trial configs are flat dicts of `TrainConfig` overrides; keys starting with
 `_` are meta keys of the search (`_label`, `_config_id`, `_evaluate`,
 `_search_trial_id`, `_rank`) and are not passed to the trainer. With
 `_evaluate: true` (final stage) the last epoch's report also carries the
-public-evaluation metrics of the model selected on validation F1
-(`Trainer.evaluate('public_eval')`: F1 and PSDS at 50 operating points).
+public-evaluation metrics of the model selected on the trial's
+`selection_metric` (`Trainer.evaluate('public_eval')`: F1, PSDS at 50
+operating points, threshold-free PSDS1/PSDS2 and intersection F1).
 
 A `TrainingDiverged` (NaN/inf loss) or any other exception fails the trial;
 its type and message are written to `failure.json` in the trial directory
@@ -44,6 +45,8 @@ from typing import Any, Mapping
 
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"
+#: Folder of a final trial with its DCASE-format files and best_model.pt (sed.outputs).
+OUTPUTS_DIR = "outputs"
 #: Metric tags (scalars written by the trainer or here) shown in the HParams table.
 HPARAM_METRICS: tuple[str, ...] = (
     "val/val_macro_f1",
@@ -53,6 +56,8 @@ HPARAM_METRICS: tuple[str, ...] = (
     "eval/eval_psds",
     "eval/eval_psds_ct",
     "eval/eval_psds_macro",
+    "eval/eval_psds1",
+    "eval/eval_psds2",
 )
 
 
@@ -180,9 +185,13 @@ def train_sed(
 
 
 def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
-    """Public-eval metrics of the selected best model; full record kept in eval.json."""
+    """Public-eval metrics of the selected best model; full record kept in eval.json; its
+    best_model.pt and DCASE-format files (public eval and DESED validation) in outputs/."""
     start = time.perf_counter()
-    scores = trainer.evaluate("public_eval")
+    outputs = trial_dir / OUTPUTS_DIR
+    scores = trainer.evaluate("public_eval", out_dir=outputs / "public_eval")
+    trainer.write_outputs("validation", outputs / "validation")
+    trainer.save_best_model(outputs / "best_model.pt")
     seconds = time.perf_counter() - start
     record = {k: v for k, v in scores.items()}
     record["eval_seconds"] = seconds
@@ -193,9 +202,9 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     out["eval_per_class_f1_json"] = json.dumps(scores.get("eval_per_class_f1"), default=str)
     out["metric_versions_json"] = json.dumps(scores.get("metric_versions"), sort_keys=True, default=str)
     out["model_epoch"] = float(scores.get("model_epoch") or 0)
-    # validation scores of the model that was scored on eval (selected on val F1)
+    # validation scores of the model that was scored on eval (selected on config.selection_metric)
     best = getattr(trainer, "best_metrics", {}) or {}
-    for key in ("val_macro_f1", "val_psds"):
+    for key in ("val_macro_f1", "val_psds", "val_psds1"):
         if isinstance(best.get(key), (int, float)):
             out[f"selected_{key}"] = float(best[key])
     if writer is not None:
@@ -207,7 +216,7 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
 
 
 #: Validation scores whose best-so-far is reported as `best_<key>` (Space.tune_metric).
-BEST_SO_FAR_KEYS: tuple[str, ...] = ("val_macro_f1", "val_psds")
+BEST_SO_FAR_KEYS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
 
 
 def with_best_so_far(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -114,17 +114,42 @@ def load_checkpoint(trainer: "Trainer", directory: Path | str) -> None:
     restore(trainer, torch.load(path, map_location=trainer.device, weights_only=True))
 
 
+#: Version of the best_model.pt layout (`sed.predict` refuses other versions).
+MODEL_FORMAT = "sedtune-model-1"
+
+
 def save_best_model(trainer: "Trainer", path: Path | str) -> Path:
-    """The selected best weights with config, labels and scaler (weights_only loadable)."""
+    """The selected best weights with everything needed to use them (weights_only loadable).
+
+    Keys: ``format`` (:data:`MODEL_FORMAT`), ``config`` (the full TrainConfig:
+    model widths, ``threshold``, ``median_window``, ``selection_metric``, ...),
+    ``labels`` (output order), ``model`` (student/teacher), ``epoch`` (the
+    selected epoch), ``selection`` (its validation scores), ``state_dict``,
+    ``scaler`` (per-band mean/std tensors), ``features`` (FeatureConfig as a
+    dict: sample rate, FFT, hop, mels, clip length...), ``frame_step`` (seconds
+    per output frame) and ``versions`` (package versions).
+    """
+    from sed.constants import FRAME_STEP_S
+    from sed.metrics import metric_versions
+
     state = trainer.best_state if trainer.best_state is not None else trainer.selected_model().state_dict()
+    selection = {
+        k: float(v) for k, v in trainer.best_metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     return _write_atomically(
         {
+            "format": MODEL_FORMAT,
             "config": trainer.config.to_dict(),
             "labels": list(trainer.labels),
             "model": trainer.config.select,
             "epoch": trainer.best_epoch,
-            "state_dict": state,
+            "selection": selection,
+            "state_dict": {k: v.detach().cpu() for k, v in state.items()},
             "scaler": _scaler_entry(trainer),
+            "features": trainer.data.feature_config.to_dict(),
+            "frame_step": FRAME_STEP_S,
+            "versions": metric_versions(),
         },
         Path(path),
     )

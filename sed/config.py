@@ -38,6 +38,8 @@ CONSISTENCY_DROPOUTS: tuple[str, ...] = ("tied", "independent")
 OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
 REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
+#: Validation scores the best epoch of a run can be selected on (higher is better).
+SELECTION_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
@@ -121,6 +123,9 @@ class TrainConfig(CRNNFields):
     embedded_size: str = "default"
     embedded_seed: int = 0
     skip_missing_audio: bool = False
+    #: Where the parts live under `data` (sed.data.layouts): auto (detect DESED 2020 / 2021+),
+    #: desed2020, desed2021, or the path of a layout YAML file.
+    layout: str = "auto"
     val_fraction: float = 0.2
     split_seed: int = 2020
     #: Last target frame of an event: 'floor' (reference: frames [floor(on/step),
@@ -134,8 +139,14 @@ class TrainConfig(CRNNFields):
     val_psds: bool = False
     #: Operating points of the validation PSDS (the final stage always uses 50).
     val_psds_thresholds: int = 10
+    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as `val_psds1`
+    #: (~0.1 s for 200 clips; docs/dependencies.md).
+    val_psds1: bool = False
     #: Which model is selected and reported: the student (reference) or the EMA teacher.
     select: str = "student"
+    #: The validation score whose best epoch is kept as the run's model (the reference: event
+    #: F1). A search sets it to its space's first metric.
+    selection_metric: str = "val_macro_f1"
 
     # --- runtime ---
     device: str = "auto"
@@ -196,6 +207,16 @@ class TrainConfig(CRNNFields):
             )
         if self.select not in SELECTIONS:
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ConfigError(
+                f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}"
+            )
+        for metric, flag in (("val_psds", "val_psds"), ("val_psds1", "val_psds1")):
+            if self.selection_metric == metric and not getattr(self, flag):
+                raise ConfigError(
+                    f"selection_metric={metric} needs {flag}=true (it is only computed then); "
+                    f"set {flag}=true or select on val_macro_f1"
+                )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr={self.lr!r} must be > 0")
         if self.batch_size < 4:

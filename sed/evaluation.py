@@ -4,13 +4,16 @@ One job: run a CRNN in eval mode over a prepared split (`Evaluator.predict`),
 and turn its frame probabilities into the run's numbers through
 `sed.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
 `validate` is the cheap per-epoch number of the search (event F1; PSDS at a
-few thresholds only with `val_psds`); `evaluate` the full set the final stage
-reports (F1, per-class F1, the three PSDS variants at 50 thresholds).
+few thresholds only with `val_psds`; the threshold-free PSDS1 with
+`val_psds1`); `evaluate` the full set the final stage reports (F1, per-class
+F1, the three PSDS variants at 50 thresholds, and the threshold-free PSDS1,
+PSDS2 and intersection F1 of sed_scores_eval).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ from sed.constants import N_OUT_FRAMES
 from sed.data.prepare import PreparedData
 from sed.metrics import evaluate_predictions, metric_versions
 from sed.model import CRNN
+from sed.outputs import write_set_outputs
 
 __all__ = ["Evaluator"]
 
@@ -55,7 +59,7 @@ class Evaluator:
 
     def score(
         self, split_name: str, probs: np.ndarray, psds: bool, n_thresholds: int,
-        variants: tuple[str, ...] | None = None,
+        variants: tuple[str, ...] | None = None, threshold_free: bool | tuple[str, ...] = False,
     ) -> dict[str, Any]:
         split = self.data.split(split_name)
         return evaluate_predictions(
@@ -69,6 +73,7 @@ class Evaluator:
             compute_psds=psds,
             n_thresholds=n_thresholds,
             psds_variants=variants,
+            threshold_free=threshold_free,
         )
 
     def validate(self, model: CRNN) -> dict[str, Any]:
@@ -81,19 +86,35 @@ class Evaluator:
         """
         probs = self.predict(model, "synthetic_val")
         scores = self.score(
-            "synthetic_val", probs, self.config.val_psds, self.config.val_psds_thresholds, ("psds",)
+            "synthetic_val", probs, self.config.val_psds, self.config.val_psds_thresholds, ("psds",),
+            threshold_free=("psds1",) if self.config.val_psds1 else False,
         )
         macro = float(scores["macro_f1"])
         return {
             "val_macro_f1": macro if math.isfinite(macro) else 0.0,
             "val_micro_f1": float(scores["micro_f1"]),
             "val_psds": None if scores.get("psds") is None else float(scores["psds"]),
+            "val_psds1": None if scores.get("psds1") is None else float(scores["psds1"]),
         }
 
-    def evaluate(self, model: CRNN, split_name: str, prefix: str | None, model_epoch: int | None) -> dict[str, Any]:
-        """Full metrics (F1, per-class F1, PSDS variants at 50 thresholds) of `model` on a split."""
+    def write_outputs(self, split_name: str, probs: np.ndarray, out_dir: Path) -> Path:
+        """The DCASE-format files of a split's probabilities (sed.outputs.write_set_outputs)."""
+        split = self.data.split(split_name)
+        return write_set_outputs(
+            out_dir, probs, split.filenames, self.data.labels, split.durations, self.config.threshold,
+            self.config.median_window, split.events_frame() if split.is_strong else None,
+        )
+
+    def evaluate(
+        self, model: CRNN, split_name: str, prefix: str | None, model_epoch: int | None,
+        out_dir: Path | None = None,
+    ) -> dict[str, Any]:
+        """Full metrics (F1, per-class F1, PSDS variants at 50 thresholds, threshold-free PSDS1 /
+        PSDS2 / intersection F1) of `model` on a split; with `out_dir` also its DCASE-format files."""
         probs = self.predict(model, split_name)
-        scores = self.score(split_name, probs, True, 50)
+        if out_dir is not None:
+            self.write_outputs(split_name, probs, out_dir)
+        scores = self.score(split_name, probs, True, 50, threshold_free=True)
         prefix = prefix or ("eval" if split_name == "public_eval" else split_name)
         return {
             f"{prefix}_macro_f1": float(scores["macro_f1"]),
@@ -101,6 +122,9 @@ class Evaluator:
             f"{prefix}_psds": scores["psds"],
             f"{prefix}_psds_ct": scores["psds_ct"],
             f"{prefix}_psds_macro": scores["psds_macro"],
+            f"{prefix}_psds1": scores["psds1"],
+            f"{prefix}_psds2": scores["psds2"],
+            f"{prefix}_intersection_f1": scores["intersection_f1"],
             f"{prefix}_per_class_f1": scores["per_class_f1"],
             f"{prefix}_merged_overlaps": scores.get("merged_overlaps", 0),
             "model": self.config.select,

@@ -69,6 +69,7 @@ VERSIONED_PACKAGES: tuple[str, ...] = (
     "sed_eval",
     "dcase_util",
     "psds_eval",
+    "sed_scores_eval",
     "numpy",
     "pandas",
     "scipy",
@@ -362,6 +363,7 @@ def evaluate_predictions(
     compute_psds: bool = True,
     n_thresholds: int = 50,
     psds_variants: Sequence[str] | None = None,
+    threshold_free: bool | Sequence[str] = False,
 ) -> dict[str, Any]:
     """Event F1 at ``threshold`` and (optionally) PSDS, against the merged reference.
 
@@ -369,7 +371,10 @@ def evaluate_predictions(
     ``psds_macro`` (None when ``compute_psds`` is False or the variant is not in
     ``psds_variants``, default all three), ``merged_overlaps``
     (reference events absorbed by :func:`merge_overlaps`), ``n_thresholds``
-    (None when PSDS is not computed) and ``metric_versions``.
+    (None when PSDS is not computed) and ``metric_versions``. With
+    ``threshold_free`` also ``psds1``, ``psds2`` and ``intersection_f1``
+    (sed_scores_eval, :mod:`sed.threshold_free`; a sequence of those names
+    computes only them; None otherwise).
     """
     names = _check_filenames(filenames)
     dur = _durations_array(durations, len(names))
@@ -388,6 +393,14 @@ def evaluate_predictions(
     else:
         result.update({key: None for key in PSDS_VARIANTS})
         result["n_thresholds"] = None
+    result.update({"psds1": None, "psds2": None, "intersection_f1": None})
+    if threshold_free:
+        from sed.threshold_free import METRICS, threshold_free_metrics
+
+        which = METRICS if threshold_free is True else tuple(threshold_free)
+        result.update(
+            threshold_free_metrics(strong_probs, names, labels, reference, dur, median_window, threshold, which=which)
+        )
     result["merged_overlaps"] = n_merged
     result["metric_versions"] = metric_versions()
     return result

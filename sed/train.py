@@ -5,9 +5,18 @@ cache and used. Writes to `--out` (default `results/train/<preset>`):
 
 - `metrics.json`: validation (20 % synthetic split) and public-eval metrics
   of the selected model (student by default, as the reference; `model` says
-  which), the DESED validation-set metrics, the per-epoch history, the full
-  config, `trainable_parameters` and the package versions;
-- `best_model.pt`: the selected weights (load with `torch.load(weights_only=True)`);
+  which; the epoch is chosen on `selection_metric`), the DESED validation-set
+  metrics, the per-epoch history, the full config, `trainable_parameters`,
+  the events clipped to their clip end and the package versions. Strict JSON:
+  an undefined number (the F1 of a class absent from a split, 0/0) is `null`,
+  not the bare `NaN` Python would write (sed.outputs);
+- `best_model.pt`: the selected weights with config, labels, scaler, feature
+  settings and package versions (load with `torch.load(weights_only=True)`;
+  `python -m sed.predict --model best_model.pt AUDIO --out DIR` uses it);
+- `validation/` and `public_eval/`: the DCASE-format files of the selected
+  model on the DESED validation and public evaluation sets (sed.outputs:
+  `detections.tsv`, `scores/raw/`, `scores/filtered/`, `durations.tsv`,
+  `ground_truth.tsv`; `python -m sed.score` rescores them);
 - `checkpoint/trainer_state.pt`: the full trainer state after the last epoch;
 - `tensorboard/`: scalars of every loss term, learning rate, consistency
   weight and validation metric.
@@ -17,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
@@ -44,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)")
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
+    parser.add_argument("--layout", default=None,
+                        help="where the parts live under --data: auto (default), desed2020, desed2021, "
+                             "or a layout YAML file (sed/data/layouts.py)")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
     parser.add_argument("--cache-dir", "--cache", dest="cache", type=Path, default=None,
@@ -68,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .metrics import metric_versions
+    from .outputs import write_json
     from .trainer import Trainer, TrainingDiverged
 
     config = preset(args.preset)
@@ -76,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["epochs"] = str(args.epochs)
     if args.data is not None:
         overrides["data"] = str(args.data)
+    if args.layout is not None:
+        overrides["layout"] = str(args.layout)
     config = apply_overrides(config, overrides)
     out = (args.out or Path("results") / "train" / args.preset).resolve()
     try:
@@ -103,8 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         return 3
     finally:
         trainer.close()
-    evaluation = trainer.evaluate("public_eval")
-    desed_val = trainer.evaluate("validation", prefix="validation")
+    evaluation = trainer.evaluate("public_eval", out_dir=out / "public_eval")
+    desed_val = trainer.evaluate("validation", prefix="validation", out_dir=out / "validation")
     trainer.save_best_model(out / "best_model.pt")
     report = {
         "preset": args.preset,
@@ -118,15 +132,15 @@ def _run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "data_root": str(trainer.data.root),
         "missing_audio": dict(trainer.data.dataset.missing_audio),
+        "clipped_events": dict(trainer.data.dataset.clipped_events),
         "versions": metric_versions(),
     }
-    tmp = out / f".metrics.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    os.replace(tmp, out / "metrics.json")
+    write_json(out / "metrics.json", report)
     print(
         f"done: best epoch {trainer.best_epoch} ({config.select}); "
         f"val macro F1 {trainer.best_metrics.get('val_macro_f1', float('nan')):.3f}; "
-        f"public eval macro F1 {evaluation['eval_macro_f1']:.3f} PSDS {evaluation['eval_psds']:.3f}; "
+        f"public eval macro F1 {evaluation['eval_macro_f1']:.3f} PSDS {evaluation['eval_psds']:.3f} "
+        f"PSDS1 {evaluation['eval_psds1']:.3f} PSDS2 {evaluation['eval_psds2']:.3f}; "
         f"wrote {out / 'metrics.json'}",
         file=sys.stderr,
     )

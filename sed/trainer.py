@@ -44,6 +44,13 @@ from .runtime import configure_process, seed_everything
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
 
 
+def _score(value: Any) -> float:
+    """A validation score as a comparable number: NaN or None -> -inf."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+        return float(value)
+    return float("-inf")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and terms."""
 
@@ -182,8 +189,12 @@ class Trainer:
         return metrics
 
     def _select(self, val: dict[str, Any]) -> None:
-        """Model selection: keep the weights of the epoch with the best validation event F1."""
-        if self.best_epoch is None or val["val_macro_f1"] > self.best_metrics.get("val_macro_f1", -1.0):
+        """Model selection: keep the weights of the epoch with the best `config.selection_metric`
+        (validation event F1 by default, as the reference; a NaN or missing score never wins,
+        ties keep the earlier epoch)."""
+        key = self.config.selection_metric
+        value = _score(val.get(key))
+        if self.best_epoch is None or value > _score(self.best_metrics.get(key)):
             self.best_epoch = self.epoch
             self.best_metrics = {k: v for k, v in val.items() if isinstance(v, (int, float)) or v is None}
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.selected_model().state_dict().items()}
@@ -205,6 +216,8 @@ class Trainer:
     @staticmethod
     def format_progress(m: dict[str, Any], target: int) -> str:
         psds = "" if m.get("val_psds") is None else f" val_psds {m['val_psds']:.3f}"
+        if m.get("val_psds1") is not None:
+            psds += f" val_psds1 {m['val_psds1']:.3f}"
         return (
             f"epoch {m['epoch']:>3}/{target} loss {m['loss_total']:.4f} "
             f"(class {m['loss_class']:.4f} const {m['loss_const']:.4f} reg {m['loss_reg']:.4f}) "
@@ -242,14 +255,29 @@ class Trainer:
         """Event F1 (and PSDS if `val_psds`) of the selected model on the synthetic validation split."""
         return self.evaluator.validate(self.selected_model())
 
-    def evaluate(self, split_name: str = "public_eval", use_best: bool = True, prefix: str | None = None) -> dict[str, Any]:
-        """Full metrics on a split of the model selected on validation F1 (`use_best`), student or
-        teacher per `config.select` (reported as `model`)."""
+    def evaluate(
+        self, split_name: str = "public_eval", use_best: bool = True, prefix: str | None = None,
+        out_dir: Path | str | None = None,
+    ) -> dict[str, Any]:
+        """Full metrics on a split of the model selected on `config.selection_metric` (`use_best`), student or
+        teacher per `config.select` (reported as `model`). With `out_dir`, the split's DCASE-format
+        files (sed.outputs) go there too."""
         model = self.selected_model()
         if use_best and self.best_state is not None:
             model = copy.deepcopy(model)
             model.load_state_dict(self.best_state)
-        return self.evaluator.evaluate(model, split_name, prefix, self.best_epoch if use_best else self.epoch)
+        return self.evaluator.evaluate(
+            model, split_name, prefix, self.best_epoch if use_best else self.epoch,
+            None if out_dir is None else Path(out_dir),
+        )
+
+    def write_outputs(self, split_name: str, out_dir: Path | str, use_best: bool = True) -> Path:
+        """The DCASE-format files (sed.outputs) of the selected model on a split, without scoring it."""
+        model = self.selected_model()
+        if use_best and self.best_state is not None:
+            model = copy.deepcopy(model)
+            model.load_state_dict(self.best_state)
+        return self.evaluator.write_outputs(split_name, self.evaluator.predict(model, split_name), Path(out_dir))
 
     # -- checkpoints (sed.checkpoint) -------------------------------------------
     def state_dict(self) -> dict[str, Any]:

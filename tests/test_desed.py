@@ -94,9 +94,10 @@ TRAIN_NAMES = _names(False, 3)
 VAL_NAMES = _names(True, 2)
 
 
-def _write_audio(path: Path) -> None:
+def _write_audio(path: Path, seconds: float = 10.0) -> None:
+    """A silent clip of `seconds` (at 1 kHz: the loader reads only its length, frames / rate)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.zeros(160, dtype=np.int16), 16000, subtype="PCM_16")
+    sf.write(str(path), np.zeros(int(round(1000 * seconds)), dtype=np.int16), 1000, subtype="PCM_16")
 
 
 def _default_files() -> dict[str, str]:
@@ -241,11 +242,11 @@ REFUSALS = {
         (), {}, ["validation.tsv line 3", "onset 3.0 >= offset 3.0"],
     ),
     "event past the 10 s clip end": (
-        {VAL.metadata: STRONG_HEADER + "v1.wav\t9.0\t10.5\tCat\nv2.wav\t\t\t\n"},
-        (), {}, ["validation.tsv line 2", "after the clip end"],
+        {VAL.metadata: STRONG_HEADER + "v1.wav\t9.0\t10.501\tCat\nv2.wav\t\t\t\n"},
+        (), {}, ["validation.tsv line 2", "after the clip end", "10.0 s", "v1.wav", "0.5 s"],
     ),
     "event past the public_meta duration": (
-        {EVAL.metadata: STRONG_HEADER + "e1.wav\t1.0\t5.2\tBlender\n"},
+        {EVAL.metadata: STRONG_HEADER + "e1.wav\t1.0\t5.6\tBlender\n"},
         (), {}, ["public.tsv line 2", "5.0 s", "public_meta.tsv"],
     ),
     "eval clip without duration": (
@@ -372,3 +373,164 @@ def test_split_is_stable_when_rows_are_reordered_or_removed(tmp_path):
     subset = sides(tmp_path / "c", rows[5:30])
     assert shuffled == full
     assert subset == {n: full[n] for n in names[5:30]}
+
+
+# --------------------------------------------------------------------------- the published DESED 2020 metadata
+# Rows shaped like the published files: validation.tsv has four events ending 3-115 ms
+# after their 10 s clip (e.g. line 804, 'Dog' ending at 10.115 s); public_meta.tsv has an
+# 11 s clip; the weak set has clips shorter than 10 s.
+
+REAL_VAL = (
+    STRONG_HEADER
+    + "Y00pbt6aJV8Y_350.000_360.000.wav\t0.000\t1.500\tCat\n"
+    + "Y00pbt6aJV8Y_350.000_360.000.wav\t8.235\t10.115\tDog\n"
+    + "Y0V2mThoD3MI_30.000_40.000.wav\t5.000\t10.003\tSpeech\n"
+    + "Y0V2mThoD3MI_30.000_40.000.wav\t10.050\t10.300\tDishes\n"
+)
+REAL_EVAL = STRONG_HEADER + "YdA0U1bv6sv4_250.000_261.000.wav\t9.500\t10.900\tBlender\ne1.wav\t1.0\t4.5\tBlender\n"
+REAL_META = "filename\tduration\nYdA0U1bv6sv4_250.000_261.000.wav\t11.0\ne1.wav\t5.0\n"
+REAL_VAL_NAMES = ("Y00pbt6aJV8Y_350.000_360.000.wav", "Y0V2mThoD3MI_30.000_40.000.wav")
+
+
+def _real_shaped(root: Path, **files: str) -> Path:
+    make_dataset(root, {VAL.metadata: REAL_VAL, EVAL.metadata: REAL_EVAL, PUBLIC_META: REAL_META, **files})
+    for name in REAL_VAL_NAMES:
+        _write_audio(root / VAL.audio_dir / name)
+    _write_audio(root / EVAL.audio_dir / "YdA0U1bv6sv4_250.000_261.000.wav", 11.0)
+    return root
+
+
+def test_events_a_little_past_the_clip_end_are_clipped_and_counted(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="sed.data.desed"):
+        data = load_desed(_real_shaped(tmp_path))
+    validation = data.splits["validation"]
+    assert validation.filenames == list(REAL_VAL_NAMES)
+    assert validation.durations == [10.0, 10.0]  # the audio files' own length
+    # 10.115 -> 10.0 and 10.003 -> 10.0 clipped; Dishes 10.05-10.3 starts after the end: dropped.
+    assert validation.events == [
+        [Event(0.0, 1.5, "Cat"), Event(8.235, 10.0, "Dog")],
+        [Event(5.0, 10.0, "Speech")],
+    ]
+    assert validation.weak_labels == [["Cat", "Dog"], ["Speech"]]  # no Dishes left
+    assert data.clipped_events["validation"] == 3
+    assert sum(data.clipped_events.values()) == 3
+    assert "clipped 3 events" in caplog.text and "validation: 3" in caplog.text
+    # Frame targets end at the clip end: Dog 8.235-10.0 s -> frames floor(129.2) = 129 .. 156.
+    strong = validation.strong_targets(data.labels)
+    assert np.flatnonzero(strong[0, :, data.labels.index("Dog")]).tolist() == list(range(129, 156))
+    # The 11 s public-eval clip keeps its duration from public_meta.tsv and its event to 10.9 s.
+    public = data.splits["public_eval"]
+    assert public.durations == [11.0, 5.0]
+    assert public.events[0] == [Event(9.5, 10.9, "Blender")]
+    assert data.clipped_events["public_eval"] == 0
+
+
+def test_durations_come_from_a_durations_file_else_the_audio(tmp_path):
+    root = _real_shaped(tmp_path)
+    _write_audio(root / WEAK.audio_dir / "w2.wav", 7.25)  # a weak clip shorter than 10 s
+    (root / "metadata/validation/validation_durations.tsv").write_text(
+        f"filename\tduration\n{REAL_VAL_NAMES[0]}\t9.9\n{REAL_VAL_NAMES[1]}\t10.2\n"
+    )
+    data = load_desed(root)
+    assert data.splits["weak"].durations == [10.0, 7.25]
+    validation = data.splits["validation"]
+    assert validation.durations == [9.9, 10.2]  # the durations file wins over the audio length
+    # Against 9.9 s the Dog event (to 10.115) is clipped to 9.9; against 10.2 s Speech (10.003)
+    # is not, while Dishes 10.05-10.3 is clipped to 10.2.
+    assert validation.events == [
+        [Event(0.0, 1.5, "Cat"), Event(8.235, 9.9, "Dog")],
+        [Event(5.0, 10.003, "Speech"), Event(10.05, 10.2, "Dishes")],
+    ]
+    assert data.clipped_events["validation"] == 2
+
+
+def test_a_durations_file_must_list_every_clip_and_far_offsets_are_refused(tmp_path):
+    root = _real_shaped(tmp_path)
+    (root / "metadata/validation/validation_durations.tsv").write_text(f"filename\tduration\n{REAL_VAL_NAMES[0]}\t10\n")
+    with pytest.raises(DatasetError, match=r"validation\.tsv line 4: 'Y0V2mThoD3MI.*no duration in .*validation_durations\.tsv"):
+        load_desed(root)
+    root = _real_shaped(tmp_path / "far", **{VAL.metadata: STRONG_HEADER + f"{REAL_VAL_NAMES[0]}\t9.0\t10.6\tDog\n"
+                                          + f"{REAL_VAL_NAMES[1]}\t\t\t\n"})
+    with pytest.raises(DatasetError, match=r"line 2: event 'Dog'.*ends at 10\.6 s.*the length of .*Y00pbt6aJV8Y"):
+        load_desed(root)
+
+
+# --------------------------------------------------------------------------- layouts
+
+from sed.data.desed import LAYOUT_2021  # noqa: E402
+
+
+def _make_2021(root: Path, with_public: bool = True) -> Path:
+    """The DESED_task (2021+) layout: *_16k folders, synthetic21 train/validation, no unlabeled TSV."""
+    files = {
+        LAYOUT_2021["synthetic"].metadata: STRONG_HEADER + "t1.wav\t0.5\t2.0\tDog\nt2.wav\t1.0\t3.0\tCat\n",
+        LAYOUT_2021["synthetic_val"].metadata: STRONG_HEADER + "sv1.wav\t2.0\t4.0\tSpeech\n",
+        "metadata/validation/synthetic21_validation/durations.tsv": "filename\tduration\nsv1.wav\t9.5\n",
+        LAYOUT_2021["weak"].metadata: "filename\tevent_labels\nw1.wav\tDog\n",
+        LAYOUT_2021["validation"].metadata: STRONG_HEADER + "v1.wav\t0.0\t10.1\tCat\n",
+        "metadata/validation/validation_durations.tsv": "filename\tduration\nv1.wav\t10.0\n",
+    }
+    if with_public:
+        files[LAYOUT_2021["public_eval"].metadata] = STRONG_HEADER + "e1.wav\t1.0\t2.0\tDog\n"
+        files["metadata/eval/public_durations.tsv"] = "filename\tduration\ne1.wav\t10.0\n"
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    audio = {"synthetic": ["t1.wav", "t2.wav"], "synthetic_val": ["sv1.wav"], "weak": ["w1.wav"],
+             "unlabeled": ["u1.wav", "u2.flac"], "validation": ["v1.wav"]}
+    if with_public:
+        audio["public_eval"] = ["e1.wav"]
+    for part, names in audio.items():
+        for name in names:
+            _write_audio(root / LAYOUT_2021[part].audio_dir / name)
+    return root
+
+
+def test_the_2021_layout_is_detected_and_its_synthetic_validation_selects(tmp_path):
+    data = load_desed(_make_2021(tmp_path))
+    assert data.layout == "desed2021"
+    # The whole synthetic21_train set trains; synthetic21_validation is the selection split.
+    assert data.splits["synthetic_train"].filenames == ["t1.wav", "t2.wav"]
+    assert data.splits["synthetic_val"].filenames == ["sv1.wav"]
+    assert data.splits["synthetic_val"].durations == [9.5]  # its own durations.tsv
+    assert data.splits["synthetic_val"].audio_paths[0].parent.name == "soundscapes_16k"
+    # No unlabel_in_domain.tsv: the unlabeled set is every audio file of its folder.
+    assert data.splits["unlabeled"].filenames == ["u1.wav", "u2.flac"]
+    assert data.splits["validation"].events == [[Event(0.0, 10.0, "Cat")]] and data.clipped_events["validation"] == 1
+    assert data.splits["public_eval"].audio_paths[0].parent.name == "public_16k"
+
+
+def test_a_layout_file_maps_a_public_eval_set_in_its_own_root(tmp_path):
+    root = _make_2021(tmp_path / "desed", with_public=False)
+    with pytest.raises(DatasetError, match=r"public\.tsv.*not found.*layout file"):
+        load_desed(root)
+    public = tmp_path / "public_eval_root"
+    (public / "metadata").mkdir(parents=True)
+    (public / "metadata" / "public.tsv").write_text(STRONG_HEADER + "e1.wav\t1.0\t2.0\tDog\ne2.wav\t\t\t\n")
+    (public / "metadata" / "public_durations.tsv").write_text("filename\tduration\ne1.wav\t10.0\ne2.wav\t11.0\n")
+    _write_audio(public / "audio" / "e1.wav")
+    _write_audio(public / "audio" / "e2.wav", 11.0)
+    layout = tmp_path / "layout.yaml"
+    layout.write_text(
+        "base: desed2021\n"
+        f"public_eval:\n  metadata: {public / 'metadata/public.tsv'}\n  audio: {public / 'audio'}\n"
+        f"  durations: {public / 'metadata/public_durations.tsv'}\n"
+    )
+    data = load_desed(root, layout=str(layout))
+    assert data.layout == str(layout)
+    assert data.splits["public_eval"].filenames == ["e1.wav", "e2.wav"]
+    assert data.splits["public_eval"].durations == [10.0, 11.0]
+    assert data.splits["synthetic_val"].filenames == ["sv1.wav"]  # the rest from the base layout
+    layout.write_text("base: desed2021\npublic_evaluation: {audio: x}\n")
+    with pytest.raises(DatasetError, match=r"layout\.yaml: unknown part 'public_evaluation'"):
+        load_desed(root, layout=str(layout))
+
+
+def test_no_known_layout_says_what_was_looked_for_where(tmp_path):
+    (tmp_path / "metadata").mkdir()
+    with pytest.raises(DatasetError) as caught:
+        load_desed(tmp_path)
+    message = str(caught.value)
+    for part in ("no DESED layout found", "desed2021: metadata/train/synthetic21_train/soundscapes.tsv",
+                 "desed2020: metadata/train/synthetic20/soundscapes.tsv", "--set layout=FILE"):
+        assert part in message

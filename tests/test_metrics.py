@@ -309,7 +309,9 @@ def test_evaluate_predictions_keys_versions_and_merge_count() -> None:
     versions = result["metric_versions"]
     assert versions == metric_versions()
     assert versions["sed_eval"] == "0.2.1" and versions["psds_eval"] == "0.5.3"
-    assert set(versions) == {"sed_eval", "dcase_util", "psds_eval", "numpy", "pandas", "scipy", "torch", "torchaudio"}
+    assert set(versions) == {
+        "sed_eval", "dcase_util", "psds_eval", "sed_scores_eval", "numpy", "pandas", "scipy", "torch", "torchaudio",
+    }
 
     quick = evaluate_predictions(target, PSDS_FILES, PSDS_LABELS, reference, None, compute_psds=False)
     assert quick["psds"] is None and quick["psds_ct"] is None and quick["psds_macro"] is None

@@ -208,6 +208,13 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     assert (final["augmentation"] == best["augmentation"]).all()
     for metric in ("eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro"):
         assert final[metric].between(0, 1).all(), metric
+    for metric in ("eval_psds1", "eval_psds2", "eval_intersection_f1"):  # sed_scores_eval, threshold-free
+        assert final[metric].between(0, 1).all(), metric
+    for trial_dir in final["trial_dir"]:  # each (config, seed) leaves its model and DCASE files
+        outputs = Path(trial_dir) / "outputs"
+        assert (outputs / "best_model.pt").is_file(), outputs
+        for part in ("public_eval", "validation"):
+            assert (outputs / part / "detections.tsv").is_file() and (outputs / part / "scores" / "filtered").is_dir()
     per_class = json.loads(final.loc[0, "eval_per_class_f1"])
     assert len(per_class) == 10 and "Speech" in per_class
     assert lb.read_metadata(exp / "final.parquet")["stage"] == "final"

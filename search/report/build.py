@@ -74,7 +74,7 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
 
 def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Search leaderboard (search.parquet)", "leaderboard")
-    columns = ["trial_id", "status", "label", *exp.space.params, "val_macro_f1", "val_psds", "selection_value",
+    columns = ["trial_id", "status", "label", *exp.space.params, "val_macro_f1", "val_psds", "val_psds1", "selection_value",
                "best_epoch", "epochs_run", "wall_seconds", "failures", "pareto", "error"]
     page.table(exp.search, columns, scroll=True)
     if "pareto" in exp.search and exp.search["pareto"].any():
@@ -135,8 +135,8 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         page.note("paper_* columns: the paper's Table 1 (DESED 2020 public evaluation, 200 epochs); this run's "
                   f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run.")
     columns = ["config", "control", "n_seeds", "seeds"]
-    for metric in ("eval_macro_f1", "eval_psds", "val_macro_f1"):
-        columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]
+    for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2", "val_macro_f1"):
+        columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]  # those it has
     columns += ["paper_eval_macro_f1", "paper_eval_psds"]
     page.note("mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers).")
     page.table(summary, columns)
@@ -154,7 +154,8 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         page.table(per_class.reset_index(names="config"))
     page.heading("Final runs (one row per config and seed)", "final-runs")
     page.table(exp.final, ["config_id", "label", "rank", "seed", "status", "control", "val_macro_f1", "val_psds",
-                           "eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro", "epochs_run", "error"],
+                           "eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro", "eval_psds1", "eval_psds2",
+                           "epochs_run", "error"],
                scroll=True)
 
 

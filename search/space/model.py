@@ -22,11 +22,11 @@ from typing import Any, Mapping
 from sed.config import TrainConfig, apply_overrides
 
 #: Metrics the trainable reports every epoch that a space may select on.
-SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds")
+SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
 #: The `params:` distributions (`Param.kind`).
 DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
 #: TrainConfig keys that change which data/features a trial reads (prepared in the driver).
-DATA_KEYS = ("data", "embedded_size", "embedded_seed", "skip_missing_audio", "val_fraction", "split_seed")
+DATA_KEYS = ("data", "layout", "embedded_size", "embedded_seed", "skip_missing_audio", "val_fraction", "split_seed")
 
 
 class SpaceError(ValueError):

@@ -14,9 +14,13 @@ File format (YAML, read with `yaml.safe_load`)::
     name: latent                      # experiment name (default: the file stem); [A-Za-z0-9_.-]
     description: free text
     metric: val_macro_f1              # or val_psds (needs `val_psds: true` in fixed),
+                                      # or val_psds1 (threshold-free PSDS1, needs
+                                      # `val_psds1: true` in fixed),
                                       # or [val_macro_f1, val_psds]: a two-objective Optuna
                                       # study (its best_trials: the Pareto front of the summary
-                                      # and report); the first one drives ASHA and the top-k
+                                      # and report); the first one drives ASHA, the top-k and
+                                      # each trial's best-epoch selection (set as fixed
+                                      # `selection_metric` when it is not val_macro_f1)
     mode: max                         # max | min
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
@@ -297,6 +301,22 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
             "val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed "
             "(it costs seconds per epoch) or select on val_macro_f1",
         )
+    if "val_psds1" in metrics and not base.val_psds1:
+        raise ctx.error(
+            "metric",
+            "val_psds1 is only reported when the threshold-free validation PSDS1 is computed; add "
+            "`val_psds1: true` under fixed or select on val_macro_f1",
+        )
+    # Each trial keeps the epoch that is best by the metric the search ranks it on.
+    if "selection_metric" in fixed and fixed["selection_metric"] != metrics[0]:
+        raise ctx.error(
+            "fixed.selection_metric",
+            f"{fixed['selection_metric']!r} differs from the space's metric {metrics[0]!r}; a trial selects "
+            "its best epoch on the space's (first) metric, so remove fixed.selection_metric",
+        )
+    if metrics[0] != "val_macro_f1":
+        fixed["selection_metric"] = metrics[0]
+    base = apply(ctx, "fixed", TrainConfig(), {**fixed, "epochs": max_epochs})
     return fixed, base
 
 
@@ -306,8 +326,9 @@ def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig)
     for pname, spec in params_raw.items():
         config_key(ctx, "params", pname)
         params[pname] = parse_param(ctx, pname, spec, params, fixed)
-    if any(p == "val_psds" for p in params):
-        raise ctx.error("params.val_psds", "whether PSDS is computed is not a hyperparameter; set it under fixed")
+    for flag in ("val_psds", "val_psds1", "selection_metric"):
+        if flag in params:
+            raise ctx.error(f"params.{flag}", f"{flag} is not a hyperparameter; set it under fixed")
     check_combinations(ctx, base, params, fixed)
     return params
 

@@ -11,8 +11,10 @@ Deviation from the reference, written down on purpose: the reference computes
 the log-mel of the clip as it is and pads the *features* of clips shorter than
 10 s with the constant 0 (that is, 0 dB). Here the *waveform* is padded with
 silence, so padded frames take the clip's floor value (its max - 80 dB, or
--100 dB). Only clips shorter than 10 s are affected (some of the public
-evaluation clips; every DESED training clip is 10 s).
+-100 dB). Only clips shorter than 10 s are affected (some weak clips and
+public evaluation clips). Clips longer than 10 s (one public evaluation
+clip is 11 s) are cut: the model sees their first 10 s, while their
+durations (sed.data.parts) and so the metrics keep the whole clip.
 
 Every refusal raises :class:`~sed.data.errors.DatasetError` whose message
 names the file and says how to fix it: missing file, empty file, not audio,

@@ -1,7 +1,9 @@
-"""The DESED 2020 dataset (DCASE 2020 task 4): metadata, audio paths, label encoding.
+"""The DESED dataset (DCASE 2020 task 4, and the 2021+ DESED_task layout): metadata, audio, labels.
 
-Layout under the dataset root (docs/reference.md, "DESED metadata"; the audio lies
-under ``audio/`` at the same relative paths as the metadata):
+Where the parts live is a layout (sed.data.layouts: the 2020 and the 2021+
+layouts, detected, or a layout file). The 2020 layout under the dataset root
+(docs/reference.md, "DESED metadata"; the audio lies under ``audio/`` at the
+same relative paths as the metadata):
 
 =================  ===========================================  ======================================
 part               metadata (tab-separated, header = line 1)    audio folder
@@ -21,15 +23,32 @@ validation.tsv), weak ``filename event_labels`` (comma-separated), unlabeled
 Decisions written down here:
 
 * The synthetic set is split 80 / 20 into ``synthetic_train`` and
-  ``synthetic_val`` (the baseline's selection split, docs/reference.md "Training").
+  ``synthetic_val`` (the baseline's selection split, docs/reference.md "Training"),
+  unless the layout has a synthetic validation set (2021+), which is then
+  ``synthetic_val`` while the whole synthetic training set is ``synthetic_train``.
   A file's side is decided by a hash of ``split_seed`` and its file name
   alone, so it does not depend on row order or on which other files exist;
   the fraction is therefore ``val_fraction`` only in expectation.
 * Public-eval clips listed in ``public_meta.tsv`` but absent from
   ``public.tsv`` are clips without events and are kept (with ``[]``).
-* Durations: ``public_meta.tsv`` for the public evaluation set, 10 s
-  (:data:`sed.constants.CLIP_SECONDS`) for every other part.
-* Events may end at most :data:`TIME_TOLERANCE_S` after the clip end.
+* Durations: a part's durations file where it has one (``X_durations.tsv``
+  beside its metadata ``X.tsv``; for the public evaluation set also the 2020
+  ``public_meta.tsv``), which must then list every clip of the part; else
+  each audio file's own length (``soundfile.info``: frames / sample rate).
+  No part is assumed to be 10 s long: DESED's weak set has shorter clips and
+  the public evaluation set an 11 s one.
+* Events may end at most :data:`TIME_TOLERANCE_S` (0.5 s) after their clip
+  end: they are clipped to it (an event that then starts at or after the end
+  is dropped) and counted per split in ``DesedDataset.clipped_events`` (and a
+  logged warning). The published validation.tsv has four events ending
+  between 10.003 and 10.115 s. An event ending further out is refused with
+  its file, line and the duration's source.
+* Clips of any length are used the same way everywhere: features of the
+  first 10 s (shorter clips padded with silence, sed.data.audio), frame
+  targets of the events (no event lies past the clip end), and metrics with
+  each clip's own duration (sed.postprocess clips detections to it; the
+  false-positive rate of PSDS counts it). Events of a longer clip after
+  10 s are never seen by the model and count as missed, as in the reference.
 * Same-class overlapping events are *not* refused (the shipped
   validation.tsv has 12 such pairs, docs/reference.md); the metrics merge them.
 * ``audio_paths`` are the resolved dataset root joined with the lexically
@@ -47,7 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from sed.constants import CLIP_SECONDS, DESED_CLASSES
+from sed.constants import DESED_CLASSES
 from sed.data.errors import DatasetError
 from sed.data.splits import (
     META_COLUMNS,
@@ -70,12 +89,15 @@ from sed.data.parts import (
     _LabelCheck,
     _Part,
     _read_durations,
+    _durations_of,
     _read_strong,
     _read_unlabeled,
     _read_weak,
     _strong_part,
     _subset,
+    durations_file,
 )
+from sed.data.layouts import LAYOUT_2021, LAYOUTS, resolve_layout
 from sed.data.tsv import _FIX_LAYOUT
 
 if TYPE_CHECKING:  # pandas is imported when a frame is asked for (it costs ~0.5 s to import)
@@ -98,6 +120,8 @@ __all__ = [
     "UNLABELED_COLUMNS",
     "META_COLUMNS",
     "TIME_TOLERANCE_S",
+    "LAYOUT_2021",
+    "LAYOUTS",
     "is_validation_file",
 ]
 
@@ -141,6 +165,7 @@ def load_desed(
     skip_missing_audio: bool = False,
     val_fraction: float = 0.2,
     split_seed: int = 2020,
+    layout: str = "auto",
 ) -> DesedDataset:
     """Read and check a DESED 2020 dataset under ``root`` (layout in the module docstring).
 
@@ -150,7 +175,11 @@ def load_desed(
     ``soundfile.info``; any problem raises :class:`DatasetError` naming the file
     (and line) and the fix. ``skip_missing_audio=True`` drops missing or
     unreadable clips instead, counts them per split in ``missing_audio`` and
-    logs a warning.
+    logs a warning. ``layout``: ``auto`` (detected, sed.data.layouts), ``desed2020``,
+    ``desed2021`` or the path of a layout file. When the layout has a synthetic
+    validation set (2021+), it is ``synthetic_val`` (the selection split) and
+    the whole synthetic training set is ``synthetic_train``; else the synthetic
+    set is split by :func:`is_validation_file`.
     """
     if not 0.0 < float(val_fraction) < 1.0:
         raise DatasetError(
@@ -161,42 +190,52 @@ def load_desed(
         raise DatasetError(f"{root}: dataset root is not a directory. {_FIX_LAYOUT}")
     root = root.resolve()
     check_label = _LabelCheck(_labels_argument(labels))
+    layout_name, parts_layout = resolve_layout(root, layout)
 
     # Metadata first: every format problem is reported before any audio is touched.
-    syn_path, syn_names, syn_lines, syn_clips = _read_strong(root, "synthetic", check_label)
-    weak = _read_weak(root, check_label)
-    unlabeled = _read_unlabeled(root)
-    val_path, val_names, val_lines, val_clips = _read_strong(root, "validation", check_label)
-    meta_path, meta_durations, meta_lines, meta_order = _read_durations(root)
-    eval_path, eval_names, eval_lines, eval_clips = _read_strong(
-        root, "public_eval", check_label, meta_durations, f"from {meta_path}"
-    )
-    # Clips with a duration but no row in public.tsv are clips without events.
-    listed = set(eval_clips)
-    for name in meta_order:
-        if name not in listed:
-            eval_names.append(name)
-            eval_lines.append(meta_lines[name])
-            eval_clips[name] = []
+    strong_names = ["synthetic", *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
+                    "validation", "public_eval"]
+    read = {name: _read_strong(root, name, check_label, parts_layout[name]) for name in strong_names[:1]}
+    weak = _read_weak(root, check_label, parts_layout["weak"])
+    unlabeled = _read_unlabeled(root, parts_layout["unlabeled"])
+    for name in strong_names[1:]:
+        read[name] = _read_strong(root, name, check_label, parts_layout[name])
+    strong: dict[str, _Part] = {}
+    for part in strong_names:
+        path, names, lines, clips = read[part]
+        table_path = durations_file(root, parts_layout[part])
+        table, table_lines, table_order = (
+            _read_durations(table_path, parts_layout[part].audio_dir) if table_path is not None else ({}, {}, [])
+        )
+        if part == "public_eval":
+            # Clips with a duration but no row in public.tsv are clips without events.
+            listed = set(clips)
+            for name in table_order:
+                if name not in listed:
+                    names.append(name)
+                    lines.append(table_lines[name])
+                    clips[name] = []
+        durations = _durations_of(table_path, names, lines, table, path)
+        strong[part] = _strong_part(part, root, parts_layout[part], path, names, lines, clips, durations, table_path)
 
-    synthetic = _strong_part(
-        "synthetic", root, "synthetic", syn_path, syn_names, syn_lines, syn_clips,
-        [CLIP_SECONDS] * len(syn_names),
-    )
-    side = [is_validation_file(n, split_seed, val_fraction) for n in synthetic.filenames]
+    synthetic = strong["synthetic"]
+    if "synthetic_val" in strong:  # the layout's own selection set (DESED 2021+)
+        selection = [
+            _subset(synthetic, "synthetic_train", list(range(len(synthetic.filenames)))),
+            _subset(strong["synthetic_val"], "synthetic_val", list(range(len(strong["synthetic_val"].filenames)))),
+        ]
+    else:
+        side = [is_validation_file(n, split_seed, val_fraction) for n in synthetic.filenames]
+        selection = [
+            _subset(synthetic, "synthetic_train", [i for i, v in enumerate(side) if not v]),
+            _subset(synthetic, "synthetic_val", [i for i, v in enumerate(side) if v]),
+        ]
     parts = [
-        _subset(synthetic, "synthetic_train", [i for i, v in enumerate(side) if not v]),
-        _subset(synthetic, "synthetic_val", [i for i, v in enumerate(side) if v]),
+        *selection,
         weak,
         unlabeled,
-        _strong_part(
-            "validation", root, "validation", val_path, val_names, val_lines, val_clips,
-            [CLIP_SECONDS] * len(val_names),
-        ),
-        _strong_part(
-            "public_eval", root, "public_eval", eval_path, eval_names, eval_lines, eval_clips,
-            [meta_durations.get(n, CLIP_SECONDS) for n in eval_names],
-        ),
+        strong["validation"],
+        strong["public_eval"],
     ]
     for part in parts:
         if not part.filenames:
@@ -204,18 +243,27 @@ def load_desed(
 
     splits: dict[str, Split] = {}
     missing: dict[str, int] = {}
+    clipped: dict[str, int] = {}
     for part in parts:
-        split, dropped = _check_audio(part, skip_missing_audio)
+        split, dropped, n_clipped = _check_audio(part, skip_missing_audio)
         if not split.filenames:
             _refuse_empty(part, val_fraction, split_seed, dropped)
         splits[part.name] = split
         missing[part.name] = dropped
+        clipped[part.name] = n_clipped
     if any(missing.values()):
         log.warning(
             "skipped %d missing or unreadable audio files under %s (%s)",
             sum(missing.values()),
             root,
             ", ".join(f"{name}: {count}" for name, count in missing.items() if count),
+        )
+    if any(clipped.values()):
+        log.warning(
+            "clipped %d events that end at most %g s after their clip end to it (%s)",
+            sum(clipped.values()),
+            TIME_TOLERANCE_S,
+            ", ".join(f"{name}: {count}" for name, count in clipped.items() if count),
         )
 
     fixed = check_label.fixed
@@ -225,7 +273,10 @@ def load_desed(
         label_set = DESED_CLASSES
     else:
         label_set = tuple(sorted(check_label.seen))
-    return DesedDataset(root=root, labels=tuple(label_set), splits=splits, missing_audio=missing)
+    return DesedDataset(
+        root=root, labels=tuple(label_set), splits=splits, missing_audio=missing, clipped_events=clipped,
+        layout=layout_name,
+    )
 
 
 def _refuse_empty(part: _Part, val_fraction: float, split_seed: int, dropped: int) -> None:

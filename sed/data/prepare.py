@@ -88,6 +88,7 @@ def prepare_data(
         skip_missing_audio=config.skip_missing_audio,
         val_fraction=config.val_fraction,
         split_seed=config.split_seed,
+        layout=config.layout,
     )
     store = FeatureStore(None if cache is None else cache / "features")
     feature_config = FeatureConfig()
@@ -147,6 +148,8 @@ def save_prepared(data: PreparedData, path: Path | str) -> Path:
         "root": str(data.root),
         "labels": list(data.labels),
         "missing_audio": data.dataset.missing_audio,
+        "clipped_events": data.dataset.clipped_events,
+        "layout": data.dataset.layout,
         "feature_root": str(data.feature_root),
         "feature_config": data.feature_config.to_dict(),
         "scaler": data.scaler.to_dict(),
@@ -180,7 +183,9 @@ def load_prepared(path: Path | str) -> PreparedData:
     }
     labels = tuple(payload["labels"])
     dataset = DesedDataset(root=Path(payload["root"]), labels=labels, splits=splits,
-                           missing_audio=dict(payload["missing_audio"]))
+                           missing_audio=dict(payload["missing_audio"]),
+                           clipped_events=dict(payload.get("clipped_events", {})),
+                           layout=str(payload.get("layout", "desed2020")))
     feature_config = FeatureConfig.from_dict(payload["feature_config"])
     store = FeatureStore(payload["feature_root"])
     keys = {name: item["feature_key"] for name, item in payload["splits"].items()}

@@ -132,13 +132,19 @@ class DesedDataset:
     """All parts of one DESED-format dataset, checked.
 
     ``splits`` has the keys of :data:`SPLIT_NAMES`; ``missing_audio`` counts,
-    per split, the clips dropped by ``skip_missing_audio=True`` (all 0 otherwise).
+    per split, the clips dropped by ``skip_missing_audio=True`` (all 0 otherwise);
+    ``clipped_events`` the events that ended past their clip end (within
+    ``sed.data.parts.TIME_TOLERANCE_S``) and were clipped to it or, starting
+    at or after it, dropped.
     """
 
     root: Path
     labels: tuple[str, ...]
     splits: dict[str, Split]
     missing_audio: dict[str, int] = field(default_factory=dict)
+    clipped_events: dict[str, int] = field(default_factory=dict)
+    #: the layout the dataset was read with (sed.data.layouts: desed2020, desed2021 or a file)
+    layout: str = "desed2020"
 
 
 # --------------------------------------------------------------------------- encoding

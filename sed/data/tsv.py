@@ -18,8 +18,9 @@ from pathlib import Path
 from sed.data.errors import DatasetError
 
 _FIX_LAYOUT = (
-    "Fix: pass the folder that holds the DESED 2020 metadata/ and audio/ folders "
-    "(see sed/data/desed.py for the layout), or give no data root to use the embedded dataset."
+    "Fix: pass the folder that holds the DESED metadata/ and audio/ folders (the 2020 or 2021+ layout, "
+    "sed/data/layouts.py), describe where each part lives in a layout file (--set layout=FILE), "
+    "or give no data root to use the embedded dataset."
 )
 
 @dataclass
