@@ -1,6 +1,7 @@
-"""Search throughput: Ray start-up overhead and trials per hour with 1 vs 2 concurrent trials.
+"""Search throughput: Ray start-up overhead and trials (epochs) per hour with 1 vs 2 concurrent trials.
 
     python benchmarks/search_throughput.py [--space spaces/demo.yaml] [--out /tmp/sedtune-bench]
+        [--num-samples N] [--max-epochs N] [--fifo]
 
 For each concurrency the space is copied with `max_concurrent` set and run
 through `python -m search.run --no-final` in a fresh process (features are
@@ -33,9 +34,11 @@ def ray_startup_seconds() -> float:
 
 
 def run_search(space: Path, concurrency: int, out: Path, cache: Path | None,
-               extra: list[str] = ()) -> tuple[float, int, float]:
+               extra: list[str] = (), fifo: bool = False) -> tuple[float, int, float, int]:
     spec = yaml.safe_load(space.read_text())
     spec["max_concurrent"] = concurrency
+    if fifo:  # the same trials run every epoch whatever the concurrency
+        spec["scheduler"] = {"kind": "fifo", "max_epochs": spec["scheduler"]["max_epochs"]}
     spec["name"] = f"{spec['name']}-c{concurrency}"
     variant = out / f"{spec['name']}.yaml"
     variant.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +52,7 @@ def run_search(space: Path, concurrency: int, out: Path, cache: Path | None,
     import pandas as pd
 
     board = pd.read_parquet(out / spec["name"] / "search.parquet")
-    return wall, len(board), float(board["wall_seconds"].sum())
+    return wall, len(board), float(board["wall_seconds"].sum()), int(board["epochs_run"].sum())
 
 
 def main() -> None:  # noqa: C901
@@ -60,6 +63,7 @@ def main() -> None:  # noqa: C901
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--fifo", action="store_true", help="FIFO instead of the space's scheduler")
     args = parser.parse_args()
     extra = []
     if args.num_samples is not None:
@@ -71,17 +75,18 @@ def main() -> None:  # noqa: C901
     print(f"ray.init (local, 2 CPUs): {min(startup):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startup)})", flush=True)
     rates = {}
     for concurrency in args.concurrency:
-        wall, trials, inside = run_search(args.space, concurrency, args.out, args.cache_dir, extra)
-        rates[concurrency] = trials / wall
+        wall, trials, inside, epochs = run_search(args.space, concurrency, args.out, args.cache_dir, extra, args.fifo)
+        rates[concurrency] = epochs / wall
         print(
-            f"max_concurrent={concurrency}: {trials} trials in {wall:.0f} s -> "
+            f"max_concurrent={concurrency}: {trials} trials, {epochs} epochs in {wall:.0f} s -> "
+            f"{epochs * 3600 / wall:.0f} epochs/hour, "
             f"{trials * 3600 / wall:.0f} trials/hour (search stage only, Ray start included); "
             f"time inside the trials (Tune's time_total_s) {inside:.0f} s, i.e. {inside / concurrency:.0f} s "
             f"per slot: {wall - inside / concurrency:.0f} s of the wall outside any trial",
             flush=True,
         )
     if 1 in rates and 2 in rates:
-        print(f"2 concurrent trials: {rates[2] / rates[1]:.2f}x the throughput of 1")
+        print(f"2 concurrent trials: {rates[2] / rates[1]:.2f}x the epochs per second of 1")
 
 
 if __name__ == "__main__":

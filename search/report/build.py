@@ -50,7 +50,8 @@ def _names(exp: ExperimentFolder) -> dict[str, str]:
             elif rank is not None and pd.notna(rank):
                 names.setdefault(cid, f"#{int(rank)} {cid[:8]}")
     for cid in exp.control_ids:
-        names[cid] = f"control: {names.get(cid, cid[:8])}"
+        name = names.get(cid, cid[:8])
+        names[cid] = name if name.startswith("control") else f"control: {name}"
     return names
 
 
