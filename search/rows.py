@@ -294,7 +294,8 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
             "label": first.get("label"),
             "rank": first.get("rank"),
             "search_trial_id": first.get("search_trial_id"),
-            "control": bool(first.get("control", False)) if "control" in group else False,
+            # rows written before the column existed read NaN there: not a control
+            "control": bool(first.get("control")) if pd.notna(first.get("control")) else False,
             "n_seeds": int(len(good)),
             "seeds": ",".join(str(int(s)) for s in sorted(good["seed"])) if len(good) else "",
         }

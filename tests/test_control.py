@@ -117,3 +117,12 @@ def test_summary_prints_the_control_beside_the_best(tmp_path, capsys):
     assert "control: no augmentation" in out
     assert "eval_macro_f1: best config A 0.4200 [0.3703, 0.4697] (n=3) vs control 0.3100" in out
     assert "beats the control" in out
+
+
+def test_rows_written_before_the_control_column_are_not_controls():
+    # a resumed final stage appends new rows (with `control`) to old ones (without): NaN is not a control
+    old = pd.DataFrame({"config_id": ["a"], "rank": [1], "seed": [1], "status": ["COMPLETED"], "eval_macro_f1": [0.3]})
+    new = pd.DataFrame({"config_id": [CONTROL_ID], "rank": [2], "seed": [1], "status": ["COMPLETED"],
+                        "eval_macro_f1": [0.2], "control": [True]})
+    summary = rows.summarize_final(pd.concat([old, new], ignore_index=True), metrics=("eval_macro_f1",))
+    assert list(summary["control"]) == [False, True]
