@@ -139,7 +139,7 @@ name: efficiency
 metric: val_macro_f1
 mode: max
 num_samples: {samples}
-searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}
+searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}  # random sampling ignores it
 scheduler: {scheduler}
 max_concurrent: 2
 params:
@@ -162,8 +162,6 @@ def make_space(method: str, samples: int, seed: int, startup: int):
     text = SPACE_TEMPLATE.format(samples=samples, searcher=searcher, seed=seed, scheduler=scheduler,
                                  startup=startup, augmentations=list(AUGMENTATIONS),
                                  locations=list(LOCATIONS), weights=list(WEIGHTS))
-    if searcher == "optuna-random":
-        text = text.replace(", n_startup_trials: %d" % startup, "")
     return parse_space(text, "efficiency.yaml")
 
 
