@@ -23,10 +23,12 @@ import torch
 from sed.config import PRESETS
 from sed.dropout import tied_dropout, untied_dropout
 from sed.model import CRNN, CRNNConfig
-from sed.objectives import Batch, compute_losses
+from sed.objectives import compute_losses
 from sed.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
 from sed.scaler import Scaler
 from sed.trainer import Trainer, prepare_data
+
+from batches import make_batch
 
 NARROW = dict(cnn_filters=(8, 16, 16, 16, 16, 16, 16), rnn_hidden=16, n_classes=10)
 
@@ -86,25 +88,13 @@ def test_the_gradient_at_d_0_vanishes_on_the_clean_pass_instance():
     assert float(untied_grad.abs().max()) > 0.0
 
 
-def batch_of(b: int = 8, c: int = 10) -> Batch:
-    torch.manual_seed(1)
-    q = b // 4
-    weak_mask = torch.zeros(b, dtype=torch.bool)
-    strong_mask = torch.zeros(b, dtype=torch.bool)
-    weak_mask[:q] = True
-    strong_mask[b - q:] = True
-    strong = (torch.rand(b, 157, c) > 0.7).float() * strong_mask.view(b, 1, 1)
-    weak = (torch.rand(b, c) > 0.5).float() * (weak_mask | strong_mask).view(b, 1)
-    return Batch(torch.randn(b, 628, 128), strong, weak, strong_mask, weak_mask)
-
-
 def test_the_perturbed_training_pass_replays_the_clean_pass_masks():
     """Zero noise, dropout 0.5, train mode: tied -> L_const is exactly 0; independent -> not."""
     cfg = dataclasses.replace(PRESETS["random-latent-l2"], locations="input", noise_scale=0.0)
     for dropouts, expect_zero in (("tied", True), ("independent", False)):
         model = narrow_model(0.5, 0)
         terms = compute_losses(
-            model, None, batch_of(), dataclasses.replace(cfg, consistency_dropout=dropouts), 1.0, random.Random(0)
+            model, None, make_batch(c=10), dataclasses.replace(cfg, consistency_dropout=dropouts), 1.0, random.Random(0)
         )
         const = float(terms.const.detach())
         assert (const == 0.0) is expect_zero, (dropouts, const)
@@ -114,7 +104,7 @@ def test_the_perturbed_training_pass_replays_the_clean_pass_masks():
 def test_the_perturbed_pass_leaves_batchnorm_statistics_to_the_clean_pass(preset):
     cfg = PRESETS[preset]
     space = LogMelSpace(Scaler(np.full(128, -40.0), np.full(128, 12.0)))
-    batch = batch_of()
+    batch = make_batch(c=10)
     trained = narrow_model(0.5, 0)
     reference = narrow_model(0.5, 0)
     torch.manual_seed(7)

@@ -17,7 +17,6 @@ from sed.model import CRNN, CRNNConfig
 from sed.perturb import LogMelSpace
 from sed.scaler import Scaler
 from sed.objectives import (
-    Batch,
     classification_loss,
     compute_losses,
     ema_alpha,
@@ -26,21 +25,14 @@ from sed.objectives import (
     update_ema,
 )
 
+from batches import make_batch
+
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 #: A dB floor and per-band scaler for `snr_noise` (the Trainer builds it from the data).
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
 
 
-def make_batch(b: int = 8, c: int = 3) -> Batch:
-    torch.manual_seed(1)
-    q = b // 4
-    strong_mask = torch.zeros(b, dtype=torch.bool)
-    weak_mask = torch.zeros(b, dtype=torch.bool)
-    weak_mask[:q] = True
-    strong_mask[b - q:] = True
-    strong_t = (torch.rand(b, 157, c) > 0.7).float() * strong_mask.view(b, 1, 1)
-    weak_t = (torch.rand(b, c) > 0.5).float() * (weak_mask | strong_mask).view(b, 1)
-    return Batch(torch.randn(b, 628, 128), strong_t, weak_t, strong_mask, weak_mask)
+
 
 
 def test_rampup_values():

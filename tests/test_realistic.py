@@ -19,6 +19,8 @@ from sed.objectives import Batch, compute_losses
 from sed.perturb import LogMelSpace, consistency_mse, gradient_wrt
 from sed.scaler import Scaler
 
+from batches import make_batch
+
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 
@@ -156,16 +158,8 @@ def test_gain_search_uses_the_clean_pass_instance_and_leaves_params_and_bn_alone
         assert torch.equal(v, after_clean[k]), k
 
 
-def make_batch(b: int = 4, c: int = 3) -> Batch:
-    torch.manual_seed(1)
-    q = b // 4
-    strong_mask = torch.zeros(b, dtype=torch.bool)
-    weak_mask = torch.zeros(b, dtype=torch.bool)
-    weak_mask[:q] = True
-    strong_mask[b - q:] = True
-    strong_t = (torch.rand(b, 157, c) > 0.7).float() * strong_mask.view(b, 1, 1)
-    weak_t = (torch.rand(b, c) > 0.5).float() * (weak_mask | strong_mask).view(b, 1)
-    return Batch(features(b), strong_t, weak_t, strong_mask, weak_mask)
+def realistic_batch(b: int = 4, c: int = 3) -> Batch:
+    return make_batch(b, c, features(b))
 
 
 @pytest.mark.parametrize("regularization", ["l2", "mt", "none"])
@@ -175,14 +169,14 @@ def test_every_realistic_augmentation_works_with_every_regulariser(name, regular
     student = lively_crnn(0)
     teacher = lively_crnn(1) if regularization == "mt" else None
     torch.manual_seed(0)
-    terms = compute_losses(student, teacher, make_batch(), cfg, 2.0, random.Random(0), input_space=SPACE)
+    terms = compute_losses(student, teacher, realistic_batch(), cfg, 2.0, random.Random(0), input_space=SPACE)
     terms.total.backward()
     values = terms.as_floats()
     assert all(math.isfinite(v) for v in values.values())
     assert values["loss_const"] > 0
     assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
     with pytest.raises(ValueError, match="needs the features' dB floor and scaler"):
-        compute_losses(student, teacher, make_batch(), cfg, 2.0, random.Random(0))
+        compute_losses(student, teacher, realistic_batch(), cfg, 2.0, random.Random(0))
 
 
 def test_adversarial_presets_perturb_more_than_their_random_counterparts():
@@ -190,7 +184,7 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
 
     def const(cfg: TrainConfig) -> float:
         torch.manual_seed(0)
-        terms = compute_losses(lively_crnn(0), None, make_batch(), cfg, 1.0, random.Random(0), SPACE)
+        terms = compute_losses(lively_crnn(0), None, realistic_batch(), cfg, 1.0, random.Random(0), SPACE)
         return float(terms.const.detach())
 
     filter_random = const(REALISTIC_PRESETS["filter-input-l2"])
