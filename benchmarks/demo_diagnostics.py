@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from sed.config import TrainConfig
-from sed.metrics import evaluate_predictions
-from sed.trainer import prepare_data
+from sed.eval.metrics import evaluate_predictions
+from sed.training.trainer import prepare_data
 
 
 def pooled_frames(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ def linear_table(data, epochs: int = 300) -> None:
 def init_scale_table(data) -> None:
     import dataclasses
 
-    from sed.model import build_model
+    from sed.nn.model import build_model
 
     x = torch.from_numpy(np.array(data.features["synthetic_train"][:12], dtype=np.float32))
     x = (x - torch.as_tensor(data.scaler.mean, dtype=torch.float32)) / torch.as_tensor(data.scaler.std, dtype=torch.float32)

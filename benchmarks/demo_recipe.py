@@ -136,7 +136,7 @@ def post_grid(trainer) -> list[dict[str, float]]:
     thresholds / median windows (post-processing only; the model is the same)."""
     import copy
 
-    from sed.metrics import evaluate_predictions
+    from sed.eval.metrics import evaluate_predictions
 
     model = copy.deepcopy(trainer.selected_model())
     if trainer.best_state is not None:
@@ -156,7 +156,7 @@ def post_grid(trainer) -> list[dict[str, float]]:
 
 
 def run_one(cfg: TrainConfig, cache: str | None, check_bn: bool = False, grid: bool = False) -> dict[str, Any]:
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
     data = prepare_data(cfg, cache_dir=cache, progress=False)
     trainer = Trainer(cfg, data=data, progress=False)
@@ -214,9 +214,9 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_common import ObjectiveStep
 
-    from sed.host_memory import reuse_freed_memory
-    from sed.objectives import Batch
-    from sed.batches import part_sizes
+    from sed.training.host_memory import reuse_freed_memory
+    from sed.training.objectives import Batch
+    from sed.training.batches import part_sizes
 
     base = build_config(variant, extra)
     if base.reuse_host_memory:

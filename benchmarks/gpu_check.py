@@ -12,7 +12,7 @@
 4. Trials sharing one GPU: N processes (1, 2, 4, 8) each training at
    batch 24; steps/s per trial and in total.
 
-Uses only sed.model / sed.objectives (no dataset needed on the GPU machine).
+Uses only sed.nn.model / sed.training.objectives (no dataset needed on the GPU machine).
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ from scipy.ndimage import gaussian_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sed.constants import DESED_CLASSES, FRAME_STEP_S, N_OUT_FRAMES  # noqa: E402
-from sed.metrics import event_f1, metric_versions, psds_scores, psds_thresholds  # noqa: E402
-from sed.postprocess import decode_events  # noqa: E402
+from sed.eval.metrics import event_f1, metric_versions, psds_scores, psds_thresholds  # noqa: E402
+from sed.eval.postprocess import decode_events  # noqa: E402
 
 
 def make_case(n_files: int, seed: int = 0) -> tuple[np.ndarray, list[str], pd.DataFrame]:

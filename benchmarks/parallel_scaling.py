@@ -39,7 +39,7 @@ def worker(args: tuple[dict[str, str], int, Any]) -> float:
     import torch
 
     torch.set_num_threads(1)
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
     trainer = Trainer(config(extra), progress=False)
     batches = iter(trainer.batches)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.set)
-    from sed.trainer import prepare_data
+    from sed.training.trainer import prepare_data
 
     prepare_data(config(extra), progress=False)  # features built before timing
     one = run(1, extra, args.steps)

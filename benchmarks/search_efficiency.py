@@ -86,7 +86,7 @@ def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
     cfg = apply_overrides(TrainConfig(), {**demo_constants(), **overrides, "seed": seed})
     data = prepare_data(cfg, cache_dir=cache, progress=False)
@@ -111,7 +111,7 @@ def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
         return
     # build data + features once, in this process, before the workers read them
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import prepare_data
+    from sed.training.trainer import prepare_data
 
     prepare_data(apply_overrides(TrainConfig(), demo_constants()), cache_dir=cache, progress=True)
     started = time.perf_counter()

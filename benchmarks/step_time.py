@@ -16,7 +16,7 @@ quarter), alternating A/B in one process with the same threads, after
 warm-up; prints medians and the ratio, and the achieved GFLOP/s of our step
 (FLOPs counted with torch.utils.flop_counter).
 
-Host memory (`sed/host_memory.py`): the trainer keeps freed memory for reuse
+Host memory (`sed/training/host_memory.py`): the trainer keeps freed memory for reuse
 on the CPU (glibc mallopt, process-wide). `--host-memory default|reuse` sets
 it for this process, so that the A/B pair runs under one setting;
 `--host-memory both` runs the comparison once under each setting in two
@@ -25,7 +25,7 @@ ours with reuse (what `sed.train` and every trial run) to the reference with
 the default allocator (what its own scripts run), with the peak RSS of each
 process.
 
-Objective ratios: one step of `sed.objectives.compute_losses` + backward + Adam
+Objective ratios: one step of `sed.training.objectives.compute_losses` + backward + Adam
 (+ EMA update for mt) for each augmentation x location and regulariser, as a
 ratio to `none` (supervised only), all interleaved in one process.
 `--realistic` does the same for the realistic input augmentations (band
@@ -55,9 +55,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402
-from sed.host_memory import reuse_freed_memory  # noqa: E402
-from sed.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
-from sed.objectives import Batch, update_ema  # noqa: E402
+from sed.training.host_memory import reuse_freed_memory  # noqa: E402
+from sed.nn.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
+from sed.training.objectives import Batch, update_ema  # noqa: E402
 
 REFERENCE_KWARGS = dict(
     n_in_channel=1, nclass=10, attention=True, n_RNN_cell=128, n_layers_RNN=2, activation="glu",
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dropout-impl", default="bits", choices=["bits", "torch"])
     parser.add_argument("--host-memory", default="reuse", choices=["default", "reuse", "both"],
-                        help="allocator setting of the process (sed/host_memory.py); both: two runs")
+                        help="allocator setting of the process (sed/training/host_memory.py); both: two runs")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall time, or the process's CPU time (a shared machine; use --threads 1)")

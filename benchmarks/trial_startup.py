@@ -56,7 +56,7 @@ def default_data(reps: int, cache: str | None) -> dict[str, float]:
 
     from sed.config import TrainConfig, apply_overrides
     from sed.data.prepare import TRAIN_PARTS, load_prepared, prepare_data, save_prepared
-    from sed.scaler import fit_scaler
+    from sed.features.scaler import fit_scaler
 
     cfg = apply_overrides(TrainConfig(), {"embedded_size": "default"})
     data = prepare_data(cfg, cache_dir=cache, progress=False)  # warm the cache
@@ -75,9 +75,9 @@ def default_data(reps: int, cache: str | None) -> dict[str, float]:
 def desed_size(reps: int, clips: int) -> dict[str, float]:
     from sed.data.desed import DesedDataset, Event, Split
     from sed.data.prepare import PreparedData, load_prepared, save_prepared
-    from sed.feature_store import FeatureStore
-    from sed.features import FEATURE_CODE_VERSION, FeatureConfig
-    from sed.scaler import Scaler
+    from sed.features.store import FeatureStore
+    from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
+    from sed.features.scaler import Scaler
 
     scale = clips / sum(DESED_PARTS.values())
     sizes = {name: max(1, round(n * scale)) for name, n in DESED_PARTS.items()}

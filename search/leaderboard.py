@@ -44,10 +44,10 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Metric libraries (sed.metrics.metric_versions) + ray, optuna, torch, pyarrow, python."""
+    """Metric libraries (sed.eval.metrics.metric_versions) + ray, optuna, torch, pyarrow, python."""
     versions: dict[str, str] = {}
     try:
-        from sed.metrics import metric_versions
+        from sed.eval.metrics import metric_versions
 
         versions.update({k: str(v) for k, v in metric_versions().items()})
     except Exception:  # the metrics module is optional for the leaderboard itself

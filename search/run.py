@@ -11,7 +11,7 @@ Steps (docs/design.md, "Run"):
 1. validate everything before Ray starts: the space (`search.space`), the
    command line, the experiment folder `OUT/NAME` (a new run refuses an
    existing folder, `--resume` refuses a missing one), the dataset
-   (`sed.trainer.prepare_data` builds the cached features once here, so
+   (`sed.training.trainer.prepare_data` builds the cached features once here, so
    trials only read them);
 2. start Ray locally (all CPUs of the machine; `RAY_AUTH_MODE=disabled`
    unless set) or join `--address`; check the per-trial resources against

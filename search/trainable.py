@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: one trial = one `sed.trainer.Trainer` run.
+"""The Ray Tune function trainable: one trial = one `sed.training.trainer.Trainer` run.
 
 Per epoch it calls `Trainer.train_epoch()` (train, then validate on the
 held-out 20 % of the synthetic strong set, docs/design.md "Trainable") and reports
@@ -45,7 +45,7 @@ from typing import Any, Mapping
 
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"
-#: Folder of a final trial with its DCASE-format files and best_model.pt (sed.outputs).
+#: Folder of a final trial with its DCASE-format files and best_model.pt (sed.eval.outputs).
 OUTPUTS_DIR = "outputs"
 #: Metric tags (scalars written by the trainer or here) shown in the HParams table.
 HPARAM_METRICS: tuple[str, ...] = (
@@ -132,7 +132,7 @@ def train_sed(
     from ray import tune
 
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ teacher of eq. 1/3/11 (`mt`) and the L2 penalty of eq. 13 (`l2`).
 
 `PRESETS` holds the nine rows of the paper's Table 1 as ready configs;
 `REALISTIC_PRESETS` the named configs the realistic augmentations declare in
-their registry entries (`sed.augmentations`), which also own each
+their registry entries (`sed.augment`), which also own each
 augmentation's fields, their ranges and where it can be injected.
 """
 
@@ -22,17 +22,17 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from . import augmentations
-from .errors import ConfigError
-from .model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
+from sed import augment as augmentations
+from sed.errors import ConfigError
+from sed.nn.model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
 
-#: Every value of `augmentation`, in registry order (sed.augmentations owns each one).
+#: Every value of `augmentation`, in registry order (sed.augment owns each one).
 AUGMENTATIONS: tuple[str, ...] = augmentations.NAMES
 #: Augmentations defined on the log-mel input only (they go through the linear mel).
 INPUT_ONLY_AUGMENTATIONS: tuple[str, ...] = tuple(
     a.name for a in augmentations.REGISTRY.values() if a.locations == ("input",)
 )
-#: Dropout masks of the student's perturbed training pass (sed.perturb, "One network instance").
+#: Dropout masks of the student's perturbed training pass (sed.augment.perturb, "One network instance").
 CONSISTENCY_DROPOUTS: tuple[str, ...] = ("tied", "independent")
 #: How an event's offset time maps to its last target frame (sed.data.desed.encode_strong).
 OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
@@ -58,7 +58,7 @@ class TrainConfig(CRNNFields):
     `--set` can choose `locations` without naming the augmentation; the exact
     reference, with its 30 dB SNR noise on the linear mel (`snr_noise`), is
     the `baseline` preset. The CRNN's fields (cnn_filters, rnn_hidden,
-    dropout, ...) are declared once, in `sed.model.CRNNFields`, and inherited.
+    dropout, ...) are declared once, in `sed.nn.model.CRNNFields`, and inherited.
     """
 
     # --- objective (paper section 4) ---
@@ -151,7 +151,7 @@ class TrainConfig(CRNNFields):
     # --- runtime ---
     device: str = "auto"
     num_threads: int | None = None
-    #: CPU only: keep freed host memory for reuse (glibc mallopt; sed/host_memory.py):
+    #: CPU only: keep freed host memory for reuse (glibc mallopt; sed/training/host_memory.py):
     #: full-size CPU steps 1.3-1.5x faster for ~0.7 GB more peak RSS. Process-wide once set.
     reuse_host_memory: bool = True
     amp: bool = False
@@ -394,7 +394,7 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
 
 
 #: Beyond the paper (issue #16): each augmentation's own named configs, declared in its
-#: registry entry (sed.augmentations.realistic: the realistic input augmentations, with l2
+#: registry entry (sed.augment.realistic: the realistic input augmentations, with l2
 #: like the paper's best rows). Their strengths are this project's defaults, to be searched
 #: (spaces/realistic.yaml).
 REALISTIC_PRESETS: dict[str, TrainConfig] = {

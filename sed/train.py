@@ -9,12 +9,12 @@ cache and used. Writes to `--out` (default `results/train/<preset>`):
   metrics, the per-epoch history, the full config, `trainable_parameters`,
   the events clipped to their clip end and the package versions. Strict JSON:
   an undefined number (the F1 of a class absent from a split, 0/0) is `null`,
-  not the bare `NaN` Python would write (sed.outputs);
+  not the bare `NaN` Python would write (sed.eval.outputs);
 - `best_model.pt`: the selected weights with config, labels, scaler, feature
   settings and package versions (load with `torch.load(weights_only=True)`;
   `python -m sed.predict --model best_model.pt AUDIO --out DIR` uses it);
 - `validation/` and `public_eval/`: the DCASE-format files of the selected
-  model on the DESED validation and public evaluation sets (sed.outputs:
+  model on the DESED validation and public evaluation sets (sed.eval.outputs:
   `detections.tsv`, `scores/raw/`, `scores/filtered/`, `durations.tsv`,
   `ground_truth.tsv`; `python -m sed.score` rescores them);
 - `checkpoint/trainer_state.pt`: the full trainer state after the last epoch;
@@ -30,8 +30,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
-from .data.errors import DatasetError
+from sed.config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
+from sed.data.errors import DatasetError
 
 
 def _field_help() -> str:
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .metrics import metric_versions
-    from .outputs import write_json
-    from .trainer import Trainer, TrainingDiverged
+    from sed.eval.metrics import metric_versions
+    from sed.eval.outputs import write_json
+    from sed.training.trainer import Trainer, TrainingDiverged
 
     config = preset(args.preset)
     overrides = parse_set_arguments(args.overrides)

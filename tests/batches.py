@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sed.objectives import Batch
+from sed.training.objectives import Batch
 
 
 def make_batch(b: int = 8, c: int = 3, x: torch.Tensor | None = None) -> Batch:

@@ -1,4 +1,4 @@
-"""The augmentation registry (sed.augmentations): one entry owns each augmentation's rules."""
+"""The augmentation registry (sed.augment): one entry owns each augmentation's rules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from sed import augmentations
-from sed.augmentations import REGISTRY, Augmentation, field_rules, readers, register
+from sed import augment as augmentations
+from sed.augment import REGISTRY, Augmentation, field_rules, readers, register
 from sed.config import (
     AUGMENTATIONS,
     FIELD_TYPES,

@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from sed.config import PRESETS
-from sed.dropout import tied_dropout, untied_dropout
-from sed.model import CRNN, CRNNConfig
-from sed.objectives import compute_losses
-from sed.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
-from sed.scaler import Scaler
-from sed.trainer import Trainer, prepare_data
+from sed.nn.dropout import tied_dropout, untied_dropout
+from sed.nn.model import CRNN, CRNNConfig
+from sed.training.objectives import compute_losses
+from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
+from sed.features.scaler import Scaler
+from sed.training.trainer import Trainer, prepare_data
 
 from batches import make_batch
 

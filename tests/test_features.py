@@ -1,4 +1,4 @@
-"""sed.features: log-mel against librosa, tone/onset placement, resampling invariance,
+"""sed.features.logmel: log-mel against librosa, tone/onset placement, resampling invariance,
 the on-disk cache (hits, keys, crashed builds, two processes) and the per-band scaler."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-import sed.feature_store as store_module
+import sed.features.store as store_module
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.feature_store import FeatureStore
-from sed.features import FeatureConfig, LogMel
-from sed.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
+from sed.features.logmel import FeatureConfig, LogMel
+from sed.features.scaler import Scaler, fit_scaler
 
 SR = 16000
 HOP = 255
@@ -350,8 +350,8 @@ def test_store_builds_on_cuda_like_on_cpu(tmp_path: Path) -> None:
 _RACE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-import sed.feature_store as F
-import sed.features as FC
+import sed.features.store as F
+import sed.features.logmel as FC
 split_dir, cache_dir, go_file, ready_file = map(Path, sys.argv[1:5])
 calls = []
 original = F.read_audio

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed.metrics import (
+from sed.eval.metrics import (
     MetricsError,
     evaluate_predictions,
     event_f1,

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from sed.config import PRESETS, TrainConfig
-from sed.model import CRNN, CRNNConfig
-from sed.perturb import LogMelSpace
-from sed.scaler import Scaler
-from sed.objectives import (
+from sed.nn.model import CRNN, CRNNConfig
+from sed.augment.perturb import LogMelSpace
+from sed.features.scaler import Scaler
+from sed.training.objectives import (
     classification_loss,
     compute_losses,
     ema_alpha,

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from sed.model import CRNN, CRNNConfig, SEDOutput
-from sed.perturb import (
+from sed.nn.model import CRNN, CRNNConfig, SEDOutput
+from sed.augment.perturb import (
     MixupPlan,
     additive_hooks,
     adversarial_perturbation,

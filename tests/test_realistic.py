@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from sed.config import REALISTIC_PRESETS, TrainConfig
-from sed.dropout import tied_dropout
-from sed.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
-from sed.model import CRNN, CRNNConfig, SEDOutput
-from sed.objectives import Batch, compute_losses
-from sed.perturb import LogMelSpace, consistency_mse, gradient_wrt
-from sed.scaler import Scaler
+from sed.nn.dropout import tied_dropout
+from sed.augment.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
+from sed.nn.model import CRNN, CRNNConfig, SEDOutput
+from sed.training.objectives import Batch, compute_losses
+from sed.augment.perturb import LogMelSpace, consistency_mse, gradient_wrt
+from sed.features.scaler import Scaler
 
 from batches import make_batch
 
@@ -195,7 +195,7 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
 
 
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
     small = dict(cnn_filters=(4, 8, 8), rnn_hidden=8, batch_size=8, embedded_size="tiny", num_threads=1,
                  max_steps_per_epoch=1, epochs=1)
@@ -213,7 +213,7 @@ def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, ses
         assert math.isfinite(row["loss_const"]) and row["loss_const"] > 0, (name, row)
         assert any(not torch.equal(a, b) for a, b in zip(before, trainer.student.parameters())), name
     # a divergence names the chosen augmentation's own fields (read from its registry entry)
-    from sed.trainer import TrainingDiverged
+    from sed.training.trainer import TrainingDiverged
 
     cfg = dataclasses.replace(REALISTIC_PRESETS["filter-input-l2"], **small, filter_db=3e38).validate()
     with pytest.raises(TrainingDiverged, match=r"augmentation=filter, locations=input, filter_bands=3, "

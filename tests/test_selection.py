@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sed.config import ConfigError, TrainConfig, apply_overrides
-from sed.trainer import Trainer
+from sed.training.trainer import Trainer
 from search.space import SpaceError, parse_space
 
 SPACE = """

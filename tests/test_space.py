@@ -396,7 +396,7 @@ def test_the_printed_comparison_with_the_paper_names_its_budget():
 
 # ----------------------------------------------------------------------------- realistic augmentations (#16)
 def test_the_realistic_space_parses_and_samples_valid_configs():
-    from sed.augmentations import REGISTRY
+    from sed.augment import REGISTRY
 
     space = load_space(REPO / "spaces" / "realistic.yaml")
     assert space.name == "realistic" and (REPO / "spaces" / "realistic.yaml").read_text().startswith("#")

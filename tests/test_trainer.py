@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sed.config import PRESETS, TrainConfig
-from sed.trainer import Trainer, TrainingDiverged, prepare_data
+from sed.training.trainer import Trainer, TrainingDiverged, prepare_data
 
 TINY_MODEL = dict(
     cnn_filters=(4, 8, 8, 8, 8, 8, 8),
@@ -52,7 +52,7 @@ def test_batches_have_the_paper_proportions_and_masks(data):
 
 
 def test_batch_fractions_set_the_part_sizes_and_a_zero_part_is_left_out(data):
-    from sed.batches import part_sizes
+    from sed.training.batches import part_sizes
 
     assert [part_sizes(b) for b in (8, 12, 24)] == [(2, 4, 2), (3, 6, 3), (6, 12, 6)]  # the paper's 1/4 1/2 1/4
     tr = Trainer(tiny("none", weak_fraction=0.25, strong_fraction=0.5), data=data, progress=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from sed.augmentations import readers as augmentation_readers
+from sed.augment import readers as augmentation_readers
 from sed.config import AUGMENTATIONS, FIELD_TYPES
 
 from .checks import Context, check_keys, check_named_value, is_scalar, number, suggest, yaml_number
@@ -158,7 +158,7 @@ def _condition(
 def _check_readers(ctx: Context, key: str, name: str, allowed: tuple[Any, ...]) -> None:
     """`when: {augmentation: [...]}` on a field an augmentation owns must name augmentations that read it.
 
-    Which augmentation reads which field is the registry's (`sed.augmentations`).
+    Which augmentation reads which field is the registry's (`sed.augment`).
     """
     owners = augmentation_readers(name)
     if not owners:

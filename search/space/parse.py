@@ -67,7 +67,7 @@ Conditional parameters are sampled only when every key of their `when`
 holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
 suggested at all and the trial uses the TrainConfig default. A condition on
 `augmentation` may only name augmentations that read the parameter (which
-augmentation reads which field is `sed.augmentations`' registry). Every fixed
+augmentation reads which field is `sed.augment`' registry). Every fixed
 value, every choice, both bounds of every range, and every combination of
 the discrete parameters are checked with `sed.config.apply_overrides`
 before anything starts.

@@ -46,7 +46,7 @@ Decisions written down here:
 * Clips of any length are used the same way everywhere: features of the
   first 10 s (shorter clips padded with silence, sed.data.audio), frame
   targets of the events (no event lies past the clip end), and metrics with
-  each clip's own duration (sed.postprocess clips detections to it; the
+  each clip's own duration (sed.eval.postprocess clips detections to it; the
   false-positive rate of PSDS counts it). Events of a longer clip after
   10 s are never seen by the model and count as missed, as in the reference.
 * Same-class overlapping events are *not* refused (the shipped

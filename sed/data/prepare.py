@@ -3,7 +3,7 @@
 One job: `prepare_data(config)` resolves the dataset root (the embedded data
 unless `data` is given), loads and checks the DESED metadata and audio
 (`DatasetError` here, before any training), builds or reuses the cached
-log-mel features of every split (`sed.feature_store.FeatureStore`) and fits
+log-mel features of every split (`sed.features.store.FeatureStore`) and fits
 the per-band scaler on the training parts. A search driver calls it once so
 that its trials only read the cache.
 
@@ -33,9 +33,9 @@ import numpy as np
 from sed.config import TrainConfig
 from sed.data.desed import DesedDataset, Event, Split, load_desed
 from sed.data.synth import ensure_embedded
-from sed.feature_store import FeatureStore
-from sed.features import FeatureConfig
-from sed.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
+from sed.features.logmel import FeatureConfig
+from sed.features.scaler import Scaler, fit_scaler
 
 __all__ = ["TRAIN_PARTS", "PreparedData", "load_prepared", "prepare_data", "resolve_data_root", "save_prepared"]
 

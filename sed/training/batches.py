@@ -21,7 +21,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
-from sed.scaler import Scaler
+from sed.features.scaler import Scaler
 
 if TYPE_CHECKING:  # only the type: the objectives import Batch without the data machinery
     from sed.data.prepare import PreparedData

@@ -1,17 +1,17 @@
 """The one training loop shared by `python -m sed.train`, the tests and every Ray trial.
 
-`Trainer(config)` makes the process-wide settings (`sed.runtime.configure_process`),
+`Trainer(config)` makes the process-wide settings (`sed.training.runtime.configure_process`),
 takes the prepared data (`sed.data.prepare.prepare_data`: the embedded
 dataset unless `data` is given, cached features, the scaler), builds the CRNN
 (and the EMA teacher for `regularization=mt` only), then trains epoch by epoch:
 
-    for each epoch: mixed batches (sed.batches: weak 1/4, unlabeled 1/2, strong 1/4)
-        -> compute_losses (sed.objectives) -> Adam step (lr x ramp-up) -> EMA update
-    -> validation on the held-out 20 % of the synthetic set (sed.evaluation:
+    for each epoch: mixed batches (sed.training.batches: weak 1/4, unlabeled 1/2, strong 1/4)
+        -> compute_losses (sed.training.objectives) -> Adam step (lr x ramp-up) -> EMA update
+    -> validation on the held-out 20 % of the synthetic set (sed.eval.evaluation:
        event macro F1; PSDS too with `val_psds`) -> model selection -> callback / TensorBoard.
 
 This module holds the loop and the model selection; the batches, the
-evaluation and the checkpoint format (`sed.checkpoint`: the complete state,
+evaluation and the checkpoint format (`sed.training.checkpoint`: the complete state,
 so a resumed run continues exactly) are their own modules. A NaN or infinite
 loss stops training with `TrainingDiverged` naming the step and the loss
 terms, instead of training on garbage.
@@ -30,16 +30,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import checkpoint
-from .augmentations import get as get_augmentation
-from .batches import Batch, MixedBatches
-from .config import TrainConfig
-from .data.prepare import PreparedData, prepare_data
-from .evaluation import Evaluator
-from .model import CRNN, build_model, count_parameters
-from .objectives import compute_losses, sigmoid_rampup, update_ema
-from .perturb import LogMelSpace
-from .runtime import configure_process, seed_everything
+from sed.training import checkpoint
+from sed.augment import get as get_augmentation
+from sed.training.batches import Batch, MixedBatches
+from sed.config import TrainConfig
+from sed.data.prepare import PreparedData, prepare_data
+from sed.eval.evaluation import Evaluator
+from sed.nn.model import CRNN, build_model, count_parameters
+from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
+from sed.augment.perturb import LogMelSpace
+from sed.training.runtime import configure_process, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
 
@@ -261,7 +261,7 @@ class Trainer:
     ) -> dict[str, Any]:
         """Full metrics on a split of the model selected on `config.selection_metric` (`use_best`), student or
         teacher per `config.select` (reported as `model`). With `out_dir`, the split's DCASE-format
-        files (sed.outputs) go there too."""
+        files (sed.eval.outputs) go there too."""
         model = self.selected_model()
         if use_best and self.best_state is not None:
             model = copy.deepcopy(model)
@@ -272,14 +272,14 @@ class Trainer:
         )
 
     def write_outputs(self, split_name: str, out_dir: Path | str, use_best: bool = True) -> Path:
-        """The DCASE-format files (sed.outputs) of the selected model on a split, without scoring it."""
+        """The DCASE-format files (sed.eval.outputs) of the selected model on a split, without scoring it."""
         model = self.selected_model()
         if use_best and self.best_state is not None:
             model = copy.deepcopy(model)
             model.load_state_dict(self.best_state)
         return self.evaluator.write_outputs(split_name, self.evaluator.predict(model, split_name), Path(out_dir))
 
-    # -- checkpoints (sed.checkpoint) -------------------------------------------
+    # -- checkpoints (sed.training.checkpoint) -------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return checkpoint.snapshot(self)
 

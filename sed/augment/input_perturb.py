@@ -3,17 +3,17 @@
 Each is a differentiable family `h -> apply(h, theta)` of the normalised
 log-mel input, with a bounded parameter theta:
 
-- band filter (`sed.band_filter`): theta = the band gains [B, P] in dB,
+- band filter (`sed.augment.band_filter`): theta = the band gains [B, P] in dB,
   bounded by |gain| <= filter_db (the box random gains are drawn from);
-- noise at an SNR (`sed.perturb.snr_noisy_input`): theta = the standard
+- noise at an SNR (`sed.augment.perturb.snr_noisy_input`): theta = the standard
   normal sample z [B, T, F] of the reference's noise, bounded per clip and
   mel band by ||z_b||^2 = T, so that the noise power of every band is
   exactly its power 10^(-snr / 10) below the band's: the SNR holds exactly.
 
 The worst case inside the bound is searched as the latent directions are
-(`sed.perturb`, eq. 6-9): on the network instance (dropout masks) of the
+(`sed.augment.perturb`, eq. 6-9): on the network instance (dropout masks) of the
 pass that made the target (`tied_dropout`), gradients w.r.t. theta only,
-BatchNorm statistics frozen (`sed.perturb.gradient_wrt`).
+BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`).
 
 - adversarial (eq. 6-7 on theta): one gradient step from a random start
   (the gradient at theta = 0 vanishes on the clean pass's instance), to the
@@ -32,10 +32,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .band_filter import BandLayout, filter_input, random_gains
-from .dropout import tied_dropout
-from .model import CRNN
-from .perturb import LogMelSpace, gradient_wrt, snr_noisy_input
+from sed.augment.band_filter import BandLayout, filter_input, random_gains
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN
+from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
 
 @dataclass(frozen=True)
 class InputFamily:

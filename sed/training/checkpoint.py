@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # the trainer imports this module
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
 __all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "load_checkpoint", "restore", "save_best_model",
            "save_checkpoint", "snapshot"]
@@ -130,7 +130,7 @@ def save_best_model(trainer: "Trainer", path: Path | str) -> Path:
     per output frame) and ``versions`` (package versions).
     """
     from sed.constants import FRAME_STEP_S
-    from sed.metrics import metric_versions
+    from sed.eval.metrics import metric_versions
 
     state = trainer.best_state if trainer.best_state is not None else trainer.selected_model().state_dict()
     selection = {

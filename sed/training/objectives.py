@@ -14,10 +14,10 @@
 - `w(t)` = consistency_weight x the sigmoid ramp-up `exp(-5 (1 - t)^2)`.
 - `L_reg` (eq. 13): l2 x sum of squared parameters (0 unless `l2`).
 
-`d` is built by the augmentation's entry in `sed.augmentations` (the paper's in `sed.perturb`,
-the realistic input ones in `sed.input_perturb`) at the configured location set.
+`d` is built by the augmentation's entry in `sed.augment` (the paper's in `sed.augment.perturb`,
+the realistic input ones in `sed.augment.input_perturb`) at the configured location set.
 
-Which network instance each pass is (dropout masks, `sed.dropout.tied_dropout`):
+Which network instance each pass is (dropout masks, `sed.nn.dropout.tied_dropout`):
 with `none`/`l2` the clean student pass draws the step's masks; the
 adversarial/VAT direction search replays them, and so does the student's
 perturbed pass (`consistency_dropout='tied'`; `'independent'` draws new
@@ -28,7 +28,7 @@ pass that consumes d share the teacher's masks.
 
 BatchNorm running statistics (used in evaluation) come from the clean
 student passes only: the student's perturbed pass runs with them frozen
-(`sed.perturb.frozen_batchnorm`), because the reference never feeds a
+(`sed.augment.perturb.frozen_batchnorm`), because the reference never feeds a
 perturbed input through the student. The teacher (`mt`) updates its own
 statistics on its perturbed input, as the reference's teacher does.
 """
@@ -41,13 +41,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .augmentations import Augmentation, Perturbation, Probe
-from .augmentations import get as get_augmentation
-from .batches import Batch
-from .config import TrainConfig
-from .dropout import tied_dropout, untied_dropout
-from .model import CRNN
-from .perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
+from sed.augment import Augmentation, Perturbation, Probe
+from sed.augment import get as get_augmentation
+from sed.training.batches import Batch
+from sed.config import TrainConfig
+from sed.nn.dropout import tied_dropout, untied_dropout
+from sed.nn.model import CRNN
+from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
 
 
 def sigmoid_rampup(step: int, rampup_steps: float) -> float:
@@ -151,7 +151,7 @@ def consistency_loss(
     """L_const for the configured augmentation, location set and regulariser.
 
     The perturbation comes from the augmentation's registry entry
-    (`sed.augmentations`): its hooks, where the perturbed pass starts, and
+    (`sed.augment`): its hooks, where the perturbed pass starts, and
     the map of the target (mixup). With `none`/`l2`, call it inside the
     `tied_dropout(student)` scope of the clean pass (as `compute_losses`
     does): the direction search and the perturbed pass then see the clean

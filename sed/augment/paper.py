@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..model import LOCATIONS
-from ..perturb import (
+from sed.nn.model import LOCATIONS
+from sed.augment.perturb import (
     additive_hooks,
     adversarial_perturbation,
     plan_mixup,
@@ -14,7 +14,7 @@ from ..perturb import (
     snr_noise_hooks,
     vat_perturbation,
 )
-from .registry import (
+from sed.augment.registry import (
     Augmentation,
     FieldRule,
     Perturbation,
@@ -26,7 +26,7 @@ from .registry import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import TrainConfig
+    from sed.config import TrainConfig
 
 NOISE_SCALE = finite_at_least("noise_scale", 0.0, "random: ||d|| = noise_scale * ||h|| per example (eq. 5)")
 EPSILON = finite_at_least("epsilon", 0.0, "adversarial/vat: ||d|| = epsilon * ||h|| per example (eq. 6-9)")

@@ -19,7 +19,7 @@ Injection points (docs/design.md, paper Figure 1): `input` ([B, 628, 128]
 log-mel), `cnn` (CNN output [B, 157, F]) and `rnn` (RNN output after
 dropout, [B, 157, 2H]). `CRNN.run(h, start, hooks)` runs the network from any
 point with a function applied to the activation at chosen points, which is
-all the perturbations of `sed.perturb` need.
+all the perturbations of `sed.augment.perturb` need.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .constants import N_MELS
-from .dropout import Dropout
-from .errors import ConfigError
+from sed.constants import N_MELS
+from sed.nn.dropout import Dropout
+from sed.errors import ConfigError
 
 Hook = Callable[[Tensor], Tensor]
 

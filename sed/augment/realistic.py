@@ -6,21 +6,21 @@ gains in dB over the mel axis, a plain consistency augmentation like eq. 5.
 that increase the consistency MSE most, as eq. 6-9 choose d; and
 `snr_adversarial` is the reference's noise at `noise_snr` dB with the
 worst-case sample instead of a random one. All are input only and go back
-through the features' dB floor and scaler (`sed.input_perturb`).
+through the features' dB floor and scaler (`sed.augment.input_perturb`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..band_filter import FILTER_MODES, check_layout
-from ..constants import N_MELS
-from ..input_perturb import InputFamily, adversarial_theta, filter_family, snr_family, vat_theta
-from .paper import NOISE_SNR, VAT_ITERS, XI, XI_POSITIVE
-from .registry import Augmentation, Perturbation, Probe, finite_at_least, int_at_least, one_of, register
+from sed.augment.band_filter import FILTER_MODES, check_layout
+from sed.constants import N_MELS
+from sed.augment.input_perturb import InputFamily, adversarial_theta, filter_family, snr_family, vat_theta
+from sed.augment.paper import NOISE_SNR, VAT_ITERS, XI, XI_POSITIVE
+from sed.augment.registry import Augmentation, Perturbation, Probe, finite_at_least, int_at_least, one_of, register
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import TrainConfig
+    from sed.config import TrainConfig
 
 FILTER_BANDS = int_at_least("filter_bands", 1, "filter*: number of bands over the mel axis")
 FILTER_MIN_WIDTH = int_at_least("filter_min_width", 1, "filter*: minimum band width in mel bins")

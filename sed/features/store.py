@@ -1,6 +1,6 @@
 """The on-disk, machine-wide cache of log-mel features (`FeatureStore`).
 
-One job: compute each split's log-mel features (`sed.features.LogMel`) once
+One job: compute each split's log-mel features (`sed.features.logmel.LogMel`) once
 per (split content, feature config, code version), store them as one
 ``.npy`` array [N, 628, 128] float32, and hand them out as read-only memory
 maps shared by every trial on the machine (docs/design.md, Features:
@@ -30,7 +30,7 @@ import torch
 from sed.cache import cache_root, exclusive_lock
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.features import FEATURE_CODE_VERSION, FeatureConfig, LogMel
+from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig, LogMel
 
 __all__ = ["BuildStats", "FeatureStore", "SplitLike"]
 

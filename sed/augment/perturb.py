@@ -40,7 +40,7 @@ the clean pass that made the target maximises the *dropout disagreement*
 between two sub-networks, not the sensitivity of eq. 6/8 (measured: VAT
 directions from different random starts at the input had mean |cosine|
 0.004 with dropout 0.5, 0.47 with dropout 0). So the direction search runs
-inside `sed.dropout.tied_dropout`: its probe passes replay the masks of the
+inside `sed.nn.dropout.tied_dropout`: its probe passes replay the masks of the
 clean pass (student, `l2`/`none`) or of the teacher's first pass (teacher,
 `mt`), and the training pass that consumes d uses the same masks too
 (`consistency_dropout='tied'`, the default; `'independent'` gives the
@@ -60,9 +60,9 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .dropout import tied_dropout
-from .model import CRNN, LOCATIONS
-from .scaler import Scaler
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN, LOCATIONS
+from sed.features.scaler import Scaler
 
 _EPS = 1e-12
 
@@ -138,7 +138,7 @@ class LogMelSpace:
     """How the network's input was made from the linear mel: dB floor and per-band scaler.
 
     `snr_noise` needs it to go back to the linear mel, add the noise there and
-    come back exactly as the features were made (sed.features: amplitude-to-dB
+    come back exactly as the features were made (sed.features.logmel: amplitude-to-dB
     with ref 1, `amin`, `top_db` per clip; then the dataset's `Scaler`).
     """
 

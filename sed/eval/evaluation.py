@@ -2,7 +2,7 @@
 
 One job: run a CRNN in eval mode over a prepared split (`Evaluator.predict`),
 and turn its frame probabilities into the run's numbers through
-`sed.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
+`sed.eval.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
 `validate` is the cheap per-epoch number of the search (event F1; PSDS at a
 few thresholds only with `val_psds`; the threshold-free PSDS1 with
 `val_psds1`); `evaluate` the full set the final stage reports (F1, per-class
@@ -22,9 +22,9 @@ import torch
 from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
 from sed.data.prepare import PreparedData
-from sed.metrics import evaluate_predictions, metric_versions
-from sed.model import CRNN
-from sed.outputs import write_set_outputs
+from sed.eval.metrics import evaluate_predictions, metric_versions
+from sed.nn.model import CRNN
+from sed.eval.outputs import write_set_outputs
 
 __all__ = ["Evaluator"]
 
@@ -98,7 +98,7 @@ class Evaluator:
         }
 
     def write_outputs(self, split_name: str, probs: np.ndarray, out_dir: Path) -> Path:
-        """The DCASE-format files of a split's probabilities (sed.outputs.write_set_outputs)."""
+        """The DCASE-format files of a split's probabilities (sed.eval.outputs.write_set_outputs)."""
         split = self.data.split(split_name)
         return write_set_outputs(
             out_dir, probs, split.filenames, self.data.labels, split.durations, self.config.threshold,

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from sed.constants import FRAME_STEP_S
-from sed.postprocess import EVENT_COLUMNS, decode_events
-from sed.threshold_free import audio_id, score_tables
+from sed.eval.postprocess import EVENT_COLUMNS, decode_events
+from sed.eval.threshold_free import audio_id, score_tables
 
 __all__ = [
     "DETECTIONS_FILE", "DURATIONS_FILE", "GROUND_TRUTH_FILE", "RAW_SCORES", "FILTERED_SCORES",

@@ -15,7 +15,7 @@ An `Augmentation` declares
 - `presets`: its named configs beyond the paper's Table 1 (whose nine rows
   stay in `sed.config.PRESETS`, beside the paper's numbers).
 
-`sed.config` validates a config from it, `sed.objectives` builds the
+`sed.config` validates a config from it, `sed.training.objectives` builds the
 perturbation from it, and `search.space` checks that a parameter's
 `when: {augmentation: ...}` names augmentations that read that parameter.
 Adding an augmentation is one entry (`register`), in `paper.py` or
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..model import LOCATIONS, CRNN
+from sed.errors import ConfigError
+from sed.nn.model import LOCATIONS, CRNN
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import TrainConfig
-    from ..perturb import LogMelSpace
+    from sed.config import TrainConfig
+    from sed.augment.perturb import LogMelSpace
 
 Hook = Callable[[Tensor], Tensor]
 
