@@ -75,7 +75,9 @@ def write_clips(folder: Path, n_clips: int, rate: int, channels: int, seed: int 
     return GeneratedSplit(f"bench-{rate}-{channels}ch", names, [folder / name for name in names])
 
 
-def time_format(split: GeneratedSplit, workdir: Path, devices: list[str], decode_workers: list[int], batch_size: int) -> dict:
+def time_format(
+    split: GeneratedSplit, workdir: Path, devices: list[str], decode_workers: list[int], batch_size: int
+) -> dict:
     config = FeatureConfig()
     result: dict = {"clips": len(split.filenames), "builds": []}
     built: dict[str, np.ndarray] = {}

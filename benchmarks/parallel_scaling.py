@@ -30,8 +30,9 @@ def config(extra: dict[str, str]) -> Any:
     from sed.config import TrainConfig, apply_overrides
 
     base = load_space(ROOT / "spaces" / "demo.yaml").constants()
-    return apply_overrides(TrainConfig(), {**base, "augmentation": "random", "locations": "latent",
-                                           "noise_scale": 0.1, **extra})
+    return apply_overrides(
+        TrainConfig(), {**base, "augmentation": "random", "locations": "latent", "noise_scale": 0.1, **extra}
+    )
 
 
 def worker(args: tuple[dict[str, str], int, Any]) -> float:
@@ -78,10 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     two = run(2, extra, args.steps)
     rate_one = args.steps / one[0]
     rate_two = sum(args.steps / t for t in two)
-    print(f"objective {config(extra).augmentation} at {config(extra).locations}, {args.steps} steps each, "
-          f"load average before {os.getloadavg()[0]:.1f}")
-    print(f"1 process: {one[0]:.1f} s ({rate_one:.2f} steps/s); 2 processes: {two[0]:.1f} s and {two[1]:.1f} s "
-          f"({rate_two:.2f} steps/s together): {rate_two / rate_one:.2f}x")
+    print(
+        f"objective {config(extra).augmentation} at {config(extra).locations}, {args.steps} steps each, "
+        f"load average before {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"1 process: {one[0]:.1f} s ({rate_one:.2f} steps/s); 2 processes: {two[0]:.1f} s and {two[1]:.1f} s "
+        f"({rate_two:.2f} steps/s together): {rate_two / rate_one:.2f}x"
+    )
     return 0
 
 

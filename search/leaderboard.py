@@ -34,9 +34,7 @@ def git_commit(repo: Path | None = None) -> str:
     """`git rev-parse HEAD` of the repository holding this package ('unknown' if none)."""
     repo = repo or Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = out.stdout.strip()
@@ -89,11 +87,7 @@ def read_metadata(path: Path | str) -> dict[str, str]:
     """The `sedtune.*` metadata of a Parquet file, prefix removed."""
     schema = pq.read_schema(path)
     raw = schema.metadata or {}
-    return {
-        k.decode()[len(META_PREFIX):]: v.decode()
-        for k, v in raw.items()
-        if k.decode().startswith(META_PREFIX)
-    }
+    return {k.decode()[len(META_PREFIX) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META_PREFIX)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -106,7 +100,8 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
         kinds = {type(v) for v in frame[column] if v is not None and not (isinstance(v, float) and math.isnan(v))}
         if len(kinds) > 1 or kinds & {list, tuple, dict}:
             frame[column] = [
-                None if v is None or (isinstance(v, float) and math.isnan(v))
+                None
+                if v is None or (isinstance(v, float) and math.isnan(v))
                 else (json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v))
                 for v in frame[column]
             ]

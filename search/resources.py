@@ -60,7 +60,5 @@ def derive_resources(space: Space, cluster: Mapping[str, float]) -> TrialResourc
                 "cluster with GPUs via --address"
             )
         if gpu > gpus:
-            raise ClusterError(
-                f"{where}.gpu={gpu:g} but the cluster has {gpus:g} GPUs; lower resources.gpu"
-            )
+            raise ClusterError(f"{where}.gpu={gpu:g} but the cluster has {gpus:g} GPUs; lower resources.gpu")
     return TrialResources(cpu=space.resources.cpu, gpu=gpu, max_concurrent=max_concurrent)

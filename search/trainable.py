@@ -196,7 +196,11 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     record = {k: v for k, v in scores.items()}
     record["eval_seconds"] = seconds
     (trial_dir / EVAL_FILE).write_text(json.dumps(record, indent=1, default=str))
-    out = {k: float(v) for k, v in scores.items() if k.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = {
+        k: float(v)
+        for k, v in scores.items()
+        if k.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     out["eval_seconds"] = seconds
     # text values travel with the report to the driver (the trial folder is synced later)
     out["eval_per_class_f1_json"] = json.dumps(scores.get("eval_per_class_f1"), default=str)

@@ -171,8 +171,7 @@ class TrainConfig(CRNNFields):
         augmentation = augmentations.get(self.augmentation)
         if self.regularization not in REGULARIZATIONS:
             raise ConfigError(
-                f"regularization={self.regularization!r} is unknown; choose one of "
-                f"{list(REGULARIZATIONS)}"
+                f"regularization={self.regularization!r} is unknown; choose one of {list(REGULARIZATIONS)}"
             )
         parse_locations(self.locations)
         # Every augmentation field's range, whichever augmentation is chosen; then the
@@ -185,9 +184,7 @@ class TrainConfig(CRNNFields):
                 f"consistency_dropout={self.consistency_dropout!r}: choose one of {list(CONSISTENCY_DROPOUTS)}"
             )
         if self.offset_rounding not in OFFSET_ROUNDINGS:
-            raise ConfigError(
-                f"offset_rounding={self.offset_rounding!r}: choose one of {list(OFFSET_ROUNDINGS)}"
-            )
+            raise ConfigError(f"offset_rounding={self.offset_rounding!r}: choose one of {list(OFFSET_ROUNDINGS)}")
         for key in ("consistency_weight", "l2"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
@@ -208,9 +205,7 @@ class TrainConfig(CRNNFields):
         if self.select not in SELECTIONS:
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
         if self.selection_metric not in SELECTION_METRICS:
-            raise ConfigError(
-                f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}"
-            )
+            raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
         for metric, flag in (("val_psds", "val_psds"), ("val_psds1", "val_psds1")):
             if self.selection_metric == metric and not getattr(self, flag):
                 raise ConfigError(
@@ -246,9 +241,7 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch} must be >= 1 or None")
         self.check_model_fields()
         if self.embedded_size not in EMBEDDED_SIZES:
-            raise ConfigError(
-                f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}"
-            )
+            raise ConfigError(f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must be in (0, 1)")
         if not 0.0 < self.threshold < 1.0:
@@ -338,9 +331,7 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
         if key not in FIELD_TYPES:
             close = [name for name in FIELD_TYPES if key.lower() in name or name in key.lower()]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(
-                f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}"
-            )
+            raise ConfigError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}")
         updates[key] = coerce_value(key, value)
     return dataclasses.replace(config, **updates).validate()
 
@@ -370,9 +361,7 @@ PRESETS: dict[str, TrainConfig] = {
     "baseline": _preset(augmentation="snr_noise", locations="input", regularization="mt", noise_snr=30.0),
     "random-input-l2": _preset(augmentation="snr_noise", locations="input", regularization="l2", noise_snr=30.0),
     "random-latent-l2": _preset(augmentation="random", locations="latent", regularization="l2", noise_scale=0.1),
-    "adversarial-latent-l2": _preset(
-        augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1
-    ),
+    "adversarial-latent-l2": _preset(augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1),
     "vat-input-mt": _preset(augmentation="vat", locations="input", regularization="mt", epsilon=0.1),
     "vat-input-l2": _preset(augmentation="vat", locations="input", regularization="l2", epsilon=0.1),
     "vat-latent-l2": _preset(augmentation="vat", locations="latent", regularization="l2", epsilon=0.1),

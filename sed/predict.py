@@ -156,7 +156,10 @@ def _audio_files(inputs: list[Path]) -> list[Path]:
 
 
 def predict_paths(
-    model: LoadedModel, inputs: list[Path], out: Path, threshold: float | None = None,
+    model: LoadedModel,
+    inputs: list[Path],
+    out: Path,
+    threshold: float | None = None,
     median_window: int | None = None,
 ) -> Path:
     """Score every audio file of ``inputs`` and write the DCASE-format files into ``out``."""
@@ -169,7 +172,11 @@ def predict_paths(
     for i, (clip, _) in enumerate(results):
         probs[i, : len(clip)] = clip  # zero scores past a clip's end are never active (threshold > 0)
     return write_set_outputs(
-        out, probs, [f.name for f in files], model.labels, [d for _, d in results],
+        out,
+        probs,
+        [f.name for f in files],
+        model.labels,
+        [d for _, d in results],
         model.config.threshold if threshold is None else threshold,
         model.config.median_window if median_window is None else median_window,
         frame_step=model.frame_step,

@@ -140,9 +140,9 @@ def score_files(
     labels: list[str] | None = None
     if scores is not None:
         probs, labels, step, tables = read_score_folder(scores, names)
-        result.update(psds_scores(
-            probs, names, labels, reference, seconds, median_window, n_thresholds, frame_step=step
-        ))
+        result.update(
+            psds_scores(probs, names, labels, reference, seconds, median_window, n_thresholds, frame_step=step)
+        )
         by_id = {audio_id(n): d for n, d in zip(names, seconds)}
         if median_window > 1:
             from sed.eval.threshold_free import score_tables
@@ -168,11 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground-truth", type=Path, required=True, help="filename onset offset event_label TSV")
     parser.add_argument("--durations", type=Path, required=True, help="filename duration TSV (every clip scored)")
     parser.add_argument("--detections", type=Path, default=None, help="detections TSV (event F1)")
-    parser.add_argument("--scores", type=Path, default=None,
-                        help="folder of <clip>.tsv score tables (PSDS1, PSDS2, intersection F1, 2020 PSDS)")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        default=None,
+        help="folder of <clip>.tsv score tables (PSDS1, PSDS2, intersection F1, 2020 PSDS)",
+    )
     parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold of the intersection F1")
-    parser.add_argument("--median-window", type=int, default=1,
-                        help="median filter (frames) applied to the scores first (1: none, for filtered scores)")
+    parser.add_argument(
+        "--median-window",
+        type=int,
+        default=1,
+        help="median filter (frames) applied to the scores first (1: none, for filtered scores)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
     return parser
 

@@ -30,7 +30,15 @@ import os
 import sys
 from pathlib import Path
 
-from sed.config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
+from sed.config import (
+    PRESETS,
+    REALISTIC_PRESETS,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    parse_set_arguments,
+    preset,
+)
 from sed.data.errors import DatasetError
 
 
@@ -47,20 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sed.train",
         description="Train the DCASE 2020 task 4 CRNN with one consistency objective of the paper.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Presets (paper Table 1): " + ", ".join(PRESETS) + "\nPresets (beyond the paper): "
-        + ", ".join(REALISTIC_PRESETS) + "\n\nConfig keys for --set (defaults):\n" + _field_help(),
+        epilog="Presets (paper Table 1): "
+        + ", ".join(PRESETS)
+        + "\nPresets (beyond the paper): "
+        + ", ".join(REALISTIC_PRESETS)
+        + "\n\nConfig keys for --set (defaults):\n"
+        + _field_help(),
     )
-    parser.add_argument("--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)")
+    parser.add_argument(
+        "--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)"
+    )
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
-    parser.add_argument("--layout", default=None,
-                        help="where the parts live under --data: auto (default), desed2020, desed2021, "
-                             "or a layout YAML file (sed/data/layouts.py)")
+    parser.add_argument(
+        "--layout",
+        default=None,
+        help="where the parts live under --data: auto (default), desed2020, desed2021, "
+        "or a layout YAML file (sed/data/layouts.py)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
-    parser.add_argument("--cache-dir", "--cache", dest="cache", type=Path, default=None,
-                        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); --cache is the old name")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field; repeatable (e.g. --set epsilon=0.5)")
+    parser.add_argument(
+        "--cache-dir",
+        "--cache",
+        dest="cache",
+        type=Path,
+        default=None,
+        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); --cache is the old name",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field; repeatable (e.g. --set epsilon=0.5)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if present")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser

@@ -65,7 +65,9 @@ def test_adversarial_and_vat_beat_random_directions_of_the_same_norm(location):
             "random": {location: random_noise(start_h, eps)},
         }
         for name, d in dirs.items():
-            assert torch.allclose(per_example_norm(d[location]) / per_example_norm(start_h), torch.tensor(eps), atol=1e-4)
+            assert torch.allclose(
+                per_example_norm(d[location]) / per_example_norm(start_h), torch.tensor(eps), atol=1e-4
+            )
             with torch.no_grad():
                 out = model.run(start_h, start=location, hooks=additive_hooks(d))
             gains[name].append(float(consistency_mse(out.strong, out.weak, ts, tw)))

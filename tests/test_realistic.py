@@ -197,8 +197,15 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
     from sed.training.trainer import Trainer, prepare_data
 
-    small = dict(cnn_filters=(4, 8, 8), rnn_hidden=8, batch_size=8, embedded_size="tiny", num_threads=1,
-                 max_steps_per_epoch=1, epochs=1)
+    small = dict(
+        cnn_filters=(4, 8, 8),
+        rnn_hidden=8,
+        batch_size=8,
+        embedded_size="tiny",
+        num_threads=1,
+        max_steps_per_epoch=1,
+        epochs=1,
+    )
     data = None
     for name, preset in REALISTIC_PRESETS.items():
         cfg = dataclasses.replace(preset, **small).validate()
@@ -216,6 +223,9 @@ def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, ses
     from sed.training.trainer import TrainingDiverged
 
     cfg = dataclasses.replace(REALISTIC_PRESETS["filter-input-l2"], **small, filter_db=3e38).validate()
-    with pytest.raises(TrainingDiverged, match=r"augmentation=filter, locations=input, filter_bands=3, "
-                       r"filter_min_width=6, filter_db=3e\+38, filter_mode=linear, consistency_weight"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"augmentation=filter, locations=input, filter_bands=3, "
+        r"filter_min_width=6, filter_db=3e\+38, filter_mode=linear, consistency_weight",
+    ):
         Trainer(cfg, data=data, progress=False).train_epoch()

@@ -132,10 +132,29 @@ def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
 def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, session_cache, tmp_path):
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "sed.train", "--preset", "random-latent-l2", "--data", str(tiny_data_root),
-        "--epochs", "1", "--out", str(out), "--cache", str(session_cache),
-        "--set", "cnn_filters=4,8,8,8,8,8,8", "--set", "rnn_hidden=8", "--set", "batch_size=8",
-        "--set", "max_steps_per_epoch=2", "--set", "median_window=9",
+        sys.executable,
+        "-m",
+        "sed.train",
+        "--preset",
+        "random-latent-l2",
+        "--data",
+        str(tiny_data_root),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--cache",
+        str(session_cache),
+        "--set",
+        "cnn_filters=4,8,8,8,8,8,8",
+        "--set",
+        "rnn_hidden=8",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "max_steps_per_epoch=2",
+        "--set",
+        "median_window=9",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -152,7 +171,9 @@ def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, ses
 def test_train_cli_refuses_a_bad_override(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sed.train", "--set", "epsilon=-1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "epsilon" in result.stderr and "Traceback" not in result.stderr

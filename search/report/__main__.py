@@ -13,9 +13,11 @@ from .experiment import ReportError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.report",
-                                     description="Write a self-contained HTML report of a sedtune experiment folder "
-                                                 "(finished, partly finished or still running).")
+    parser = argparse.ArgumentParser(
+        prog="python -m search.report",
+        description="Write a self-contained HTML report of a sedtune experiment folder "
+        "(finished, partly finished or still running).",
+    )
     parser.add_argument("experiment", type=Path, help="the experiment folder, OUT/NAME (e.g. results/demo)")
     parser.add_argument("--out", type=Path, help=f"where to write the page (default: EXPERIMENT/{REPORT_FILE})")
     args = parser.parse_args(argv)

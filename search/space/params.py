@@ -100,9 +100,7 @@ def _distribution(ctx: Context, name: str, kind: str, spec: Mapping[str, Any]) -
             raise ctx.error(dkey, f"int with log: true needs low >= 1, got {low}")
         kwargs["log"] = log
     elif "float" not in str(FIELD_TYPES[name]):
-        raise ctx.error(
-            dkey, f"TrainConfig.{name} is {FIELD_TYPES[name]}, not a float; use choice or int"
-        )
+        raise ctx.error(dkey, f"TrainConfig.{name} is {FIELD_TYPES[name]}, not a float; use choice or int")
     kwargs["low"], kwargs["high"] = low, high
     return kwargs
 
@@ -129,8 +127,7 @@ def _condition(
             if possible is None:
                 raise ctx.error(
                     ckey,
-                    f"{cond_key} is a continuous range; conditions can only name choice/value "
-                    "parameters or fixed keys",
+                    f"{cond_key} is a continuous range; conditions can only name choice/value parameters or fixed keys",
                 )
         elif cond_key == name:
             raise ctx.error(ckey, "a parameter cannot depend on itself")

@@ -112,8 +112,14 @@ class BandLayout:
 
     @classmethod
     def draw(
-        cls, batch: int, n_bins: int, n_bands: int, min_width: int, mode: str,
-        device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+        cls,
+        batch: int,
+        n_bins: int,
+        n_bands: int,
+        min_width: int,
+        mode: str,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> "BandLayout":
         check_layout(n_bins, n_bands, min_width, mode)
         edges = draw_band_edges(batch, n_bins, n_bands, min_width)

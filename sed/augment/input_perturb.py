@@ -37,6 +37,7 @@ from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN
 from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
 
+
 @dataclass(frozen=True)
 class InputFamily:
     """A bounded, differentiable perturbation of the input: `apply(h, theta)`."""
@@ -53,9 +54,7 @@ class InputFamily:
         return {"input": lambda h: self.apply(h, theta)}
 
 
-def filter_family(
-    h: Tensor, space: LogMelSpace, n_bands: int, min_width: int, mode: str, db: float
-) -> InputFamily:
+def filter_family(h: Tensor, space: LogMelSpace, n_bands: int, min_width: int, mode: str, db: float) -> InputFamily:
     """Band gains of one random band layout per example, |gain| <= db."""
     layout = BandLayout.draw(h.shape[0], h.shape[-1], n_bands, min_width, mode, h.device)
 
@@ -92,13 +91,13 @@ def snr_family(h: Tensor, space: LogMelSpace, snr_db: float) -> InputFamily:
 
 
 def _gradient(model: CRNN, x: Tensor, family: InputFamily, theta: Tensor, ts: Tensor, tw: Tensor) -> Tensor:
-    grads = gradient_wrt(
-        model, x, "input", {"input": theta}, lambda t: family.hooks(t["input"]), ts, tw
-    )
+    grads = gradient_wrt(model, x, "input", {"input": theta}, lambda t: family.hooks(t["input"]), ts, tw)
     return grads["input"]
 
 
-def adversarial_theta(model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor) -> Tensor:
+def adversarial_theta(
+    model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor
+) -> Tensor:
     """Eq. 6 on theta: the gradient at a random theta inside the bound, then one step to the bound.
 
     Call it inside the `tied_dropout` scope of the pass that made the target;
@@ -110,8 +109,13 @@ def adversarial_theta(model: CRNN, x: Tensor, family: InputFamily, target_strong
 
 
 def vat_theta(
-    model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor,
-    xi: float, iterations: int = 1,
+    model: CRNN,
+    x: Tensor,
+    family: InputFamily,
+    target_strong: Tensor,
+    target_weak: Tensor,
+    xi: float,
+    iterations: int = 1,
 ) -> Tensor:
     """Eq. 8 on theta: power iteration from a random direction with probe xi, scaled to the bound."""
     with tied_dropout(model):

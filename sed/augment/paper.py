@@ -48,16 +48,30 @@ def _random(probe: Probe, config: "TrainConfig") -> Perturbation:
 
 def _adversarial(probe: Probe, config: "TrainConfig") -> Perturbation:
     d = adversarial_perturbation(
-        probe.model, probe.start_h, probe.start, probe.locations, probe.target_strong, probe.target_weak,
-        config.epsilon, activations=probe.activations,
+        probe.model,
+        probe.start_h,
+        probe.start,
+        probe.locations,
+        probe.target_strong,
+        probe.target_weak,
+        config.epsilon,
+        activations=probe.activations,
     )
     return Perturbation(additive_hooks(d))
 
 
 def _vat(probe: Probe, config: "TrainConfig") -> Perturbation:
     d = vat_perturbation(
-        probe.model, probe.start_h, probe.start, probe.locations, probe.target_strong, probe.target_weak,
-        config.epsilon, config.xi, config.vat_iters, activations=probe.activations,
+        probe.model,
+        probe.start_h,
+        probe.start,
+        probe.locations,
+        probe.target_strong,
+        probe.target_weak,
+        config.epsilon,
+        config.xi,
+        config.vat_iters,
+        activations=probe.activations,
     )
     return Perturbation(additive_hooks(d))
 
@@ -72,28 +86,63 @@ def _snr_noise(probe: Probe, config: "TrainConfig") -> Perturbation:
     return Perturbation(snr_noise_hooks(probe.input_space, config.noise_snr))
 
 
-NONE = register(Augmentation(
-    name="none", summary="no perturbation (L_const = 0)", locations=LOCATIONS, source="eq. 4",
-))
-RANDOM = register(Augmentation(
-    name="random", summary="Gaussian d, ||d|| = noise_scale ||h||", locations=LOCATIONS,
-    fields=(NOISE_SCALE,), build=_random, source="paper eq. 5",
-))
-ADVERSARIAL = register(Augmentation(
-    name="adversarial", summary="one gradient step from a random start, ||d|| = epsilon ||h||",
-    locations=LOCATIONS, fields=(EPSILON,), build=_adversarial, source="paper eq. 6-7",
-))
-VAT = register(Augmentation(
-    name="vat", summary="power iteration for the most sensitive d, ||d|| = epsilon ||h||",
-    locations=LOCATIONS, fields=(EPSILON, XI, VAT_ITERS), requires=(XI_POSITIVE,), build=_vat,
-    source="paper eq. 8-9",
-))
-MIXUP = register(Augmentation(
-    name="mixup", summary="lambda h + (1 - lambda) h[perm], target mixed alike; one location per step",
-    locations=LOCATIONS, fields=(MIXUP_ALPHA,), build=_mixup, source="paper eq. 10",
-))
-SNR_NOISE = register(Augmentation(
-    name="snr_noise", summary="Gaussian noise at noise_snr dB per mel band on the linear mel",
-    locations=("input",), fields=(NOISE_SNR,), build=_snr_noise, needs_input_space=True,
-    source="the 2020 baseline's teacher input noise (docs/reference.md)",
-))
+NONE = register(
+    Augmentation(
+        name="none",
+        summary="no perturbation (L_const = 0)",
+        locations=LOCATIONS,
+        source="eq. 4",
+    )
+)
+RANDOM = register(
+    Augmentation(
+        name="random",
+        summary="Gaussian d, ||d|| = noise_scale ||h||",
+        locations=LOCATIONS,
+        fields=(NOISE_SCALE,),
+        build=_random,
+        source="paper eq. 5",
+    )
+)
+ADVERSARIAL = register(
+    Augmentation(
+        name="adversarial",
+        summary="one gradient step from a random start, ||d|| = epsilon ||h||",
+        locations=LOCATIONS,
+        fields=(EPSILON,),
+        build=_adversarial,
+        source="paper eq. 6-7",
+    )
+)
+VAT = register(
+    Augmentation(
+        name="vat",
+        summary="power iteration for the most sensitive d, ||d|| = epsilon ||h||",
+        locations=LOCATIONS,
+        fields=(EPSILON, XI, VAT_ITERS),
+        requires=(XI_POSITIVE,),
+        build=_vat,
+        source="paper eq. 8-9",
+    )
+)
+MIXUP = register(
+    Augmentation(
+        name="mixup",
+        summary="lambda h + (1 - lambda) h[perm], target mixed alike; one location per step",
+        locations=LOCATIONS,
+        fields=(MIXUP_ALPHA,),
+        build=_mixup,
+        source="paper eq. 10",
+    )
+)
+SNR_NOISE = register(
+    Augmentation(
+        name="snr_noise",
+        summary="Gaussian noise at noise_snr dB per mel band on the linear mel",
+        locations=("input",),
+        fields=(NOISE_SNR,),
+        build=_snr_noise,
+        needs_input_space=True,
+        source="the 2020 baseline's teacher input noise (docs/reference.md)",
+    )
+)

@@ -147,9 +147,7 @@ class LogMelSpace:
     amin: float = 1e-5
 
 
-def snr_noise(
-    h: Tensor, space: LogMelSpace, snr_db: float, noise: Tensor | None = None
-) -> Tensor:
+def snr_noise(h: Tensor, space: LogMelSpace, snr_db: float, noise: Tensor | None = None) -> Tensor:
     """The 2020 baseline's input noise on normalised log-mel input `h` [B, T, F].
 
     Per clip and mel band b, with M the linear (amplitude) mel:
@@ -219,10 +217,7 @@ def gradient_wrt(
         out = model.run(start_h.detach(), start=start, hooks=make_hooks(thetas))
         loss = consistency_mse(out.strong, out.weak, target_strong, target_weak)
         grads = torch.autograd.grad(loss, list(thetas.values()), allow_unused=True)
-    return {
-        name: (g if g is not None else torch.zeros_like(thetas[name])).detach()
-        for name, g in zip(thetas, grads)
-    }
+    return {name: (g if g is not None else torch.zeros_like(thetas[name])).detach() for name, g in zip(thetas, grads)}
 
 
 def _gradient_wrt(
@@ -325,4 +320,3 @@ def plan_mixup(
 
 def first_location(locations: Sequence[str]) -> str:
     return min(locations, key=LOCATIONS.index)
-

@@ -58,18 +58,20 @@ class FieldRule:
 
 
 def finite_at_least(name: str, low: float, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v >= low,
-                     f"a finite number >= {low:g}", doc)
+    return FieldRule(
+        name,
+        lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v >= low,
+        f"a finite number >= {low:g}",
+        doc,
+    )
 
 
 def finite_above(name: str, low: float, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > low,
-                     f"> {low:g}", doc)
+    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > low, f"> {low:g}", doc)
 
 
 def int_at_least(name: str, low: int, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low,
-                     f">= {low}", doc)
+    return FieldRule(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low, f">= {low}", doc)
 
 
 def one_of(name: str, options: tuple[str, ...], doc: str = "") -> FieldRule:

@@ -144,9 +144,7 @@ def _labels_argument(labels: Sequence[str] | None) -> tuple[str, ...] | None:
     if labels is None:
         return None
     if isinstance(labels, str):
-        raise DatasetError(
-            f"labels={labels!r} is a single string. Fix: pass a list of class names, or None."
-        )
+        raise DatasetError(f"labels={labels!r} is a single string. Fix: pass a list of class names, or None.")
     fixed = tuple(labels)
     if not fixed:
         raise DatasetError("labels is empty. Fix: pass at least one class name, or None.")
@@ -193,8 +191,12 @@ def load_desed(
     layout_name, parts_layout = resolve_layout(root, layout)
 
     # Metadata first: every format problem is reported before any audio is touched.
-    strong_names = ["synthetic", *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
-                    "validation", "public_eval"]
+    strong_names = [
+        "synthetic",
+        *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
+        "validation",
+        "public_eval",
+    ]
     read = {name: _read_strong(root, name, check_label, parts_layout[name]) for name in strong_names[:1]}
     weak = _read_weak(root, check_label, parts_layout["weak"])
     unlabeled = _read_unlabeled(root, parts_layout["unlabeled"])
@@ -274,7 +276,11 @@ def load_desed(
     else:
         label_set = tuple(sorted(check_label.seen))
     return DesedDataset(
-        root=root, labels=tuple(label_set), splits=splits, missing_audio=missing, clipped_events=clipped,
+        root=root,
+        labels=tuple(label_set),
+        splits=splits,
+        missing_audio=missing,
+        clipped_events=clipped,
         layout=layout_name,
     )
 

@@ -69,7 +69,6 @@ GENERATOR_VERSION: int = 1
 COMPLETE_MARKER: str = "sedtune_embedded.json"
 
 
-
 @dataclass(frozen=True)
 class PartSizes:
     """Clips per part."""
@@ -310,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     started = time.perf_counter()
-    print(f"sedtune: generating '{args.size}' (seed {args.seed}) into {args.out} ...", end="", file=sys.stderr, flush=True)
+    print(
+        f"sedtune: generating '{args.size}' (seed {args.seed}) into {args.out} ...", end="", file=sys.stderr, flush=True
+    )
     try:
         out = generate_dataset(args.out, args.size, args.seed, overwrite=args.force, workers=args.workers)
     except DatasetError as exc:

@@ -266,9 +266,7 @@ def _check_variants(variants: Sequence[str] | None) -> tuple[str, ...]:
 def psds_thresholds(n_thresholds: int = 50) -> np.ndarray:
     """Evenly spaced operating thresholds ``(2k + 1) / (2n)``: 0.01, 0.03, ..., 0.99 for 50."""
     if isinstance(n_thresholds, bool) or int(n_thresholds) != n_thresholds or n_thresholds < 1:
-        raise MetricsError(
-            f"n_thresholds={n_thresholds!r} must be a positive integer; the 2020 baseline uses 50."
-        )
+        raise MetricsError(f"n_thresholds={n_thresholds!r} must be a positive integer; the 2020 baseline uses 50.")
     n = int(n_thresholds)
     return (2 * np.arange(n) + 1) / (2 * n)
 

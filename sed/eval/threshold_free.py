@@ -46,24 +46,45 @@ from scipy.ndimage import median_filter
 from sed.constants import FRAME_STEP_S
 
 __all__ = [
-    "PSDS1", "PSDS2", "PSDS_2020", "INTERSECTION_F1", "psds_of_tables", "audio_id", "score_tables", "threshold_free_metrics",
-    "metrics_from_tables", "sed_scores_eval_version", "METRICS",
+    "PSDS1",
+    "PSDS2",
+    "PSDS_2020",
+    "INTERSECTION_F1",
+    "psds_of_tables",
+    "audio_id",
+    "score_tables",
+    "threshold_free_metrics",
+    "metrics_from_tables",
+    "sed_scores_eval_version",
+    "METRICS",
 ]
 
 #: sed_scores_eval.intersection_based.psds settings (DCASE 2021+ task 4).
 PSDS1: dict[str, Any] = {
-    "dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None,
-    "alpha_ct": 0.0, "alpha_st": 1.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.7,
+    "gtc_threshold": 0.7,
+    "cttc_threshold": None,
+    "alpha_ct": 0.0,
+    "alpha_st": 1.0,
+    "max_efpr": 100.0,
 }
 PSDS2: dict[str, Any] = {
-    "dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3,
-    "alpha_ct": 0.5, "alpha_st": 1.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.1,
+    "gtc_threshold": 0.1,
+    "cttc_threshold": 0.3,
+    "alpha_ct": 0.5,
+    "alpha_st": 1.0,
+    "max_efpr": 100.0,
 }
 #: The 2020 psds_eval settings of sed.eval.metrics' ``psds`` (alpha_ct = alpha_st = 0; without a
 #: cross-trigger weight sed_scores_eval takes no cttc), for comparing the two libraries.
 PSDS_2020: dict[str, Any] = {
-    "dtc_threshold": 0.5, "gtc_threshold": 0.5, "cttc_threshold": None,
-    "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.5,
+    "gtc_threshold": 0.5,
+    "cttc_threshold": None,
+    "alpha_ct": 0.0,
+    "alpha_st": 0.0,
+    "max_efpr": 100.0,
 }
 #: sed_scores_eval.intersection_based.fscore settings.
 INTERSECTION_F1: dict[str, float] = {"dtc_threshold": 0.5, "gtc_threshold": 0.5}
@@ -155,7 +176,9 @@ def _prepared(
 
 
 def psds_of_tables(
-    tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float],
+    tables: Mapping[str, pd.DataFrame],
+    reference_df: pd.DataFrame,
+    durations: Mapping[str, float],
     settings: Mapping[str, Any],
 ) -> float:
     """sed_scores_eval's threshold-free PSDS with ``settings`` (e.g. :data:`PSDS1`); NaN without events."""
@@ -208,7 +231,8 @@ def metrics_from_tables(
             n_classes = len(next(iter(scored.values())).columns) - 2
             out["psds2"] = (
                 float(intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0])
-                if n_classes > 1 else math.nan
+                if n_classes > 1
+                else math.nan
             )
         if "intersection_f1" in which:
             fscores = intersection_based.fscore(scored, truth, float(threshold), **INTERSECTION_F1)[0]

@@ -403,5 +403,3 @@ class _Progress:
             file=sys.stderr,
             flush=True,
         )
-
-

@@ -109,9 +109,7 @@ class CRNNFields:
     def check_model_fields(self) -> None:
         """Refuse inconsistent model values with a message naming the key and the fix."""
         if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
-            raise ConfigError(
-                f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64"
-            )
+            raise ConfigError(f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64")
         if len(self.cnn_filters) > 7:
             raise ConfigError(
                 f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
@@ -124,9 +122,7 @@ class CRNNFields:
         if self.pooling not in ("avg", "max"):
             raise ConfigError(f"pooling={self.pooling!r}: choose 'avg' (reference code) or 'max' (paper text)")
         if self.gated_unit not in GATED_UNITS:
-            raise ConfigError(
-                f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
-            )
+            raise ConfigError(f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'")
         if self.weight_init not in ("reference", "torch"):
             raise ConfigError(f"weight_init={self.weight_init!r}: choose 'reference' or 'torch'")
         if self.dropout_impl not in ("bits", "torch"):
@@ -188,9 +184,7 @@ class ConvBlock(nn.Module):
         else:
             self.gate = nn.ReLU()
         self.dropout = Dropout(config.dropout, config.dropout_impl)
-        self.pool: nn.Module = (
-            nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
-        )
+        self.pool: nn.Module = nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.dropout(self.gate(self.bn(self.conv(x)))))
@@ -203,16 +197,13 @@ class CNN(nn.Module):
         super().__init__()
         pools = config.pools()
         chans = (1,) + tuple(config.cnn_filters)
-        self.blocks = nn.Sequential(
-            *(ConvBlock(chans[i], chans[i + 1], pools[i], config) for i in range(len(pools)))
-        )
+        self.blocks = nn.Sequential(*(ConvBlock(chans[i], chans[i + 1], pools[i], config) for i in range(len(pools))))
         freq = config.n_mels
         for _, pool_f in pools:
             freq //= pool_f
         if freq < 1:
             raise ValueError(
-                f"cnn_filters has {len(pools)} blocks pooling frequency by 2: too many for "
-                f"{config.n_mels} mel bands"
+                f"cnn_filters has {len(pools)} blocks pooling frequency by 2: too many for {config.n_mels} mel bands"
             )
         self.out_features = chans[-1] * freq
         self.channels_last = config.channels_last
@@ -235,9 +226,7 @@ class RNN(nn.Module):
 
     def __init__(self, n_in: int, config: CRNNConfig) -> None:
         super().__init__()
-        self.gru = nn.GRU(
-            n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True
-        )
+        self.gru = nn.GRU(n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True)
         self.dropout = Dropout(config.dropout, config.dropout_impl)
         self.out_features = 2 * config.rnn_hidden
 
@@ -301,7 +290,7 @@ class CRNN(nn.Module):
             raise ValueError(f"start={start!r}: one of {LOCATIONS}")
         activations: dict[str, Tensor] = {}
         out: Tensor | tuple[Tensor, Tensor] = h
-        for loc in LOCATIONS[LOCATIONS.index(start):]:
+        for loc in LOCATIONS[LOCATIONS.index(start) :]:
             assert isinstance(out, Tensor)
             activations[loc] = out
             if hooks is not None and loc in hooks:

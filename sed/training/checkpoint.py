@@ -22,8 +22,15 @@ import torch
 if TYPE_CHECKING:  # the trainer imports this module
     from sed.training.trainer import Trainer
 
-__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "load_checkpoint", "restore", "save_best_model",
-           "save_checkpoint", "snapshot"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_FORMAT",
+    "load_checkpoint",
+    "restore",
+    "save_best_model",
+    "save_checkpoint",
+    "snapshot",
+]
 
 CHECKPOINT_FILE = "trainer_state.pt"
 CHECKPOINT_FORMAT = 1
@@ -67,9 +74,7 @@ def restore(trainer: "Trainer", state: dict[str, Any]) -> None:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
     if list(state["labels"]) != list(trainer.labels):
-        raise ValueError(
-            f"checkpoint labels {state['labels']} differ from the dataset's {list(trainer.labels)}"
-        )
+        raise ValueError(f"checkpoint labels {state['labels']} differ from the dataset's {list(trainer.labels)}")
     trainer.student.load_state_dict(state["student"])
     if trainer.teacher is not None:
         if state["teacher"] is None:
@@ -134,8 +139,7 @@ def save_best_model(trainer: "Trainer", path: Path | str) -> Path:
 
     state = trainer.best_state if trainer.best_state is not None else trainer.selected_model().state_dict()
     selection = {
-        k: float(v) for k, v in trainer.best_metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
+        k: float(v) for k, v in trainer.best_metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     return _write_atomically(
         {

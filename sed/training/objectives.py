@@ -100,11 +100,19 @@ class LossTerms:
 
     def as_floats(self) -> dict[str, float]:
         """The logged terms, copied to the host in one transfer (one sync per step on a GPU)."""
-        values = torch.stack([
-            t.detach().float()
-            for t in (self.total, self.class_strong, self.class_weak,
-                      self.class_strong + self.class_weak, self.const, self.reg)
-        ]).tolist()
+        values = torch.stack(
+            [
+                t.detach().float()
+                for t in (
+                    self.total,
+                    self.class_strong,
+                    self.class_weak,
+                    self.class_strong + self.class_weak,
+                    self.const,
+                    self.reg,
+                )
+            ]
+        ).tolist()
         names = ("loss_total", "loss_class_strong", "loss_class_weak", "loss_class", "loss_const", "loss_reg")
         return dict(zip(names, values))
 
@@ -173,14 +181,19 @@ def consistency_loss(
             student_strong, student_weak = perturbation.mixed(clean_strong), perturbation.mixed(clean_weak)
             with torch.no_grad():
                 teacher_out = teacher.run(x, hooks=perturbation.hooks)
-        return consistency_mse(
-            student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
-        )
+        return consistency_mse(student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach())
 
     start = first_location(locations)
     probe = Probe(
-        student, start, clean_activations[start], target_strong, target_weak, clean_activations, locations,
-        rng, input_space,
+        student,
+        start,
+        clean_activations[start],
+        target_strong,
+        target_weak,
+        clean_activations,
+        locations,
+        rng,
+        input_space,
     )
     perturbation = _build(augmentation, probe, config)
     start = perturbation.start or start
@@ -216,12 +229,17 @@ def compute_losses(
             # Diverged weights give NaN probabilities, which BCE would reject with an
             # unrelated message; say what happened instead.
             raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
-        loss_strong, loss_weak = classification_loss(
-            clean.strong, clean.weak, batch, config.weak_loss_on_strong
-        )
+        loss_strong, loss_weak = classification_loss(clean.strong, clean.weak, batch, config.weak_loss_on_strong)
         if with_const:
             const = consistency_loss(
-                student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
+                student,
+                teacher,
+                batch.features,
+                clean.strong,
+                clean.weak,
+                clean.activations,
+                config,
+                rng,
                 input_space,
             )
         else:
@@ -231,4 +249,6 @@ def compute_losses(
         else:
             reg = loss_strong.new_zeros(())
         total = loss_strong + loss_weak + weight * const + reg
-        return LossTerms(total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight)
+        return LossTerms(
+            total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight
+        )

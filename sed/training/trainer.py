@@ -121,7 +121,12 @@ class Trainer:
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
                 terms = compute_losses(
-                    self.student, self.teacher, batch, cfg, cfg.consistency_weight * rampup, self.rng,
+                    self.student,
+                    self.teacher,
+                    batch,
+                    cfg,
+                    cfg.consistency_weight * rampup,
+                    self.rng,
                     self.input_space,
                 )
             values = terms.as_floats()
@@ -173,8 +178,13 @@ class Trainer:
         self.epoch += 1
         metrics: dict[str, Any] = {k: v / n_steps for k, v in sums.items()}
         metrics.update(
-            epoch=self.epoch, step=self.step, steps=n_steps, lr=cfg.lr * rampup, rampup=rampup,
-            consistency_weight=cfg.consistency_weight * rampup, train_seconds=time.perf_counter() - start,
+            epoch=self.epoch,
+            step=self.step,
+            steps=n_steps,
+            lr=cfg.lr * rampup,
+            rampup=rampup,
+            consistency_weight=cfg.consistency_weight * rampup,
+            train_seconds=time.perf_counter() - start,
         )
         val_start = time.perf_counter()
         val = self.validate()
@@ -256,7 +266,10 @@ class Trainer:
         return self.evaluator.validate(self.selected_model())
 
     def evaluate(
-        self, split_name: str = "public_eval", use_best: bool = True, prefix: str | None = None,
+        self,
+        split_name: str = "public_eval",
+        use_best: bool = True,
+        prefix: str | None = None,
         out_dir: Path | str | None = None,
     ) -> dict[str, Any]:
         """Full metrics on a split of the model selected on `config.selection_metric` (`use_best`), student or
@@ -267,7 +280,10 @@ class Trainer:
             model = copy.deepcopy(model)
             model.load_state_dict(self.best_state)
         return self.evaluator.evaluate(
-            model, split_name, prefix, self.best_epoch if use_best else self.epoch,
+            model,
+            split_name,
+            prefix,
+            self.best_epoch if use_best else self.epoch,
             None if out_dir is None else Path(out_dir),
         )
 
