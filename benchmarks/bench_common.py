@@ -11,11 +11,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sed.augment.perturb import LogMelSpace  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402
+from sed.features.scaler import Scaler  # noqa: E402
 from sed.nn.model import build_model  # noqa: E402
 from sed.training.objectives import Batch, compute_losses, update_ema  # noqa: E402
-from sed.augment.perturb import LogMelSpace  # noqa: E402
-from sed.features.scaler import Scaler  # noqa: E402
 
 
 def random_batch(batch: int, device: torch.device | str = "cpu", n_classes: int = 10) -> Batch:

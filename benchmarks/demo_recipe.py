@@ -254,9 +254,9 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_common import ObjectiveStep
 
+    from sed.training.batches import part_sizes
     from sed.training.host_memory import reuse_freed_memory
     from sed.training.objectives import Batch
-    from sed.training.batches import part_sizes
 
     base = build_config(variant, extra)
     if base.reuse_host_memory:

@@ -40,8 +40,8 @@ import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sed.features.store import FeatureStore  # noqa: E402
 from sed.features.logmel import FeatureConfig  # noqa: E402
+from sed.features.store import FeatureStore  # noqa: E402
 
 FORMATS = {"16k-mono": (16000, 1), "44k-stereo": (44100, 2)}
 

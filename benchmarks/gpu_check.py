@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
+
 from sed.config import PRESETS, TrainConfig  # noqa: E402
 
 

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from sed.augment.band_filter import BandLayout, filter_input, random_gains
+from sed.augment.perturb import LogMelSpace, random_noise, snr_noise
 from sed.config import SNR_30DB_SCALE, TrainConfig
 from sed.data.audio import read_audio
 from sed.features.logmel import AMIN, FeatureConfig, LogMel
-from sed.augment.perturb import LogMelSpace, random_noise, snr_noise
 from sed.training.trainer import prepare_data
 
 

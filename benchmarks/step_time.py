@@ -44,8 +44,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -54,9 +54,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
+
 from sed.config import TrainConfig  # noqa: E402
-from sed.training.host_memory import reuse_freed_memory  # noqa: E402
 from sed.nn.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
+from sed.training.host_memory import reuse_freed_memory  # noqa: E402
 from sed.training.objectives import Batch, update_ema  # noqa: E402
 
 REFERENCE_KWARGS = dict(
@@ -239,7 +240,6 @@ def compare_objectives(args: argparse.Namespace, objectives: list[tuple[str, dic
 
 def split_baseline(args: argparse.Namespace) -> dict:
     """The baseline (mt) step split into student forward, teacher forward, backward, Adam + EMA."""
-    cfg = TrainConfig()
     torch.manual_seed(0)
     student = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
     teacher = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()

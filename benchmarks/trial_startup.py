@@ -81,9 +81,9 @@ def default_data(reps: int, cache: str | None) -> dict[str, float]:
 def desed_size(reps: int, clips: int) -> dict[str, float]:
     from sed.data.desed import DesedDataset, Event, Split
     from sed.data.prepare import PreparedData, load_prepared, save_prepared
-    from sed.features.store import FeatureStore
     from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
     from sed.features.scaler import Scaler
+    from sed.features.store import FeatureStore
 
     scale = clips / sum(DESED_PARTS.values())
     sizes = {name: max(1, round(n * scale)) for name, n in DESED_PARTS.items()}

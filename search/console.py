@@ -16,8 +16,9 @@ import datetime as _dt
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,6 @@ from . import leaderboard as lb
 from .failures import trial_error_text
 from .rows import control_comparison
 from .space import Space
-
 
 # ----------------------------------------------------------------------------- progress
 #: Seconds between two status lines when the console is not a terminal (a log, a pipe).
@@ -292,7 +292,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         )
     if summary is not None and not summary.empty:
         print()
-        print(f"== final stage: public evaluation set, mean [95 % CI] over seeds ==")
+        print("== final stage: public evaluation set, mean [95 % CI] over seeds ==")
         if any(label in PAPER_TABLE1 for label in summary["label"].dropna()):
             print(budget_line(space))
         rows = []

@@ -37,8 +37,9 @@ checkpoint), otherwise a new one runs only the missing pairs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from ray.tune import Callback

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -74,7 +75,7 @@ def run_metadata(
         "space": space_text,
         "git_commit": git_commit(),
         "versions": json.dumps(dict(versions) if versions is not None else package_versions(), sort_keys=True),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "stage": stage,
         "metric": ",".join(metrics),
     }

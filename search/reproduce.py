@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sed.config import PRESETS, TrainConfig, apply_overrides, parse_set_arguments
 

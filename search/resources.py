@@ -8,8 +8,8 @@ request -- it leaves the trial PENDING forever (docs/dependencies.md, "Ray
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .space import Space
 

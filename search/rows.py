@@ -50,9 +50,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -294,11 +295,11 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
     if final.empty:
         return pd.DataFrame(columns=["config_id", "label", "rank", "n_seeds"])
     ok = final[final["status"] == "COMPLETED"] if "status" in final else final
-    for config_id, group in final.groupby("config_id", sort=False):
-        good = ok[ok["config_id"] == config_id]
+    for cid, group in final.groupby("config_id", sort=False):
+        good = ok[ok["config_id"] == cid]
         first = group.iloc[0]
         row: dict[str, Any] = {
-            "config_id": config_id,
+            "config_id": cid,
             "label": first.get("label"),
             "rank": first.get("rank"),
             "search_trial_id": first.get("search_trial_id"),

@@ -61,8 +61,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ray
 
@@ -73,9 +74,9 @@ from . import leaderboard as lb
 from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
 from .resources import ClusterError, derive_resources
-from .space import Space, SpaceError, load_space, parse_space
-from .study_storage import StorageError, dashboard_command, storage_location, study_exists
+from .space import Space, SpaceError, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
+from .study_storage import StorageError, dashboard_command, storage_location, study_exists
 from .tuner import StopSignals, start_ray
 
 RUN_FILE = "sedtune_run.json"
@@ -281,7 +282,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         max_epochs=args.max_epochs,
         data=data,
         cache_dir=str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         storage=storage,
     )
     return settings, space, exp_dir

@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch

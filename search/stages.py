@@ -26,12 +26,12 @@ from . import final as final_stage
 from . import leaderboard as lb
 from .console import PROGRESS_LOG, ProgressPrinter
 from .prepared import PREPARED_DIR
+from .reproduce import TrainCommand, command_for_run
 from .resources import TrialResources
 from .rows import search_frame
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
 from .space import Space
 from .study_storage import close_orphans, pareto_trial_ids
-from .reproduce import TrainCommand, command_for_run
 from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner, trial_runtime
 
 

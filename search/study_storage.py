@@ -56,7 +56,7 @@ def open_storage(location: str):
         try:
             return optuna.storages.RDBStorage(location)
         except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise StorageError(
+            raise StorageError(  # noqa: B904  (the cause is in the message; no chained traceback)
                 f"storage {location}: cannot open it ({type(exc).__name__}: {exc}); give a "
                 "reachable database URL (sqlite:///PATH needs nothing else) or a journal file path"
             )

@@ -40,8 +40,9 @@ import math
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import ray
@@ -237,7 +238,9 @@ def _restored_snapshot(tuner: Any) -> StatusSnapshot:
     for callback in getattr(run_config, "callbacks", None) or ():
         if isinstance(callback, StatusSnapshot):
             return callback
-    warnings.warn("the restored Tuner has no StatusSnapshot callback; interrupted trials will read TERMINATED")
+    warnings.warn(
+        "the restored Tuner has no StatusSnapshot callback; interrupted trials will read TERMINATED", stacklevel=2
+    )
     return StatusSnapshot()
 
 

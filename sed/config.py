@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from sed import augment as augmentations
 from sed.errors import ConfigError
@@ -166,7 +167,7 @@ class TrainConfig(CRNNFields):
     def has_teacher(self) -> bool:
         return self.regularization == "mt"
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Refuse inconsistent values with a message naming the key and the fix."""
         augmentation = augmentations.get(self.augmentation)
         if self.regularization not in REGULARIZATIONS:

@@ -52,12 +52,12 @@ class LoadedModel:
     """A best_model.pt ready to score waveforms: CRNN, scaler, log-mel, labels and settings."""
 
     def __init__(self, state: dict[str, Any], path: Path) -> None:
-        from sed.training.checkpoint import MODEL_FORMAT
-        from sed.constants import POOL_TIME
         from sed.config import ConfigError, TrainConfig, apply_overrides
+        from sed.constants import POOL_TIME
         from sed.features.logmel import FeatureConfig, LogMel
-        from sed.nn.model import build_model
         from sed.features.scaler import Scaler
+        from sed.nn.model import build_model
+        from sed.training.checkpoint import MODEL_FORMAT
 
         if state.get("format") != MODEL_FORMAT:
             raise PredictError(

@@ -15,10 +15,10 @@ from sed.augment.band_filter import (
     offsets_db,
     random_gains,
 )
-from sed.errors import ConfigError
-from sed.nn.model import CRNN, CRNNConfig
 from sed.augment.perturb import LogMelSpace, consistency_mse, snr_noisy_input
+from sed.errors import ConfigError
 from sed.features.scaler import Scaler
+from sed.nn.model import CRNN, CRNNConfig
 
 
 def test_band_edges_cover_the_axis_with_bands_at_least_min_width():

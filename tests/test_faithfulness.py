@@ -19,16 +19,15 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from batches import make_batch
 
+from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
 from sed.config import PRESETS
+from sed.features.scaler import Scaler
 from sed.nn.dropout import tied_dropout, untied_dropout
 from sed.nn.model import CRNN, CRNNConfig
 from sed.training.objectives import compute_losses
-from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
-from sed.features.scaler import Scaler
 from sed.training.trainer import Trainer, prepare_data
-
-from batches import make_batch
 
 NARROW = dict(cnn_filters=(8, 16, 16, 16, 16, 16, 16), rnn_hidden=16, n_classes=10)
 

@@ -21,9 +21,9 @@ import torch
 import sed.features.store as store_module
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.features.store import FeatureStore
 from sed.features.logmel import FeatureConfig, LogMel
 from sed.features.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
 
 SR = 16000
 HOP = 255

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 import sed.nn.model as sed_model
-
 from sed.nn.model import CRNN, CRNNConfig, count_parameters
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3)

@@ -10,12 +10,13 @@ import random
 import numpy as np
 import pytest
 import torch
+from batches import make_batch
 from torch import nn
 
-from sed.config import PRESETS, TrainConfig
-from sed.nn.model import CRNN, CRNNConfig
 from sed.augment.perturb import LogMelSpace
+from sed.config import PRESETS, TrainConfig
 from sed.features.scaler import Scaler
+from sed.nn.model import CRNN, CRNNConfig
 from sed.training.objectives import (
     classification_loss,
     compute_losses,
@@ -24,8 +25,6 @@ from sed.training.objectives import (
     sigmoid_rampup,
     update_ema,
 )
-
-from batches import make_batch
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 #: A dB floor and per-band scaler for `snr_noise` (the Trainer builds it from the data).

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 from sed.augment.perturb import (
     MixupPlan,
     additive_hooks,
@@ -21,6 +20,7 @@ from sed.augment.perturb import (
     random_noise,
     vat_perturbation,
 )
+from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 

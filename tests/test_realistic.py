@@ -9,17 +9,16 @@ import random
 import numpy as np
 import pytest
 import torch
+from batches import make_batch
 from torch import nn
 
-from sed.config import REALISTIC_PRESETS, TrainConfig
-from sed.nn.dropout import tied_dropout
 from sed.augment.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
+from sed.augment.perturb import LogMelSpace, consistency_mse, gradient_wrt
+from sed.config import REALISTIC_PRESETS, TrainConfig
+from sed.features.scaler import Scaler
+from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 from sed.training.objectives import Batch, compute_losses
-from sed.augment.perturb import LogMelSpace, consistency_mse, gradient_wrt
-from sed.features.scaler import Scaler
-
-from batches import make_batch
 
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)

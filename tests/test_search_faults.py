@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 from search import leaderboard as lb
-
-from procs import alive, descendants, kill_all, output_lines, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 

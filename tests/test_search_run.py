@@ -36,11 +36,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 from search import leaderboard as lb
 from search.space import load_space
-
-from procs import alive, descendants, kill_all, output_lines, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"

@@ -112,7 +112,7 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     # gets the same per-epoch validation F1 and training loss as the trial
     best = search.iloc[0]
     argv = shlex.split(best["command"])
-    assert argv[1:3] == ["-m", "sed.train"] and f"epochs=1" in argv and "num_threads=1" in argv
+    assert argv[1:3] == ["-m", "sed.train"] and "epochs=1" in argv and "num_threads=1" in argv
     argv[argv.index("--out") + 1] = str(tmp_path / "reproduced")
     run = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -9,8 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sed.config import PRESETS, TrainConfig
 from search.space import SpaceError, config_id, load_space, parse_space
+from sed.config import PRESETS, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_conditional_on_fixed_value_that_does_not_hold_is_never_sampled():
 def test_tpe_sampler_runs_define_by_run():
     space = space_from(BASE)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
-    for i in range(8):
+    for _ in range(8):
         trial = study.ask()
         space.define_by_run(trial)
         study.tell(trial, float(trial.params.get("consistency_weight", 0)))

@@ -15,8 +15,7 @@ import soundfile as sf
 from scipy.signal import stft
 
 from sed.constants import DESED_CLASSES
-from sed.data import DatasetError, load_desed
-from sed.data import synth
+from sed.data import DatasetError, load_desed, synth
 from sed.data.desed import LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]

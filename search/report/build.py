@@ -26,8 +26,8 @@ import pandas as pd
 
 from sed.config import PAPER_TABLE1
 
-from . import figures
 from ..rows import control_comparison
+from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
@@ -170,8 +170,8 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         summary["control"] = [str(c) in exp.control_ids for c in summary["config_id"]]
     labels = summary.get("label", pd.Series(dtype=object))
     if any(str(label) in PAPER_TABLE1 for label in labels):
-        summary["paper_eval_macro_f1"] = [PAPER_TABLE1.get(str(l), (None, None))[0] for l in labels]
-        summary["paper_eval_psds"] = [PAPER_TABLE1.get(str(l), (None, None))[1] for l in labels]
+        summary["paper_eval_macro_f1"] = [PAPER_TABLE1.get(str(x), (None, None))[0] for x in labels]
+        summary["paper_eval_psds"] = [PAPER_TABLE1.get(str(x), (None, None))[1] for x in labels]
         page.note(
             "paper_* columns: the paper's Table 1 (DESED 2020 public evaluation, 200 epochs); this run's "
             f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run."

@@ -10,7 +10,8 @@ make a valid `TrainConfig`; that is checked here before anything starts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sed.config import ALL_PRESETS, PRESETS, ConfigError, TrainConfig, apply_overrides
 

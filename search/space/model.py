@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sed.config import TrainConfig, apply_overrides
 
@@ -246,7 +247,7 @@ class Space:
             seen.setdefault(tuple(getattr(cfg, k) for k in DATA_KEYS), cfg)
         return list(seen.values())
 
-    def with_overrides(self, num_samples: int | None = None, max_epochs: int | None = None) -> "Space":
+    def with_overrides(self, num_samples: int | None = None, max_epochs: int | None = None) -> Space:
         """Apply the command-line `--num-samples` / `--max-epochs` and re-check the space."""
         space = self
         if num_samples is not None:

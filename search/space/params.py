@@ -10,7 +10,8 @@ that is still a column), `uniform` / `loguniform` (float fields), `int`
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sed.augment import readers as augmentation_readers
 from sed.config import AUGMENTATIONS, FIELD_TYPES

@@ -120,7 +120,7 @@ class BandLayout:
         mode: str,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-    ) -> "BandLayout":
+    ) -> BandLayout:
         check_layout(n_bins, n_bands, min_width, mode)
         edges = draw_band_edges(batch, n_bins, n_bands, min_width)
         return cls(edges=edges.to(device), weights=band_weights(edges, n_bins, mode, dtype).to(device))

@@ -26,16 +26,16 @@ BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from sed.augment.band_filter import BandLayout, filter_input, random_gains
+from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
 from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN
-from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
 
 
 @dataclass(frozen=True)

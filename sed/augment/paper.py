@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from sed.nn.model import LOCATIONS
 from sed.augment.perturb import (
     additive_hooks,
     adversarial_perturbation,
@@ -24,6 +23,7 @@ from sed.augment.registry import (
     int_at_least,
     register,
 )
+from sed.nn.model import LOCATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from sed.config import TrainConfig
@@ -42,11 +42,11 @@ NOISE_SNR = FieldRule(
 )
 
 
-def _random(probe: Probe, config: "TrainConfig") -> Perturbation:
+def _random(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(random_hooks(probe.locations, config.noise_scale))
 
 
-def _adversarial(probe: Probe, config: "TrainConfig") -> Perturbation:
+def _adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
     d = adversarial_perturbation(
         probe.model,
         probe.start_h,
@@ -60,7 +60,7 @@ def _adversarial(probe: Probe, config: "TrainConfig") -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _vat(probe: Probe, config: "TrainConfig") -> Perturbation:
+def _vat(probe: Probe, config: TrainConfig) -> Perturbation:
     d = vat_perturbation(
         probe.model,
         probe.start_h,
@@ -76,12 +76,12 @@ def _vat(probe: Probe, config: "TrainConfig") -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _mixup(probe: Probe, config: "TrainConfig") -> Perturbation:
+def _mixup(probe: Probe, config: TrainConfig) -> Perturbation:
     plan = plan_mixup(probe.batch_size, probe.locations, config.mixup_alpha, probe.start_h.device, probe.rng)
     return Perturbation(plan.hooks(), start=plan.location, mix=plan.mix)
 
 
-def _snr_noise(probe: Probe, config: "TrainConfig") -> Perturbation:
+def _snr_noise(probe: Probe, config: TrainConfig) -> Perturbation:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return Perturbation(snr_noise_hooks(probe.input_space, config.noise_snr))
 

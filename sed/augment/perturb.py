@@ -54,15 +54,15 @@ from __future__ import annotations
 
 import contextlib
 import random as _random
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from sed.features.scaler import Scaler
 from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN, LOCATIONS
-from sed.features.scaler import Scaler
 
 _EPS = 1e-12
 

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import math
 import random as _random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from sed.errors import ConfigError
-from sed.nn.model import LOCATIONS, CRNN
+from sed.nn.model import CRNN, LOCATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sed.config import TrainConfig
     from sed.augment.perturb import LogMelSpace
+    from sed.config import TrainConfig
 
 Hook = Callable[[Tensor], Tensor]
 
@@ -96,7 +97,7 @@ class Probe:
     activations: Mapping[str, Tensor] | None
     locations: tuple[str, ...]
     rng: _random.Random
-    input_space: "LogMelSpace | None" = None
+    input_space: LogMelSpace | None = None
 
     @property
     def batch_size(self) -> int:
@@ -131,7 +132,7 @@ class Augmentation:
     fields: tuple[FieldRule, ...] = ()
     build: Builder | None = None
     requires: tuple[FieldRule, ...] = ()
-    check: Callable[["TrainConfig"], None] | None = None
+    check: Callable[[TrainConfig], None] | None = None
     needs_input_space: bool = False
     #: Where its definition comes from (docs and tables).
     source: str = ""
@@ -147,7 +148,7 @@ class Augmentation:
     def field_names(self) -> tuple[str, ...]:
         return tuple(rule.name for rule in self.fields)
 
-    def validate(self, config: "TrainConfig") -> None:
+    def validate(self, config: TrainConfig) -> None:
         """The rules that hold only when this augmentation is chosen."""
         chosen = config.location_set
         if any(loc not in self.locations for loc in chosen):

@@ -62,12 +62,26 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
-
 
 from sed.constants import DESED_CLASSES
 from sed.data.errors import DatasetError
+from sed.data.layouts import LAYOUT, LAYOUT_2021, LAYOUTS, PUBLIC_META, resolve_layout
+from sed.data.parts import (
+    TIME_TOLERANCE_S,
+    PartLayout,
+    _check_audio,
+    _durations_of,
+    _LabelCheck,
+    _Part,
+    _read_durations,
+    _read_strong,
+    _read_unlabeled,
+    _read_weak,
+    _strong_part,
+    _subset,
+    durations_file,
+)
 from sed.data.splits import (
     META_COLUMNS,
     SPLIT_NAMES,
@@ -80,24 +94,6 @@ from sed.data.splits import (
     encode_strong,
     encode_weak,
 )
-from sed.data.parts import (
-    LAYOUT,
-    PUBLIC_META,
-    TIME_TOLERANCE_S,
-    PartLayout,
-    _check_audio,
-    _LabelCheck,
-    _Part,
-    _read_durations,
-    _durations_of,
-    _read_strong,
-    _read_unlabeled,
-    _read_weak,
-    _strong_part,
-    _subset,
-    durations_file,
-)
-from sed.data.layouts import LAYOUT_2021, LAYOUTS, resolve_layout
 from sed.data.tsv import _FIX_LAYOUT
 
 if TYPE_CHECKING:  # pandas is imported when a frame is asked for (it costs ~0.5 s to import)
@@ -133,7 +129,7 @@ log = logging.getLogger(__name__)
 
 def is_validation_file(filename: str, split_seed: int = 2020, val_fraction: float = 0.2) -> bool:
     """Whether a synthetic file goes to ``synthetic_val``: a hash of seed and name only."""
-    digest = hashlib.sha256(f"{split_seed}\0{filename}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{split_seed}\0{filename}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < val_fraction
 
 

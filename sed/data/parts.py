@@ -18,7 +18,7 @@ from pathlib import Path
 import soundfile as sf
 
 from sed.data.errors import DatasetError
-from sed.data.layouts import LAYOUT, PUBLIC_META, PartLayout
+from sed.data.layouts import PartLayout
 from sed.data.splits import META_COLUMNS, STRONG_COLUMNS, UNLABELED_COLUMNS, WEAK_COLUMNS, Event, Split
 from sed.data.tsv import _read_tsv, _relative_audio, _time
 

@@ -33,9 +33,9 @@ import numpy as np
 from sed.config import TrainConfig
 from sed.data.desed import DesedDataset, Event, Split, load_desed
 from sed.data.synth import ensure_embedded
-from sed.features.store import FeatureStore
 from sed.features.logmel import FeatureConfig
 from sed.features.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
 
 __all__ = ["TRAIN_PARTS", "PreparedData", "load_prepared", "prepare_data", "resolve_data_root", "save_prepared"]
 

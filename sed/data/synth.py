@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sed.cache import cache_root, exclusive_lock
 from sed.constants import CLIP_SECONDS
 from sed.data.desed import LAYOUT, PUBLIC_META, STRONG_COLUMNS, WEAK_COLUMNS, Event
 from sed.data.errors import DatasetError
 from sed.data.sounds import CLASS_DURATIONS, SR, render_background, render_clip, render_event
-from sed.cache import cache_root, exclusive_lock
 
 __all__ = [
     "SIZES",

@@ -23,8 +23,8 @@ from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
 from sed.data.prepare import PreparedData
 from sed.eval.metrics import evaluate_predictions, metric_versions
-from sed.nn.model import CRNN
 from sed.eval.outputs import write_set_outputs
+from sed.nn.model import CRNN
 
 __all__ = ["Evaluator"]
 

@@ -12,15 +12,15 @@ looks valid.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -301,7 +301,7 @@ class FeatureStore:
                 "config_key": config.key(),
                 "shape": list(shape),
                 "dtype": "float32",
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "torch": torch.__version__,
                 "device": str(self.device),
                 "filenames": list(split.filenames),

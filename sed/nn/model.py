@@ -25,15 +25,15 @@ all the perturbations of `sed.augment.perturb` need.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from sed.constants import N_MELS
-from sed.nn.dropout import Dropout
 from sed.errors import ConfigError
+from sed.nn.dropout import Dropout
 
 Hook = Callable[[Tensor], Tensor]
 
@@ -143,7 +143,7 @@ class CRNNConfig(CRNNFields):
     cnn_pooling: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
-    def from_fields(cls, run: CRNNFields, n_classes: int) -> "CRNNConfig":
+    def from_fields(cls, run: CRNNFields, n_classes: int) -> CRNNConfig:
         """The model of a run's configuration (any `CRNNFields`, e.g. a TrainConfig)."""
         values = run.model_fields()
         values["cnn_filters"] = tuple(int(f) for f in run.cnn_filters)
@@ -327,7 +327,7 @@ def reset_parameters(model: nn.Module) -> None:
             nn.init.normal_(module.weight, 1.0, 0.02)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.GRU):
-            for name, param in module.named_parameters():
+            for param in module.parameters():
                 if param.dim() > 1:
                     nn.init.orthogonal_(param)
         elif isinstance(module, nn.Linear):

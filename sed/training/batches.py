@@ -39,7 +39,7 @@ class Batch:
     strong_mask: Tensor  # [B] bool: synthetic strongly labelled clips
     weak_mask: Tensor  # [B] bool: weakly labelled clips
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
         return Batch(
             *(
                 t.to(device, non_blocking=non_blocking)
@@ -82,7 +82,7 @@ def part_sizes(batch_size: int, weak_fraction: float = 0.25, strong_fraction: fl
 class MixedBatches:
     """The training stream of one run: iterate it once per epoch."""
 
-    def __init__(self, data: "PreparedData", config: TrainConfig, device: torch.device, scaler: Scaler) -> None:
+    def __init__(self, data: PreparedData, config: TrainConfig, device: torch.device, scaler: Scaler) -> None:
         self.device = device
         self.scaler = scaler
         labels = data.labels

@@ -38,16 +38,17 @@ from __future__ import annotations
 import math
 import random as _random
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from sed.augment import Augmentation, Perturbation, Probe
 from sed.augment import get as get_augmentation
-from sed.training.batches import Batch
+from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
 from sed.config import TrainConfig
 from sed.nn.dropout import tied_dropout, untied_dropout
 from sed.nn.model import CRNN
-from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
+from sed.training.batches import Batch
 
 
 def sigmoid_rampup(step: int, rampup_steps: float) -> float:

@@ -23,22 +23,23 @@ import copy
 import random as _random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from sed.training import checkpoint
 from sed.augment import get as get_augmentation
-from sed.training.batches import Batch, MixedBatches
+from sed.augment.perturb import LogMelSpace
 from sed.config import TrainConfig
 from sed.data.prepare import PreparedData, prepare_data
 from sed.eval.evaluation import Evaluator
 from sed.nn.model import CRNN, build_model, count_parameters
+from sed.training import checkpoint
+from sed.training.batches import Batch, MixedBatches
 from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
-from sed.augment.perturb import LogMelSpace
 from sed.training.runtime import configure_process, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
