@@ -74,6 +74,10 @@ FINAL_METRICS: tuple[str, ...] = (
     "val_macro_f1",
     "val_psds",
     "val_psds1",
+    # after the per-class post-processing tuned on validation (search.postprocess), when it ran
+    "eval_macro_f1_tuned",
+    "eval_psds1_tuned",
+    "eval_psds2_tuned",
 )
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (

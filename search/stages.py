@@ -206,6 +206,10 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
         result_grid = stage.fit()
         if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):
             raise Interrupted("final")
+    if space.final.postprocess and final_path.is_file():
+        from .postprocess import tune_final
+
+        tune_final(final_path, metadata)  # the second phase (search.postprocess), seconds per run
     final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
     summary = final_stage.summary_frame(final, list(top["config_id"]), control=space.final.control is not None)
     lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})

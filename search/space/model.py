@@ -121,6 +121,8 @@ class FinalSpec:
     #: space's fixed values), or None for no control.
     control: dict[str, Any] | None = None
     control_label: str = ""
+    #: tune the post-processing per class on each final run's validation scores (search.postprocess)
+    postprocess: bool = False
 
 
 @dataclass(frozen=True)

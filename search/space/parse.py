@@ -58,7 +58,11 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # augmentation, no consistency term) with the same seeds
                                       # and epochs, the no-augmentation control the summary
                                       # compares the best config with; or a mapping of
-                                      # overrides (optional `name`) for another control
+                                      # overrides (optional `name`) for another control;
+                                      # final.postprocess: true -> then tune the median window
+                                      # and threshold per class on each final run's validation
+                                      # scores and score the public evaluation set with them
+                                      # (search.postprocess; the *_tuned columns)
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
@@ -135,7 +139,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
 RESOURCE_KEYS = ("cpu", "gpu")
-FINAL_KEYS = ("top_k", "seeds", "epochs", "control")
+FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -400,7 +404,16 @@ def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: Trai
         raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
     epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
     control, label = _control(ctx, final_raw.get("control"), base)
-    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label)
+    postprocess = final_raw.get("postprocess", False)
+    if not isinstance(postprocess, bool):
+        raise ctx.error(
+            "final.postprocess",
+            f"expected true or false, got {postprocess!r} (true: tune the median window and threshold per class "
+            "on each final run's validation scores, then score the public evaluation set with them)",
+        )
+    return FinalSpec(
+        top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label, postprocess=postprocess
+    )
 
 
 def _control(ctx: Context, raw: Any, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:
