@@ -43,7 +43,12 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `control`, `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
-  std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
+  std / sqrt(n), Student t, clipped to [0, 1]: every one of these scores lives
+  there, and with 2-3 seeds the t interval often crosses 0 or 1; NaN for
+  n < 2). Failed seeds are left out. With the post-processing stage
+  (`search.postprocess`) also `eval_macro_f1_tuned`, `eval_psds1_tuned`,
+  `eval_psds2_tuned` per row (beside the untuned scores, with the per-class
+  values in the `pp_*` columns) and their mean / CI here.
 """
 
 from __future__ import annotations
@@ -273,11 +278,19 @@ def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping
 
 
 # ----------------------------------------------------------------------------- summary rows
-def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, float]:
+#: Where the scores of FINAL_METRICS live: their 95 % intervals are clipped to it (`mean_std_ci95`).
+SCORE_BOUNDS: tuple[float, float] = (0.0, 1.0)
+
+
+def mean_std_ci95(
+    values: Iterable[float], bounds: tuple[float, float] | None = None
+) -> tuple[int, float, float, float, float]:
     """(n, mean, sample std, low, high) with the Student-t 95 % interval of the mean.
 
     half-width = t.ppf(0.975, n - 1) * std / sqrt(n); NaN std/CI for n < 2.
-    NaN inputs (e.g. a failed seed) are left out.
+    NaN inputs (e.g. a failed seed) are left out. With `bounds` (a score's range)
+    the interval is clipped to it: the t interval is symmetric and, for 2-3 seeds
+    near 0 or 1, reaches values the score cannot take.
     """
     from scipy import stats
 
@@ -290,7 +303,10 @@ def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, fl
         return n, mean, math.nan, math.nan, math.nan
     std = float(data.std(ddof=1))
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return n, mean, std, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return n, mean, std, low, high
 
 
 def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS) -> pd.DataFrame:
@@ -315,7 +331,7 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
         for metric in metrics:
             if metric not in good:
                 continue
-            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float))
+            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float), SCORE_BOUNDS)
             row[f"{metric}_mean"] = mean
             row[f"{metric}_std"] = std
             row[f"{metric}_ci95_low"] = low

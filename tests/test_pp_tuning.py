@@ -170,3 +170,23 @@ def test_sed_score_refuses_per_class_values_without_raw_scores_or_a_class(run, t
     assert "give --scores" in capsys.readouterr().err
     assert score_main([*common, "--scores", str(public / "scores" / "raw"), "--median-window", '{"Dog": 3}']) == 2
     assert "no value for class 'Alarm_bell_ringing'" in capsys.readouterr().err
+
+
+def test_space_key_final_postprocess_is_checked_at_parse_time():
+    from search.space import SpaceError, parse_space
+
+    text = """
+name: pp
+num_samples: 2
+scheduler: {kind: asha, max_epochs: 2, grace_period: 1}
+fixed: {cnn_filters: [4, 8], rnn_hidden: 4}
+params:
+  augmentation: {choice: [random, mixup]}
+final: {top_k: 1, seeds: [1, 2], epochs: 2, control: none, postprocess: VALUE}
+"""
+    assert parse_space(text.replace("VALUE", "true"), "pp.yaml").final.postprocess is True
+    assert parse_space(text.replace(", postprocess: VALUE", ""), "pp.yaml").final.postprocess is False
+    with pytest.raises(SpaceError, match=r"pp.yaml.*final.postprocess.*expected true or false, got 'yes please'"):
+        parse_space(text.replace("VALUE", "yes please"), "pp.yaml")
+    demo = Path(__file__).resolve().parents[1] / "spaces" / "demo.yaml"
+    assert parse_space(demo.read_text(), str(demo)).final.postprocess is True

@@ -59,6 +59,22 @@ def test_ci95_by_hand():
     assert rows.mean_std_ci95([])[0] == 0
 
 
+def test_ci95_is_clipped_to_the_score_range():
+    """Two seeds near 0: the t interval (12.7 x std / sqrt 2) crosses 0; a score's interval stops at its bounds."""
+    n, mean, std, low, high = rows.mean_std_ci95([0.02, 0.10])
+    half = 12.7062047361747 * 0.08 / math.sqrt(2) / math.sqrt(2)  # 0.508: the interval reaches -0.448
+    assert (low, high) == (pytest.approx(0.06 - half), pytest.approx(0.06 + half)) and low < 0
+    n, mean, std, clipped_low, clipped_high = rows.mean_std_ci95([0.02, 0.10], rows.SCORE_BOUNDS)
+    assert (clipped_low, clipped_high) == (0.0, high) and mean == pytest.approx(0.06)
+    n, mean, std, low, high = rows.mean_std_ci95([0.98, 0.90], rows.SCORE_BOUNDS)
+    assert high == 1.0 and 0 < low < 0.94
+    summary = rows.summarize_final(
+        pd.DataFrame({"config_id": ["a", "a"], "seed": [1, 2], "status": "COMPLETED", "eval_psds1": [0.02, 0.1]}),
+        metrics=("eval_psds1",),
+    )
+    assert summary.loc[0, "eval_psds1_ci95_low"] == 0.0
+
+
 def test_summarize_final_groups_by_config_and_skips_failed_seeds():
     final = pd.DataFrame(
         {

@@ -26,6 +26,7 @@ import pandas as pd
 
 from sed.config import PAPER_TABLE1
 
+from ..console import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..rows import control_comparison
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
@@ -177,12 +178,17 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
             f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run."
         )
     columns = ["config", "control", "n_seeds", "seeds"]
-    for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2", "val_macro_f1"):
+    for metric in (*SUMMARY_METRICS, "val_macro_f1"):
         columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]  # those it has
     columns += ["paper_eval_macro_f1", "paper_eval_psds"]
-    page.note("mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers).")
+    page.note(
+        "mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers), the interval "
+        "clipped to [0, 1] where it reaches past the range the scores live in."
+    )
+    if "eval_macro_f1_tuned_mean" in summary:
+        page.note(TUNED_NOTE.strip())
     page.table(summary, columns)
-    for metric in ("eval_macro_f1", "eval_psds"):
+    for metric in COMPARED_METRICS:
         comparison = control_comparison(exp.summary, metric)
         if comparison is not None:
             page.note(comparison.sentence())
@@ -215,6 +221,11 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
             "eval_psds_macro",
             "eval_psds1",
             "eval_psds2",
+            "eval_macro_f1_tuned",
+            "eval_psds1_tuned",
+            "eval_psds2_tuned",
+            "pp_windows_f1",
+            "pp_thresholds_f1",
             "epochs_run",
             "error",
         ],
