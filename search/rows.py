@@ -271,7 +271,9 @@ def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping
             (frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"]))
         )
         frame = frame[keep]
-    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
+    # rows as records, not pd.concat: a column all-NA on one side (a parameter its `when` left
+    # unsampled, `error` of completed trials) made pandas 2.x warn (FutureWarning) on every row
+    frame = pd.DataFrame([*frame.to_dict("records"), dict(row)])
     frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
     lb.write_parquet_atomic(frame, final_path, metadata)
     return frame

@@ -44,6 +44,9 @@ def ray_environment(debug: bool = False) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not debug:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    from .ray_quiet import quiet_experiment_start
+
+    quiet_experiment_start()  # no "Configuration for experiment" box at each stage (verbose=0 only)
 
 
 def start_ray(address: str | None, debug: bool) -> bool:

@@ -362,3 +362,17 @@ def test_error_text_names_a_dead_worker_over_an_earlier_attempts_failure_json(tm
     # without failure.json: Ray's last line, its wrapper removed
     (trial / "failure.json").unlink()
     assert error_text(trial, "ray::ImplicitFunc.train()\nRayTaskError(KeyError): 'x'") == "KeyError: 'x'"
+
+
+def test_upsert_final_row_warns_nothing_when_a_column_is_all_missing_on_one_side(tmp_path):
+    """pandas 2.x warned (FutureWarning) on every final trial: concat with a column all-NA on one side."""
+    import warnings
+
+    path = tmp_path / "final.parquet"
+    row = {"config_id": "a", "seed": 1, "rank": 1, "error": None, "noise_scale": None, "epsilon": 0.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows.upsert_final_row(path, row, {})
+        frame = rows.upsert_final_row(path, {**row, "seed": 2, "noise_scale": 0.3, "epsilon": None}, {})
+    assert frame["noise_scale"].dtype == float and frame["epsilon"].tolist()[0] == 0.5
+    assert math.isnan(frame["epsilon"].tolist()[1]) and frame["seed"].tolist() == [1, 2]

@@ -28,6 +28,7 @@ from sed.config import PAPER_TABLE1
 
 from ..console import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..rows import control_comparison
+from ..study_storage import dashboard_command
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
@@ -72,7 +73,9 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
             "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA)."
         )
     if exp.storage:
-        page.note(f"Optuna study {exp.exp_dir.name!r} in {exp.storage} (open it with: optuna-dashboard {exp.storage})")
+        page.note(
+            f"Optuna study {exp.exp_dir.name!r} in {exp.storage} (open it with: {dashboard_command(exp.storage)})"
+        )
     if exp.metadata:
         page.note(
             f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
