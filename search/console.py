@@ -28,7 +28,7 @@ from sed.config import PAPER_TABLE1
 
 from . import leaderboard as lb
 from .failures import trial_error_text
-from .rows import control_comparison
+from .rows import compute_totals, control_comparison
 from .space import Space
 
 # ----------------------------------------------------------------------------- progress
@@ -305,6 +305,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
                 f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
                 "each resumed from its last checkpoint"
             )
+    print(compute_line("search", search))
     if "pareto" in search and search["pareto"].any():
         print(
             "Pareto front over "
@@ -340,12 +341,37 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             comparison = control_comparison(summary, metric)
             if comparison is not None:
                 print("  " + comparison.sentence())
+    final_path = exp_dir / lb.FINAL_FILE
+    if summary is not None and final_path.is_file():
+        final = lb.read_parquet(final_path)
+        print(compute_line("final stage", final))
+        print(compute_line("experiment", pd.concat([search, final], ignore_index=True) if not search.empty else final))
     print()
     print(
         f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
         + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else "")
     )
     print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
+
+
+def compute_line(stage: str, frame: pd.DataFrame) -> str:
+    """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...`."""
+    totals = compute_totals(frame)
+    energy = totals["energy_kwh"]
+    sources = sorted({str(x) for x in frame.get("energy_source", pd.Series(dtype=object)).dropna()})
+    macs = pd.to_numeric(frame.get("macs_per_10s", pd.Series(dtype=float)), errors="coerce").dropna()
+    parts = [
+        f"{totals['runs']} runs",
+        (f"{energy:.4g} kWh" if math.isfinite(energy) else "energy not recorded")
+        + (f" ({'; '.join(sources)})" if sources else ""),
+        f"{format_duration(totals['wall_seconds'])} of trial wall time (summed over runs)",
+    ]
+    if math.isfinite(totals["train_steps"]):
+        parts.append(f"{int(totals['train_steps'])} training steps")
+    if len(macs):
+        low, high = macs.min() / 1e6, macs.max() / 1e6
+        parts.append(f"{low:.4g} M MACs per 10 s clip" if low == high else f"{low:.4g}-{high:.4g} M MACs per 10 s clip")
+    return f"compute, {stage}: " + ", ".join(parts)
 
 
 def budget_line(space: Space) -> str:

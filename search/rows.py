@@ -17,7 +17,11 @@ The files live in the experiment folder `OUT/NAME/` (written by
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
   `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
-  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
+  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
+  (`search.trial_compute`): `energy_kwh` (CodeCarbon, offline: the trial's
+  energy up to its last report), `energy_source` (measured -- RAPL, NVML --
+  or estimated from a constant, and which), `macs_per_10s` (MACs of the
+  model on one 10 s clip), `train_steps`; `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
   sed.train ...` line that retrains it on the same data,
   `search.reproduce`); and `pareto` when the space
@@ -27,7 +31,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `config_id`, `label`, `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
-  `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
+  `error`, `failures`, `epochs_run`, `wall_seconds`, `energy_kwh`,
+  `energy_source`, `macs_per_10s`, `train_steps` (as in search.parquet), `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
@@ -187,6 +192,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
         row["epochs_run"] = run
         row["wall_seconds"] = wall_seconds(history)
+        row.update(compute_columns(history))
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -199,6 +205,45 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
     frame["_missing"] = frame["selection_value"].isna()
     frame = frame.sort_values(["_missing", "selection_value"], ascending=[True, ascending], kind="stable")
     return frame.drop(columns="_missing").reset_index(drop=True)
+
+
+#: A trial's compute (search.trial_compute): energy so far (kWh), how it was obtained, MACs per 10 s, steps.
+COMPUTE_COLUMNS: tuple[str, ...] = ("energy_kwh", "energy_source", "macs_per_10s", "train_steps")
+
+
+def compute_columns(history: pd.DataFrame | None) -> dict[str, Any]:
+    """energy_kwh, energy_source, macs_per_10s, train_steps of a trial's last report (NaN / None before any)."""
+    out: dict[str, Any] = {
+        "energy_kwh": math.nan,
+        "energy_source": None,
+        "macs_per_10s": math.nan,
+        "train_steps": math.nan,
+    }
+    if history is None or history.empty:
+        return out
+    for column in ("energy_kwh", "macs_per_10s", "train_steps"):
+        if column in history:
+            values = pd.to_numeric(history[column], errors="coerce").dropna()
+            if len(values):
+                out[column] = float(values.max())  # cumulative figures: the last report's is the largest
+    if "energy_source" in history:
+        sources = history["energy_source"].dropna()
+        if len(sources):
+            out["energy_source"] = str(sources.iloc[-1])
+    return out
+
+
+def compute_totals(frame: pd.DataFrame | None) -> dict[str, float]:
+    """Sums over a leaderboard's rows: energy_kwh, wall_seconds, train_steps (NaN-skipping), and rows counted."""
+    out = {"energy_kwh": math.nan, "wall_seconds": math.nan, "train_steps": math.nan, "runs": 0}
+    if frame is None or frame.empty:
+        return out
+    out["runs"] = len(frame)
+    for column in ("energy_kwh", "wall_seconds", "train_steps"):
+        if column in frame:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            out[column] = float(values.sum()) if values.notna().any() else math.nan
+    return out
 
 
 # ----------------------------------------------------------------------------- final rows
@@ -240,6 +285,7 @@ def final_row(
         "model_epoch": result.get("model_epoch"),
         "control": bool(config.get("_control", False)),
     }
+    row.update(compute_columns(pd.DataFrame([{k: result.get(k) for k in COMPUTE_COLUMNS}]) if result else None))
     for metric in EVAL_METRICS:
         value = result.get(metric)
         row[metric] = _float(value)

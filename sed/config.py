@@ -157,6 +157,10 @@ class TrainConfig(CRNNFields):
     reuse_host_memory: bool = True
     amp: bool = False
     num_workers: int = 0
+    #: Measure the run's energy with CodeCarbon's offline tracker (sed/training/energy.py); the
+    #: country (ISO 3166-1 alpha-3) sets its carbon intensity, no network is used.
+    track_energy: bool = True
+    energy_country: str = "FRA"
 
     # ------------------------------------------------------------------
     @property
@@ -253,6 +257,16 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if not (
+            isinstance(self.energy_country, str)
+            and len(self.energy_country) == 3
+            and self.energy_country.isalpha()
+            and self.energy_country.isupper()
+        ):
+            raise ConfigError(
+                f"energy_country={self.energy_country!r}: give an ISO 3166-1 alpha-3 code in capitals "
+                "(FRA, USA, DEU, ...), the country whose carbon intensity CodeCarbon uses"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

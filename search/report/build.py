@@ -26,7 +26,7 @@ import pandas as pd
 
 from sed.config import PAPER_TABLE1
 
-from ..console import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
+from ..console import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE, compute_line
 from ..rows import control_comparison
 from ..study_storage import dashboard_command
 from . import figures
@@ -97,11 +97,16 @@ def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
         "best_epoch",
         "epochs_run",
         "wall_seconds",
+        "train_steps",
+        "energy_kwh",
+        "macs_per_10s",
         "failures",
         "pareto",
         "error",
     ]
     page.table(exp.search, columns, scroll=True)
+    if not exp.search.empty:
+        page.note(compute_line("search", exp.search))
     if "pareto" in exp.search and exp.search["pareto"].any():
         page.note(
             "Pareto front over "
@@ -207,6 +212,10 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
     if not per_class.empty:
         page.table(per_class.reset_index(names="config"))
     page.heading("Final runs (one row per config and seed)", "final-runs")
+    if not exp.final.empty:
+        page.note(compute_line("final stage", exp.final))
+        if not exp.search.empty:
+            page.note(compute_line("experiment", pd.concat([exp.search, exp.final], ignore_index=True)))
     page.table(
         exp.final,
         [
@@ -230,6 +239,9 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
             "pp_windows_f1",
             "pp_thresholds_f1",
             "epochs_run",
+            "train_steps",
+            "energy_kwh",
+            "macs_per_10s",
             "error",
         ],
         scroll=True,
