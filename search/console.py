@@ -345,7 +345,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     if summary is not None and final_path.is_file():
         final = lb.read_parquet(final_path)
         print(compute_line("final stage", final))
-        print(compute_line("experiment", pd.concat([search, final], ignore_index=True) if not search.empty else final))
+        print(compute_line("experiment", search, final))
     print()
     print(
         f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
@@ -354,12 +354,16 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
 
 
-def compute_line(stage: str, frame: pd.DataFrame) -> str:
-    """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...`."""
-    totals = compute_totals(frame)
+def compute_line(stage: str, *frames: pd.DataFrame) -> str:
+    """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...` over `frames`."""
+    totals = compute_totals(*frames)
     energy = totals["energy_kwh"]
-    sources = sorted({str(x) for x in frame.get("energy_source", pd.Series(dtype=object)).dropna()})
-    macs = pd.to_numeric(frame.get("macs_per_10s", pd.Series(dtype=float)), errors="coerce").dropna()
+    sources = sorted({str(x) for f in frames for x in f.get("energy_source", pd.Series(dtype=object)).dropna()})
+    macs = [
+        float(x)
+        for f in frames
+        for x in pd.to_numeric(f.get("macs_per_10s", pd.Series(dtype=float)), errors="coerce").dropna()
+    ]
     parts = [
         f"{totals['runs']} runs",
         (f"{energy:.4g} kWh" if math.isfinite(energy) else "energy not recorded")
@@ -368,8 +372,8 @@ def compute_line(stage: str, frame: pd.DataFrame) -> str:
     ]
     if math.isfinite(totals["train_steps"]):
         parts.append(f"{int(totals['train_steps'])} training steps")
-    if len(macs):
-        low, high = macs.min() / 1e6, macs.max() / 1e6
+    if macs:
+        low, high = min(macs) / 1e6, max(macs) / 1e6
         parts.append(f"{low:.4g} M MACs per 10 s clip" if low == high else f"{low:.4g}-{high:.4g} M MACs per 10 s clip")
     return f"compute, {stage}: " + ", ".join(parts)
 

@@ -233,16 +233,18 @@ def compute_columns(history: pd.DataFrame | None) -> dict[str, Any]:
     return out
 
 
-def compute_totals(frame: pd.DataFrame | None) -> dict[str, float]:
-    """Sums over a leaderboard's rows: energy_kwh, wall_seconds, train_steps (NaN-skipping), and rows counted."""
+def compute_totals(*frames: pd.DataFrame | None) -> dict[str, float]:
+    """Sums over leaderboards' rows: energy_kwh, wall_seconds, train_steps (NaN-skipping), and rows counted."""
     out = {"energy_kwh": math.nan, "wall_seconds": math.nan, "train_steps": math.nan, "runs": 0}
-    if frame is None or frame.empty:
-        return out
-    out["runs"] = len(frame)
-    for column in ("energy_kwh", "wall_seconds", "train_steps"):
-        if column in frame:
-            values = pd.to_numeric(frame[column], errors="coerce")
-            out[column] = float(values.sum()) if values.notna().any() else math.nan
+    for frame in frames:
+        if frame is None or frame.empty:
+            continue
+        out["runs"] += len(frame)
+        for column in ("energy_kwh", "wall_seconds", "train_steps"):
+            if column in frame:
+                values = pd.to_numeric(frame[column], errors="coerce")
+                if values.notna().any():
+                    out[column] = float(values.sum()) + (0.0 if math.isnan(out[column]) else out[column])
     return out
 
 

@@ -190,3 +190,13 @@ final: {top_k: 1, seeds: [1, 2], epochs: 2, control: none, postprocess: VALUE}
         parse_space(text.replace("VALUE", "yes please"), "pp.yaml")
     demo = Path(__file__).resolve().parents[1] / "spaces" / "demo.yaml"
     assert parse_space(demo.read_text(), str(demo)).final.postprocess is True
+
+
+def test_metrics_json_has_the_runs_compute(run):
+    report = json.loads((run / "metrics.json").read_text())
+    assert report["energy_kwh"] > 0 and report["energy_country"] == "FRA"
+    assert "cpu: " in report["energy_source"] and (
+        "estimated" in report["energy_source"] or "measured" in report["energy_source"]
+    )
+    assert report["macs_per_10s"] > 0 and report["train_seconds"] > 0
+    assert report["train_steps"] == report["history"][-1]["step"] > 0

@@ -215,7 +215,7 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
     if not exp.final.empty:
         page.note(compute_line("final stage", exp.final))
         if not exp.search.empty:
-            page.note(compute_line("experiment", pd.concat([exp.search, exp.final], ignore_index=True)))
+            page.note(compute_line("experiment", exp.search, exp.final))
     page.table(
         exp.final,
         [

@@ -4,7 +4,7 @@ One job: start CodeCarbon's ``OfflineEmissionsTracker`` around a run, read the
 energy used so far (kWh) whenever asked, and say where the figure comes from.
 No network is used (the offline tracker; its carbon intensity comes from the
 country, ``TrainConfig.energy_country``, ISO 3166-1 alpha-3), nothing is
-written to disk (``save_to_file=False``), and only this process (and its
+written to disk or sent (``output_methods=[]``), and only this process (and its
 children) is counted (``tracking_mode="process"``): trials sharing a machine
 each count their own CPU share.
 
@@ -84,7 +84,7 @@ class EnergyMeter:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=self.country,
-            save_to_file=False,
+            output_methods=[],  # nothing written (no emissions.csv), nothing sent
             log_level="error",
             tracking_mode="process",
             measure_power_secs=self.measure_power_secs,
