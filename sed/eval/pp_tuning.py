@@ -27,14 +27,18 @@ in a second phase; docs/design.md "Post-processing tuning"):
   library) and a class whose sed_eval F1 is below the untuned one keeps the
   run's window and threshold: the tuned validation macro F1 is never below
   the untuned one. A class without reference events keeps the run's values.
-* PSDS1 / PSDS2 are not sums over classes (the variance penalty, PSDS2's
-  cross-triggers), so each class takes the window of its best single-class
-  PSDS (sed_scores_eval's per-class values) and the combination is kept only
-  when its PSDS on the validation set is at least the untuned one (else the
-  run's window for every class).
+* PSDS1 is not a sum over classes (its variance penalty), so each class
+  takes the window of its best single-class PSDS1 (sed_scores_eval's
+  per-class values) and the combination is kept only when its PSDS1 on the
+  validation set is at least the untuned one (else the run's window for every
+  class). PSDS2 tries the same per-class windows, kept on the same condition
+  for PSDS2 (a grid search of its own would cost one more pass per window, the
+  dearest one: cross-triggers).
 
-Cost: a few sed_scores_eval passes per window over the validation scores
-(benchmarks/README.md, "Post-processing tuning").
+Cost: two sed_scores_eval passes per window of ``WINDOWS`` (collar-based for
+F1, PSDS1) over the validation clips, a few more to check the choices and
+to score the public evaluation set; linear in the clips (benchmarks/README.md,
+"Post-processing tuning and compute figures").
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ from sed.eval.classwise import ScoreSet, event_f1_of_tables, psds_of
 
 __all__ = ["WINDOWS", "TunedPostprocessing", "tune", "apply", "tune_outputs", "POSTPROCESS_DIR", "POSTPROCESS_FILE"]
 
-#: Median-filter lengths tried (frames of 63.75 ms: 0.06-2.9 s); the run's own is always added.
-WINDOWS: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21, 27, 35, 45)
+#: Median-filter lengths tried (frames of 63.75 ms: 0.06-2.6 s, about x1.7 apart); the run's own is
+#: always added. Each costs one sed_scores_eval pass over the validation clips per metric tuned on it.
+WINDOWS: tuple[int, ...] = (1, 3, 5, 9, 15, 25, 41)
 #: Folder (beside validation/ and public_eval/) and file of the result.
 POSTPROCESS_DIR = "postprocess"
 POSTPROCESS_FILE = "postprocess.json"
@@ -123,19 +128,22 @@ def _tune_f1(scores: ScoreSet, grid: Sequence[int], window: int, threshold: floa
 
 
 def _tune_psds(
-    scores: ScoreSet, grid: Sequence[int], window: int, which: str
+    scores: ScoreSet, grid: Sequence[int], window: int, which: str, candidate: dict[str, int] | None = None
 ) -> tuple[dict[str, int], dict[str, float]]:
+    """Per-class windows for `which`: each class's best single-class PSDS over `grid` (or the `candidate`
+    given), kept when the combination is not worse than the untuned window on `scores`."""
     untuned_windows = dict.fromkeys(scores.labels, window)
     base, _ = psds_of(scores, untuned_windows, which, cached=True)
     if not _finite(base):
         return untuned_windows, {"untuned": base, "tuned": base}
-    best: dict[str, tuple[float, int]] = {}
-    for w in grid:
-        _, single = psds_of(scores, dict.fromkeys(scores.labels, w), which, cached=True)
-        for label, value in single.items():
-            if _finite(value) and (label not in best or value > best[label][0]):
-                best[label] = (value, w)
-    candidate = {label: best[label][1] if label in best else window for label in scores.labels}
+    if candidate is None:
+        best: dict[str, tuple[float, int]] = {}
+        for w in grid:
+            _, single = psds_of(scores, dict.fromkeys(scores.labels, w), which, cached=True)
+            for label, value in single.items():
+                if _finite(value) and (label not in best or value > best[label][0]):
+                    best[label] = (value, w)
+        candidate = {label: best[label][1] if label in best else window for label in scores.labels}
     value, _ = psds_of(scores, candidate, which, cached=True)
     if _finite(value) and value >= base:
         return candidate, {"untuned": base, "tuned": value}
@@ -150,7 +158,10 @@ def tune(
     result = TunedPostprocessing({}, {}, {}, {}, int(median_window), float(threshold))
     _tune_f1(scores, grid, int(median_window), float(threshold), result)
     result.windows_psds1, result.validation["psds1"] = _tune_psds(scores, grid, int(median_window), "psds1")
-    result.windows_psds2, result.validation["psds2"] = _tune_psds(scores, grid, int(median_window), "psds2")
+    # PSDS2 tries PSDS1's windows (one PSDS2 pass per window in them, not per window of the grid)
+    result.windows_psds2, result.validation["psds2"] = _tune_psds(
+        scores, grid, int(median_window), "psds2", candidate=dict(result.windows_psds1)
+    )
     return result
 
 
