@@ -28,8 +28,10 @@ from sed.config import PAPER_TABLE1
 
 from . import leaderboard as lb
 from .failures import trial_error_text
-from .rows import compute_totals, control_comparison
+from .postprocess import CI_NOTE, COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
+from .rows import control_comparison
 from .space import Space
+from .trial_compute import compute_line
 
 # ----------------------------------------------------------------------------- progress
 #: Seconds between two status lines when the console is not a terminal (a log, a pipe).
@@ -251,28 +253,6 @@ class ProgressPrinter(Callback):
 
 
 # ----------------------------------------------------------------------------- summary
-#: Final-stage columns of the summary table (those the summary has), untuned then tuned (search.postprocess).
-SUMMARY_METRICS: tuple[str, ...] = (
-    "eval_macro_f1",
-    "eval_psds",
-    "eval_psds1",
-    "eval_psds2",
-    "eval_macro_f1_tuned",
-    "eval_psds1_tuned",
-    "eval_psds2_tuned",
-)
-#: Metrics on which the best configuration is set against the control (those the summary has).
-COMPARED_METRICS: tuple[str, ...] = ("eval_macro_f1", "eval_psds", "eval_macro_f1_tuned", "eval_psds1_tuned")
-CI_NOTE = (
-    "(95 % CI: Student t over the completed seeds, clipped to [0, 1] where it reaches past the range "
-    "the scores live in)"
-)
-TUNED_NOTE = (
-    "  *_tuned: after a median window and a threshold per class tuned on each run's validation scores "
-    "(never on the public evaluation set), the control alike; values per run in final.parquet's pp_* columns"
-)
-
-
 def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | None, exp_dir: Path) -> None:
     """The search leaderboard (first 15 rows), failures, retries, Pareto front, and the final stage."""
     counts = search["status"].value_counts().to_dict() if not search.empty else {}
@@ -352,30 +332,6 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else "")
     )
     print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
-
-
-def compute_line(stage: str, *frames: pd.DataFrame) -> str:
-    """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...` over `frames`."""
-    totals = compute_totals(*frames)
-    energy = totals["energy_kwh"]
-    sources = sorted({str(x) for f in frames for x in f.get("energy_source", pd.Series(dtype=object)).dropna()})
-    macs = [
-        float(x)
-        for f in frames
-        for x in pd.to_numeric(f.get("macs_per_10s", pd.Series(dtype=float)), errors="coerce").dropna()
-    ]
-    parts = [
-        f"{totals['runs']} runs",
-        (f"{energy:.4g} kWh" if math.isfinite(energy) else "energy not recorded")
-        + (f" ({'; '.join(sources)})" if sources else ""),
-        f"{format_duration(totals['wall_seconds'])} of trial wall time (summed over runs)",
-    ]
-    if math.isfinite(totals["train_steps"]):
-        parts.append(f"{int(totals['train_steps'])} training steps")
-    if macs:
-        low, high = min(macs) / 1e6, max(macs) / 1e6
-        parts.append(f"{low:.4g} M MACs per 10 s clip" if low == high else f"{low:.4g}-{high:.4g} M MACs per 10 s clip")
-    return f"compute, {stage}: " + ", ".join(parts)
 
 
 def budget_line(space: Space) -> str:

@@ -46,6 +46,28 @@ PP_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Final-stage columns of the summary table (those the summary has), untuned then tuned (search.postprocess).
+SUMMARY_METRICS: tuple[str, ...] = (
+    "eval_macro_f1",
+    "eval_psds",
+    "eval_psds1",
+    "eval_psds2",
+    "eval_macro_f1_tuned",
+    "eval_psds1_tuned",
+    "eval_psds2_tuned",
+)
+#: Metrics on which the best configuration is set against the control (those the summary has).
+COMPARED_METRICS: tuple[str, ...] = ("eval_macro_f1", "eval_psds", "eval_macro_f1_tuned", "eval_psds1_tuned")
+CI_NOTE = (
+    "(95 % CI: Student t over the completed seeds, clipped to [0, 1] where it reaches past the range "
+    "the scores live in)"
+)
+TUNED_NOTE = (
+    "  *_tuned: after a median window and a threshold per class tuned on each run's validation scores "
+    "(never on the public evaluation set), the control alike; values per run in final.parquet's pp_* columns"
+)
+
+
 def _number(value: Any) -> float:
     try:
         return math.nan if value is None else float(value)

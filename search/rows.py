@@ -71,6 +71,7 @@ import pandas as pd
 from . import leaderboard as lb
 from .space import Space, config_id
 from .trainable import EVAL_FILE
+from .trial_compute import COMPUTE_COLUMNS, compute_columns
 
 #: Metrics aggregated over seeds in final_summary.parquet.
 FINAL_METRICS: tuple[str, ...] = (
@@ -205,47 +206,6 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
     frame["_missing"] = frame["selection_value"].isna()
     frame = frame.sort_values(["_missing", "selection_value"], ascending=[True, ascending], kind="stable")
     return frame.drop(columns="_missing").reset_index(drop=True)
-
-
-#: A trial's compute (search.trial_compute): energy so far (kWh), how it was obtained, MACs per 10 s, steps.
-COMPUTE_COLUMNS: tuple[str, ...] = ("energy_kwh", "energy_source", "macs_per_10s", "train_steps")
-
-
-def compute_columns(history: pd.DataFrame | None) -> dict[str, Any]:
-    """energy_kwh, energy_source, macs_per_10s, train_steps of a trial's last report (NaN / None before any)."""
-    out: dict[str, Any] = {
-        "energy_kwh": math.nan,
-        "energy_source": None,
-        "macs_per_10s": math.nan,
-        "train_steps": math.nan,
-    }
-    if history is None or history.empty:
-        return out
-    for column in ("energy_kwh", "macs_per_10s", "train_steps"):
-        if column in history:
-            values = pd.to_numeric(history[column], errors="coerce").dropna()
-            if len(values):
-                out[column] = float(values.max())  # cumulative figures: the last report's is the largest
-    if "energy_source" in history:
-        sources = history["energy_source"].dropna()
-        if len(sources):
-            out["energy_source"] = str(sources.iloc[-1])
-    return out
-
-
-def compute_totals(*frames: pd.DataFrame | None) -> dict[str, float]:
-    """Sums over leaderboards' rows: energy_kwh, wall_seconds, train_steps (NaN-skipping), and rows counted."""
-    out = {"energy_kwh": math.nan, "wall_seconds": math.nan, "train_steps": math.nan, "runs": 0}
-    for frame in frames:
-        if frame is None or frame.empty:
-            continue
-        out["runs"] += len(frame)
-        for column in ("energy_kwh", "wall_seconds", "train_steps"):
-            if column in frame:
-                values = pd.to_numeric(frame[column], errors="coerce")
-                if values.notna().any():
-                    out[column] = float(values.sum()) + (0.0 if math.isnan(out[column]) else out[column])
-    return out
 
 
 # ----------------------------------------------------------------------------- final rows

@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 ENERGY_FILE = "energy.json"
 
 
@@ -58,3 +60,70 @@ def compute_metrics(trainer: Any, meter: Any) -> dict[str, Any]:
     out["energy_kwh"] = float(reading.kwh)
     out["energy_source"] = reading.source
     return out
+
+
+#: A trial's compute (search.trial_compute): energy so far (kWh), how it was obtained, MACs per 10 s, steps.
+COMPUTE_COLUMNS: tuple[str, ...] = ("energy_kwh", "energy_source", "macs_per_10s", "train_steps")
+
+
+def compute_columns(history: pd.DataFrame | None) -> dict[str, Any]:
+    """energy_kwh, energy_source, macs_per_10s, train_steps of a trial's last report (NaN / None before any)."""
+    out: dict[str, Any] = {
+        "energy_kwh": math.nan,
+        "energy_source": None,
+        "macs_per_10s": math.nan,
+        "train_steps": math.nan,
+    }
+    if history is None or history.empty:
+        return out
+    for column in ("energy_kwh", "macs_per_10s", "train_steps"):
+        if column in history:
+            values = pd.to_numeric(history[column], errors="coerce").dropna()
+            if len(values):
+                out[column] = float(values.max())  # cumulative figures: the last report's is the largest
+    if "energy_source" in history:
+        sources = history["energy_source"].dropna()
+        if len(sources):
+            out["energy_source"] = str(sources.iloc[-1])
+    return out
+
+
+def compute_totals(*frames: pd.DataFrame | None) -> dict[str, float]:
+    """Sums over leaderboards' rows: energy_kwh, wall_seconds, train_steps (NaN-skipping), and rows counted."""
+    out = {"energy_kwh": math.nan, "wall_seconds": math.nan, "train_steps": math.nan, "runs": 0}
+    for frame in frames:
+        if frame is None or frame.empty:
+            continue
+        out["runs"] += len(frame)
+        for column in ("energy_kwh", "wall_seconds", "train_steps"):
+            if column in frame:
+                values = pd.to_numeric(frame[column], errors="coerce")
+                if values.notna().any():
+                    out[column] = float(values.sum()) + (0.0 if math.isnan(out[column]) else out[column])
+    return out
+
+
+def compute_line(stage: str, *frames: pd.DataFrame) -> str:
+    """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...` over `frames`."""
+    from .console import format_duration
+
+    totals = compute_totals(*frames)
+    energy = totals["energy_kwh"]
+    sources = sorted({str(x) for f in frames for x in f.get("energy_source", pd.Series(dtype=object)).dropna()})
+    macs = [
+        float(x)
+        for f in frames
+        for x in pd.to_numeric(f.get("macs_per_10s", pd.Series(dtype=float)), errors="coerce").dropna()
+    ]
+    parts = [
+        f"{totals['runs']} runs",
+        (f"{energy:.4g} kWh" if math.isfinite(energy) else "energy not recorded")
+        + (f" ({'; '.join(sources)})" if sources else ""),
+        f"{format_duration(totals['wall_seconds'])} of trial wall time (summed over runs)",
+    ]
+    if math.isfinite(totals["train_steps"]):
+        parts.append(f"{int(totals['train_steps'])} training steps")
+    if macs:
+        low, high = min(macs) / 1e6, max(macs) / 1e6
+        parts.append(f"{low:.4g} M MACs per 10 s clip" if low == high else f"{low:.4g}-{high:.4g} M MACs per 10 s clip")
+    return f"compute, {stage}: " + ", ".join(parts)

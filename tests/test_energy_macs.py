@@ -68,7 +68,7 @@ def test_energy_country_is_checked():
 
 
 def test_compute_columns_and_totals():
-    from search.rows import compute_columns, compute_totals
+    from search.trial_compute import compute_columns, compute_totals
 
     history = pd.DataFrame(
         {

@@ -26,9 +26,10 @@ import pandas as pd
 
 from sed.config import PAPER_TABLE1
 
-from ..console import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE, compute_line
+from ..postprocess import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..rows import control_comparison
 from ..study_storage import dashboard_command
+from ..trial_compute import compute_line
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
