@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from sed.augment.perturb import (
     additive_hooks,
@@ -15,6 +14,7 @@ from sed.augment.perturb import (
 )
 from sed.augment.registry import (
     Augmentation,
+    AugmentationConfig,
     FieldRule,
     Perturbation,
     Probe,
@@ -24,9 +24,6 @@ from sed.augment.registry import (
     register,
 )
 from sed.nn.model import LOCATIONS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sed.config import TrainConfig
 
 NOISE_SCALE = finite_at_least("noise_scale", 0.0, "random: ||d|| = noise_scale * ||h|| per example (eq. 5)")
 EPSILON = finite_at_least("epsilon", 0.0, "adversarial/vat: ||d|| = epsilon * ||h|| per example (eq. 6-9)")
@@ -42,11 +39,11 @@ NOISE_SNR = FieldRule(
 )
 
 
-def _random(probe: Probe, config: TrainConfig) -> Perturbation:
+def _random(probe: Probe, config: AugmentationConfig) -> Perturbation:
     return Perturbation(random_hooks(probe.locations, config.noise_scale))
 
 
-def _adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     d = adversarial_perturbation(
         probe.model,
         probe.start_h,
@@ -60,7 +57,7 @@ def _adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _vat(probe: Probe, config: TrainConfig) -> Perturbation:
+def _vat(probe: Probe, config: AugmentationConfig) -> Perturbation:
     d = vat_perturbation(
         probe.model,
         probe.start_h,
@@ -76,12 +73,12 @@ def _vat(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _mixup(probe: Probe, config: TrainConfig) -> Perturbation:
+def _mixup(probe: Probe, config: AugmentationConfig) -> Perturbation:
     plan = plan_mixup(probe.batch_size, probe.locations, config.mixup_alpha, probe.start_h.device, probe.rng)
     return Perturbation(plan.hooks(), start=plan.location, mix=plan.mix)
 
 
-def _snr_noise(probe: Probe, config: TrainConfig) -> Perturbation:
+def _snr_noise(probe: Probe, config: AugmentationConfig) -> Perturbation:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return Perturbation(snr_noise_hooks(probe.input_space, config.noise_snr))
 

@@ -11,16 +11,20 @@ through the features' dB floor and scaler (`sed.augment.input_perturb`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sed.augment.band_filter import FILTER_MODES, check_layout
 from sed.augment.input_perturb import InputFamily, adversarial_theta, filter_family, snr_family, vat_theta
 from sed.augment.paper import NOISE_SNR, VAT_ITERS, XI, XI_POSITIVE
-from sed.augment.registry import Augmentation, Perturbation, Probe, finite_at_least, int_at_least, one_of, register
+from sed.augment.registry import (
+    Augmentation,
+    AugmentationConfig,
+    Perturbation,
+    Probe,
+    finite_at_least,
+    int_at_least,
+    one_of,
+    register,
+)
 from sed.constants import N_MELS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sed.config import TrainConfig
 
 FILTER_BANDS = int_at_least("filter_bands", 1, "filter*: number of bands over the mel axis")
 FILTER_MIN_WIDTH = int_at_least("filter_min_width", 1, "filter*: minimum band width in mel bins")
@@ -31,11 +35,11 @@ FILTER_MODE = one_of("filter_mode", FILTER_MODES, "filter*: step (a gain per ban
 FILTER_FIELDS = (FILTER_BANDS, FILTER_MIN_WIDTH, FILTER_DB, FILTER_MODE)
 
 
-def _check_filter(config: TrainConfig) -> None:
+def _check_filter(config: AugmentationConfig) -> None:
     check_layout(N_MELS, config.filter_bands, config.filter_min_width, config.filter_mode)
 
 
-def _filter_of(probe: Probe, config: TrainConfig) -> InputFamily:
+def _filter_of(probe: Probe, config: AugmentationConfig) -> InputFamily:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return filter_family(
         probe.start_h,
@@ -47,18 +51,18 @@ def _filter_of(probe: Probe, config: TrainConfig) -> InputFamily:
     )
 
 
-def _filter(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     return Perturbation(family.hooks(family.random()))
 
 
-def _filter_adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter_adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     gains = adversarial_theta(probe.model, probe.start_h, family, probe.target_strong, probe.target_weak)
     return Perturbation(family.hooks(gains))
 
 
-def _filter_vat(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter_vat(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     gains = vat_theta(
         probe.model, probe.start_h, family, probe.target_strong, probe.target_weak, config.xi, config.vat_iters
@@ -66,7 +70,7 @@ def _filter_vat(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(family.hooks(gains))
 
 
-def _snr_adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _snr_adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     assert probe.input_space is not None
     family = snr_family(probe.start_h, probe.input_space, config.noise_snr)
     z = adversarial_theta(probe.model, probe.start_h, family, probe.target_strong, probe.target_weak)

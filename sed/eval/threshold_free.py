@@ -44,6 +44,7 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sed.constants import FRAME_STEP_S
+from sed.eval.events import merge_overlaps, quiet_metric_library
 
 __all__ = [
     "PSDS1",
@@ -155,8 +156,6 @@ def _prepared(
     tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[float, float, str]]], dict[str, float]] | None:
     """(score tables of the reference's classes, ground truth, durations) by clip id; None: no event."""
-    from sed.eval.metrics import merge_overlaps
-
     keys = list(tables)
     missing = [k for k in keys if k not in durations]
     if missing:
@@ -182,12 +181,10 @@ def psds_of_tables(
     settings: Mapping[str, Any],
 ) -> float:
     """sed_scores_eval's threshold-free PSDS with ``settings`` (e.g. :data:`PSDS1`); NaN without events."""
-    from sed.eval.metrics import _quiet_metric_library
-
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
         return float("nan")
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         return float(intersection_based.psds(*prepared, **settings)[0])
@@ -210,8 +207,6 @@ def metrics_from_tables(
     names with their extension, as in the DESED TSVs); ``durations`` keyed by
     clip id. Every clip of ``tables`` must have a duration.
     """
-    from sed.eval.metrics import _quiet_metric_library
-
     unknown = [m for m in which if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
@@ -220,7 +215,7 @@ def metrics_from_tables(
         return {m: float("nan") for m in which}
     scored, truth, audio_durations = prepared
     out: dict[str, float] = {}
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         if "psds1" in which:
