@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 
-from sed.config import PRESETS, TrainConfig  # noqa: E402
+from sed.config import TrainConfig  # noqa: E402
+from sed.presets import PRESETS  # noqa: E402
 
 
 def Step(cfg: TrainConfig, device: torch.device, batch: int, amp: bool) -> ObjectiveStep:

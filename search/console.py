@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from ray.tune import Callback
 
-from sed.config import PAPER_TABLE1
+from sed.presets import PAPER_TABLE1
 
 from . import leaderboard as lb
 from .failures import trial_error_text

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sed.config import PRESETS, TrainConfig, apply_overrides, parse_set_arguments
+from sed.config import TrainConfig, apply_overrides, parse_set_arguments
+from sed.presets import PRESETS
 
 from .space import config_id
 

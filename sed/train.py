@@ -30,16 +30,9 @@ import os
 import sys
 from pathlib import Path
 
-from sed.config import (
-    PRESETS,
-    REALISTIC_PRESETS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    parse_set_arguments,
-    preset,
-)
+from sed.config import ConfigError, TrainConfig, apply_overrides, parse_set_arguments
 from sed.data.errors import DatasetError
+from sed.presets import PRESETS, REALISTIC_PRESETS, preset
 
 
 def _field_help() -> str:

@@ -8,17 +8,8 @@ import pytest
 
 from sed import augment as augmentations
 from sed.augment import REGISTRY, Augmentation, field_rules, readers, register
-from sed.config import (
-    AUGMENTATIONS,
-    FIELD_TYPES,
-    INPUT_ONLY_AUGMENTATIONS,
-    PRESETS,
-    REALISTIC_PRESETS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    preset,
-)
+from sed.config import AUGMENTATIONS, FIELD_TYPES, INPUT_ONLY_AUGMENTATIONS, ConfigError, TrainConfig, apply_overrides
+from sed.presets import PRESETS, REALISTIC_PRESETS, preset
 
 
 def test_config_enumerations_are_the_registrys():

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sed.config import (
-    PAPER_TABLE1,
-    PRESETS,
-    SNR_30DB_SCALE,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    parse_locations,
-    parse_set_arguments,
-)
+from sed.config import SNR_30DB_SCALE, ConfigError, TrainConfig, apply_overrides, parse_locations, parse_set_arguments
+from sed.presets import PAPER_TABLE1, PRESETS
 
 
 def test_defaults_are_the_reference_baseline():

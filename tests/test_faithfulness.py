@@ -22,10 +22,10 @@ import torch
 from batches import make_batch
 
 from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
-from sed.config import PRESETS
 from sed.features.scaler import Scaler
 from sed.nn.dropout import tied_dropout, untied_dropout
 from sed.nn.model import CRNN, CRNNConfig
+from sed.presets import PRESETS
 from sed.training.objectives import compute_losses
 from sed.training.trainer import Trainer, prepare_data
 

@@ -23,8 +23,8 @@ import dataclasses
 
 import pytest
 
-from sed.config import PRESETS
 from sed.data.synth import ensure_embedded
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, prepare_data
 
 EPOCHS = 8

@@ -10,7 +10,8 @@ import optuna
 import pytest
 
 from search.space import SpaceError, config_id, load_space, parse_space
-from sed.config import PRESETS, TrainConfig
+from sed.config import TrainConfig
+from sed.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -598,7 +599,7 @@ def test_realistic_refusals_come_from_the_registry(text, pattern):
 
 
 def test_a_grid_runs_realistic_presets_by_name_and_all_stays_table1():
-    from sed.config import REALISTIC_PRESETS
+    from sed.presets import REALISTIC_PRESETS
 
     text = "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, filter-vat-input-l2]\n"
     space = space_from(text)

@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from sed.config import PRESETS, TrainConfig
+from sed.config import TrainConfig
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, TrainingDiverged, prepare_data
 
 TINY_MODEL = dict(

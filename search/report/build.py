@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sed.config import PAPER_TABLE1
+from sed.presets import PAPER_TABLE1
 
 from ..rows import control_comparison
 from . import figures

@@ -25,8 +25,8 @@ File format (YAML, read with `yaml.safe_load`)::
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
                                       # grid: no sampling; runs `presets:` (names of
-                                      # sed.config.ALL_PRESETS, or `all` = Table 1's
-                                      # sed.config.PRESETS), `configs:` (a list of
+                                      # sed.presets.ALL_PRESETS, or `all` = Table 1's
+                                      # sed.presets.PRESETS), `configs:` (a list of
                                       # override mappings, each with an optional `name`) and
                                       # the cartesian product of `choice`/`value` params
     scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}

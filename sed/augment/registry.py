@@ -13,7 +13,7 @@ An `Augmentation` declares
   `none`, which has no perturbation), and `needs_input_space` when it goes
   back through the features' dB floor and scaler;
 - `presets`: its named configs beyond the paper's Table 1 (whose nine rows
-  stay in `sed.config.PRESETS`, beside the paper's numbers).
+  stay in `sed.presets.PRESETS`, beside the paper's numbers).
 
 `sed.config` validates a config from it, `sed.training.objectives` builds the
 perturbation from it, and `search.space` checks that a parameter's
@@ -171,7 +171,7 @@ class Augmentation:
     #: Where its definition comes from (docs and tables).
     source: str = ""
     #: Named configs of this augmentation beyond Table 1: (preset name, overrides of
-    #: TrainConfig()); `sed.config.REALISTIC_PRESETS` is built from them.
+    #: TrainConfig()); `sed.presets.REALISTIC_PRESETS` is built from them.
     presets: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property
