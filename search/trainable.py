@@ -44,6 +44,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sed.io import write_json
+
+from . import trial_spec
+
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"
 #: Folder of a final trial with its DCASE-format files and best_model.pt (sed.eval.outputs).
@@ -60,13 +64,6 @@ HPARAM_METRICS: tuple[str, ...] = (
     "eval/eval_psds1",
     "eval/eval_psds2",
 )
-
-
-def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(TrainConfig overrides, meta keys) of a trial config."""
-    overrides = {k: v for k, v in config.items() if not k.startswith("_")}
-    meta = {k: v for k, v in config.items() if k.startswith("_")}
-    return overrides, meta
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
@@ -111,9 +108,7 @@ def _write_failure(trial_dir: Path, exc: BaseException, epoch: int | None) -> No
         "traceback": traceback.format_exc(limit=8),
         "time": time.time(),
     }
-    tmp = trial_dir / f".{FAILURE_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(trial_dir / FAILURE_FILE)
+    write_json(trial_dir / FAILURE_FILE, record, indent=1)
 
 
 def train_sed(
@@ -132,18 +127,17 @@ def train_sed(
     """
     from ray import tune
 
-    from sed.config import TrainConfig, apply_overrides
     from sed.training.trainer import Trainer
 
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
-    overrides, meta = split_config(config)
-    evaluate = bool(meta.get("_evaluate", False))
+    overrides, meta = trial_spec.split(config)
+    evaluate = bool(meta.get(trial_spec.EVALUATE, False))
     trainer = None
     hp_writer = None
     session_end = None
     try:
-        cfg = apply_overrides(TrainConfig(), {**dict(runtime_overrides or {}), **overrides})
+        cfg = trial_spec.train_config(config, runtime_overrides)
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
@@ -196,7 +190,7 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     record = {k: v for k, v in scores.items()}
     record["eval_seconds"] = seconds
-    (trial_dir / EVAL_FILE).write_text(json.dumps(record, indent=1, default=str))
+    write_json(trial_dir / EVAL_FILE, record, indent=1)
     out = {
         k: float(v)
         for k, v in scores.items()

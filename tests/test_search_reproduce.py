@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from search.reproduce import TrainCommand
-from search.run import UsageError, build_parser, resolve_settings
+from search.settings import UsageError, build_parser, resolve_settings
 from search.space import load_space
 from sed.config import TrainConfig, apply_overrides, parse_set_arguments
 from sed.presets import PRESETS

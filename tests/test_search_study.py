@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from search import leaderboard as lb
-from search.run import UsageError, build_parser, resolve_settings
+from search.settings import UsageError, build_parser, resolve_settings
 from search.study_storage import JOURNAL_FILE, close_orphans, open_storage, storage_location, study_exists
 
 REPO = Path(__file__).resolve().parents[1]

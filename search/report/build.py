@@ -18,15 +18,15 @@ temporary file, then `os.replace`): a failed build keeps the previous page.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from sed.io import write_text
 from sed.presets import PAPER_TABLE1
 
-from ..rows import control_comparison
+from ..summary import control_comparison
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
@@ -249,14 +249,7 @@ def build_report(exp_dir: Path | str, out: Path | str | None = None) -> Path:
     exp = load_experiment(exp_dir)
     path = Path(out) if out is not None else exp.exp_dir / REPORT_FILE
     text = render(exp)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_text(path, text)
 
 
 def timed_build(exp_dir: Path | str) -> tuple[Path, float]:

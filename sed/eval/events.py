@@ -14,10 +14,11 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from sed.errors import UserError
 from sed.eval.postprocess import EVENT_COLUMNS, empty_events
 
 
-class MetricsError(ValueError):
+class MetricsError(UserError):
     """Invalid metric input; the message names the table/file and the fix."""
 
 

@@ -34,12 +34,13 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sed.constants import CLIP_SECONDS, FRAME_STEP_S
+from sed.errors import UserError
 
 #: Column order of every event table in sedtune (the DESED strong TSV columns).
 EVENT_COLUMNS: tuple[str, ...] = ("filename", "onset", "offset", "event_label")
 
 
-class PostprocessError(ValueError):
+class PostprocessError(UserError):
     """Invalid post-processing input; the message names the argument/config key and the fix."""
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sed.constants import FRAME_STEP_S
-from sed.eval.events import merge_overlaps, quiet_metric_library
+from sed.eval.events import MetricsError, merge_overlaps, quiet_metric_library
 
 __all__ = [
     "PSDS1",
@@ -118,12 +118,12 @@ def score_tables(
     """
     probs = np.asarray(strong_probs, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[0] != len(filenames) or probs.shape[2] != len(labels):
-        raise ValueError(
+        raise MetricsError(
             f"strong_probs has shape {probs.shape}, expected [{len(filenames)} files, frames, "
             f"{len(labels)} classes]; pass one row per file name and one column per label."
         )
     if len(durations) != len(filenames):
-        raise ValueError(f"{len(durations)} durations for {len(filenames)} files; pass one per file.")
+        raise MetricsError(f"{len(durations)} durations for {len(filenames)} files; pass one per file.")
     if int(median_window) > 1:
         probs = median_filter(probs, size=(1, int(median_window), 1))
     tables: dict[str, pd.DataFrame] = {}
@@ -131,7 +131,7 @@ def score_tables(
     for name, clip, duration in zip(filenames, probs, durations):
         key = audio_id(name)
         if key in tables:
-            raise ValueError(f"two files share the clip id {key!r} (file names differ only by extension).")
+            raise MetricsError(f"two files share the clip id {key!r} (file names differ only by extension).")
         # both from the same products, so each offset equals the next frame's onset exactly
         edges = np.arange(clip.shape[0] + 1) * float(frame_step)
         keep = edges[:-1] < float(duration)
@@ -159,11 +159,11 @@ def _prepared(
     keys = list(tables)
     missing = [k for k in keys if k not in durations]
     if missing:
-        raise ValueError(f"no duration for clip {missing[0]!r} ({len(missing)} clips); add it to the durations.")
+        raise MetricsError(f"no duration for clip {missing[0]!r} ({len(missing)} clips); add it to the durations.")
     reference, _ = merge_overlaps(reference_df)
     unknown = sorted({audio_id(f) for f in reference["filename"]} - set(keys))
     if unknown:
-        raise ValueError(
+        raise MetricsError(
             f"the reference has events for clip {unknown[0]!r}, which has no scores ({len(unknown)} clips); "
             "score every clip of the reference."
         )
@@ -209,7 +209,7 @@ def metrics_from_tables(
     """
     unknown = [m for m in which if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
+        raise MetricsError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
         return {m: float("nan") for m in which}

@@ -57,6 +57,7 @@ from sed.cache import cache_root, exclusive_lock
 from sed.data.errors import DatasetError
 from sed.features.compute import compute_into
 from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
+from sed.io import fsync_dir, write_json
 
 __all__ = ["BuildStats", "FeatureStore", "SplitLike"]
 
@@ -80,19 +81,6 @@ class BuildStats:
     seconds: float
     clips_per_second: float | None = None
     waited_for_lock_seconds: float = 0.0
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class FeatureStore:
@@ -275,7 +263,6 @@ class FeatureStore:
     ) -> None:
         n_clips = shape[0]
         tmp_array = self.root / f"{key}.tmp-{os.getpid()}.npy"
-        tmp_sidecar = self.root / f"{key}.tmp-{os.getpid()}.json"
         if progress:
             print(
                 f"[sedtune features] building {split.name!r}: {n_clips} clips -> {self.path(key)} "
@@ -314,15 +301,11 @@ class FeatureStore:
                 "device": str(self.device),
                 "filenames": list(split.filenames),
             }
-            with open(tmp_sidecar, "w") as handle:
-                json.dump(meta, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_sidecar, self._sidecar(key))
+            write_json(self._sidecar(key), meta, indent=None, fsync=True)
             os.replace(tmp_array, self.path(key))
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         finally:
-            for leftover in (tmp_array, tmp_sidecar):
+            for leftover in (tmp_array,):
                 try:
                     leftover.unlink()
                 except FileNotFoundError:

@@ -9,7 +9,6 @@ load with `torch.load(weights_only=True)`: RNG states are stored as plain lists.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +18,10 @@ import numpy as np
 import torch
 
 from sed.constants import FRAME_STEP_S
+from sed.errors import ConfigError
 from sed.eval.metrics import metric_versions
 from sed.features.scaler import Scaler
+from sed.io import write_atomic
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -67,19 +68,15 @@ def restore_global_rng(rng: Mapping[str, Any]) -> None:
 def check_state(state: Mapping[str, Any], labels: list[str] | tuple[str, ...], has_teacher: bool) -> None:
     """Refuse a state of another format, label set, or without the teacher the run needs."""
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        raise ConfigError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
     if list(state["labels"]) != list(labels):
-        raise ValueError(f"checkpoint labels {state['labels']} differ from the dataset's {list(labels)}")
+        raise ConfigError(f"checkpoint labels {state['labels']} differ from the dataset's {list(labels)}")
     if has_teacher and state["teacher"] is None:
-        raise ValueError("checkpoint has no teacher but regularization='mt' needs one")
+        raise ConfigError("checkpoint has no teacher but regularization='mt' needs one")
 
 
 def _write_atomically(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(state: dict[str, Any], directory: Path | str) -> Path:

@@ -35,6 +35,7 @@ from sed.augment import get as get_augmentation
 from sed.augment.perturb import LogMelSpace
 from sed.config import TrainConfig
 from sed.data.prepare import PreparedData, prepare_data
+from sed.errors import ConfigError
 from sed.eval.evaluation import Evaluator
 from sed.eval.scores import best_index
 from sed.nn.model import CRNN, build_model, count_parameters
@@ -45,6 +46,12 @@ from sed.training.progress import ScalarLog, format_progress
 from sed.training.runtime import configure_process, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
+
+
+NO_STEP_MESSAGE = (
+    "an epoch had no training step: the smallest data part is smaller than its batch share; "
+    "lower batch_size or the weak/strong fractions"
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -155,7 +162,7 @@ class Trainer:
             n_steps += 1
             self.log.step(self.step, values)
         if n_steps == 0:
-            raise ValueError("an epoch had no training step: the smallest data part is smaller than its batch share")
+            raise ConfigError(NO_STEP_MESSAGE)
         self.epoch += 1
         metrics: dict[str, Any] = {k: v / n_steps for k, v in sums.items()}
         metrics.update(
