@@ -27,6 +27,8 @@ from sed.data.synth import ensure_embedded
 from sed.presets import PRESETS
 from sed.training.trainer import Trainer, prepare_data
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 EPOCHS = 8
 
 

@@ -30,6 +30,8 @@ from search import leaderboard as lb
 from search.settings import UsageError, build_parser, resolve_settings
 from search.study_storage import JOURNAL_FILE, close_orphans, open_storage, storage_location, study_exists
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
 

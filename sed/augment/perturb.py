@@ -109,7 +109,10 @@ def consistency_mse(strong: Tensor, weak: Tensor, target_strong: Tensor, target_
 
 
 def additive_hooks(perturbations: Mapping[str, Tensor]) -> dict[str, Callable[[Tensor], Tensor]]:
-    return {loc: (lambda h, d=d: h + d) for loc, d in perturbations.items()}
+    def add(d: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda h: h + d
+
+    return {loc: add(d) for loc, d in perturbations.items()}
 
 
 def _sizing_activations(

@@ -104,7 +104,7 @@ def binarize(strong_probs: np.ndarray, threshold: float = 0.5, median_window: in
     return active
 
 
-def _durations_array(durations: Sequence[float] | None, n_files: int) -> np.ndarray:
+def _durations_array(durations: Sequence[float] | np.ndarray | None, n_files: int) -> np.ndarray:
     if durations is None:
         return np.full(n_files, CLIP_SECONDS, dtype=np.float64)
     dur = np.asarray(durations, dtype=np.float64)
@@ -129,7 +129,7 @@ def decode_events(
     threshold: float = 0.5,
     median_window: int = 7,
     frame_step: float = FRAME_STEP_S,
-    durations: Sequence[float] | None = None,
+    durations: Sequence[float] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Turn frame probabilities into an event table.
 

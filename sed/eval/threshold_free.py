@@ -107,7 +107,7 @@ def score_tables(
     strong_probs: np.ndarray,
     filenames: Sequence[str],
     labels: Sequence[str],
-    durations: Sequence[float],
+    durations: Sequence[float] | np.ndarray,
     median_window: int = 1,
     frame_step: float = FRAME_STEP_S,
 ) -> dict[str, pd.DataFrame]:
@@ -240,7 +240,7 @@ def threshold_free_metrics(
     filenames: Sequence[str],
     labels: Sequence[str],
     reference_df: pd.DataFrame,
-    durations: Sequence[float],
+    durations: Sequence[float] | np.ndarray,
     median_window: int = 7,
     threshold: float = 0.5,
     frame_step: float = FRAME_STEP_S,

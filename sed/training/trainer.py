@@ -197,7 +197,7 @@ class Trainer:
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.selected_model().state_dict().items()}
 
     def fit(
-        self, epochs: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None
+        self, epochs: int | None = None, callback: Callable[[dict[str, Any]], object] | None = None
     ) -> dict[str, Any]:
         """Train until `epochs` (default config.epochs) epochs are done in total."""
         target = epochs if epochs is not None else self.config.epochs
