@@ -92,7 +92,7 @@ EVAL_METRICS: tuple[str, ...] = (
 # ----------------------------------------------------------------------------- search rows
 @dataclass
 class TrialRecord:
-    """What a search row is made of: one Tune trial as it ended (`search.tuner.collect_trials`)."""
+    """What a search row is made of: one Tune trial as it ended (`search.tuner`'s `records` of a finished fit)."""
 
     trial_id: str
     ray_status: str

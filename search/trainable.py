@@ -26,7 +26,7 @@ that `tensorboard --logdir OUT/NAME` shows the HParams table.
 
 Files: `tune.get_context().get_trial_dir()` is the trial's local working
 folder (Ray syncs it to `OUT/NAME/trial_<id>/` at every checkpoint and at the
-end: `search.run` sets `SyncConfig(sync_artifacts=True)`, needed because
+end: `search.tuner.new_tuner` sets `SyncConfig(sync_artifacts=True)`, needed because
 actors are reused between trials). Values the driver needs at once (eval
 per-class F1, metric versions) therefore travel in the report itself.
 Paths given to the trainable are absolute: Ray runs each trial in its own

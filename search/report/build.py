@@ -18,7 +18,6 @@ temporary file, then `os.replace`): a failed build keeps the previous page.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -250,9 +249,3 @@ def build_report(exp_dir: Path | str, out: Path | str | None = None) -> Path:
     path = Path(out) if out is not None else exp.exp_dir / REPORT_FILE
     text = render(exp)
     return write_text(path, text)
-
-
-def timed_build(exp_dir: Path | str) -> tuple[Path, float]:
-    started = time.perf_counter()
-    path = build_report(exp_dir)
-    return path, time.perf_counter() - started

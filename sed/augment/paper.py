@@ -86,7 +86,7 @@ def _snr_noise(probe: Probe, config: AugmentationConfig) -> Perturbation:
 NONE = register(
     Augmentation(
         name="none",
-        summary="no perturbation (L_const = 0)",
+        summary="none (`L_const = 0`; refused with `mt`)",
         locations=LOCATIONS,
         source="eq. 4",
     )
@@ -94,52 +94,52 @@ NONE = register(
 RANDOM = register(
     Augmentation(
         name="random",
-        summary="Gaussian d, ||d|| = noise_scale ||h||",
+        summary="Gaussian `d`, `|d| = noise_scale |h|`",
         locations=LOCATIONS,
         fields=(NOISE_SCALE,),
         build=_random,
-        source="paper eq. 5",
+        source="eq. 5",
     )
 )
 ADVERSARIAL = register(
     Augmentation(
         name="adversarial",
-        summary="one gradient step from a random start, ||d|| = epsilon ||h||",
+        summary="one gradient step from a random start, `|d| = epsilon |h|`",
         locations=LOCATIONS,
         fields=(EPSILON,),
         build=_adversarial,
-        source="paper eq. 6-7",
+        source="eq. 6-7",
     )
 )
 VAT = register(
     Augmentation(
         name="vat",
-        summary="power iteration for the most sensitive d, ||d|| = epsilon ||h||",
+        summary="power iteration, then `|d| = epsilon |h|`",
         locations=LOCATIONS,
         fields=(EPSILON, XI, VAT_ITERS),
         requires=(XI_POSITIVE,),
         build=_vat,
-        source="paper eq. 8-9",
+        source="eq. 8-9",
     )
 )
 MIXUP = register(
     Augmentation(
         name="mixup",
-        summary="lambda h + (1 - lambda) h[perm], target mixed alike; one location per step",
+        summary="`lambda h + (1 - lambda) h[perm]`, target mixed alike; one location per step",
         locations=LOCATIONS,
         fields=(MIXUP_ALPHA,),
         build=_mixup,
-        source="paper eq. 10",
+        source="eq. 10",
     )
 )
 SNR_NOISE = register(
     Augmentation(
         name="snr_noise",
-        summary="Gaussian noise at noise_snr dB per mel band on the linear mel",
+        summary="Gaussian noise at `noise_snr` dB per mel band on the linear mel",
         locations=("input",),
         fields=(NOISE_SNR,),
         build=_snr_noise,
         needs_input_space=True,
-        source="the 2020 baseline's teacher input noise (docs/reference.md)",
+        source="the 2020 baseline",
     )
 )

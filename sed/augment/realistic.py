@@ -80,7 +80,7 @@ def _snr_adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
 FILTER = register(
     Augmentation(
         name="filter",
-        summary="random band gains in [-filter_db, filter_db] dB over the mel axis",
+        summary="random band gains in `[-filter_db, filter_db]` dB over the mel axis, `step` or `linear`",
         locations=("input",),
         fields=FILTER_FIELDS,
         build=_filter,
@@ -93,39 +93,39 @@ FILTER = register(
 FILTER_ADVERSARIAL = register(
     Augmentation(
         name="filter_adversarial",
-        summary="band gains filter_db * sign(gradient) from a random start",
+        summary="gains `filter_db * sign(gradient)` from a random start",
         locations=("input",),
         fields=FILTER_FIELDS,
         build=_filter_adversarial,
         check=_check_filter,
         needs_input_space=True,
-        source="eq. 6-7 on FilterAugment's gains (this project)",
+        source="beyond the paper",
         presets=(("filter-adversarial-input-l2", {"locations": "input", "regularization": "l2"}),),
     )
 )
 FILTER_VAT = register(
     Augmentation(
         name="filter_vat",
-        summary="band gains by power iteration, scaled to max |gain| = filter_db",
+        summary="gains by power iteration, scaled to `max |gain| = filter_db`",
         locations=("input",),
         fields=FILTER_FIELDS + (XI, VAT_ITERS),
         requires=(XI_POSITIVE,),
         build=_filter_vat,
         check=_check_filter,
         needs_input_space=True,
-        source="eq. 8-9 on FilterAugment's gains (this project)",
+        source="beyond the paper",
         presets=(("filter-vat-input-l2", {"locations": "input", "regularization": "l2"}),),
     )
 )
 SNR_ADVERSARIAL = register(
     Augmentation(
         name="snr_adversarial",
-        summary="the worst-case noise sample at noise_snr dB per mel band",
+        summary="the same noise, magnitudes of a random draw, signs of the loss gradient, exactly `noise_snr` dB per band",
         locations=("input",),
         fields=(NOISE_SNR,),
         build=_snr_adversarial,
         needs_input_space=True,
-        source="eq. 6-7 on the reference's noise sample (this project)",
+        source="beyond the paper",
         presets=(("snr-adversarial-input-l2", {"locations": "input", "regularization": "l2", "noise_snr": 30.0}),),
     )
 )
