@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sed.eval.scores import VALIDATION_SCORE_NAMES, best_index
+
 from . import leaderboard as lb
 from . import trial_spec
 from .space import Space, config_id
@@ -72,9 +74,7 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_psds1",
     "eval_psds2",
     "eval_intersection_f1",
-    "val_macro_f1",
-    "val_psds",
-    "val_psds1",
+    *VALIDATION_SCORE_NAMES,
 )
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
@@ -118,13 +118,13 @@ def best_of(history: pd.DataFrame, metric: str, mode: str) -> tuple[float, int |
     """(best value over epochs, its epoch) of `metric` in a trial's history (NaN, None if absent)."""
     if history is None or history.empty or metric not in history:
         return math.nan, None
-    values = pd.to_numeric(history[metric], errors="coerce")
-    if values.notna().sum() == 0:
+    values = pd.to_numeric(history[metric], errors="coerce").reset_index(drop=True)
+    index = best_index(values.tolist(), mode)  # the trainer's rule: a NaN never wins, ties keep the earlier
+    if index is None:
         return math.nan, None
-    index = values.idxmax() if mode == "max" else values.idxmin()
     epoch_col = "epoch" if "epoch" in history else "training_iteration"
-    epoch = history.loc[index, epoch_col]
-    return float(values.loc[index]), (int(epoch) if pd.notna(epoch) else None)
+    epoch = history[epoch_col].iloc[index]
+    return float(values.iloc[index]), (int(epoch) if pd.notna(epoch) else None)
 
 
 def epochs_run(history: pd.DataFrame) -> int:
@@ -173,7 +173,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         # every searched parameter has its column, also when a condition left it unsampled
         row.update({name: None for name in space.params})
         row.update(hyperparameter_columns(record.config))
-        for metric in ("val_macro_f1", "val_psds", "val_psds1"):
+        for metric in VALIDATION_SCORE_NAMES:
             mode = space.mode if metric in space.metrics else "max"
             row[metric], _ = best_of(history, metric, mode)
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)

@@ -21,7 +21,7 @@ its type and message are written to `failure.json` in the trial directory
 
 TensorBoard: the trainer writes its scalars (`train/*`, `val/*`) into the
 trial directory; this module adds the HParams session (hyperparameters of the
-trial, metrics `val/val_macro_f1`, `train/best_val_macro_f1`, `eval/*`) so
+trial, metrics `val/val_macro_f1`, `train/selected_val_macro_f1` (the selected epoch's F1), `eval/*`) so
 that `tensorboard --logdir OUT/NAME` shows the HParams table.
 
 Files: `tune.get_context().get_trial_dir()` is the trial's local working
@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sed.eval.scores import SCORES, VALIDATION_SCORE_NAMES, best_index
 from sed.io import write_json
 
 from . import trial_spec
@@ -56,7 +57,7 @@ OUTPUTS_DIR = "outputs"
 HPARAM_METRICS: tuple[str, ...] = (
     "val/val_macro_f1",
     "val/val_psds",
-    "train/best_val_macro_f1",
+    "train/selected_val_macro_f1",
     "eval/eval_macro_f1",
     "eval/eval_psds",
     "eval/eval_psds_ct",
@@ -203,7 +204,7 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     out["model_epoch"] = float(scores.get("model_epoch") or 0)
     # validation scores of the model that was scored on eval (selected on config.selection_metric)
     best = getattr(trainer, "best_metrics", {}) or {}
-    for key in ("val_macro_f1", "val_psds", "val_psds1"):
+    for key in VALIDATION_SCORE_NAMES:
         if isinstance(best.get(key), (int, float)):
             out[f"selected_{key}"] = float(best[key])
     if writer is not None:
@@ -215,20 +216,22 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
 
 
 #: Validation scores whose best-so-far is reported as `best_<key>` (Space.tune_metric).
-BEST_SO_FAR_KEYS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+BEST_SO_FAR_KEYS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 
 
 def with_best_so_far(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
-    """`metrics` plus `best_<key>`: the maximum of each validation score over the epochs so far.
+    """`metrics` plus `best_<key>`: the best of each validation score over the epochs so far.
 
-    Computed from the trainer's history (kept in its checkpoint), so a resumed
-    trial reports the same number as an uninterrupted one.
+    Picked as the trainer's model selection picks (`sed.eval.scores.best_index`: a NaN never
+    wins; NaN when every epoch's value is NaN). Computed from the trainer's history (kept in
+    its checkpoint), so a resumed trial reports the same number as an uninterrupted one.
     """
     out = dict(metrics)
     for key in BEST_SO_FAR_KEYS:
         values = [float(row[key]) for row in history if isinstance(row.get(key), (int, float))]
         if values:
-            out[f"best_{key}"] = max(values)
+            index = best_index(values, SCORES[key].mode)
+            out[f"best_{key}"] = values[index] if index is not None else math.nan
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sed import augment as augmentations
 from sed.errors import ConfigError
+from sed.eval.scores import VALIDATION_SCORE_NAMES, VALIDATION_SCORES
 from sed.nn.model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
 
 #: Every value of `augmentation`, in registry order (sed.augment owns each one).
@@ -38,7 +39,7 @@ OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
 REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
-SELECTION_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
@@ -205,7 +206,7 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
         if self.selection_metric not in SELECTION_METRICS:
             raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
-        for metric, flag in (("val_psds", "val_psds"), ("val_psds1", "val_psds1")):
+        for metric, flag in ((s.name, s.flag) for s in VALIDATION_SCORES if s.flag is not None):
             if self.selection_metric == metric and not getattr(self, flag):
                 raise ConfigError(
                     f"selection_metric={metric} needs {flag}=true (it is only computed then); "

@@ -22,11 +22,12 @@ from typing import Any
 
 from sed.config import TrainConfig, apply_overrides
 from sed.errors import UserError
+from sed.eval.scores import VALIDATION_SCORE_NAMES
 
 from .. import trial_spec
 
 #: Metrics the trainable reports every epoch that a space may select on.
-SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+SELECTABLE_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 #: The `params:` distributions (`Param.kind`).
 DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
 #: TrainConfig keys that change which data/features a trial reads (prepared in the driver).

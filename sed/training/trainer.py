@@ -180,7 +180,8 @@ class Trainer:
         metrics.update(val)
         self._select(val)
         metrics["best_epoch"] = self.best_epoch
-        metrics["best_val_macro_f1"] = self.best_metrics.get("val_macro_f1")
+        # the selected epoch's F1 (best_<score> is the best so far: search.trainable.with_best_so_far)
+        metrics["selected_val_macro_f1"] = self.best_metrics.get("val_macro_f1")
         metrics["epoch_seconds"] = time.perf_counter() - start
         self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None})
         self.log.epoch(self.epoch, metrics)
