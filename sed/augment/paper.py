@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import math
 
-from sed.augment.perturb import (
-    additive_hooks,
-    adversarial_perturbation,
-    plan_mixup,
-    random_hooks,
-    snr_noise_hooks,
-    vat_perturbation,
-)
+from sed.augment.families import adversarial_perturbation, vat_perturbation
+from sed.augment.perturb import additive_hooks, plan_mixup, random_hooks, snr_noise_hooks
 from sed.augment.registry import (
     Augmentation,
     AugmentationConfig,
