@@ -80,20 +80,19 @@ def main() -> None:
         "import sed.eval.pp_tuning + sed_scores_eval + sed_eval",
         lambda: __import__("sed_scores_eval") and __import__("sed_eval") and __import__("sed.eval.pp_tuning"),
     )
-    from sed.eval.classwise import ScoreSet
-    from sed.eval.pp_tuning import apply, tune
+    from sed.eval.pp_tuning import apply, read_score_set, tune
 
     for factor in args.scale:
         with tempfile.TemporaryDirectory() as tmp:
             folder = scaled_copy(args.run, Path(tmp), factor)
             n_val = len(pd.read_csv(folder / "validation" / "durations.tsv", sep="\t"))
             n_eval = len(pd.read_csv(folder / "public_eval" / "durations.tsv", sep="\t"))
-            validation = timed(f"read {n_val} validation clips", lambda: ScoreSet.from_folder(folder / "validation"))
+            validation = timed(f"read {n_val} validation clips", lambda: read_score_set(folder / "validation"))
             tuned = timed(
                 f"tune on {n_val} clips (WINDOWS + the run's: F1, PSDS1; PSDS2 checked)",
                 lambda: tune(validation, args.median_window, 0.5),
             )
-            public = timed(f"read {n_eval} public-eval clips", lambda: ScoreSet.from_folder(folder / "public_eval"))
+            public = timed(f"read {n_eval} public-eval clips", lambda: read_score_set(folder / "public_eval"))
             scores = timed(f"apply to {n_eval} clips", lambda: apply(public, tuned))
             print(
                 f"validation {tuned.validation}; public eval tuned F1 {scores['macro_f1']:.4f} "

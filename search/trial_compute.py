@@ -105,8 +105,6 @@ def compute_totals(*frames: pd.DataFrame | None) -> dict[str, float]:
 
 def compute_line(stage: str, *frames: pd.DataFrame) -> str:
     """`compute, search: 6 runs, 0.0012 kWh (cpu: estimated ...), 6m10s of trial wall time, ...` over `frames`."""
-    from .console import format_duration
-
     totals = compute_totals(*frames)
     energy = totals["energy_kwh"]
     sources = sorted({str(x) for f in frames for x in f.get("energy_source", pd.Series(dtype=object)).dropna()})
@@ -119,7 +117,8 @@ def compute_line(stage: str, *frames: pd.DataFrame) -> str:
         f"{totals['runs']} runs",
         (f"{energy:.4g} kWh" if math.isfinite(energy) else "energy not recorded")
         + (f" ({'; '.join(sources)})" if sources else ""),
-        f"{format_duration(totals['wall_seconds'])} of trial wall time (summed over runs)",
+        (f"{totals['wall_seconds'] / 60:.1f} min" if math.isfinite(totals["wall_seconds"]) else "?")
+        + " of trial wall time (summed over runs)",
     ]
     if math.isfinite(totals["train_steps"]):
         parts.append(f"{int(totals['train_steps'])} training steps")

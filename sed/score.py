@@ -27,7 +27,7 @@ and intersection F1 on the same filtered scores (sed.eval.classwise: what
 Every clip of the durations file is evaluated (a clip without events or
 detections counts); the ground truth's clips without events may be written
 with empty onset/offset/label or left out. Prints the numbers and, with
-``--out``, writes them as strict JSON (sed.eval.outputs.write_json).
+``--out``, writes them as strict JSON (sed.io.write_json).
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sed.errors import UserError
+
 __all__ = ["read_durations", "read_events", "read_score_folder", "score_files", "main"]
 
 
-class ScoreInputError(ValueError):
+class ScoreInputError(UserError):
     """An input file of sed.score is missing or malformed; the message names it and the fix."""
 
 
@@ -274,8 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.eval.metrics import MetricsError
-    from sed.eval.outputs import write_json
+    from sed.io import write_json
 
     try:
         result = score_files(
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             args.median_window,
             class_thresholds=args.class_thresholds,
         )
-    except (ScoreInputError, MetricsError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for key, value in result.items():

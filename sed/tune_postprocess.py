@@ -51,13 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.eval.outputs import write_json
+    from sed.errors import UsageError, UserError
     from sed.eval.pp_tuning import POSTPROCESS_DIR, POSTPROCESS_FILE, tune_outputs
+    from sed.io import write_json
 
     folder = args.out_dir
     try:
         if (folder / "final.parquet").is_file():
-            raise ValueError(
+            raise UsageError(
                 f"{folder} is an experiment folder of search.run. Fix: python -m search.postprocess {folder} "
                 "(tunes every final trial and fills final.parquet's *_tuned columns)."
             )
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         window = args.median_window if args.median_window is not None else int(config["median_window"])
         threshold = args.threshold if args.threshold is not None else float(config["threshold"])
         record = tune_outputs(folder, window, threshold)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     metrics = folder / "metrics.json"

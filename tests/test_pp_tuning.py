@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed.eval.classwise import ScoreSet, decode_tables, event_f1_of_tables, psds_of
+from sed.eval.classwise import decode_tables, event_f1_of_tables, psds_of
 from sed.eval.metrics import event_f1
 from sed.eval.postprocess import decode_events
+from sed.eval.pp_tuning import read_score_set
 from sed.score import main as score_main
 from sed.train import main as train_main
 from sed.tune_postprocess import main as tune_main
@@ -62,7 +63,7 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def test_classwise_decoding_equals_the_runs_decoder_at_one_window_and_threshold(run):
     """At one window and threshold for every class the per-class path gives the run's own detections."""
-    scores = ScoreSet.from_folder(run / "validation")
+    scores = read_score_set(run / "validation")
     probs = np.stack([scores.tables[c][scores.labels].to_numpy() for c in scores.ids])  # tiny clips: all 10 s
     mine = decode_tables(scores, dict.fromkeys(scores.labels, 5), dict.fromkeys(scores.labels, 0.3))
     theirs = decode_events(
@@ -93,7 +94,7 @@ def test_tuned_on_validation_is_never_worse_there_and_public_eval_files_stay(run
         metrics_before["validation_desed"]["validation_macro_f1"], abs=1e-9
     )
     # recomputed independently: sed_eval on the tuned detections vs the run's own validation detections
-    scores = ScoreSet.from_folder(run / "validation")
+    scores = read_score_set(run / "validation")
     tuned_f1 = event_f1_of_tables(scores, tuned["windows_f1"], tuned["thresholds_f1"])
     detections = pd.read_csv(run / "validation" / "detections.tsv", sep="\t")
     untuned_f1 = event_f1(scores.reference, detections, scores.filenames, scores.labels)

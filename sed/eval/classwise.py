@@ -21,7 +21,7 @@ Decisions written down here:
   (a median filter commutes with a threshold), so the events are those
   sed.eval.postprocess decodes with that class's window and threshold.
 * The event F1 is scored against the reference with same-class overlaps
-  merged (``sed.eval.metrics.merge_overlaps``), as ``evaluate_predictions``
+  merged (``sed.eval.events.merge_overlaps``), as ``evaluate_predictions``
   does for the leaderboard's untuned numbers.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 
-from sed.eval.postprocess import decode_events, empty_events
+from sed.eval.postprocess import PostprocessError, decode_events, empty_events
 
 __all__ = ["ScoreSet", "per_class", "filter_tables", "scored_tables", "decode_tables", "event_f1_of_tables", "psds_of"]
 
@@ -50,7 +50,7 @@ class ScoreSet:
         durations: Sequence[float],
         reference: pd.DataFrame,
     ) -> None:
-        from sed.eval.metrics import merge_overlaps
+        from sed.eval.events import merge_overlaps
         from sed.eval.threshold_free import audio_id
 
         self.filenames = [str(n) for n in filenames]
@@ -70,24 +70,12 @@ class ScoreSet:
         ):
             clip = audio_id(name)
             if clip not in self.truth:
-                raise ValueError(
+                raise PostprocessError(
                     f"the reference has events for clip {clip!r}, which has no scores; score every clip of the reference."
                 )
             self.truth[clip].append((float(onset), float(offset), str(label)))
         self._filtered: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self._deltas: dict[tuple[str, int], dict[str, Any]] = {}
-
-    @classmethod
-    def from_folder(cls, folder: Any) -> ScoreSet:
-        """``folder/scores/raw``, ``folder/durations.tsv`` and ``folder/ground_truth.tsv`` (sed.eval.outputs)."""
-        from pathlib import Path
-
-        from sed.score import read_durations, read_events, read_score_folder
-
-        folder = Path(folder)
-        names, seconds = read_durations(folder / "durations.tsv")
-        _, _, _, tables = read_score_folder(folder / "scores" / "raw", names)
-        return cls(tables, names, seconds, read_events(folder / "ground_truth.tsv", "ground truth"))
 
     def column(self, label: str, window: int) -> dict[str, np.ndarray]:
         """One class's scores of every clip after a median filter of `window` frames (cached)."""
@@ -111,11 +99,11 @@ class ScoreSet:
         """
         key = (kind, int(window))
         if key not in self._deltas:
-            from sed.eval.metrics import _quiet_metric_library
+            from sed.eval.events import quiet_metric_library
             from sed.eval.threshold_free import PSDS1, PSDS2
 
             tables = scored_tables(self, dict.fromkeys(self.labels, int(window)))
-            with _quiet_metric_library():
+            with quiet_metric_library():
                 from sed_scores_eval import collar_based, intersection_based
 
                 if kind == "collar":
@@ -146,7 +134,7 @@ def per_class(value: int | float | Mapping[str, Any], labels: Sequence[str], wha
     if isinstance(value, Mapping):
         missing = [label for label in labels if label not in value]
         if missing:
-            raise ValueError(
+            raise PostprocessError(
                 f"{what} has no value for class {missing[0]!r} ({len(missing)} missing); "
                 f"give one per class of the score files: {list(labels)}."
             )
@@ -158,7 +146,9 @@ def _check_windows(windows: Mapping[str, Any]) -> dict[str, int]:
     out = {}
     for label, window in windows.items():
         if isinstance(window, bool) or int(window) != window or int(window) < 1:
-            raise ValueError(f"median window of class {label!r} is {window!r}; it must be an integer >= 1 (frames).")
+            raise PostprocessError(
+                f"median window of class {label!r} is {window!r}; it must be an integer >= 1 (frames)."
+            )
         out[label] = int(window)
     return out
 
@@ -239,14 +229,14 @@ def psds_of(
     (sed.eval.threshold_free). ``cached``: from :meth:`ScoreSet.deltas` (the same numbers;
     cheaper when many window combinations of one set are scored).
     """
-    from sed.eval.metrics import _quiet_metric_library
+    from sed.eval.events import quiet_metric_library
     from sed.eval.threshold_free import PSDS1, PSDS2
 
     if not scores.classes or (which == "psds2" and len(scores.classes) < 2):
         return math.nan, {}
     settings = {"psds1": PSDS1, "psds2": PSDS2}[which]
     windows = _check_windows(per_class(windows, scores.labels, "median windows"))
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         if cached:

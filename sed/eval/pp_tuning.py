@@ -80,6 +80,16 @@ class TunedPostprocessing:
         return asdict(self)
 
 
+def read_score_set(folder: Path | str) -> ScoreSet:
+    """``folder/scores/raw``, ``folder/durations.tsv`` and ``folder/ground_truth.tsv`` (sed.eval.outputs)."""
+    from sed.score import read_durations, read_events, read_score_folder
+
+    folder = Path(folder)
+    names, seconds = read_durations(folder / "durations.tsv")
+    _, _, _, tables = read_score_folder(folder / "scores" / "raw", names)
+    return ScoreSet(tables, names, seconds, read_events(folder / "ground_truth.tsv", "ground truth"))
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -87,11 +97,11 @@ def _finite(value: Any) -> bool:
 def _best_f1_per_window(scores: ScoreSet, window: int) -> tuple[dict[str, float], dict[str, float]]:
     """({class: best collar F1}, {class: its threshold}) over all thresholds, one window for every class."""
     from sed.eval.classwise import COLLARS
-    from sed.eval.metrics import _quiet_metric_library
+    from sed.eval.events import quiet_metric_library
 
     if not scores.classes:
         return {}, {}
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import collar_based
 
         f, _, _, thresholds, _ = collar_based.best_fscore(
@@ -189,7 +199,8 @@ def tune_outputs(
     """
     from sed.eval.classwise import decode_tables
     from sed.eval.metrics import metric_versions
-    from sed.eval.outputs import write_events, write_json
+    from sed.eval.outputs import write_events
+    from sed.io import write_json
 
     outputs = Path(outputs)
     for part in ("validation", "public_eval"):
@@ -199,9 +210,9 @@ def tune_outputs(
                 "python -m sed.train (or a final trial's outputs/ folder), which has validation/ and public_eval/."
             )
     start = time.perf_counter()
-    validation = ScoreSet.from_folder(outputs / "validation")
+    validation = read_score_set(outputs / "validation")
     tuned = tune(validation, median_window, threshold, windows)
-    public = ScoreSet.from_folder(outputs / "public_eval")
+    public = read_score_set(outputs / "public_eval")
     scores = apply(public, tuned)
     folder = outputs / POSTPROCESS_DIR
     write_events(
