@@ -58,7 +58,11 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # augmentation, no consistency term) with the same seeds
                                       # and epochs, the no-augmentation control the summary
                                       # compares the best config with; or a mapping of
-                                      # overrides (optional `name`) for another control
+                                      # overrides (optional `name`) for another control;
+                                      # final.postprocess: true -> then tune the median window
+                                      # and threshold per class on each final run's validation
+                                      # scores and score the public evaluation set with them
+                                      # (search.postprocess; the *_tuned columns)
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
