@@ -21,14 +21,11 @@ import argparse
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def scaled_copy(run: Path, out: Path, factor: int) -> Path:
