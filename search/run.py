@@ -73,6 +73,7 @@ from sed.data.prepare import PreparedData
 from . import leaderboard as lb
 from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
+from .packing import node_resources
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="experiment name (default: the space's name)")
     parser.add_argument("--address", help="address of an existing Ray cluster (default: start one locally)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
+    parser.add_argument("--trials-per-gpu", type=int, metavar="N",
+                        help="trials sharing one GPU (default: the space's resources.trials_per_gpu, else the "
+                        "measured default of search.packing); every GPU of the cluster gets N trials")
     parser.add_argument("--num-samples", type=int, help="override the space's num_samples")
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
     parser.add_argument(
@@ -430,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            resources = derive_resources(space, ray.cluster_resources())
+            resources = derive_resources(space, node_resources(ray.nodes()), args.trials_per_gpu)
         except ClusterError as exc:
             return _user_error(str(exc), args.debug)
         exp_dir.mkdir(parents=True, exist_ok=True)

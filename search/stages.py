@@ -179,7 +179,8 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
     if remaining:
         print(
             f"sedtune: final stage: {len(top)} configs x {len(space.final.seeds)} seeds, "
-            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done)",
+            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done); "
+            f"{exp.resources.describe(len(remaining), 'final')}",
             flush=True,
         )
         wanted = {final_stage.pair_of(p) for p in remaining}
