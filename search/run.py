@@ -441,11 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_prepared_datasets(exp_dir, prepared, settings)
         if not args.resume:
             (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
-        print(
-            f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
-            f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}",
-            flush=True,
-        )
+        print(f"sedtune: {resources.describe(space.num_samples)}; experiment {exp_dir}", flush=True)
         exp = Experiment(
             space,
             exp_dir,

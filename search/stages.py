@@ -25,6 +25,7 @@ from ray import tune
 from . import final as final_stage
 from . import leaderboard as lb
 from .console import PROGRESS_LOG, ProgressPrinter
+from .placement import ConcurrencyMeter
 from .prepared import PREPARED_DIR
 from .reproduce import TrainCommand, command_for_run
 from .resources import TrialResources
@@ -137,7 +138,7 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
             scheduler=make_scheduler(space),
             num_samples=space.num_samples,
             max_concurrent=exp.resources.max_concurrent,
-            callbacks=[printer],
+            callbacks=[printer, ConcurrencyMeter("search", exp.resources.at_once(space.num_samples), exp_dir)],
             debug=exp.debug or exp.verbose,
         )
     result_grid = stage.fit()
@@ -201,7 +202,7 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
                 num_samples=len(remaining),
                 max_concurrent=exp.resources.max_concurrent,
-                callbacks=[printer, recorder],
+                callbacks=[printer, recorder, ConcurrencyMeter("final", exp.resources.at_once(len(remaining)), exp_dir)],
                 debug=exp.debug or exp.verbose,
             )
         result_grid = stage.fit()

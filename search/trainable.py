@@ -135,6 +135,9 @@ def train_sed(
     from sed.config import TrainConfig, apply_overrides
     from sed.training.trainer import Trainer
 
+    from .placement import trial_placement
+
+    placement = trial_placement(time.time())
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     overrides, meta = split_config(config)
@@ -166,13 +169,13 @@ def train_sed(
             metrics = numeric_metrics(trainer.train_epoch())
             if evaluate and trainer.epoch >= cfg.epochs:
                 metrics.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, metrics)
+            _report(trainer, {**metrics, **placement})
             reported = True
         if evaluate and not reported:
             # Restored after the last epoch but before its report reached Tune.
             last = numeric_metrics(trainer.history[-1]) if trainer.history else {}
             last.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, last)
+            _report(trainer, {**last, **placement})
     except BaseException as exc:
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             _write_failure(trial_dir, exc, None if trainer is None else trainer.epoch)
@@ -242,6 +245,7 @@ def _report(trainer: Any, metrics: dict[str, Any]) -> None:
     from ray import tune
 
     metrics = with_best_so_far(metrics, trainer.history)
+    metrics["reported_at"] = time.time()  # the trial's place and times: search.placement
     with tempfile.TemporaryDirectory(prefix="sedtune-ckpt-") as directory:
         trainer.save_checkpoint(directory)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
