@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)",
     )
+    parser.add_argument("--plan", action="store_true",
+                        help="print the plan and exit without training: trials, epochs, steps per epoch, trials at "
+                        "once on this cluster (or --address), estimated wall time and GPU-hours")
+    parser.add_argument("--plan-cluster", metavar="CPUS:GPUS[:NODES]",
+                        help="--plan for a cluster not at hand, e.g. 64:8 = one node with 64 CPUs and 8 H200s")
+    parser.add_argument("--plan-data", choices=["desed2020"],
+                        help="--plan with DESED 2020's part sizes without the data at hand")
+    parser.add_argument("--probe", action="store_true",
+                        help="with --plan: time a few training steps on the cluster itself instead of the measured tables")
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -384,6 +393,21 @@ def write_report(exp_dir: Path, debug: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+def plan_command(args: argparse.Namespace) -> int:
+    """--plan: the space (with --set, --num-samples, --max-epochs) planned on the cluster; nothing written."""
+    from .plan_cli import run_plan
+
+    try:
+        check_address(args.address)
+        if args.space is None:
+            raise UsageError("--plan needs --space FILE")
+        space = parse_space(*read_space_text(args)).with_overrides(num_samples=args.num_samples,
+                                                                   max_epochs=args.max_epochs)
+    except (SpaceError, UsageError, ConfigError) as exc:
+        return _user_error(str(exc), args.debug)
+    return run_plan(args, space, args.address)
+
+
 def _user_error(message: str, debug: bool) -> int:
     if debug:
         traceback.print_exc()
@@ -393,6 +417,8 @@ def _user_error(message: str, debug: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plan:
+        return plan_command(args)
     try:
         settings, space, exp_dir = resolve_settings(args)
         check_output_dir(exp_dir.parent)
