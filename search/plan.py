@@ -162,6 +162,8 @@ class StagePlan:
     wall_s: float
     gpu_hours: float
     step_s: float
+    #: GPUs the stage holds (the GPUs its trials at once occupy) x its wall time
+    held_gpu_hours: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -228,7 +230,7 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
     wall = sum(makespan(d, at_once) for d in durations) / len(durations) + STAGE_OVERHEAD_S
     busy = sum(sum(d) for d in durations) / len(durations)
     stages.append(StagePlan("search", n, epochs_text, mean_epochs, steps, at_once, wall,
-                            busy * packing.gpu / 3600, step_s))
+                            busy * packing.gpu / 3600, step_s, held(packing, at_once) * wall / 3600))
     if space.final is not None:
         final = space.final
         configs_n = final.top_k + (1 if final.control is not None else 0)
@@ -243,10 +245,17 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
         else:
             durations_f = [duration] * trials
         at_once_f = packing.at_once(trials)
-        stages.append(StagePlan("final", trials, f"{final.epochs}", float(final.epochs), steps, at_once_f,
-                                makespan(durations_f, at_once_f) + STAGE_OVERHEAD_S,
-                                sum(durations_f) * packing.gpu / 3600, step_s))
+        wall_f = makespan(durations_f, at_once_f) + STAGE_OVERHEAD_S
+        stages.append(StagePlan("final", trials, f"{final.epochs}", float(final.epochs), steps, at_once_f, wall_f,
+                                sum(durations_f) * packing.gpu / 3600, step_s, held(packing, at_once_f) * wall_f / 3600))
     return stages
+
+
+def held(packing: Packing, at_once: int) -> float:
+    """GPUs occupied by `at_once` trials at the packing's share."""
+    if not packing.gpu:
+        return 0.0
+    return min(packing.gpus, math.ceil(at_once * packing.gpu - 1e-9))
 
 
 def hms(seconds: float) -> str:
@@ -269,16 +278,18 @@ def format_plan(space: Space, packing: Packing, sizes: DataSizes, stages: list[S
         + (f" (max_steps_per_epoch {base.max_steps_per_epoch})" if base.max_steps_per_epoch else ""),
         f"  step times: {rates}",
         "",
-        "| stage | trials | epochs per trial | steps per epoch | s per step | at once | wall | GPU-hours |",
+        "| stage | trials | epochs per trial | steps per epoch | s per step | at once | wall | GPU-hours used / held |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for st in stages:
         lines.append(f"| {st.name} | {st.trials} | {st.epochs} | {st.steps_per_epoch} | {st.step_s:.3f} | "
-                     f"{st.at_once} | {hms(st.wall_s)} | {st.gpu_hours:.1f} |")
+                     f"{st.at_once} | {hms(st.wall_s)} | {st.gpu_hours:.1f} / {st.held_gpu_hours:.1f} |")
     total = sum(st.wall_s for st in stages) + extra_s
     gpu_hours = sum(st.gpu_hours for st in stages)
+    held_hours = sum(st.held_gpu_hours for st in stages)
     lines.append("")
     lines.append(f"  estimated total: {hms(total)} wall ({total:.0f} s, driver and data {extra_s:.0f} s included), "
-                 f"{gpu_hours:.1f} GPU-hours")
+                 f"{gpu_hours:.1f} GPU-hours used by trials (time x GPU share), {held_hours:.1f} held "
+                 "(GPUs occupied x wall)")
     lines.extend(f"  note: {note}" for note in notes)
     return "\n".join(lines)
