@@ -10,7 +10,7 @@
 - In the driver (`ConcurrencyMeter`, a Tune callback): the most trials
   Tune had RUNNING at once in a stage, against the number promised
   (`search.packing`), printed at the end of the stage and kept in
-  `OUT/NAME/concurrency.json`.
+  `OUT/NAME/concurrency.json` with the time Tune started each trial.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ class ConcurrencyMeter(tune.Callback):
         self.exp_dir = str(exp_dir)
         self.peak = 0
         self.first_start: float | None = None
+        #: when Tune started each trial (driver clock): with the trial's own `started_at`, its start-up
+        self.scheduled_at: dict[str, float] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.scheduled_at.setdefault(trial.trial_id, time.time())
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         running = sum(1 for t in trials if t.status == "RUNNING")
@@ -91,7 +96,8 @@ class ConcurrencyMeter(tune.Callback):
             record = json.loads(path.read_text()) if path.is_file() else {}
         except (OSError, ValueError):
             record = {}
-        record[self.stage] = {"peak_running": self.peak, "promised": self.promised, "trials": len(trials)}
+        record[self.stage] = {"peak_running": self.peak, "promised": self.promised, "trials": len(trials),
+                              "scheduled_at": self.scheduled_at}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(path)

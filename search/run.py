@@ -73,6 +73,7 @@ from sed.data.prepare import PreparedData
 from . import leaderboard as lb
 from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
+from .cluster_checks import preflight
 from .packing import node_resources
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, parse_space
@@ -461,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
             resources = derive_resources(space, node_resources(ray.nodes()), args.trials_per_gpu)
+            preflight(space.path, space.base_config().batch_size, resources, exp_dir.parent)
         except ClusterError as exc:
             return _user_error(str(exc), args.debug)
         exp_dir.mkdir(parents=True, exist_ok=True)

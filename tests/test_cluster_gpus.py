@@ -41,8 +41,10 @@ def test_one_node_two_logical_gpus_every_gpu_at_its_packing(gpu_ray, tmp_path, c
     assert "final: 4 trials at once on 2 of 2 GPUs" in printed
     exp = out / "gpus"
     concurrency = json.loads((exp / "concurrency.json").read_text())
-    assert concurrency["search"] == {"peak_running": 4, "promised": 4, "trials": 4}
-    assert concurrency["final"] == {"peak_running": 4, "promised": 4, "trials": 4}
+    for stage in ("search", "final"):
+        assert {k: concurrency[stage][k] for k in ("peak_running", "promised", "trials")} == {
+            "peak_running": 4, "promised": 4, "trials": 4}, stage
+        assert len(concurrency[stage]["scheduled_at"]) == 4
     for name in ("search.parquet", "final.parquet"):
         board = pd.read_parquet(exp / name)
         assert len(board) == 4 and set(board["status"]) == {"COMPLETED"}, name
