@@ -136,13 +136,47 @@ def check_storage_on_nodes(folder: Path, nodes: list[dict] | None = None, timeou
     return len(nodes)
 
 
-def preflight(space_path: object, batch_size: int, resources: object, out: Path) -> None:
+def preflight(space_path: object, batch_size: int, resources: object, out: Path, remote: str | None = None) -> None:
     """The checks of a run on the cluster it joined: storage on every node, GPU memory for the packing."""
-    checked = check_storage_on_nodes(out)
-    if checked:
-        print(f"sedtune: {out} checked on {checked} nodes: each reads the driver's marker file and writes there",
-              flush=True)
+    if remote:
+        checked = check_uri_on_nodes(remote)
+        print(f"sedtune: {remote} checked from the driver and {checked} node(s): each writes, reads back and "
+              "deletes a marker there", flush=True)
+    else:
+        checked = check_storage_on_nodes(out)
+        if checked:
+            print(f"sedtune: {out} checked on {checked} nodes: each reads the driver's marker file and writes there",
+                  flush=True)
     gpu = getattr(resources, "gpu", 0.0)
     if gpu and 0 < gpu < 1:
         check_gpu_memory(getattr(resources, "trials_per_gpu", None), batch_size, gpu_memory_gib(gpu),
                          f"{space_path}: resources")
+
+
+def check_uri_on_nodes(uri: str, timeout: float = 120.0) -> int:
+    """A URI --out must be writable from the driver and from every alive node (credentials, endpoint, network)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .remote_storage import probe
+
+    problem = probe(uri)
+    if problem:
+        raise ClusterError(f"--out {uri}: the driver {problem}; check the URI and this machine's credentials "
+                           "(e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)")
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    check = ray.remote(num_cpus=0)(probe)
+    refs = {n["NodeID"]: check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(uri) for n in nodes}
+    problems = []
+    for node_id, ref in refs.items():
+        try:
+            found = ray.get(ref, timeout=timeout)
+        except Exception as exc:
+            found = f"no answer ({type(exc).__name__})"
+        if found:
+            problems.append(f"node {node_id[:12]}: {found}")
+    if problems:
+        raise ClusterError(f"--out {uri}: not every node of the Ray cluster can write there ({'; '.join(problems)}); "
+                           "give every node the same credentials and endpoint (environment of `ray start`)")
+    return len(nodes)

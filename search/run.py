@@ -75,6 +75,7 @@ from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
 from .cluster_checks import preflight
 from .packing import node_resources
+from .remote_storage import is_uri, join, upload
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
@@ -112,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable, e.g. --set epochs=3 --set device=cpu",
     )
     parser.add_argument("--data", type=Path, help="DESED-format dataset root (default: the embedded dataset)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
+    parser.add_argument("--out", default="results",
+                        help="results folder (default: results/), or a storage URI every node reaches (s3://BUCKET/PREFIX): "
+                        "Ray's experiment and trial files go there, the leaderboards and report are written in "
+                        "--driver-dir and copied there at the end")
+    parser.add_argument("--driver-dir", type=Path, default=Path("results"),
+                        help="with a URI --out: where the driver writes leaderboards, journal and report (default: results/)")
     parser.add_argument("--name", help="experiment name (default: the space's name)")
     parser.add_argument("--address", help="address of an existing Ray cluster (default: start one locally)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
@@ -168,6 +174,8 @@ class RunSettings:
     created: str = ""
     #: the Optuna study's storage (search.study_storage); None: in memory (grid spaces, runs of older versions)
     storage: str | None = None
+    #: a URI --out: where Ray keeps the experiment (search.remote_storage); None: the local folder
+    remote: str | None = None
 
     def space(self) -> Space:
         space = parse_space(self.space_text, self.space_path)
@@ -219,7 +227,8 @@ def with_fixed_values(text: str, path: Path, pairs: Sequence[str]) -> str:
 
 def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path]:
     """Settings, validated space and experiment folder; refuses bad combinations (UsageError/SpaceError)."""
-    out = args.out.expanduser().resolve()
+    remote = str(args.out).rstrip("/") if is_uri(args.out) else None
+    out = (args.driver_dir if remote else Path(args.out)).expanduser().resolve()
     if args.resume:
         if args.name is None and args.space is None:
             raise UsageError("--resume needs --name NAME (or --space FILE, whose name is the default) to find OUT/NAME")
@@ -234,6 +243,9 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if not run_file.is_file():
             raise UsageError(f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name")
         stored = RunSettings(**json.loads(run_file.read_text()))
+        if remote != stored.remote:
+            raise UsageError(f"--resume: --out {args.out} differs from the original run's "
+                             f"({stored.remote or out}); give the same --out")
         if given is not None:
             if given[0] != stored.space_text:
                 raise UsageError(
@@ -298,12 +310,15 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         cache_dir=str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         storage=storage,
+        remote=remote,
     )
     return settings, space, exp_dir
 
 
-def resume_command(out: Path, name: str, address: str | None) -> str:
-    parts = [sys.executable or "python", "-m", "search.run", "--resume", "--out", str(out), "--name", name]
+def resume_command(out: Path, name: str, address: str | None, remote: str | None = None) -> str:
+    parts = [sys.executable or "python", "-m", "search.run", "--resume", "--out", remote or str(out), "--name", name]
+    if remote:
+        parts += ["--driver-dir", str(out)]
     if address:
         parts += ["--address", address]
     return " ".join(shlex.quote(p) for p in parts)
@@ -393,6 +408,16 @@ def write_report(exp_dir: Path, debug: bool) -> None:
         )
 
 
+def copy_driver_files(exp_dir: Path, uri: str) -> None:
+    """With a URI --out: the driver's files (leaderboards, journal, report, ...) copied next to Ray's."""
+    try:
+        copied = upload(exp_dir, uri)
+        print(f"sedtune: copied {', '.join(copied)} from {exp_dir} to {uri}", flush=True)
+    except Exception as exc:  # the files are on the driver: say where, never fail the run here
+        print(f"sedtune: warning: could not copy {exp_dir} to {uri} ({type(exc).__name__}: {exc}); "
+              "the files are on the driver", file=sys.stderr, flush=True)
+
+
 # ----------------------------------------------------------------------------- main
 def plan_command(args: argparse.Namespace) -> int:
     """--plan: the space (with --set, --num-samples, --max-epochs) planned on the cluster; nothing written."""
@@ -427,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpaceError, UsageError, ConfigError) as exc:
         return _user_error(str(exc), args.debug)
     out = exp_dir.parent
-    resume_cmd = resume_command(out, exp_dir.name, args.address)
+    resume_cmd = resume_command(out, exp_dir.name, args.address, settings.remote)
 
     signals = StopSignals()
 
@@ -462,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
             resources = derive_resources(space, node_resources(ray.nodes()), args.trials_per_gpu)
-            preflight(space.path, space.base_config().batch_size, resources, exp_dir.parent)
+            preflight(space.path, space.base_config().batch_size, resources, exp_dir.parent, settings.remote)
         except ClusterError as exc:
             return _user_error(str(exc), args.debug)
         exp_dir.mkdir(parents=True, exist_ok=True)
@@ -480,7 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.debug,
             storage=settings.storage,
             verbose=args.verbose,
+            remote=settings.remote,
         )
+        if settings.remote:
+            print(f"sedtune: Ray's experiment and trial files in {exp.ray_dir()}; leaderboards, Optuna journal, "
+                  f"prepared data, progress.log and report written on the driver in {exp_dir} and copied to "
+                  f"{exp.ray_dir()} at the end", flush=True)
         if settings.storage:
             print(
                 f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
@@ -494,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_summary(space, search, summary, exp_dir)
         if not args.no_report:
             write_report(exp_dir, args.debug)
+        if settings.remote:
+            copy_driver_files(exp_dir, exp.ray_dir())
         if (search["status"] == "ERROR").all() if not search.empty else True:
             print("error: every search trial failed; see the errors above", file=sys.stderr)
             return 1
@@ -508,6 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             return EXIT_INTERRUPTED
+        if settings.remote:
+            copy_driver_files(exp_dir, join(settings.remote, exp_dir.name))
         print(f"\nsedtune: interrupted; the state is saved. Resume with:\n  {resume_cmd}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     finally:
