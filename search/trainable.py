@@ -150,7 +150,9 @@ def train_sed(
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
-        from .prepared import load_for_trial
+        from .prepared import load_for_trial, node_cache_dir
+
+        cache_dir = node_cache_dir(cache_dir)
 
         trainer = Trainer(
             cfg,

@@ -3,7 +3,9 @@
 Each node declares 2 CPUs and one logical GPU (`ray start --num-gpus 1`; torch
 runs on the CPU). With `--trials-per-gpu 2` the cluster promises 4 trials at
 once: the test checks that 4 ran at once, on both nodes, never more than 2
-on one GPU, and that every row of search.parquet names its node and GPU.
+on one GPU, that every row of search.parquet names its node and GPU, and
+that each node, given its own feature cache (`SEDTUNE_NODE_CACHE`), built
+the features there once.
 The nodes are started and stopped by PID (tests/clusters.py).
 """
 
@@ -23,7 +25,10 @@ from clusters import REPO, Node, gpu_space_text, local_cluster, max_overlap, ray
 def test_two_node_cluster_with_logical_gpus_packs_trials(tmp_path, session_cache, tiny_data_root):
     space = tmp_path / "gpus.yaml"
     space.write_text(gpu_space_text(num_samples=4, final=False))
-    with local_cluster([Node(cpus=2, gpus=1), Node(cpus=2, gpus=1)]) as address:
+    # nodes that share no cache: each keeps its features in its own folder ($SEDTUNE_NODE_CACHE)
+    caches = [tmp_path / "cache-node1", tmp_path / "cache-node2"]
+    nodes = [Node(cpus=2, gpus=1, env={"SEDTUNE_NODE_CACHE": str(c)}) for c in caches]
+    with local_cluster(nodes) as address:
         out = tmp_path / "out"
         result = subprocess.run(
             [sys.executable, "-m", "search.run", "--space", str(space), "--address", address,
@@ -45,3 +50,8 @@ def test_two_node_cluster_with_logical_gpus_packs_trials(tmp_path, session_cache
     for (_, _), group in board.groupby(["node_id", "gpu_ids"]):
         assert max_overlap(group) <= 2
     assert max_overlap(board) == 4
+    # each node built the features once, in its own cache, under the cache lock: one array per split
+    # (synthetic train / selection, weak, unlabeled, validation, public eval), no leftovers of a second build
+    built = [sorted(p.name for p in (c / "features").iterdir() if p.suffix in (".npy", ".json")) for c in caches]
+    assert built[0] == built[1] and len([n for n in built[0] if n.endswith(".npy")]) >= 4, built
+    assert not [p for c in caches for p in (c / "features").iterdir() if ".tmp-" in p.name]
