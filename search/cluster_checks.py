@@ -140,17 +140,23 @@ def preflight(space_path: object, batch_size: int, resources: object, out: Path,
     """The checks of a run on the cluster it joined: storage on every node, GPU memory for the packing."""
     if remote:
         checked = check_uri_on_nodes(remote)
-        print(f"sedtune: {remote} checked from the driver and {checked} node(s): each writes, reads back and "
-              "deletes a marker there", flush=True)
+        print(
+            f"sedtune: {remote} checked from the driver and {checked} node(s): each writes, reads back and "
+            "deletes a marker there",
+            flush=True,
+        )
     else:
         checked = check_storage_on_nodes(out)
         if checked:
-            print(f"sedtune: {out} checked on {checked} nodes: each reads the driver's marker file and writes there",
-                  flush=True)
+            print(
+                f"sedtune: {out} checked on {checked} nodes: each reads the driver's marker file and writes there",
+                flush=True,
+            )
     gpu = getattr(resources, "gpu", 0.0)
     if gpu and 0 < gpu < 1:
-        check_gpu_memory(getattr(resources, "trials_per_gpu", None), batch_size, gpu_memory_gib(gpu),
-                         f"{space_path}: resources")
+        check_gpu_memory(
+            getattr(resources, "trials_per_gpu", None), batch_size, gpu_memory_gib(gpu), f"{space_path}: resources"
+        )
 
 
 def check_uri_on_nodes(uri: str, timeout: float = 120.0) -> int:
@@ -162,12 +168,18 @@ def check_uri_on_nodes(uri: str, timeout: float = 120.0) -> int:
 
     problem = probe(uri)
     if problem:
-        raise ClusterError(f"--out {uri}: the driver {problem}; check the URI and this machine's credentials "
-                           "(e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)")
+        raise ClusterError(
+            f"--out {uri}: the driver {problem}; check the URI and this machine's credentials "
+            "(e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)"
+        )
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     check = ray.remote(num_cpus=0)(probe)
-    refs = {n["NodeID"]: check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(uri) for n in nodes}
+    refs = {
+        n["NodeID"]: check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+            uri
+        )
+        for n in nodes
+    }
     problems = []
     for node_id, ref in refs.items():
         try:
@@ -177,6 +189,8 @@ def check_uri_on_nodes(uri: str, timeout: float = 120.0) -> int:
         if found:
             problems.append(f"node {node_id[:12]}: {found}")
     if problems:
-        raise ClusterError(f"--out {uri}: not every node of the Ray cluster can write there ({'; '.join(problems)}); "
-                           "give every node the same credentials and endpoint (environment of `ray start`)")
+        raise ClusterError(
+            f"--out {uri}: not every node of the Ray cluster can write there ({'; '.join(problems)}); "
+            "give every node the same credentials and endpoint (environment of `ray start`)"
+        )
     return len(nodes)

@@ -85,8 +85,10 @@ class Packing:
         elif self.bound == "gpus":
             why = "every GPU busy"
         elif self.bound == "cpus" and self.gpu:
-            why = (f"bounded by the CPUs: {self.cpus:g} CPUs at {self.cpu:g} per trial "
-                   f"(the GPUs would take {self._gpu_slots()})")
+            why = (
+                f"bounded by the CPUs: {self.cpus:g} CPUs at {self.cpu:g} per trial "
+                f"(the GPUs would take {self._gpu_slots()})"
+            )
         elif self.bound == "cpus":
             why = f"{self.cpus:g} CPUs at {self.cpu:g} per trial"
         else:
@@ -150,8 +152,11 @@ def pack(
             )
         tpg, source = flag_trials_per_gpu, "--trials-per-gpu"
     elif gpu == "auto":
-        tpg, source = (space_trials_per_gpu, "resources.trials_per_gpu") if space_trials_per_gpu else (
-            DEFAULT_TRIALS_PER_GPU, DEFAULT_SOURCE)
+        tpg, source = (
+            (space_trials_per_gpu, "resources.trials_per_gpu")
+            if space_trials_per_gpu
+            else (DEFAULT_TRIALS_PER_GPU, DEFAULT_SOURCE)
+        )
     if tpg is not None and gpus <= 0:
         if flag_trials_per_gpu is not None:
             raise ClusterError(
@@ -197,5 +202,15 @@ def pack(
     concurrent = slots
     if max_concurrent is not None and max_concurrent < concurrent:
         concurrent, bound = max_concurrent, "max_concurrent"
-    return Packing(cpu=cpu, gpu=share, max_concurrent=concurrent, trials_per_gpu=tpg if share > 0 else None,
-                   slots=slots, cpus=cpus, gpus=gpus, nodes=len(nodes), bound=bound, source=source)
+    return Packing(
+        cpu=cpu,
+        gpu=share,
+        max_concurrent=concurrent,
+        trials_per_gpu=tpg if share > 0 else None,
+        slots=slots,
+        cpus=cpus,
+        gpus=gpus,
+        nodes=len(nodes),
+        bound=bound,
+        source=source,
+    )

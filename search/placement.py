@@ -96,8 +96,12 @@ class ConcurrencyMeter(tune.Callback):
             record = json.loads(path.read_text()) if path.is_file() else {}
         except (OSError, ValueError):
             record = {}
-        record[self.stage] = {"peak_running": self.peak, "promised": self.promised, "trials": len(trials),
-                              "scheduled_at": self.scheduled_at}
+        record[self.stage] = {
+            "peak_running": self.peak,
+            "promised": self.promised,
+            "trials": len(trials),
+            "scheduled_at": self.scheduled_at,
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(path)

@@ -67,8 +67,11 @@ class DataSizes:
 
     def steps_per_epoch(self, cfg: TrainConfig) -> int:
         n_weak, n_unlabeled, n_strong = part_sizes(cfg.batch_size, cfg.weak_fraction, cfg.strong_fraction)
-        counts = [size // share for size, share in ((self.weak, n_weak), (self.unlabeled, n_unlabeled),
-                                                    (self.synthetic_train, n_strong)) if share > 0]
+        counts = [
+            size // share
+            for size, share in ((self.weak, n_weak), (self.unlabeled, n_unlabeled), (self.synthetic_train, n_strong))
+            if share > 0
+        ]
         steps = min(counts)
         return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch is not None else steps
 
@@ -76,8 +79,14 @@ class DataSizes:
 def desed2020_sizes(val_fraction: float = 0.2) -> DataSizes:
     syn = DESED2020["synthetic"]
     val = round(syn * val_fraction)
-    return DataSizes(DESED2020["weak"], DESED2020["unlabeled"], syn - val, val, DESED2020["public_eval"],
-                     "DESED 2020 part sizes (docs/reference.md), synthetic split 80/20 (approximately)")
+    return DataSizes(
+        DESED2020["weak"],
+        DESED2020["unlabeled"],
+        syn - val,
+        val,
+        DESED2020["public_eval"],
+        "DESED 2020 part sizes (docs/reference.md), synthetic split 80/20 (approximately)",
+    )
 
 
 def embedded_sizes(cfg: TrainConfig) -> DataSizes:
@@ -85,21 +94,39 @@ def embedded_sizes(cfg: TrainConfig) -> DataSizes:
     from sed.data.synth import SIZES, _clip_name
 
     sizes = SIZES[cfg.embedded_size]
-    val = sum(is_validation_file(_clip_name("synthetic", i), cfg.split_seed, cfg.val_fraction)
-              for i in range(sizes.synthetic))
-    return DataSizes(sizes.weak, sizes.unlabeled, sizes.synthetic - val, val, sizes.public_eval,
-                     f"embedded '{cfg.embedded_size}' dataset")
+    val = sum(
+        is_validation_file(_clip_name("synthetic", i), cfg.split_seed, cfg.val_fraction) for i in range(sizes.synthetic)
+    )
+    return DataSizes(
+        sizes.weak,
+        sizes.unlabeled,
+        sizes.synthetic - val,
+        val,
+        sizes.public_eval,
+        f"embedded '{cfg.embedded_size}' dataset",
+    )
 
 
 def dataset_sizes(cfg: TrainConfig, data_root: str | None) -> DataSizes:
     """The part sizes a run of `cfg` reads from `data_root` (metadata and audio headers only)."""
     from sed.data.desed import load_desed
 
-    dataset = load_desed(data_root, skip_missing_audio=cfg.skip_missing_audio, val_fraction=cfg.val_fraction,
-                         split_seed=cfg.split_seed, layout=cfg.layout)
+    dataset = load_desed(
+        data_root,
+        skip_missing_audio=cfg.skip_missing_audio,
+        val_fraction=cfg.val_fraction,
+        split_seed=cfg.split_seed,
+        layout=cfg.layout,
+    )
     n = {name: len(split.filenames) for name, split in dataset.splits.items()}
-    return DataSizes(n.get("weak", 0), n.get("unlabeled", 0), n.get("synthetic_train", 0),
-                     n.get("synthetic_val", 0), n.get("public_eval", 0), f"{data_root}")
+    return DataSizes(
+        n.get("weak", 0),
+        n.get("unlabeled", 0),
+        n.get("synthetic_train", 0),
+        n.get("synthetic_val", 0),
+        n.get("public_eval", 0),
+        f"{data_root}",
+    )
 
 
 # ----------------------------------------------------------------------------- epochs under ASHA
@@ -109,8 +136,9 @@ def asha_rungs(grace: int, reduction_factor: float, max_epochs: int) -> list[int
     return sorted({int(grace * reduction_factor**k) for k in range(count)} - {max_epochs})
 
 
-def asha_epochs(n: int, grace: int, reduction_factor: float, max_epochs: int, seed: int = 0,
-                simulations: int = SIMULATIONS) -> list[list[int]]:
+def asha_epochs(
+    n: int, grace: int, reduction_factor: float, max_epochs: int, seed: int = 0, simulations: int = SIMULATIONS
+) -> list[list[int]]:
     """Epochs each of `n` trials runs, per simulation: ranks drawn at random, trials reaching rungs in order."""
     rng = random.Random(seed)
     rungs = asha_rungs(grace, reduction_factor, max_epochs)
@@ -193,8 +221,11 @@ def table_cost(packing: Packing, sizes: DataSizes, cores: int) -> tuple[StepCost
             return step_rates.gpu_step_seconds(cfg, packing.trials_per_gpu or 1).seconds, val
         return step_rates.cpu_step_seconds(cfg).seconds * cpu_factor, val * cpu_factor
 
-    where = (f"H200 rates at {packing.trials_per_gpu or 1} per GPU" if on_gpu
-             else f"CPU rates x {cpu_factor:.2f} for {packing.max_concurrent} trials on {cores} cores")
+    where = (
+        f"H200 rates at {packing.trials_per_gpu or 1} per GPU"
+        if on_gpu
+        else f"CPU rates x {cpu_factor:.2f} for {packing.max_concurrent} trials on {cores} cores"
+    )
     return cost, where
 
 
@@ -229,16 +260,29 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
         epochs_text, mean_epochs = f"{sched.max_epochs}", float(sched.max_epochs)
     wall = sum(makespan(d, at_once) for d in durations) / len(durations) + STAGE_OVERHEAD_S
     busy = sum(sum(d) for d in durations) / len(durations)
-    stages.append(StagePlan("search", n, epochs_text, mean_epochs, steps, at_once, wall,
-                            busy * packing.gpu / 3600, step_s, held(packing, at_once) * wall / 3600))
+    stages.append(
+        StagePlan(
+            "search",
+            n,
+            epochs_text,
+            mean_epochs,
+            steps,
+            at_once,
+            wall,
+            busy * packing.gpu / 3600,
+            step_s,
+            held(packing, at_once) * wall / 3600,
+        )
+    )
     if space.final is not None:
         final = space.final
         configs_n = final.top_k + (1 if final.control is not None else 0)
         trials = configs_n * len(final.seeds)
         duration = TRIAL_STARTUP_S + final.epochs * epoch_s + eval_seconds(sizes)
         if final.control is not None:
-            control_cfg = apply_overrides(configs[0], {"augmentation": "none", "regularization": "none",
-                                                       "consistency_weight": 0.0})
+            control_cfg = apply_overrides(
+                configs[0], {"augmentation": "none", "regularization": "none", "consistency_weight": 0.0}
+            )
             c_step, c_val = cost(control_cfg)
             control = TRIAL_STARTUP_S + final.epochs * (steps * c_step + c_val) + eval_seconds(sizes)
             durations_f = [duration] * (final.top_k * len(final.seeds)) + [control] * len(final.seeds)
@@ -246,8 +290,20 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
             durations_f = [duration] * trials
         at_once_f = packing.at_once(trials)
         wall_f = makespan(durations_f, at_once_f) + STAGE_OVERHEAD_S
-        stages.append(StagePlan("final", trials, f"{final.epochs}", float(final.epochs), steps, at_once_f, wall_f,
-                                sum(durations_f) * packing.gpu / 3600, step_s, held(packing, at_once_f) * wall_f / 3600))
+        stages.append(
+            StagePlan(
+                "final",
+                trials,
+                f"{final.epochs}",
+                float(final.epochs),
+                steps,
+                at_once_f,
+                wall_f,
+                sum(durations_f) * packing.gpu / 3600,
+                step_s,
+                held(packing, at_once_f) * wall_f / 3600,
+            )
+        )
     return stages
 
 
@@ -265,8 +321,15 @@ def hms(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-def format_plan(space: Space, packing: Packing, sizes: DataSizes, stages: list[StagePlan], rates: str,
-                extra_s: float, notes: Sequence[str] = ()) -> str:
+def format_plan(
+    space: Space,
+    packing: Packing,
+    sizes: DataSizes,
+    stages: list[StagePlan],
+    rates: str,
+    extra_s: float,
+    notes: Sequence[str] = (),
+) -> str:
     """The plan as printed: the cluster and packing, a table per stage, the totals."""
     base = space.base_config()
     lines = [
@@ -282,14 +345,18 @@ def format_plan(space: Space, packing: Packing, sizes: DataSizes, stages: list[S
         "|---|---|---|---|---|---|---|---|",
     ]
     for st in stages:
-        lines.append(f"| {st.name} | {st.trials} | {st.epochs} | {st.steps_per_epoch} | {st.step_s:.3f} | "
-                     f"{st.at_once} | {hms(st.wall_s)} | {st.gpu_hours:.1f} / {st.held_gpu_hours:.1f} |")
+        lines.append(
+            f"| {st.name} | {st.trials} | {st.epochs} | {st.steps_per_epoch} | {st.step_s:.3f} | "
+            f"{st.at_once} | {hms(st.wall_s)} | {st.gpu_hours:.1f} / {st.held_gpu_hours:.1f} |"
+        )
     total = sum(st.wall_s for st in stages) + extra_s
     gpu_hours = sum(st.gpu_hours for st in stages)
     held_hours = sum(st.held_gpu_hours for st in stages)
     lines.append("")
-    lines.append(f"  estimated total: {hms(total)} wall ({total:.0f} s, driver and data {extra_s:.0f} s included), "
-                 f"{gpu_hours:.1f} GPU-hours used by trials (time x GPU share), {held_hours:.1f} held "
-                 "(GPUs occupied x wall)")
+    lines.append(
+        f"  estimated total: {hms(total)} wall ({total:.0f} s, driver and data {extra_s:.0f} s included), "
+        f"{gpu_hours:.1f} GPU-hours used by trials (time x GPU share), {held_hours:.1f} held "
+        "(GPUs occupied x wall)"
+    )
     lines.extend(f"  note: {note}" for note in notes)
     return "\n".join(lines)

@@ -14,8 +14,17 @@ import sys
 from typing import Any
 
 from .packing import ClusterError, node_resources
-from .plan import (DRIVER_OVERHEAD_S, EMBEDDED_BUILD_S, DataSizes, dataset_sizes, desed2020_sizes, embedded_sizes,
-                   format_plan, plan_stages, table_cost)
+from .plan import (
+    DRIVER_OVERHEAD_S,
+    EMBEDDED_BUILD_S,
+    DataSizes,
+    dataset_sizes,
+    desed2020_sizes,
+    embedded_sizes,
+    format_plan,
+    plan_stages,
+    table_cost,
+)
 from .resources import derive_resources
 from .space import Space
 
@@ -71,8 +80,12 @@ def run_plan(args: Any, space: Space, address: str | None) -> int:
         else:
             nodes = local_nodes()
         packing = derive_resources(space, nodes, args.trials_per_gpu)
-        sizes, build_s = plan_sizes(space, str(args.data) if args.data else None, args.plan_data,
-                                    str(args.cache_dir) if args.cache_dir else None)
+        sizes, build_s = plan_sizes(
+            space,
+            str(args.data) if args.data else None,
+            args.plan_data,
+            str(args.cache_dir) if args.cache_dir else None,
+        )
         cores = int(sum(n["CPU"] for n in nodes))
         notes = []
         if args.probe:
@@ -82,8 +95,10 @@ def run_plan(args: Any, space: Space, address: str | None) -> int:
         else:
             cost, rates = table_cost(packing, sizes, cores)
             if not address and not args.plan_cluster and os.getloadavg()[0] > cores:
-                notes.append(f"this machine is busy (load average {os.getloadavg()[0]:.1f} on {cores} cores): "
-                             "the measured rates are for an idle one; --probe times it as it is now")
+                notes.append(
+                    f"this machine is busy (load average {os.getloadavg()[0]:.1f} on {cores} cores): "
+                    "the measured rates are for an idle one; --probe times it as it is now"
+                )
         stages = plan_stages(space, packing, sizes, cost)
         print(format_plan(space, packing, sizes, stages, rates, DRIVER_OVERHEAD_S + build_s, notes), flush=True)
         return 0

@@ -39,8 +39,12 @@ def node_cache_dir(cache_dir: str | None) -> str | None:
     """The cache a trial on this node uses: `$SEDTUNE_NODE_CACHE` when the node sets it, else the driver's."""
     node = os.environ.get(NODE_CACHE_ENV)
     if node and node != cache_dir:
-        print(f"sedtune: this node's cache is {node} (${NODE_CACHE_ENV}); the data is prepared here, its "
-              "features built once per node under the cache lock", file=sys.stderr, flush=True)
+        print(
+            f"sedtune: this node's cache is {node} (${NODE_CACHE_ENV}); the data is prepared here, its "
+            "features built once per node under the cache lock",
+            file=sys.stderr,
+            flush=True,
+        )
         return node
     return cache_dir
 

@@ -28,8 +28,9 @@ from .step_rates import objective_key
 PROBE_STEPS = 5
 
 
-def _probe_one(overrides: dict[str, Any], prepared: str | None, data_root: str | None, cache_dir: str | None,
-               threads: int) -> tuple[float, float]:
+def _probe_one(
+    overrides: dict[str, Any], prepared: str | None, data_root: str | None, cache_dir: str | None, threads: int
+) -> tuple[float, float]:
     from sed.data.prepare import load_prepared
     from sed.training.trainer import Trainer
 

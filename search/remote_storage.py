@@ -29,8 +29,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 #: Driver-side files copied to the URI at the end of a run.
-DRIVER_FILES = ("sedtune_run.json", "search.parquet", "final.parquet", "final_summary.parquet", "report.html",
-                "progress.log", "concurrency.json", "optuna.journal", "final_state.json")
+DRIVER_FILES = (
+    "sedtune_run.json",
+    "search.parquet",
+    "final.parquet",
+    "final_summary.parquet",
+    "report.html",
+    "progress.log",
+    "concurrency.json",
+    "optuna.journal",
+    "final_state.json",
+)
 
 
 def is_uri(text: str | Path | None) -> bool:
@@ -76,6 +85,8 @@ def upload(local_dir: Path, uri: str, names: Iterable[str] = DRIVER_FILES) -> li
     for name in names:
         source = Path(local_dir) / name
         if source.is_file():
-            pafs.copy_files(str(source), f"{path.rstrip('/')}/{name}", source_filesystem=local, destination_filesystem=fs)
+            pafs.copy_files(
+                str(source), f"{path.rstrip('/')}/{name}", source_filesystem=local, destination_filesystem=fs
+            )
             copied.append(name)
     return copied

@@ -71,10 +71,10 @@ from sed.config import ConfigError, TrainConfig
 from sed.data.prepare import PreparedData
 
 from . import leaderboard as lb
-from .console import print_summary
-from .prepared import PREPARED_DIR, save_for_trials
 from .cluster_checks import preflight
+from .console import print_summary
 from .packing import node_resources
+from .prepared import PREPARED_DIR, save_for_trials
 from .remote_storage import is_uri, join, upload
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, parse_space
@@ -113,18 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable, e.g. --set epochs=3 --set device=cpu",
     )
     parser.add_argument("--data", type=Path, help="DESED-format dataset root (default: the embedded dataset)")
-    parser.add_argument("--out", default="results",
-                        help="results folder (default: results/), or a storage URI every node reaches (s3://BUCKET/PREFIX): "
-                        "Ray's experiment and trial files go there, the leaderboards and report are written in "
-                        "--driver-dir and copied there at the end")
-    parser.add_argument("--driver-dir", type=Path, default=Path("results"),
-                        help="with a URI --out: where the driver writes leaderboards, journal and report (default: results/)")
+    parser.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default: results/), or a storage URI every node reaches (s3://BUCKET/PREFIX): "
+        "Ray's experiment and trial files go there, the leaderboards and report are written in "
+        "--driver-dir and copied there at the end",
+    )
+    parser.add_argument(
+        "--driver-dir",
+        type=Path,
+        default=Path("results"),
+        help="with a URI --out: where the driver writes leaderboards, journal and report (default: results/)",
+    )
     parser.add_argument("--name", help="experiment name (default: the space's name)")
     parser.add_argument("--address", help="address of an existing Ray cluster (default: start one locally)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
-    parser.add_argument("--trials-per-gpu", type=int, metavar="N",
-                        help="trials sharing one GPU (default: the space's resources.trials_per_gpu, else the "
-                        "measured default of search.packing); every GPU of the cluster gets N trials")
+    parser.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        metavar="N",
+        help="trials sharing one GPU (default: the space's resources.trials_per_gpu, else the "
+        "measured default of search.packing); every GPU of the cluster gets N trials",
+    )
     parser.add_argument("--num-samples", type=int, help="override the space's num_samples")
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
     parser.add_argument(
@@ -143,15 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)",
     )
-    parser.add_argument("--plan", action="store_true",
-                        help="print the plan and exit without training: trials, epochs, steps per epoch, trials at "
-                        "once on this cluster (or --address), estimated wall time and GPU-hours")
-    parser.add_argument("--plan-cluster", metavar="CPUS:GPUS[:NODES]",
-                        help="--plan for a cluster not at hand, e.g. 64:8 = one node with 64 CPUs and 8 H200s")
-    parser.add_argument("--plan-data", choices=["desed2020"],
-                        help="--plan with DESED 2020's part sizes without the data at hand")
-    parser.add_argument("--probe", action="store_true",
-                        help="with --plan: time a few training steps on the cluster itself instead of the measured tables")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the plan and exit without training: trials, epochs, steps per epoch, trials at "
+        "once on this cluster (or --address), estimated wall time and GPU-hours",
+    )
+    parser.add_argument(
+        "--plan-cluster",
+        metavar="CPUS:GPUS[:NODES]",
+        help="--plan for a cluster not at hand, e.g. 64:8 = one node with 64 CPUs and 8 H200s",
+    )
+    parser.add_argument(
+        "--plan-data", choices=["desed2020"], help="--plan with DESED 2020's part sizes without the data at hand"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="with --plan: time a few training steps on the cluster itself instead of the measured tables",
+    )
     parser.add_argument(
         "--verbose",
         action="store_true",
@@ -244,8 +265,10 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
             raise UsageError(f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name")
         stored = RunSettings(**json.loads(run_file.read_text()))
         if remote != stored.remote:
-            raise UsageError(f"--resume: --out {args.out} differs from the original run's "
-                             f"({stored.remote or out}); give the same --out")
+            raise UsageError(
+                f"--resume: --out {args.out} differs from the original run's "
+                f"({stored.remote or out}); give the same --out"
+            )
         if given is not None:
             if given[0] != stored.space_text:
                 raise UsageError(
@@ -414,8 +437,12 @@ def copy_driver_files(exp_dir: Path, uri: str) -> None:
         copied = upload(exp_dir, uri)
         print(f"sedtune: copied {', '.join(copied)} from {exp_dir} to {uri}", flush=True)
     except Exception as exc:  # the files are on the driver: say where, never fail the run here
-        print(f"sedtune: warning: could not copy {exp_dir} to {uri} ({type(exc).__name__}: {exc}); "
-              "the files are on the driver", file=sys.stderr, flush=True)
+        print(
+            f"sedtune: warning: could not copy {exp_dir} to {uri} ({type(exc).__name__}: {exc}); "
+            "the files are on the driver",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- main
@@ -427,8 +454,9 @@ def plan_command(args: argparse.Namespace) -> int:
         check_address(args.address)
         if args.space is None:
             raise UsageError("--plan needs --space FILE")
-        space = parse_space(*read_space_text(args)).with_overrides(num_samples=args.num_samples,
-                                                                   max_epochs=args.max_epochs)
+        space = parse_space(*read_space_text(args)).with_overrides(
+            num_samples=args.num_samples, max_epochs=args.max_epochs
+        )
     except (SpaceError, UsageError, ConfigError) as exc:
         return _user_error(str(exc), args.debug)
     return run_plan(args, space, args.address)
@@ -508,9 +536,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             remote=settings.remote,
         )
         if settings.remote:
-            print(f"sedtune: Ray's experiment and trial files in {exp.ray_dir()}; leaderboards, Optuna journal, "
-                  f"prepared data, progress.log and report written on the driver in {exp_dir} and copied to "
-                  f"{exp.ray_dir()} at the end", flush=True)
+            print(
+                f"sedtune: Ray's experiment and trial files in {exp.ray_dir()}; leaderboards, Optuna journal, "
+                f"prepared data, progress.log and report written on the driver in {exp_dir} and copied to "
+                f"{exp.ray_dir()} at the end",
+                flush=True,
+            )
         if settings.storage:
             print(
                 f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "

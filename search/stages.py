@@ -194,7 +194,9 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
             flush=True,
         )
         wanted = {final_stage.pair_of(p) for p in remaining}
-        name, restore = final_stage.plan_experiment(exp_dir, wanted, lambda p: tune.Tuner.can_restore(exp.ray_dir(p.name)))
+        name, restore = final_stage.plan_experiment(
+            exp_dir, wanted, lambda p: tune.Tuner.can_restore(exp.ray_dir(p.name))
+        )
         trainable = exp.trainable()
         if restore:
             stage = restore_tuner(exp.ray_dir(name), trainable, resume_errored=False)
@@ -211,7 +213,11 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
                 num_samples=len(remaining),
                 max_concurrent=exp.resources.max_concurrent,
-                callbacks=[printer, recorder, ConcurrencyMeter("final", exp.resources.at_once(len(remaining)), exp_dir)],
+                callbacks=[
+                    printer,
+                    recorder,
+                    ConcurrencyMeter("final", exp.resources.at_once(len(remaining)), exp_dir),
+                ],
                 debug=exp.debug or exp.verbose,
             )
         result_grid = stage.fit()

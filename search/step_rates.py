@@ -33,8 +33,15 @@ H200_STEPS_PER_S: dict[tuple[str, str, str], float] = {
 #: H200, baseline objective, batch 24: per-trial steps/s with N trials sharing the GPU (measured N: 1, 2, 4, 8).
 H200_PACKING_PER_TRIAL: dict[int, float] = {1: 50.4, 2: 29.9, 4: 30.8, 8: 11.0}
 #: H200, baseline objective, fp32: examples/s per batch size.
-H200_EXAMPLES_PER_S: dict[int, float] = {24: 1224.0, 48: 1655.0, 96: 2024.0, 192: 2205.0, 384: 2335.0, 768: 2389.0,
-                                         1536: 2419.0}
+H200_EXAMPLES_PER_S: dict[int, float] = {
+    24: 1224.0,
+    48: 1655.0,
+    96: 2024.0,
+    192: 2205.0,
+    384: 2335.0,
+    768: 2389.0,
+    1536: 2419.0,
+}
 #: CPU (2-core x86_64), full CRNN, batch 24, 2 threads, host memory reused: seconds per step.
 CPU_FULL_STEP_S: dict[tuple[str, str, str], float] = {
     ("none", "-", "none"): 1.129,
@@ -76,8 +83,13 @@ DEMO_FILTERS = (8, 16, 16, 16)
 FULL_FILTERS = (16, 32, 64, 128, 128, 128, 128)
 #: realistic augmentations cost what the paper's input perturbation with the same search costs
 #: (benchmarks/README.md, "Realistic augmentations vs latent ones")
-SAME_COST_AS = {"filter": "random", "snr_noise": "random", "filter_adversarial": "adversarial",
-                "snr_adversarial": "adversarial", "filter_vat": "vat"}
+SAME_COST_AS = {
+    "filter": "random",
+    "snr_noise": "random",
+    "filter_adversarial": "adversarial",
+    "snr_adversarial": "adversarial",
+    "filter_vat": "vat",
+}
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ def objective_key(cfg: TrainConfig) -> tuple[str, str, str]:
 
 
 def model_kind(cfg: TrainConfig) -> str | None:
-    """"full" (the DCASE 2020 CRNN), "demo" (the demo's narrow one) or None (not measured)."""
+    """ "full" (the DCASE 2020 CRNN), "demo" (the demo's narrow one) or None (not measured)."""
     filters = tuple(cfg.cnn_filters)
     if filters == FULL_FILTERS and cfg.rnn_hidden == 128:
         return "full"
@@ -127,7 +139,8 @@ def gpu_step_seconds(cfg: TrainConfig, trials_per_gpu: int) -> StepCost:
     if derived and key[1] == "input" and (SAME_COST_AS.get(key[0], key[0]), "latent", "l2") in H200_STEPS_PER_S:
         # an input location reruns the CNN: scale the latent rate by VAT's measured input / latent ratio
         rate = H200_STEPS_PER_S[(SAME_COST_AS.get(key[0], key[0]), "latent", "l2")] * (
-            H200_STEPS_PER_S[("vat", "input", "l2")] / H200_STEPS_PER_S[("vat", "latent", "l2")])
+            H200_STEPS_PER_S[("vat", "input", "l2")] / H200_STEPS_PER_S[("vat", "latent", "l2")]
+        )
     rate *= packing_factor(trials_per_gpu)
     batch = cfg.batch_size
     if batch != 24:
@@ -149,8 +162,11 @@ def cpu_step_seconds(cfg: TrainConfig) -> StepCost:
         return StepCost(seconds, "CPU demo-model table" + (" (nearest objective)" if derived else ""), derived)
     seconds, derived = _lookup(CPU_FULL_STEP_S, key)
     seconds *= cfg.batch_size / 24
-    return StepCost(seconds, "CPU full-model table" + ("" if kind == "full" else ", model not measured: use --probe"),
-                    derived or kind != "full")
+    return StepCost(
+        seconds,
+        "CPU full-model table" + ("" if kind == "full" else ", model not measured: use --probe"),
+        derived or kind != "full",
+    )
 
 
 def packing_factor(trials_per_gpu: int) -> float:

@@ -121,22 +121,29 @@ TINY = (REPO / "tests" / "spaces" / "tiny.yaml").read_text()
 def gpu_space_text(num_samples: int, final: bool, trials_per_gpu: int | None = None) -> str:
     """tests/spaces/tiny.yaml with `gpu: auto`, no max_concurrent, FIFO (every trial runs its 2 epochs)."""
     resources = "{cpu: 1, gpu: auto" + (f", trials_per_gpu: {trials_per_gpu}" if trials_per_gpu else "") + "}"
-    text = (TINY.replace("name: tiny", "name: gpus")
-            .replace("resources: {cpu: 1, gpu: 0}", f"resources: {resources}")
-            .replace("max_concurrent: 2\n", "")
-            .replace("num_samples: 4", f"num_samples: {num_samples}")
-            .replace("scheduler: {kind: asha, max_epochs: 2, grace_period: 1, reduction_factor: 2}",
-                     "scheduler: {kind: fifo, max_epochs: 2}"))
+    text = (
+        TINY.replace("name: tiny", "name: gpus")
+        .replace("resources: {cpu: 1, gpu: 0}", f"resources: {resources}")
+        .replace("max_concurrent: 2\n", "")
+        .replace("num_samples: 4", f"num_samples: {num_samples}")
+        .replace(
+            "scheduler: {kind: asha, max_epochs: 2, grace_period: 1, reduction_factor: 2}",
+            "scheduler: {kind: fifo, max_epochs: 2}",
+        )
+    )
     assert "gpu: auto" in text and "max_concurrent" not in text and "kind: fifo" in text
     if final:
-        return text.replace("final: {top_k: 1, seeds: [1, 2, 3], epochs: 1}", "final: {top_k: 1, seeds: [1, 2, 3, 4], epochs: 1}")
+        return text.replace(
+            "final: {top_k: 1, seeds: [1, 2, 3], epochs: 1}", "final: {top_k: 1, seeds: [1, 2, 3, 4], epochs: 1}"
+        )
     return text.split("\nfinal:")[0] + "\n"
 
 
 def max_overlap(frame: pd.DataFrame) -> int:
     """The most trials of `frame` whose [started_at, ended_at] intervals overlap at one moment."""
-    events = sorted([(t, 1) for t in frame["started_at"]] + [(t, -1) for t in frame["ended_at"]],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(t, 1) for t in frame["started_at"]] + [(t, -1) for t in frame["ended_at"]], key=lambda e: (e[0], e[1])
+    )
     peak = current = 0
     for _, step in events:
         current += step

@@ -14,9 +14,10 @@ import json
 
 import pandas as pd
 import pytest
+from clusters import gpu_space_text, max_overlap
 
 from search.run import main
-from clusters import gpu_space_text, max_overlap
+
 
 @pytest.fixture(scope="module")
 def gpu_ray():
@@ -32,18 +33,34 @@ def test_one_node_two_logical_gpus_every_gpu_at_its_packing(gpu_ray, tmp_path, c
     space = tmp_path / "gpus.yaml"
     space.write_text(gpu_space_text(num_samples=4, final=True, trials_per_gpu=2))
     out = tmp_path / "out"
-    code = main(["--space", str(space), "--out", str(out), "--no-report", "--data", str(tiny_data_root),
-                 "--cache-dir", str(session_cache)])
+    code = main(
+        [
+            "--space",
+            str(space),
+            "--out",
+            str(out),
+            "--no-report",
+            "--data",
+            str(tiny_data_root),
+            "--cache-dir",
+            str(session_cache),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed[-3000:]
-    assert "search: 4 trials at once on 2 of 2 GPUs, 2 per GPU (resources.trials_per_gpu), each 1 CPU + 0.5 GPU; " \
-           "every GPU busy [cluster: 1 node, 4 CPUs, 2 GPUs]" in printed
+    assert (
+        "search: 4 trials at once on 2 of 2 GPUs, 2 per GPU (resources.trials_per_gpu), each 1 CPU + 0.5 GPU; "
+        "every GPU busy [cluster: 1 node, 4 CPUs, 2 GPUs]" in printed
+    )
     assert "final: 4 trials at once on 2 of 2 GPUs" in printed
     exp = out / "gpus"
     concurrency = json.loads((exp / "concurrency.json").read_text())
     for stage in ("search", "final"):
         assert {k: concurrency[stage][k] for k in ("peak_running", "promised", "trials")} == {
-            "peak_running": 4, "promised": 4, "trials": 4}, stage
+            "peak_running": 4,
+            "promised": 4,
+            "trials": 4,
+        }, stage
         assert len(concurrency[stage]["scheduled_at"]) == 4
     for name in ("search.parquet", "final.parquet"):
         board = pd.read_parquet(exp / name)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from clusters import REPO, free_port
+
 from search.cluster_checks import _node_check, check_gpu_memory, trial_memory_gib
 from search.packing import ClusterError
 from search.run import main
@@ -26,9 +26,12 @@ def test_a_packing_larger_than_a_gpu_holds_is_refused():
     assert trial_memory_gib(24) == 2.1 and trial_memory_gib(1536) == 125.6
     assert trial_memory_gib(480) == pytest.approx(15.8 + (62.8 - 15.8) * (480 - 192) / (768 - 192))
     check_gpu_memory(4, 24, 139.0, "x.yaml: resources")  # the default on an H200: 8.4 GiB of 139
-    with pytest.raises(ClusterError, match=r"x.yaml: resources: 8 trials per GPU x ~15.8 GiB each \(batch 192, "
-                       r"measured peak\) = 126 GiB, more than the 80 GiB of one GPU; lower trials_per_gpu "
-                       r"\(resources.trials_per_gpu or --trials-per-gpu\) to <= 5"):
+    with pytest.raises(
+        ClusterError,
+        match=r"x.yaml: resources: 8 trials per GPU x ~15.8 GiB each \(batch 192, "
+        r"measured peak\) = 126 GiB, more than the 80 GiB of one GPU; lower trials_per_gpu "
+        r"\(resources.trials_per_gpu or --trials-per-gpu\) to <= 5",
+    ):
         check_gpu_memory(8, 192, 80.0, "x.yaml: resources")
     check_gpu_memory(64, 24, None, "x")  # logical GPUs (no CUDA): no figure, no check
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from clusters import REPO
 
 from search import step_rates
-from search.plan import (DESED2020, asha_epochs, asha_rungs, desed2020_sizes, embedded_sizes, makespan,
-                         objective_configs, plan_stages, table_cost)
+from search.plan import (
+    DESED2020,
+    asha_epochs,
+    asha_rungs,
+    desed2020_sizes,
+    embedded_sizes,
+    makespan,
+    objective_configs,
+    plan_stages,
+    table_cost,
+)
 from search.resources import derive_resources
-from clusters import REPO
 from search.run import main
 from search.space import load_space
 from sed.config import TrainConfig
@@ -67,8 +76,19 @@ def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
 
 
 def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_path):
-    code = main(["--space", str(REPO / "spaces" / "table1.yaml"), "--plan", "--plan-cluster", "16:1",
-                 "--plan-data", "desed2020", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "--space",
+            str(REPO / "spaces" / "table1.yaml"),
+            "--plan",
+            "--plan-cluster",
+            "16:1",
+            "--plan-data",
+            "desed2020",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "search: 4 trials at once on 1 of 1 GPUs, 4 per GPU" in out

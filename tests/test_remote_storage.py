@@ -15,8 +15,8 @@ import time
 
 import pandas as pd
 import pytest
-
 from clusters import REPO, free_port
+
 from search.run import main
 
 TINY = str(REPO / "tests" / "spaces" / "tiny.yaml")
@@ -31,8 +31,12 @@ def s3_ray():
     import ray
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     saved = {k: os.environ.get(k) for k in [*KEYS, "AWS_ENDPOINT_URL"]}
     try:
         deadline = time.monotonic() + 60
@@ -46,8 +50,14 @@ def s3_ray():
                 time.sleep(0.3)
         endpoint = f"http://127.0.0.1:{port}"
         os.environ.update(KEYS, AWS_ENDPOINT_URL=endpoint)
-        fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", endpoint_override=endpoint,
-                               scheme="http", region="us-east-1", allow_bucket_creation=True)
+        fs = pafs.S3FileSystem(
+            access_key="testing",
+            secret_key="testing",
+            endpoint_override=endpoint,
+            scheme="http",
+            region="us-east-1",
+            allow_bucket_creation=True,
+        )
         fs.create_dir("sedtune")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the AWS_* variables
         yield fs
@@ -73,18 +83,42 @@ def test_search_and_final_stage_with_out_on_s3(s3_ray, tmp_path, capsys, session
     import pyarrow.fs as pafs
 
     driver = tmp_path / "driver"
-    code = main(["--space", TINY, "--num-samples", "2", "--out", "s3://sedtune/runs", "--driver-dir", str(driver),
-                 "--data", str(tiny_data_root), "--cache-dir", str(session_cache)])
+    code = main(
+        [
+            "--space",
+            TINY,
+            "--num-samples",
+            "2",
+            "--out",
+            "s3://sedtune/runs",
+            "--driver-dir",
+            str(driver),
+            "--data",
+            str(tiny_data_root),
+            "--cache-dir",
+            str(session_cache),
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]
     assert "s3://sedtune/runs checked from the driver and 1 node(s)" in printed.out
     assert f"written on the driver in {driver / 'tiny'} and copied to s3://sedtune/runs/tiny" in printed.out
     fs = s3_ray
-    names = {info.path.removeprefix("sedtune/runs/tiny/")
-             for info in fs.get_file_info(pafs.FileSelector("sedtune/runs/tiny", recursive=True))}
+    names = {
+        info.path.removeprefix("sedtune/runs/tiny/")
+        for info in fs.get_file_info(pafs.FileSelector("sedtune/runs/tiny", recursive=True))
+    }
     # the driver's files, copied
-    for name in ("search.parquet", "final.parquet", "final_summary.parquet", "optuna.journal", "sedtune_run.json",
-                 "report.html", "progress.log", "concurrency.json"):
+    for name in (
+        "search.parquet",
+        "final.parquet",
+        "final_summary.parquet",
+        "optuna.journal",
+        "sedtune_run.json",
+        "report.html",
+        "progress.log",
+        "concurrency.json",
+    ):
         assert name in names, name
     # Ray's own: experiment state, per-trial results and checkpoints, the final stage's outputs
     assert any(n.startswith("experiment_state") for n in names)
@@ -98,8 +132,20 @@ def test_search_and_final_stage_with_out_on_s3(s3_ray, tmp_path, capsys, session
 
 
 def test_storage_that_cannot_be_written_is_refused(s3_ray, tmp_path, capsys, session_cache, tiny_data_root):
-    code = main(["--space", TINY, "--out", "s3://no-such-bucket/runs", "--driver-dir", str(tmp_path / "driver"),
-                 "--data", str(tiny_data_root), "--cache-dir", str(session_cache)])
+    code = main(
+        [
+            "--space",
+            TINY,
+            "--out",
+            "s3://no-such-bucket/runs",
+            "--driver-dir",
+            str(tmp_path / "driver"),
+            "--data",
+            str(tiny_data_root),
+            "--cache-dir",
+            str(session_cache),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "--out s3://no-such-bucket/runs: the driver cannot write in s3://no-such-bucket/runs" in err

@@ -17,7 +17,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from clusters import REPO, Node, gpu_space_text, local_cluster, max_overlap, ray_env
 
 
@@ -31,10 +30,30 @@ def test_two_node_cluster_with_logical_gpus_packs_trials(tmp_path, session_cache
     with local_cluster(nodes) as address:
         out = tmp_path / "out"
         result = subprocess.run(
-            [sys.executable, "-m", "search.run", "--space", str(space), "--address", address,
-             "--trials-per-gpu", "2", "--no-final", "--no-report", "--out", str(out),
-             "--data", str(tiny_data_root), "--cache-dir", str(session_cache)],
-            capture_output=True, text=True, env=ray_env(), timeout=300, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "search.run",
+                "--space",
+                str(space),
+                "--address",
+                address,
+                "--trials-per-gpu",
+                "2",
+                "--no-final",
+                "--no-report",
+                "--out",
+                str(out),
+                "--data",
+                str(tiny_data_root),
+                "--cache-dir",
+                str(session_cache),
+            ],
+            capture_output=True,
+            text=True,
+            env=ray_env(),
+            timeout=300,
+            cwd=REPO,
         )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "search: 4 trials at once on 2 of 2 GPUs, 2 per GPU (--trials-per-gpu)" in result.stdout

@@ -305,8 +305,11 @@ def _resources(ctx: Context, raw: Any) -> ResourceSpec:
     if per_gpu is not None:
         per_gpu = integer(ctx, "resources.trials_per_gpu", per_gpu, 1)
         if gpu != "auto":
-            raise ctx.error("resources.trials_per_gpu", f"is for gpu: auto; gpu: {gpu} already says the share "
-                            f"of a GPU per trial (gpu: {1 / per_gpu:.3g} = {per_gpu} per GPU): keep one of them")
+            raise ctx.error(
+                "resources.trials_per_gpu",
+                f"is for gpu: auto; gpu: {gpu} already says the share "
+                f"of a GPU per trial (gpu: {1 / per_gpu:.3g} = {per_gpu} per GPU): keep one of them",
+            )
     return ResourceSpec(cpu=float(cpu), gpu=gpu, trials_per_gpu=per_gpu)
 
 
