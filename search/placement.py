@@ -50,7 +50,7 @@ def placement_columns(history: pd.DataFrame | None, last: dict[str, Any] | None 
     row: dict[str, Any] = {"node_id": None, "gpu_ids": None, "started_at": math.nan, "ended_at": math.nan}
     source: dict[str, Any] = {}
     if history is not None and not history.empty:
-        source = history.iloc[-1].to_dict()
+        source = {str(k): v for k, v in history.iloc[-1].to_dict().items()}
     elif last:
         source = dict(last)
     if source.get("node_id") is not None and not _is_nan(source.get("node_id")):

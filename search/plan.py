@@ -107,7 +107,7 @@ def embedded_sizes(cfg: TrainConfig) -> DataSizes:
     )
 
 
-def dataset_sizes(cfg: TrainConfig, data_root: str | None) -> DataSizes:
+def dataset_sizes(cfg: TrainConfig, data_root: str) -> DataSizes:
     """The part sizes a run of `cfg` reads from `data_root` (metadata and audio headers only)."""
     from sed.data.desed import load_desed
 
