@@ -38,7 +38,16 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=4)
     parser.add_argument("--trials-per-gpu", type=int, default=2)
     parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument(
+        "--from",
+        dest="existing",
+        type=Path,
+        help="summarise an experiment folder already run (e.g. the logical-GPU test's) instead",
+    )
     args = parser.parse_args()
+    if args.existing:
+        summarize(args.existing, args.trials_per_gpu)
+        return
 
     import os
 
@@ -73,29 +82,35 @@ def main() -> None:
         finally:
             ray.shutdown()
         wall = time.perf_counter() - started
-        exp = Path(tmp) / "out" / "gpus"
-        board = pd.read_parquet(exp / "search.parquet")
-        search = json.loads((exp / "concurrency.json").read_text())["search"]
+        summarize(Path(tmp) / "out" / "gpus", args.trials_per_gpu, f"exit {code}; search stage wall {wall:.1f} s")
+
+
+def summarize(exp: Path, trials_per_gpu: int, head: str = "") -> None:
+    """Trials at once, per GPU, and start-up of the search stage (and final stage, if any) in `exp`."""
+    for stage, board_file in (("search", "search.parquet"), ("final", "final.parquet")):
+        if not (exp / board_file).is_file():
+            continue
+        board = pd.read_parquet(exp / board_file)
+        record = json.loads((exp / "concurrency.json").read_text())[stage]
         startup, first = [], []
         for _, row in board.iterrows():
-            scheduled = search["scheduled_at"].get(row["trial_id"])
+            scheduled = record["scheduled_at"].get(row["trial_id"])
             progress = pd.read_csv(Path(row["trial_dir"]) / "progress.csv")
             if scheduled is not None:
                 startup.append(row["started_at"] - scheduled)
                 first.append(float(progress["reported_at"].iloc[0]) - scheduled)
         per_gpu = max(max_overlap(g) for _, g in board.groupby("gpu_ids"))
-        print(f"exit {code}; {len(board)} trials, search stage wall {wall:.1f} s (Ray start excluded)")
         print(
-            f"promised at once {search['promised']}; Tune RUNNING at most {search['peak_running']}; "
-            f"overlap of the trials' own times at most {max_overlap(board)}; per GPU at most {per_gpu} "
-            f"(packing {args.trials_per_gpu})"
+            f"{stage}: {head} {len(board)} trials; promised at once {record['promised']}; Tune RUNNING at most "
+            f"{record['peak_running']}; overlap of the trials' own times at most {max_overlap(board)}; "
+            f"per GPU at most {per_gpu} (packing {trials_per_gpu})"
         )
         print(
-            f"start-up (Tune start -> trainable running): median {statistics.median(startup):.1f} s, "
-            f"max {max(startup):.1f} s"
+            f"  start-up (Tune start -> trainable running): median {statistics.median(startup):.1f} s, "
+            f"max {max(startup):.1f} s; to the first report (epoch 1 done): median "
+            f"{statistics.median(first):.1f} s, max {max(first):.1f} s"
         )
-        print(f"to the first report (epoch 1 done): median {statistics.median(first):.1f} s, max {max(first):.1f} s")
-        print(f"GPU ids: {sorted(board['gpu_ids'].value_counts().items())}")
+        print(f"  GPU ids: {sorted(board['gpu_ids'].value_counts().items())}")
 
 
 if __name__ == "__main__":
