@@ -30,6 +30,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sed.errors import UserError
+
 #: Trials sharing one GPU by default: where the measured total throughput of one
 #: H200 peaks (4 -> 123.4 steps/s vs 50.4 for one, 88.2 for 8; benchmarks/README.md, "GPU path").
 DEFAULT_TRIALS_PER_GPU = 4
@@ -38,7 +40,7 @@ DEFAULT_TRIALS_PER_GPU = 4
 DEFAULT_SOURCE = f"default {DEFAULT_TRIALS_PER_GPU} per GPU, the measured H200 optimum (benchmarks/README.md)"
 
 
-class ClusterError(ValueError):
+class ClusterError(UserError):
     """The Ray cluster cannot run the space as asked (e.g. GPUs requested, none present)."""
 
 

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+from sed.errors import UserError
+
 from .packing import ClusterError, node_resources
 from .plan import (
     DRIVER_OVERHEAD_S,
@@ -29,7 +31,7 @@ from .resources import derive_resources
 from .space import Space
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """A --plan option that cannot be used; the message says which and how."""
 
 

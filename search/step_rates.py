@@ -196,4 +196,4 @@ def validation_seconds(cfg: TrainConfig, val_clips: int, on_gpu: bool) -> float:
         seconds = VAL_F1_S_PER_CLIP * val_clips + val_clips / H200_EXAMPLES_PER_S[96] / 3  # forward ~1/3 of a step
     else:
         seconds = CPU_FULL_VAL_S_PER_CLIP * val_clips
-    return seconds + (VAL_PSDS_S if cfg.val_psds else 0.0)
+    return seconds + (VAL_PSDS_S if cfg.compute_val_psds else 0.0)

@@ -18,6 +18,8 @@ from clusters import gpu_space_text, max_overlap
 
 from search.run import main
 
+pytestmark = pytest.mark.slow  # Ray end-to-end: the inner loop runs -m "not slow"
+
 
 @pytest.fixture(scope="module")
 def gpu_ray():

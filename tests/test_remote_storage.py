@@ -19,6 +19,8 @@ from clusters import REPO, free_port
 
 from search.run import main
 
+pytestmark = pytest.mark.slow  # Ray end-to-end: the inner loop runs -m "not slow"
+
 TINY = str(REPO / "tests" / "spaces" / "tiny.yaml")
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 

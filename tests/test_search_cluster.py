@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 from clusters import REPO, Node, gpu_space_text, local_cluster, max_overlap, ray_env
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 
 @pytest.mark.timeout(400)
 def test_two_node_cluster_with_logical_gpus_packs_trials(tmp_path, session_cache, tiny_data_root):
