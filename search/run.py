@@ -2,9 +2,11 @@
 
 Usage::
 
-    python -m search.run --space FILE [--data ROOT] [--out DIR] [--name NAME]
-                         [--address ADDR] [--resume] [--num-samples N]
+    python -m search.run --space FILE [--data ROOT] [--out DIR|URI] [--driver-dir DIR] [--name NAME]
+                         [--address ADDR] [--resume] [--num-samples N] [--trials-per-gpu N]
                          [--max-epochs N] [--cache-dir DIR] [--storage URL] [--no-final] [--no-report] [--verbose] [--debug]
+    python -m search.run --space FILE --plan [--probe] [--address ADDR | --plan-cluster CPUS:GPUS[:NODES]]
+                         [--plan-data desed2020]      # search.plan: the run's cost, nothing trained
 
 Steps (docs/design.md, "Run"):
 
