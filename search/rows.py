@@ -19,7 +19,11 @@ The files live in the experiment folder `OUT/NAME/` (written by
   of the space's first metric: what the final stage's top-k uses) and
   `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
   (`search.trial_compute`): `energy_kwh`, `energy_source` (measured or
-  estimated, and how), `macs_per_10s`, `train_steps`; `trial_dir`;
+  estimated, and how), `macs_per_10s`, `train_steps`; `node_id` and
+  `gpu_ids` (the Ray node and the GPU ids the trial's worker was given,
+  comma text, empty on the CPU) and `started_at` / `ended_at` (Unix times
+  of its start and last report; all four of the last attempt,
+  `search.placement`); `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
   sed.train ...` line that retrains it on the same data,
   `search.reproduce`); and `pareto` when the space
@@ -39,7 +43,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   sed_scores_eval, DCASE 2021+ settings) and `eval_intersection_f1`
   (sed_scores_eval, dtc = gtc = 0.5 at the decision threshold),
   `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
-  hyperparameter columns, `trial_dir` and `command` (the sed.train line of
+  hyperparameter columns, `node_id`, `gpu_ids`, `started_at`, `ended_at`
+  (as in search.parquet), `trial_dir` and `command` (the sed.train line of
   that config and seed).
 - `final_summary.parquet`, one row per final config in search-rank order
   (`summarize_final`; the control last): `config_id`, `label`, `rank`, `search_trial_id`,
@@ -68,6 +73,7 @@ from sed.eval.scores import VALIDATION_SCORE_NAMES, best_index
 
 from . import leaderboard as lb
 from . import trial_spec
+from .placement import placement_columns
 from .space import Space, config_id
 from .trainable import EVAL_FILE
 from .trial_compute import COMPUTE_COLUMNS, compute_columns
@@ -191,6 +197,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         row["epochs_run"] = run
         row["wall_seconds"] = wall_seconds(history)
         row.update(compute_columns(history))
+        row.update(placement_columns(history))
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -264,6 +271,7 @@ def final_row(
     scores = set(row)
     row.update({name: None for name in param_names if name not in scores})
     row.update({k: v for k, v in hyperparameter_columns(config).items() if k not in scores})
+    row.update(placement_columns(None, result))
     row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
     return row
 

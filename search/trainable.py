@@ -133,8 +133,10 @@ def train_sed(
 
     from sed.training.trainer import Trainer
 
+    from .placement import trial_placement
     from .trial_compute import compute_metrics, energy_offset, start_meter
 
+    placement = trial_placement(time.time())
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     overrides, meta = trial_spec.split(config)
@@ -148,7 +150,9 @@ def train_sed(
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
-        from .prepared import load_for_trial
+        from .prepared import load_for_trial, node_cache_dir
+
+        cache_dir = node_cache_dir(cache_dir)
 
         trainer = Trainer(
             cfg,
@@ -170,13 +174,13 @@ def train_sed(
             metrics = numeric_metrics(trainer.train_epoch())
             if evaluate and trainer.epoch >= cfg.epochs:
                 metrics.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, {**metrics, **compute_metrics(trainer, meter)})
+            _report(trainer, {**metrics, **compute_metrics(trainer, meter), **placement})
             reported = True
         if evaluate and not reported:
             # Restored after the last epoch but before its report reached Tune.
             last = numeric_metrics(trainer.history[-1]) if trainer.history else {}
             last.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, {**last, **compute_metrics(trainer, meter)})
+            _report(trainer, {**last, **compute_metrics(trainer, meter), **placement})
     except BaseException as exc:
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             _write_failure(trial_dir, exc, None if trainer is None else trainer.epoch)
@@ -252,6 +256,7 @@ def _report(trainer: Any, metrics: dict[str, Any]) -> None:
     from .trial_compute import save_energy
 
     metrics = with_best_so_far(metrics, trainer.history)
+    metrics["reported_at"] = time.time()  # the trial's place and times: search.placement
     with tempfile.TemporaryDirectory(prefix="sedtune-ckpt-") as directory:
         trainer.save_checkpoint(directory)
         save_energy(directory, metrics)  # a retried attempt adds to it (search.trial_compute)

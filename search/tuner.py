@@ -178,7 +178,7 @@ def new_tuner(
     trainable: Any,
     space: Space,
     *,
-    storage: Path,
+    storage: Path | str,
     name: str,
     search_alg: Any,
     num_samples: int,
@@ -223,7 +223,7 @@ def new_tuner(
     return StageTuner(tuner, snapshot)
 
 
-def restore_tuner(path: Path, trainable: Any, resume_errored: bool) -> StageTuner:
+def restore_tuner(path: Path | str, trainable: Any, resume_errored: bool) -> StageTuner:
     """Continue the experiment in `path` (its callbacks, the snapshot among them, come from its tuner.pkl)."""
     tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=resume_errored)
     return StageTuner(tuner, _restored_snapshot(tuner))
