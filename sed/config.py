@@ -41,6 +41,8 @@ SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
+#: The training step on a GPU (sed.fast_step).
+FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
 SNR_30DB_SCALE: float = 10 ** (-30 / 20)
@@ -156,6 +158,10 @@ class TrainConfig(CRNNFields):
     reuse_host_memory: bool = True
     amp: bool = False
     num_workers: int = 0
+    #: The training step on a GPU (sed/fast_step.py): 'graph' captures the whole step as one
+    #: CUDA graph (no host sync per step); 'off' runs it eagerly; 'auto' = graph on CUDA
+    #: without amp, else off (the CPU path is always the eager step).
+    fast_step: str = "auto"
 
     # ------------------------------------------------------------------
     @property
@@ -257,6 +263,8 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"median_window={self.median_window} must be >= 1 (1 = no filter)")
         if self.val_psds_thresholds < 2:
             raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
+        if self.fast_step not in FAST_STEPS:
+            raise ConfigError(f"fast_step={self.fast_step!r}: choose one of {list(FAST_STEPS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
         return self

@@ -36,6 +36,8 @@ from .batches import Batch, MixedBatches
 from .config import TrainConfig
 from .data.prepare import PreparedData, prepare_data
 from .evaluation import Evaluator
+from .fast_step import LOSS_NAMES, FastStep
+from .fast_step import resolve as resolve_fast_step
 from .model import CRNN, build_model, count_parameters
 from .objectives import compute_losses, sigmoid_rampup, update_ema
 from .perturb import LogMelSpace
@@ -99,6 +101,13 @@ class Trainer:
         self.trainable_parameters = count_parameters(self.student)
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self._writer = None
+        #: The CUDA-graph step (sed.fast_step), None for the eager step (always on the CPU).
+        self.fast: FastStep | None = None
+        if resolve_fast_step(config, self.device) == "graph":
+            self.fast = FastStep(
+                self.student, self.teacher, self.optimizer, config, self.rng, self.input_space,
+                self.rampup_steps, capacity=self.steps_per_epoch,
+            )
 
     # -- training ------------------------------------------------------------
     @property
@@ -129,16 +138,7 @@ class Trainer:
             values, reason = {"model_outputs": float("nan")}, str(error)
         else:
             reason = ""
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            raise TrainingDiverged(
-                f"loss became non-finite at epoch {self.epoch + 1}, step {self.step} "
-                f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
-                f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
-                + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
-                + f"consistency_weight={cfg.consistency_weight}, "
-                f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
-            )
+        self._check_finite(values, self.step, reason)
         self.optimizer.zero_grad(set_to_none=True)
         self.grad_scaler.scale(terms.total).backward()
         self.grad_scaler.step(self.optimizer)
@@ -148,6 +148,19 @@ class Trainer:
             update_ema(self.teacher, self.student, self.step + 1, cfg.ema_decay)
         self.step += 1
         return values, rampup
+
+    def _check_finite(self, values: dict[str, float], step: int, reason: str = "") -> None:
+        cfg = self.config
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"loss became non-finite at epoch {self.epoch + 1}, step {step} "
+                f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
+                f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
+                + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
+                + f"consistency_weight={cfg.consistency_weight}, "
+                f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
+            )
 
     def train_epoch(self) -> dict[str, Any]:
         """Train one epoch, validate, select; returns the epoch's metrics."""
@@ -159,15 +172,13 @@ class Trainer:
         sums: dict[str, float] = {}
         n_steps = 0
         rampup = 0.0
-        for batch in self.batches:
-            values, rampup = self._train_step(batch)
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_steps += 1
-            writer = self.writer()
-            if writer is not None and self.step % 10 == 0:
-                for k, v in values.items():
-                    writer.add_scalar(f"train_step/{k}", v, self.step)
+        if self.fast is not None:
+            n_steps, rampup = self._fast_epoch(sums)
+        else:
+            for batch in self.batches:
+                values, rampup = self._train_step(batch)
+                self._log_step(values, sums)
+                n_steps += 1
         if n_steps == 0:
             raise ValueError("an epoch had no training step: the smallest data part is smaller than its batch share")
         self.epoch += 1
@@ -187,6 +198,31 @@ class Trainer:
         self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None})
         self._log_epoch(metrics)
         return metrics
+
+    def _log_step(self, values: dict[str, float], sums: dict[str, float]) -> None:
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        writer = self.writer()
+        if writer is not None and self.step % 10 == 0:
+            for k, v in values.items():
+                writer.add_scalar(f"train_step/{k}", v, self.step)
+
+    def _fast_epoch(self, sums: dict[str, float]) -> tuple[int, float]:
+        """An epoch of CUDA-graph steps; the loss terms are read once, at its end (sed.fast_step)."""
+        assert self.fast is not None
+        first = self.step
+        self.fast.set_step(first)
+        n_steps = 0
+        for batch in self.batches:
+            self.fast.step(batch)
+            n_steps += 1
+        table = self.fast.read_history(n_steps)
+        for i, row in enumerate(table):
+            values = dict(zip(LOSS_NAMES, (float(v) for v in row)))
+            self._check_finite(values, first + i)
+            self.step = first + i + 1
+            self._log_step(values, sums)
+        return n_steps, sigmoid_rampup(max(self.step - 1, 0), self.rampup_steps)
 
     def _select(self, val: dict[str, Any]) -> None:
         """Model selection: keep the weights of the epoch with the best `config.selection_metric`
@@ -285,6 +321,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         checkpoint.restore(self, state)
+        if self.fast is not None:
+            self.fast.invalidate()
 
     def save_checkpoint(self, directory: Path | str) -> Path:
         """Write the full state atomically to `directory/trainer_state.pt`."""
@@ -292,6 +330,8 @@ class Trainer:
 
     def load_checkpoint(self, directory: Path | str) -> None:
         checkpoint.load_checkpoint(self, directory)
+        if self.fast is not None:
+            self.fast.invalidate()  # the optimizer's state tensors are new: capture again
 
     def save_best_model(self, path: Path | str) -> Path:
         """The selected best weights with config and labels (weights_only loadable)."""
