@@ -416,6 +416,7 @@ def main() -> None:
     parser.add_argument("--fast-steps", type=int, default=200)
     parser.add_argument("--eager-steps", type=int, default=40)
     parser.add_argument("--skip-packing", action="store_true")
+    parser.add_argument("--only-packing", action="store_true", help="part 4 only")
     parser.add_argument("--skip-realistic", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also try torch.compile'd CNN blocks (experiment)")
     parser.add_argument("--objectives", default="", help="comma-separated preset names (default: all)")
@@ -445,16 +446,17 @@ def main() -> None:
     if args.objectives:
         table = {name: table[name] for name in args.objectives.split(",")}
     report["objectives"] = {}
-    for name, cfg in table.items():
+    for name, cfg in table.items() if not args.only_packing else ():
         report["objectives"][name] = objective(name, cfg, device, args.fast_steps, args.eager_steps)
         save()
-    report["variants"] = variants(device, args.fast_steps)
-    save()
-    try:
-        report["profile"] = profile(device, None if args.json is None else args.json.with_suffix(".profile.txt"))
-    except Exception as error:
-        report["profile"] = {"error": repr(error)}
-    save()
+    if not args.only_packing:
+        report["variants"] = variants(device, args.fast_steps)
+        save()
+        try:
+            report["profile"] = profile(device, None if args.json is None else args.json.with_suffix(".profile.txt"))
+        except Exception as error:
+            report["profile"] = {"error": repr(error)}
+        save()
     if not args.skip_packing:
         report["packing_graph"] = packing("graph", (1, 2, 4, 8), args.seconds)
         save()
