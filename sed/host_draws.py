@@ -114,7 +114,9 @@ class Recorder:
 
     def load(self, key: tuple[str, ...]) -> None:
         """Before a replay of `key`'s graph: make its host draws and copy them into the buffers."""
-        record = self.by_key[key]
+        record = self.by_key.get(key)
+        if record is None:  # a step without host value draws
+            return
         for draw, buffers in zip(record.draws, record.buffers):
             for buffer, value in zip(buffers, draw()):
                 buffer.copy_(value.pin_memory() if buffer.is_cuda else value, non_blocking=buffer.is_cuda)
