@@ -123,11 +123,15 @@ def n_keys(fast: FastStep) -> int:
     return int(np.prod([len(p) for p in points])) if points else 1
 
 
-def build_fast(cfg: TrainConfig, batch, device: torch.device, max_steps: int = 40) -> tuple[FastStep, float, int]:
+def build_fast(
+    cfg: TrainConfig, batch, device: torch.device, max_steps: int = 40, autocast: torch.dtype | None = None,
+) -> tuple[FastStep, float, int]:
     """A captured graph step (every choice combination): the step, seconds to get there, steps run."""
     student, teacher = models(cfg, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    fast = FastStep(student, teacher, optimizer, cfg, random.Random(0), SPACE, rampup_steps=0.0, capacity=64)
+    fast = FastStep(
+        student, teacher, optimizer, cfg, random.Random(0), SPACE, rampup_steps=0.0, capacity=64, autocast=autocast,
+    )
     sync()
     start = time.perf_counter()
     steps = 0
@@ -318,6 +322,26 @@ def compiled_blocks(device: torch.device, n_fast: int) -> dict[str, Any]:
     return out
 
 
+def bf16(device: torch.device, n_fast: int) -> dict[str, Any]:
+    """Experiment: the graph step under bf16 autocast: steps/s and loss terms against strict fp32 eager."""
+    out: dict[str, Any] = {}
+    for name in ("baseline", "none", "random-latent-l2"):
+        cfg = PRESETS[name]
+        batch = batch_of(device)
+        try:
+            fast, seconds, _ = build_fast(cfg, batch, device, autocast=torch.bfloat16)
+            out[name] = {"graph_steps_per_s": rate(lambda: fast.step(batch), n_fast),
+                         "loss_check": loss_check(cfg, fast, batch, device)}
+            del fast
+        except Exception as error:
+            out[name] = {"error": repr(error)[:2000]}
+        empty_cache()
+        lc = out[name].get("loss_check", {})
+        log(f"bf16 graph {name}: {out[name].get('graph_steps_per_s', float('nan')):.1f} steps/s, "
+            f"rel(bf16 graph, fp32) {lc.get('max_rel_graph_vs_fp32', float('nan')):.1e} {lc.get('rel_graph_vs_fp32')}")
+    return out
+
+
 # -- packing --------------------------------------------------------------------------
 def worker(args: argparse.Namespace) -> None:
     device = torch.device("cuda" if CUDA else "cpu")
@@ -420,6 +444,7 @@ def main() -> None:
     parser.add_argument("--eager-steps", type=int, default=40)
     parser.add_argument("--skip-packing", action="store_true")
     parser.add_argument("--only-packing", action="store_true", help="part 4 only")
+    parser.add_argument("--experiments", action="store_true", help="bf16 graph step, trials on streams, eager x4")
     parser.add_argument("--skip-realistic", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also try torch.compile'd CNN blocks (experiment)")
     parser.add_argument("--objectives", default="", help="comma-separated preset names (default: all)")
@@ -466,6 +491,13 @@ def main() -> None:
         report["packing_eager"] = packing("eager", (1, 4), args.seconds)
         save()
         report["packing_streams"] = streams((1, 2, 4, 8), args.seconds, device)
+        save()
+    if args.experiments:
+        report["bf16"] = bf16(device, args.fast_steps)
+        save()
+        report["packing_streams"] = streams((1, 2, 4), args.seconds, device)
+        save()
+        report["packing_eager"] = packing("eager", (4,), args.seconds)
         save()
     if args.compile:
         report["compiled_blocks"] = compiled_blocks(device, args.fast_steps)

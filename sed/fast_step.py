@@ -151,6 +151,7 @@ class FastStep:
         capacity: int,
         capture: bool = True,
         warmup: int = 2,
+        autocast: torch.dtype | None = None,
     ) -> None:
         self.student, self.teacher, self.optimizer = student, teacher, optimizer
         self.config, self.rng, self.input_space = config, rng, input_space
@@ -158,6 +159,8 @@ class FastStep:
         self.device = next(student.parameters()).device
         self.capture = capture and self.device.type == "cuda"
         self.warmup = max(int(warmup), 1)
+        #: Mixed precision of the loss passes (bf16 needs no loss scaling); None: fp32 (the trainer's).
+        self.autocast = autocast
         self.capacity = max(int(capacity), 1)
         dev = self.device
         self.step_t = torch.zeros((), dtype=torch.float64, device=dev)
@@ -283,9 +286,10 @@ class FastStep:
             rampup = torch.ones_like(step)
         self.lr_t.copy_(cfg.lr * rampup)
         weight = (cfg.consistency_weight * rampup).float()
-        total, values = step_losses(
-            self.student, self.teacher, self.static, self.rows, cfg, weight, self.rng, self.input_space
-        )
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+            total, values = step_losses(
+                self.student, self.teacher, self.static, self.rows, cfg, weight, self.rng, self.input_space
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
