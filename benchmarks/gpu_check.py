@@ -1,4 +1,4 @@
-"""GPU training step: the CUDA-graph step (sed/fast_step.py) against the eager one, per objective.
+"""GPU training step: the CUDA-graph step (sed/training/fast_step.py) against the eager one, per objective.
 
     python benchmarks/gpu_check.py --json gpu.json            # everything (~4-6 min on one H200)
     python benchmarks/gpu_check.py --json gpu.json --skip-packing
@@ -6,7 +6,7 @@
 Full-size CRNN, batch 24, random inputs already on the GPU (bench_common.random_batch).
 
 1. Every Table 1 preset (and the realistic ones): steps/s of the eager step
-   (compute_losses + backward + Adam + EMA, as the trainer before sed.fast_step)
+   (compute_losses + backward + Adam + EMA, as the trainer before sed.training.fast_step)
    and of the graph step; the seconds to the first replay (eager warm-up steps
    + capture); memory of one trial (peak allocated and reserved by its models,
    optimizer and graphs).
@@ -35,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,12 +47,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
+
+from sed.augment.perturb import LogMelSpace  # noqa: E402
 from sed.config import PRESETS, REALISTIC_PRESETS, TrainConfig  # noqa: E402
-from sed.fast_step import LOSS_NAMES, FastStep  # noqa: E402
-from sed.model import build_model  # noqa: E402
-from sed.objectives import compute_losses  # noqa: E402
-from sed.perturb import LogMelSpace  # noqa: E402
-from sed.scaler import Scaler  # noqa: E402
+from sed.features.scaler import Scaler  # noqa: E402
+from sed.nn.model import build_model  # noqa: E402
+from sed.training.fast_step import LOSS_NAMES, FastStep  # noqa: E402
+from sed.training.objectives import compute_losses  # noqa: E402
 
 BATCH = 24
 N_CLASSES = 10
@@ -124,17 +126,30 @@ def n_keys(fast: FastStep) -> int:
 
 
 def build_fast(
-    cfg: TrainConfig, batch, device: torch.device, max_steps: int = 40, autocast: torch.dtype | None = None,
+    cfg: TrainConfig,
+    batch,
+    device: torch.device,
+    max_steps: int = 40,
+    autocast: torch.dtype | None = None,
 ) -> tuple[FastStep, float, int]:
     """A captured graph step (every choice combination): the step, seconds to get there, steps run."""
     student, teacher = models(cfg, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     fast = FastStep(
-        student, teacher, optimizer, cfg, random.Random(0), SPACE, rampup_steps=0.0, capacity=64, autocast=autocast,
+        student,
+        teacher,
+        optimizer,
+        cfg,
+        random.Random(0),
+        SPACE,
+        rampup_steps=0.0,
+        capacity=64,
+        autocast=autocast,
     )
     sync()
     start = time.perf_counter()
     steps = 0
+
     def ready() -> bool:
         if not fast.capture:  # the CPU dry run: no graphs
             return steps >= 2
@@ -180,9 +195,14 @@ def loss_check(cfg: TrainConfig, fast: FastStep, batch, device: torch.device) ->
 
     r_graph, r_default = rel(graph, strict), rel(default, strict)
     return {
-        "eager_fp32": strict, "eager_default": default, "graph": graph, "replayed": replayed,
-        "rel_graph_vs_fp32": r_graph, "rel_eager_default_vs_fp32": r_default,
-        "max_rel_graph_vs_fp32": max(r_graph.values()), "max_rel_eager_default_vs_fp32": max(r_default.values()),
+        "eager_fp32": strict,
+        "eager_default": default,
+        "graph": graph,
+        "replayed": replayed,
+        "rel_graph_vs_fp32": r_graph,
+        "rel_eager_default_vs_fp32": r_default,
+        "max_rel_graph_vs_fp32": max(r_graph.values()),
+        "max_rel_eager_default_vs_fp32": max(r_default.values()),
     }
 
 
@@ -203,14 +223,15 @@ def objective(name: str, cfg: TrainConfig, device: torch.device, n_fast: int, n_
     reserved0 = torch.cuda.memory_reserved() if CUDA else 0
     try:
         fast, seconds, steps = build_fast(cfg, batch, device)
-        out.update(first_replay_s=seconds, warmup_steps=steps, graphs=len(fast.graphs),
-                   capture_error=fast.capture_error)
+        out.update(
+            first_replay_s=seconds, warmup_steps=steps, graphs=len(fast.graphs), capture_error=fast.capture_error
+        )
         out["graph_steps_per_s"] = rate(lambda: fast.step(batch), n_fast)
         if CUDA:
             out["peak_allocated_gib"] = (torch.cuda.max_memory_allocated() - base) / 2**30
             out["reserved_gib"] = (torch.cuda.memory_reserved() - reserved0) / 2**30
         out["loss_check"] = loss_check(cfg, fast, batch, device)
-        del fast
+        fast = None  # its graphs and pools go
     except Exception as error:
         out["graph_error"] = repr(error)
     if "eager_steps_per_s" in out and "graph_steps_per_s" in out:
@@ -223,7 +244,11 @@ def objective(name: str, cfg: TrainConfig, device: torch.device, n_fast: int, n_
         f"mem {out.get('peak_allocated_gib', float('nan')):.2f} GiB  rel(graph, fp32) "
         f"{lc.get('max_rel_graph_vs_fp32', float('nan')):.1e}  rel(eager tf32, fp32) "
         f"{lc.get('max_rel_eager_default_vs_fp32', float('nan')):.1e}  replayed={lc.get('replayed')}"
-        + (f"  ERROR {out.get('graph_error') or out.get('eager_error')}" if "graph_error" in out or "eager_error" in out else "")
+        + (
+            f"  ERROR {out.get('graph_error') or out.get('eager_error')}"
+            if "graph_error" in out or "eager_error" in out
+            else ""
+        )
         + (f"  CAPTURE FAILED {out['capture_error']}" if out.get("capture_error") else "")
     )
     return out
@@ -240,7 +265,7 @@ def variants(device: torch.device, n_fast: int) -> dict[str, Any]:
                 torch.backends.cudnn.benchmark = bench
                 fast, _, _ = build_fast(cfg, batch, device)
                 out[f"{name}/{label}"] = rate(lambda: fast.step(batch), n_fast)
-                del fast
+                fast = None  # its graphs and pools go
             except Exception as error:
                 out[f"{name}/{label}"] = repr(error)
             finally:
@@ -306,15 +331,17 @@ def compiled_blocks(device: torch.device, n_fast: int) -> dict[str, Any]:
                     continue
                 for block in model.cnn.blocks:
                     core = torch.compile(torch.nn.Sequential(block.conv, block.bn, block.gate), dynamic=False)
-                    block.forward = (lambda x, b=block, c=core: b.pool(b.dropout(c(x))))  # type: ignore[method-assign]
+                    block.forward = lambda x, b=block, c=core: b.pool(b.dropout(c(x)))  # type: ignore[method-assign]
             steps = 0
             while steps < 40 and not (fast.first_done and len(fast.graphs) >= n_keys(fast)):
                 fast.step(batch)
                 steps += 1
             sync()
-            out[name] = {"first_replay_s": time.perf_counter() - start,
-                         "graph_steps_per_s": rate(lambda: fast.step(batch), n_fast)}
-            del fast
+            out[name] = {
+                "first_replay_s": time.perf_counter() - start,
+                "graph_steps_per_s": rate(lambda: fast.step(batch), n_fast),
+            }
+            fast = None  # its graphs and pools go
         except Exception as error:
             out[name] = {"error": repr(error)[:2000]}
         empty_cache()
@@ -330,15 +357,19 @@ def bf16(device: torch.device, n_fast: int) -> dict[str, Any]:
         batch = batch_of(device)
         try:
             fast, seconds, _ = build_fast(cfg, batch, device, autocast=torch.bfloat16)
-            out[name] = {"graph_steps_per_s": rate(lambda: fast.step(batch), n_fast),
-                         "loss_check": loss_check(cfg, fast, batch, device)}
-            del fast
+            out[name] = {
+                "graph_steps_per_s": rate(lambda: fast.step(batch), n_fast),
+                "loss_check": loss_check(cfg, fast, batch, device),
+            }
+            fast = None  # its graphs and pools go
         except Exception as error:
             out[name] = {"error": repr(error)[:2000]}
         empty_cache()
         lc = out[name].get("loss_check", {})
-        log(f"bf16 graph {name}: {out[name].get('graph_steps_per_s', float('nan')):.1f} steps/s, "
-            f"rel(bf16 graph, fp32) {lc.get('max_rel_graph_vs_fp32', float('nan')):.1e} {lc.get('rel_graph_vs_fp32')}")
+        log(
+            f"bf16 graph {name}: {out[name].get('graph_steps_per_s', float('nan')):.1f} steps/s, "
+            f"rel(bf16 graph, fp32) {lc.get('max_rel_graph_vs_fp32', float('nan')):.1e} {lc.get('rel_graph_vs_fp32')}"
+        )
     return out
 
 
@@ -366,10 +397,15 @@ def worker(args: argparse.Namespace) -> None:
         n += 1
     sync()
     elapsed = time.perf_counter() - start
-    print(json.dumps({
-        "steps_per_s": n / elapsed, "steps": n,
-        "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if CUDA else 0.0,
-    }))
+    print(
+        json.dumps(
+            {
+                "steps_per_s": n / elapsed,
+                "steps": n,
+                "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if CUDA else 0.0,
+            }
+        )
+    )
 
 
 def packing(mode: str, counts: tuple[int, ...], seconds: float) -> dict[str, Any]:
@@ -378,9 +414,22 @@ def packing(mode: str, counts: tuple[int, ...], seconds: float) -> dict[str, Any
         with tempfile.TemporaryDirectory() as ready:
             procs = [
                 subprocess.Popen(
-                    [sys.executable, __file__, "--worker", "--mode", mode, "--n", str(n), "--ready-dir", ready,
-                     "--seconds", str(seconds)] + (["--tiny"] if TINY else []),
-                    stdout=subprocess.PIPE, text=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        "--mode",
+                        mode,
+                        "--n",
+                        str(n),
+                        "--ready-dir",
+                        ready,
+                        "--seconds",
+                        str(seconds),
+                    ]
+                    + (["--tiny"] if TINY else []),
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 for _ in range(n)
             ]
@@ -405,7 +454,7 @@ def streams(counts: tuple[int, ...], seconds: float, device: torch.device) -> di
     for n in counts:
         try:
             trials = []
-            for i in range(n):
+            for _ in range(n):
                 batch = batch_of(device)
                 fast, _, _ = build_fast(cfg, batch, device)
                 trials.append((fast, batch, torch.cuda.Stream(device) if CUDA else None))
@@ -419,7 +468,9 @@ def streams(counts: tuple[int, ...], seconds: float, device: torch.device) -> di
             sync()
             elapsed = time.perf_counter() - start
             out[n] = {"per_trial": count / elapsed, "total": n * count / elapsed}
-            log(f"streams: {n} trials in one process: {count / elapsed:6.1f} steps/s per trial, {n * count / elapsed:6.1f} in total")
+            log(
+                f"streams: {n} trials in one process: {count / elapsed:6.1f} steps/s per trial, {n * count / elapsed:6.1f} in total"
+            )
             del trials
         except Exception as error:
             out[n] = {"error": repr(error)}
@@ -458,9 +509,12 @@ def main() -> None:
     device = torch.device("cuda" if CUDA else "cpu")
     total_start = time.perf_counter()
     report: dict[str, Any] = {
-        "gpu": torch.cuda.get_device_name(0) if CUDA else "none (CPU dry run)", "torch": torch.__version__,
-        "cudnn": torch.backends.cudnn.version(), "default_cudnn_tf32": DEFAULT_TF32,
-        "default_matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "batch": BATCH,
+        "gpu": torch.cuda.get_device_name(0) if CUDA else "none (CPU dry run)",
+        "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version(),
+        "default_cudnn_tf32": DEFAULT_TF32,
+        "default_matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "batch": BATCH,
     }
     log(report)
 

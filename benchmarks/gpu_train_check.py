@@ -34,12 +34,17 @@ sys.path.insert(0, str(ROOT))
 
 from sed.config import PRESETS, TrainConfig  # noqa: E402
 from sed.data.prepare import prepare_data  # noqa: E402
-from sed.trainer import Trainer  # noqa: E402
+from sed.training.trainer import Trainer  # noqa: E402
 
 
 def config(epochs: int, seed: int, mode: str, size: str) -> TrainConfig:
     return dataclasses.replace(
-        PRESETS["baseline"], epochs=epochs, seed=seed, fast_step=mode, rampup_epochs=2.0, embedded_size=size,
+        PRESETS["baseline"],
+        epochs=epochs,
+        seed=seed,
+        fast_step=mode,
+        rampup_epochs=2.0,
+        embedded_size=size,
     ).validate()
 
 
@@ -61,12 +66,18 @@ def train(args: argparse.Namespace) -> None:
                 history.append({k: m[k] for k in ("loss_total", "loss_class", "loss_const", "train_seconds", "steps")})
             key = f"{mode}_{seed}"
             arrays[key] = trainer.predict("synthetic_val")
-            runs[key] = {"history": history, "fast": trainer.fast is not None,
-                         "graphs": 0 if trainer.fast is None else len(trainer.fast.graphs)}
+            runs[key] = {
+                "history": history,
+                "fast": trainer.fast is not None,
+                "graphs": 0 if trainer.fast is None else len(trainer.fast.graphs),
+            }
             steps = sum(h["steps"] for h in history)
             seconds = sum(h["train_seconds"] for h in history)
-            print(f"{key}: {steps} steps in {seconds:.1f} s ({steps / seconds:.1f} steps/s incl. data loading), "
-                  f"last loss {history[-1]['loss_total']:.4f}", flush=True)
+            print(
+                f"{key}: {steps} steps in {seconds:.1f} s ({steps / seconds:.1f} steps/s incl. data loading), "
+                f"last loss {history[-1]['loss_total']:.4f}",
+                flush=True,
+            )
             del trainer
             torch.cuda.empty_cache()
     np.savez_compressed(args.out / "train_check.npz", **arrays)
@@ -77,7 +88,7 @@ def score(args: argparse.Namespace) -> None:
     arrays = np.load(args.npz)
     cfg = config(args.epochs, 0, "off", args.size)
     data = prepare_data(cfg, None, args.cache, progress=False)
-    from sed.evaluation import Evaluator
+    from sed.eval.evaluation import Evaluator
 
     evaluator = Evaluator(data, cfg, torch.device("cpu"), torch.bfloat16)
     by_mode: dict[str, list[float]] = {}
@@ -87,7 +98,9 @@ def score(args: argparse.Namespace) -> None:
         by_mode.setdefault(key.split("_")[0], []).append(f1)
         print(f"{key}: val event macro F1 {f1:.4f}")
     for mode, values in by_mode.items():
-        print(f"{mode}: mean {np.mean(values):.4f}, sd {np.std(values, ddof=1) if len(values) > 1 else 0:.4f}, {values}")
+        print(
+            f"{mode}: mean {np.mean(values):.4f}, sd {np.std(values, ddof=1) if len(values) > 1 else 0:.4f}, {values}"
+        )
 
 
 def main() -> None:

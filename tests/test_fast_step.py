@@ -1,4 +1,4 @@
-"""sed.fast_step and sed.host_draws: the step without host sync, its option, and (on CUDA) its graph replay.
+"""sed.training.fast_step and sed.augment.host_draws: the step without host sync, its option, and (on CUDA) its graph replay.
 
 On the CPU the step function runs eagerly (FastStep(capture=False)): it must
 give the eager trainer step's losses, draw what it draws, and train the same
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from sed import host_draws
-from sed.batches import Batch
+from sed.augment import host_draws
+from sed.augment.perturb import LogMelSpace
 from sed.config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig
-from sed.fast_step import LOSS_NAMES, FastStep, bce, resolve, step_losses, BatchRows
-from sed.model import build_model
-from sed.objectives import compute_losses, sigmoid_rampup, update_ema
-from sed.perturb import LogMelSpace
-from sed.scaler import Scaler
+from sed.features.scaler import Scaler
+from sed.nn.model import build_model
+from sed.training.batches import Batch
+from sed.training.fast_step import LOSS_NAMES, BatchRows, FastStep, bce, resolve, step_losses
+from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
 
 SPACE = LogMelSpace(Scaler(np.full(128, -40.0), np.full(128, 12.0)))
 CUDA = torch.cuda.is_available()
@@ -37,10 +37,13 @@ def batch(seed: int, device: str = "cpu", b: int = 8, frames: int = 64, c: int =
     weak = torch.zeros(b, dtype=torch.bool)
     strong = torch.zeros(b, dtype=torch.bool)
     weak[:q] = True
-    strong[b - q:] = True
+    strong[b - q :] = True
     return Batch(
-        torch.randn(b, frames, 128, generator=g), (torch.rand(b, frames // 4, c, generator=g) > 0.8).float(),
-        (torch.rand(b, c, generator=g) > 0.5).float(), strong, weak,
+        torch.randn(b, frames, 128, generator=g),
+        (torch.rand(b, frames // 4, c, generator=g) > 0.8).float(),
+        (torch.rand(b, c, generator=g) > 0.5).float(),
+        strong,
+        weak,
     ).to(torch.device(device))
 
 
@@ -111,7 +114,9 @@ def test_bce_matches_torch_and_survives_nan():
     assert bce(p[:0], t[:0]).item() == 0.0
 
 
-@pytest.mark.parametrize("name", ["baseline", "adversarial-latent-l2", "vat-input-mt", "mixup-latent-l2", "filter-input-l2"])
+@pytest.mark.parametrize(
+    "name", ["baseline", "adversarial-latent-l2", "vat-input-mt", "mixup-latent-l2", "filter-input-l2"]
+)
 def test_step_losses_equal_compute_losses(name):
     cfg = tiny({**PRESETS, **REALISTIC_PRESETS}[name])
     student, teacher, _ = models(cfg)
@@ -141,7 +146,7 @@ def test_fast_step_trains_as_the_eager_step(name):
 def test_host_draws_replay_the_eager_draws():
     """Under a Recorder the mixup location is drawn before the step and lambda/permutation refilled
     into buffers, consuming the generators exactly as the eager plan does."""
-    from sed.perturb import plan_mixup
+    from sed.augment.perturb import plan_mixup
 
     rng = random.Random(4)
     torch.manual_seed(9)

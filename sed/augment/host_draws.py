@@ -4,7 +4,7 @@ One job. A few perturbations draw on the host each step: mixup's location
 (Python `random`), its lambda and batch permutation (torch's CPU generator),
 FilterAugment's band layout (CPU generator). Eagerly these are plain calls
 (`choose`, `tensors`: the draw, then a copy to the device). A step captured as
-a CUDA graph (`sed.fast_step`) cannot copy host values inside the graph, and
+a CUDA graph (`sed.training.fast_step`) cannot copy host values inside the graph, and
 a host value read during capture would be frozen into it. So under a
 `Recorder`:
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import random as _random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -33,7 +33,7 @@ __all__ = ["Recorder", "active", "choose", "tensors"]
 
 Draw = Callable[[], tuple[Tensor, ...]]
 
-_ACTIVE: "Recorder | None" = None
+_ACTIVE: Recorder | None = None
 
 
 def active() -> bool:
@@ -141,5 +141,3 @@ class Recorder:
             record.draws.append(draw)
             record.buffers.append(tuple(torch.empty_like(v) for v in values))
         return values
-
-

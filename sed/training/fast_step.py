@@ -24,7 +24,7 @@ What would need the host inside the step lives on the device instead:
   instead of at once;
 - host draws (mixup's location, lambda and permutation, FilterAugment's band
   layout) are made before the replay from the same generators, in the same
-  order, and copied into static buffers (`sed.host_draws`); each combination
+  order, and copied into static buffers (`sed.augment.host_draws`); each combination
   of structural choices (the mixup location) has its own graph.
 
 The first step, and the first `warmup` steps of each choice combination, run
@@ -47,20 +47,25 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import host_draws
-from .augmentations import get as get_augmentation
-from .batches import Batch
-from .config import FAST_STEPS, TrainConfig
-from .dropout import tied_dropout
-from .model import CRNN
-from .objectives import consistency_loss, l2_penalty
-from .perturb import LogMelSpace
+from sed.augment import get as get_augmentation
+from sed.augment import host_draws
+from sed.augment.perturb import LogMelSpace
+from sed.config import FAST_STEPS, TrainConfig
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN
+from sed.training.batches import Batch
+from sed.training.objectives import consistency_loss, l2_penalty
 
 __all__ = ["FAST_STEPS", "LOSS_NAMES", "BatchRows", "FastStep", "bce", "resolve", "step_losses"]
 
 #: The columns of the loss table, as `sed.objectives.LossTerms.as_floats` names them.
 LOSS_NAMES: tuple[str, ...] = (
-    "loss_total", "loss_class_strong", "loss_class_weak", "loss_class", "loss_const", "loss_reg",
+    "loss_total",
+    "loss_class_strong",
+    "loss_class_weak",
+    "loss_class",
+    "loss_const",
+    "loss_reg",
 )
 
 
@@ -84,7 +89,7 @@ class BatchRows:
     clip: Tensor
 
     @classmethod
-    def of(cls, batch: Batch, weak_loss_on_strong: bool) -> "BatchRows":
+    def of(cls, batch: Batch, weak_loss_on_strong: bool) -> BatchRows:
         clip_mask = batch.weak_mask | batch.strong_mask if weak_loss_on_strong else batch.weak_mask
         return cls(batch.strong_mask.nonzero().flatten(), clip_mask.nonzero().flatten())
 
@@ -121,7 +126,14 @@ def step_losses(
         loss_weak = bce(clean.weak.index_select(0, rows.clip), batch.weak_targets.index_select(0, rows.clip))
         if with_const:
             const = consistency_loss(
-                student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
+                student,
+                teacher,
+                batch.features,
+                clean.strong,
+                clean.weak,
+                clean.activations,
+                config,
+                rng,
                 input_space,
             )
         else:
@@ -210,9 +222,18 @@ class FastStep:
 
     def _copy_in(self, batch: Batch) -> None:
         if self.static is None:
-            self.static = Batch(*(t.detach().clone() for t in (
-                batch.features, batch.strong_targets, batch.weak_targets, batch.strong_mask, batch.weak_mask
-            )))
+            self.static = Batch(
+                *(
+                    t.detach().clone()
+                    for t in (
+                        batch.features,
+                        batch.strong_targets,
+                        batch.weak_targets,
+                        batch.strong_mask,
+                        batch.weak_mask,
+                    )
+                )
+            )
             self.rows = BatchRows.of(self.static, self.config.weak_loss_on_strong)
             return
         for dst, src in zip(
@@ -249,7 +270,9 @@ class FastStep:
                 graph = self.graphs[key] = self._capture(key)
             except RuntimeError as error:  # e.g. an op that cannot be captured: keep the step, eagerly
                 self.capture_error = f"{type(error).__name__}: {error}"
-                warnings.warn(f"fast_step: CUDA graph capture failed ({self.capture_error}); running eagerly")
+                warnings.warn(
+                    f"fast_step: CUDA graph capture failed ({self.capture_error}); running eagerly", stacklevel=2
+                )
                 self.capture = False
                 self._eager(key)
                 return
