@@ -3,13 +3,14 @@
 `TrainConfig.fast_step`: `auto` (the default: `graph` on CUDA without `amp`,
 else `off`), `off` (the trainer's eager step), `graph`.
 
-At batch 24 the eager step on a GPU is launch-bound: hundreds of small
-kernels, each waiting for Python to launch it, and one host copy of the loss
-terms per step. `FastStep` runs the same step -- the loss terms of
-`sed.objectives` (clean pass, `consistency_loss` with every augmentation of
-the registry, L2), backward, Adam, the EMA update -- as a function with no
-host synchronisation (`step_losses`), and captures it whole as a CUDA graph;
-a step is then one copy of the batch into static buffers and one replay.
+The eager step launches hundreds of small kernels from Python and copies the
+loss terms to the host every step. `FastStep` runs the same step -- the loss
+terms of `sed.training.objectives` (clean pass, `consistency_loss` with every
+augmentation of the registry, L2), backward, Adam, the EMA update -- as a
+function with no host synchronisation (`step_losses`), and captures it whole
+as a CUDA graph; a step is then one copy of the batch into static buffers and
+one replay. On an H200 that is 1.2-1.6x faster than the eager step, and the
+step is then bound by the GPU's own work (benchmarks/README.md, "GPU path").
 What would need the host inside the step lives on the device instead:
 
 - the step counter, the ramp-up w(t), the learning rate (a device tensor that
@@ -41,7 +42,6 @@ from __future__ import annotations
 import random as _random
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ from sed.training.objectives import consistency_loss, l2_penalty
 
 __all__ = ["FAST_STEPS", "LOSS_NAMES", "BatchRows", "FastStep", "bce", "resolve", "step_losses"]
 
-#: The columns of the loss table, as `sed.objectives.LossTerms.as_floats` names them.
+#: The columns of the loss table, as `sed.training.objectives.LossTerms.as_floats` names them.
 LOSS_NAMES: tuple[str, ...] = (
     "loss_total",
     "loss_class_strong",
@@ -171,7 +171,8 @@ class FastStep:
         self.device = next(student.parameters()).device
         self.capture = capture and self.device.type == "cuda"
         self.warmup = max(int(warmup), 1)
-        #: Mixed precision of the loss passes (bf16 needs no loss scaling); None: fp32 (the trainer's).
+        #: Mixed precision of the loss passes (bf16 needs no loss scaling); None: fp32, what the
+        #: trainer runs (bf16 was no faster on an H200: benchmarks/README.md).
         self.autocast = autocast
         self.capacity = max(int(capacity), 1)
         dev = self.device
@@ -185,7 +186,6 @@ class FastStep:
         self.graphs: dict[tuple[str, ...], torch.cuda.CUDAGraph] = {}
         self.seen: dict[tuple[str, ...], int] = {}
         self.first_done = False
-        self.steps_run = 0
         #: Why capture failed (the step then runs eagerly, still without host sync), or None.
         self.capture_error: str | None = None
         self._bind_optimizer()
@@ -250,7 +250,6 @@ class FastStep:
     def step(self, batch: Batch) -> None:
         """One training step on `batch` (the trainer's batch layout); nothing waits for the GPU."""
         self._copy_in(batch)
-        self.steps_run += 1
         if not self.first_done:  # the first step shows the choice points (mixup location)
             self._eager(None)
             self.first_done = True
@@ -332,10 +331,3 @@ def ema_update(teacher: nn.Module, student: nn.Module, alpha: Tensor) -> None:
     s_params = [p.detach() for p in student.parameters()]
     torch._foreach_mul_(t_params, alpha)
     torch._foreach_add_(t_params, torch._foreach_mul(s_params, 1.0 - alpha))
-
-
-def describe(fast: FastStep | None) -> dict[str, Any]:
-    """What the run's step is, for logs: mode and the graphs captured."""
-    if fast is None:
-        return {"fast_step": "off"}
-    return {"fast_step": "graph" if fast.capture else "eager", "graphs": len(fast.graphs)}
