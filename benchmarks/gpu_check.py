@@ -49,9 +49,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 
 from sed.augment.perturb import LogMelSpace  # noqa: E402
-from sed.config import PRESETS, REALISTIC_PRESETS, TrainConfig  # noqa: E402
+from sed.config import TrainConfig  # noqa: E402
 from sed.features.scaler import Scaler  # noqa: E402
 from sed.nn.model import build_model  # noqa: E402
+from sed.presets import PRESETS, REALISTIC_PRESETS  # noqa: E402
 from sed.training.fast_step import LOSS_NAMES, FastStep  # noqa: E402
 from sed.training.objectives import compute_losses  # noqa: E402
 

@@ -32,8 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sed.config import PRESETS, TrainConfig  # noqa: E402
+from sed.config import TrainConfig  # noqa: E402
 from sed.data.prepare import prepare_data  # noqa: E402
+from sed.presets import PRESETS  # noqa: E402
 from sed.training.trainer import Trainer  # noqa: E402
 
 

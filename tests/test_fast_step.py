@@ -16,9 +16,10 @@ import torch
 
 from sed.augment import host_draws
 from sed.augment.perturb import LogMelSpace
-from sed.config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig
+from sed.config import ConfigError, TrainConfig
 from sed.features.scaler import Scaler
 from sed.nn.model import build_model
+from sed.presets import PRESETS, REALISTIC_PRESETS
 from sed.training.batches import Batch
 from sed.training.fast_step import LOSS_NAMES, BatchRows, FastStep, bce, resolve, step_losses
 from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
