@@ -110,6 +110,7 @@ from .model import (
     plain,
 )
 from .params import parse_param
+from .rampup import check_first_rung
 
 SEARCHER_KINDS: tuple[str, ...] = ("optuna-tpe", "optuna-random", "grid")
 SCHEDULER_KINDS: tuple[str, ...] = ("asha", "fifo")
@@ -172,6 +173,14 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
     params = _params(ctx, data.get("params"), fixed, base)
     grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
+    check_first_rung(
+        ctx,
+        scheduler,
+        base,
+        fixed,
+        params,
+        [float(p.overrides["rampup_epochs"]) for p in grid if "rampup_epochs" in p.overrides],
+    )
     final = parse_final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
     storage = _storage(ctx, data.get("storage"), searcher.kind)
     return Space(
