@@ -17,7 +17,10 @@ The files live in the experiment folder `OUT/NAME/` (written by
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
   `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
-  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
+  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the training cost
+  `train_steps` (optimisation steps run) and `train_gflop` (their FLOPs,
+  `sed.training.cost`: per-stage forward FLOPs from torch.utils.flop_counter x
+  the passes each step makes, 3x for a pass with gradients); `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
   sed.train ...` line that retrains it on the same data,
   `search.reproduce`); and `pareto` when the space
@@ -27,7 +30,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `config_id`, `label`, `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
-  `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
+  `error`, `failures`, `epochs_run`, `wall_seconds`, `train_steps`,
+  `train_gflop` (as in search.parquet), `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
@@ -43,7 +47,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `control`, `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
-  std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
+  std / sqrt(n), Student t; NaN for n < 2); the cost means `train_steps_mean`,
+  `wall_seconds_mean`, `train_gflop_mean` (per seed). Failed seeds are left out.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_intersection_f1",
     *VALIDATION_SCORE_NAMES,
 )
+#: Training-cost columns of a final.parquet row, averaged per seed in final_summary.parquet.
+COST_COLUMNS: tuple[str, ...] = ("train_steps", "wall_seconds", "train_gflop")
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
     "eval_macro_f1",
@@ -143,6 +150,14 @@ def wall_seconds(history: pd.DataFrame) -> float:
     return float(pd.to_numeric(history["time_total_s"], errors="coerce").max())
 
 
+def last_value(history: pd.DataFrame, column: str) -> float:
+    """The largest value of a cumulative column (`step`, `train_gflop`) in a trial's history (NaN if absent)."""
+    if history is None or history.empty or column not in history:
+        return math.nan
+    values = pd.to_numeric(history[column], errors="coerce")
+    return float(values.max()) if values.notna().any() else math.nan
+
+
 def hyperparameter_columns(config: Mapping[str, Any]) -> dict[str, Any]:
     """Trial config -> one column per hyperparameter (lists as comma strings, meta keys dropped)."""
     out: dict[str, Any] = {}
@@ -179,6 +194,8 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
         row["epochs_run"] = run
         row["wall_seconds"] = wall_seconds(history)
+        row["train_steps"] = last_value(history, "step")
+        row["train_gflop"] = last_value(history, "train_gflop")
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -225,6 +242,9 @@ def final_row(
         "failures": int(failures),
         "epochs_run": int(result.get("epoch", 0) or 0),
         "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
+        # training cost: optimisation steps and their FLOPs (sed.training.cost)
+        "train_steps": _float(result.get("step")),
+        "train_gflop": _float(result.get("train_gflop")),
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
         "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
         "val_psds": _float(result.get("selected_val_psds")),

@@ -125,6 +125,9 @@ class FinalSpec:
     #: space's fixed values), or None for no control.
     control: dict[str, Any] | None = None
     control_label: str = ""
+    #: Hyperparameters that form groups (e.g. augmentation, locations): the final stage
+    #: then takes the top_k best configurations of *each* group, not the top_k overall.
+    per_group: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

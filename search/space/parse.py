@@ -53,6 +53,9 @@ File format (YAML, read with `yaml.safe_load`)::
       consistency_weight: {loguniform: [0.1, 10.0]}
       l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
     final: {top_k: 3, seeds: [1, 2, 3], epochs: 30}   # optional; absent = no final stage
+                                      # final.per_group: [augmentation, locations] -> the top_k
+                                      # (default 1) best configs of each group (each combination
+                                      # of those keys' values) instead of the top_k overall
                                       # final.control: none -> also train the space's fixed
                                       # values with the supervised-only objective (no
                                       # augmentation, no consistency term) with the same seeds

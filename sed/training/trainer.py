@@ -41,6 +41,7 @@ from sed.eval.scores import best_index
 from sed.nn.model import CRNN, build_model, count_parameters
 from sed.training import checkpoint
 from sed.training.batches import Batch, MixedBatches
+from sed.training.cost import StepCost
 from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
 from sed.training.progress import ScalarLog, format_progress
 from sed.training.runtime import configure_process, seed_everything
@@ -110,17 +111,14 @@ class Trainer:
         self.best_metrics: dict[str, Any] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.trainable_parameters = count_parameters(self.student)
+        self.cost = StepCost([self.student, self.teacher], self.optimizer)  # training FLOPs per step
         self.log = ScalarLog(log_dir)
 
     # -- training ------------------------------------------------------------
-    @property
-    def rampup_steps(self) -> float:
-        return self.config.rampup_epochs * self.steps_per_epoch
-
     def _train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
         """One optimisation step; returns the logged loss terms and the ramp-up value."""
         cfg = self.config
-        rampup = sigmoid_rampup(self.step, self.rampup_steps)
+        rampup = sigmoid_rampup(self.step, cfg.rampup_epochs * self.steps_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * rampup
         try:
@@ -173,6 +171,7 @@ class Trainer:
             rampup=rampup,
             consistency_weight=cfg.consistency_weight * rampup,
             train_seconds=time.perf_counter() - start,
+            **self.cost.metrics(),  # training cost so far, device-independent
         )
         val_start = time.perf_counter()
         val = self.validate()
@@ -295,6 +294,7 @@ class Trainer:
         self.best_epoch, self.best_metrics = state["best_epoch"], dict(state["best_metrics"])
         self.best_state = state["best_state"]
         self.history = list(state["history"])
+        self.cost.resume(self.history)
         rng = state["rng"]
         checkpoint.restore_global_rng(rng)
         self.rng.setstate(checkpoint.from_json_safe(rng["python_trainer"]))
