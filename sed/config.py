@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -135,13 +136,13 @@ class TrainConfig(CRNNFields):
     # --- evaluation ---
     threshold: float = 0.5
     median_window: int = 7
-    #: Compute PSDS at every validation (costly); F1 always.
-    val_psds: bool = False
+    #: Compute PSDS at every validation as the score `val_psds` (costly); F1 always.
+    compute_val_psds: bool = False
     #: Operating points of the validation PSDS (the final stage always uses 50).
     val_psds_thresholds: int = 10
-    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as `val_psds1`
+    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as the score `val_psds1`
     #: (~0.1 s for 200 clips; docs/dependencies.md).
-    val_psds1: bool = False
+    compute_val_psds1: bool = False
     #: Which model is selected and reported: the student (reference) or the EMA teacher.
     select: str = "student"
     #: The validation score whose best epoch is kept as the run's model (the reference: event
@@ -262,6 +263,23 @@ class TrainConfig(CRNNFields):
 
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(TrainConfig)}
 
+#: Old names of renamed fields, still read (with a FutureWarning) from --set, spaces and stored
+#: configs: `val_psds` / `val_psds1` name the validation score columns, the flags are compute_*.
+RENAMED_KEYS: dict[str, str] = {"val_psds": "compute_val_psds", "val_psds1": "compute_val_psds1"}
+
+
+def canonical_key(key: str) -> str:
+    """`key`, or its new name if it is a renamed field's old one (with a deprecation warning)."""
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return key
+    warnings.warn(
+        f"config key {key!r} is deprecated: it is now {new!r} ({key} is the name of the validation score); write {new}",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return new
+
 
 def coerce_value(key: str, value: Any) -> Any:
     """Turn a command-line string (or YAML scalar) into the type of TrainConfig field `key`.
@@ -328,6 +346,7 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
     """
     updates: dict[str, Any] = {}
     for key, value in overrides.items():
+        key = canonical_key(key)
         if key not in FIELD_TYPES:
             close = [name for name in FIELD_TYPES if key.lower() in name or name in key.lower()]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

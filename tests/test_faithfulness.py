@@ -69,6 +69,7 @@ def vat_agreement(dropout: float, location: str, seed: int, tied: bool = True) -
     return sum(cosines) / len(cosines)
 
 
+@pytest.mark.slow  # a whole training run or several processes
 @pytest.mark.parametrize("location", ["input", "cnn", "rnn"])
 def test_vat_directions_under_dropout_agree_as_well_as_without_dropout(location):
     seeds = range(3)

@@ -385,6 +385,7 @@ print(json.dumps({"calls": len(calls), "hit": store.last_stats.cache_hit, "waite
 """
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_two_processes_asking_at_once_compute_once(tmp_path: Path) -> None:
     split = _write_clips(tmp_path / "audio", 8, seed=9)
     go = tmp_path / "go"

@@ -194,6 +194,7 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
     assert const(snr) > const(dataclasses.replace(snr, augmentation="snr_noise"))
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
     from sed.training.trainer import Trainer, prepare_data
 

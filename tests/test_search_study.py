@@ -46,8 +46,8 @@ def _load(path: Path, name: str) -> optuna.Study | None:
 def _two_metric_space(tmp_path: Path) -> Path:
     """tiny.yaml selecting on F1 and PSDS (validation PSDS on, 10 operating points of 8 clips)."""
     text = SPACE.read_text().replace("metric: val_macro_f1", "metric: [val_macro_f1, val_psds]")
-    text = text.replace("fixed:\n", "fixed:\n  val_psds: true\n")
-    assert "val_psds: true" in text and "[val_macro_f1, val_psds]" in text
+    text = text.replace("fixed:\n", "fixed:\n  compute_val_psds: true\n")
+    assert "compute_val_psds: true" in text and "[val_macro_f1, val_psds]" in text
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
     return path

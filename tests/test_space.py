@@ -186,7 +186,7 @@ def test_int_log_and_value_list():
 def test_metric_list_and_val_psds():
     text = edited(
         metric="metric: [val_macro_f1, val_psds]",
-        fixed="fixed: {regularization: l2, epochs: 6, val_psds: true, rampup_epochs: 2}",
+        fixed="fixed: {regularization: l2, epochs: 6, compute_val_psds: true, rampup_epochs: 2}",
     )
     space = space_from(text)
     assert space.metrics == ("val_macro_f1", "val_psds") and space.metric == "val_macro_f1"
@@ -390,9 +390,9 @@ REFUSALS = [
         r"metric: 'eval_psds' is not reported during the search",
     ),
     (
-        "val_psds without val_psds: true",
+        "val_psds without compute_val_psds: true",
         edited(metric="metric: val_psds"),
-        r"metric: val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed",
+        r"metric: val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed",
     ),
     ("mode", edited(mode="mode: maximize"), r"mode: 'maximize': use max or min"),
     (

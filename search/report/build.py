@@ -232,7 +232,7 @@ def _pareto(page: Page, exp: ExperimentFolder) -> None:
     page.figure(
         figures.pareto(exp.search, exp.summary, _names(exp)),
         "Pareto front",
-        "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
+        "no trial has both an F1 and a PSDS value (the search validates PSDS only with compute_val_psds=true; "
         "the final stage scores both)",
     )
 

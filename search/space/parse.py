@@ -13,9 +13,9 @@ File format (YAML, read with `yaml.safe_load`)::
 
     name: latent                      # experiment name (default: the file stem); [A-Za-z0-9_.-]
     description: free text
-    metric: val_macro_f1              # or val_psds (needs `val_psds: true` in fixed),
+    metric: val_macro_f1              # or val_psds (needs `compute_val_psds: true` in fixed),
                                       # or val_psds1 (threshold-free PSDS1, needs
-                                      # `val_psds1: true` in fixed),
+                                      # `compute_val_psds1: true` in fixed),
                                       # or [val_macro_f1, val_psds]: a two-objective Optuna
                                       # study (its best_trials: the Pareto front of the summary
                                       # and report); the first one drives ASHA, the top-k and
@@ -316,7 +316,7 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
     fixed_raw = mapping(ctx, "fixed", raw, "{regularization: l2}")
     fixed: dict[str, Any] = {}
     for key, value in fixed_raw.items():
-        config_key(ctx, "fixed", key)
+        key = config_key(ctx, "fixed", key)
         check_named_value(ctx, f"fixed.{key}", key, value)
         fixed[key] = plain(yaml_number(key, value))
     if "epochs" in fixed and fixed["epochs"] != max_epochs:
@@ -326,17 +326,17 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
             "max_epochs epochs, so remove fixed.epochs or make them equal",
         )
     base = apply(ctx, "fixed", TrainConfig(), {**fixed, "epochs": max_epochs})
-    if "val_psds" in metrics and not base.val_psds:
+    if "val_psds" in metrics and not base.compute_val_psds:
         raise ctx.error(
             "metric",
-            "val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed "
+            "val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed "
             "(it costs seconds per epoch) or select on val_macro_f1",
         )
-    if "val_psds1" in metrics and not base.val_psds1:
+    if "val_psds1" in metrics and not base.compute_val_psds1:
         raise ctx.error(
             "metric",
             "val_psds1 is only reported when the threshold-free validation PSDS1 is computed; add "
-            "`val_psds1: true` under fixed or select on val_macro_f1",
+            "`compute_val_psds1: true` under fixed or select on val_macro_f1",
         )
     # Each trial keeps the epoch that is best by the metric the search ranks it on.
     if "selection_metric" in fixed and fixed["selection_metric"] != metrics[0]:
@@ -357,7 +357,7 @@ def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig)
     for pname, spec in params_raw.items():
         config_key(ctx, "params", pname)
         params[pname] = parse_param(ctx, pname, spec, params, fixed)
-    for flag in ("val_psds", "val_psds1", "selection_metric"):
+    for flag in ("compute_val_psds", "compute_val_psds1", "selection_metric"):
         if flag in params:
             raise ctx.error(f"params.{flag}", f"{flag} is not a hyperparameter; set it under fixed")
     check_combinations(ctx, base, params, fixed)

@@ -31,8 +31,10 @@ class Score:
 #: The validation scores, the first being the reference's selection score.
 VALIDATION_SCORES: tuple[Score, ...] = (
     Score("val_macro_f1", "max", None, "sed_eval event F1, always computed (~0.1 s for 200 clips)"),
-    Score("val_psds", "max", "val_psds", "psds_eval 2020 PSDS at val_psds_thresholds operating points (costly)"),
-    Score("val_psds1", "max", "val_psds1", "sed_scores_eval threshold-free PSDS1 (~0.1 s for 200 clips)"),
+    Score(
+        "val_psds", "max", "compute_val_psds", "psds_eval 2020 PSDS at val_psds_thresholds operating points (costly)"
+    ),
+    Score("val_psds1", "max", "compute_val_psds1", "sed_scores_eval threshold-free PSDS1 (~0.1 s for 200 clips)"),
 )
 SCORES: dict[str, Score] = {score.name: score for score in VALIDATION_SCORES}
 #: The names, in table order (the values of `TrainConfig.selection_metric`).
