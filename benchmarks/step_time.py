@@ -86,6 +86,7 @@ OBJECTIVES: list[tuple[str, dict]] = [
     ("l2 adversarial cnn", dict(augmentation="adversarial", locations="cnn", regularization="l2")),
     ("l2 adversarial rnn", dict(augmentation="adversarial", locations="rnn", regularization="l2")),
     ("l2 vat input", dict(augmentation="vat", locations="input", regularization="l2")),
+    ("mt vat input", dict(augmentation="vat", locations="input", regularization="mt")),
     ("l2 vat cnn", dict(augmentation="vat", locations="cnn", regularization="l2")),
     ("l2 vat rnn", dict(augmentation="vat", locations="rnn", regularization="l2")),
     ("l2 mixup input", dict(augmentation="mixup", locations="input", regularization="l2")),

@@ -272,6 +272,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         "val_psds",
         "epochs_run",
         "wall_seconds",
+        "train_gflop",
     ]
     if "pareto" in search:
         columns.append("pareto")
@@ -311,6 +312,11 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
                 low = getattr(row, f"{metric}_ci95_low", float("nan"))
                 high = getattr(row, f"{metric}_ci95_high", float("nan"))
                 item[metric] = f"{mean:.4f} [{low:.4f}, {high:.4f}]" if pd.notna(low) else f"{mean:.4f}"
+            # cost beside score: a winner that only wins by spending more shows here
+            gflop = getattr(row, "train_gflop_mean", float("nan"))
+            seconds = getattr(row, "wall_seconds_mean", float("nan"))
+            item["train GFLOP"] = f"{gflop:.4g}" if pd.notna(gflop) else "-"
+            item["wall s"] = f"{seconds:.0f}" if pd.notna(seconds) else "-"
             if row.label in PAPER_TABLE1:
                 item["paper macro/psds"] = "{:.3f}/{:.3f}".format(*PAPER_TABLE1[row.label])
             rows.append(item)

@@ -7,7 +7,10 @@ The final stage then
 
 1. takes the `final.top_k` search trials with the best selection value (the
    best value of the space's first metric over each trial's epochs; ERROR and
-   NOT_STARTED trials are excluded; ties keep search order),
+   NOT_STARTED trials are excluded; ties keep search order) -- or, with
+   `final.per_group`, the `top_k` best of each group (each combination of the
+   values of those keys, e.g. augmentation x locations), so every method is
+   retrained at its best, not only the overall winners,
 2. retrains each of those configs from scratch once per seed in
    `final.seeds` for `final.epochs` epochs -- through Ray, with the same
    trainable, as a fixed list of configs (no searcher, FIFO scheduler),
@@ -68,6 +71,13 @@ def select_top(search: pd.DataFrame, space: Space) -> pd.DataFrame:
     usable = usable.sort_values(["selection_value", "_order"], ascending=[ascending, True], kind="stable")
     # one entry per distinct config (two trials may sample the same grid point/config)
     usable = usable.drop_duplicates(subset="config_id", keep="first")
+    if space.final.per_group:
+        # the top_k of each group, groups in the order of their best trial
+        keys = [k for k in space.final.per_group if k in usable]
+        group = usable[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("", index=usable.index)
+        usable = usable.assign(_group=group)
+        usable = usable.groupby("_group", sort=False).head(space.final.top_k).drop(columns="_group")
+        return usable.drop(columns="_order").reset_index(drop=True)
     return usable.head(space.final.top_k).drop(columns="_order").reset_index(drop=True)
 
 
@@ -78,6 +88,9 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
     for rank, row in enumerate(top.itertuples(index=False), start=1):
         base = json.loads(row.config_json)
         base = trial_spec.overrides_of(base)
+        label = getattr(row, "label", "") or ""
+        if not label and space.final.per_group:  # the group it stands for
+            label = " ".join(f"{key}={getattr(row, key, None)}" for key in space.final.per_group)
         for seed in space.final.seeds:
             points.append(
                 {
@@ -85,7 +98,7 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
                     "seed": int(seed),
                     "epochs": int(space.final.epochs),
                     trial_spec.CONFIG_ID: row.config_id,
-                    trial_spec.LABEL: getattr(row, "label", "") or "",
+                    trial_spec.LABEL: label,
                     trial_spec.RANK: rank,
                     trial_spec.SEARCH_TRIAL_ID: row.trial_id,
                     trial_spec.EVALUATE: True,

@@ -19,7 +19,10 @@ The files live in the experiment folder `OUT/NAME/` (written by
   of the space's first metric: what the final stage's top-k uses) and
   `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
   (`search.trial_compute`): `energy_kwh`, `energy_source` (measured or
-  estimated, and how), `macs_per_10s`, `train_steps`; `node_id` and
+  estimated, and how), `macs_per_10s`, `train_steps` (optimisation steps
+  run); `train_gflop` (the training FLOPs of those steps,
+  `sed.training.cost`: per-stage forward FLOPs from torch.utils.flop_counter x
+  the passes each step makes, 3x for a pass with gradients); `node_id` and
   `gpu_ids` (the Ray node and the GPU ids the trial's worker was given,
   comma text, empty on the CPU) and `started_at` / `ended_at` (Unix times
   of its start and last report; all four of the last attempt,
@@ -33,8 +36,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `config_id`, `label`, `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
-  `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns,
-  `val_macro_f1` /
+  `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns
+  and `train_gflop` (as in search.parquet), `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
@@ -52,7 +55,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
   std / sqrt(n), Student t, clipped to [0, 1], the range of every one of
-  these scores; NaN for n < 2). Failed seeds are left out. With the
+  these scores; NaN for n < 2); the cost means `train_steps_mean`,
+  `wall_seconds_mean`, `train_gflop_mean` (per seed). Failed seeds are left out. With the
   post-processing stage (`search.postprocess`) also the `*_tuned` scores
   and the `pp_*` values per final row, and the tuned scores' CIs.
 """
@@ -93,6 +97,8 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_psds1_tuned",
     "eval_psds2_tuned",
 )
+#: Training-cost columns of a final.parquet row, averaged per seed in final_summary.parquet.
+COST_COLUMNS: tuple[str, ...] = ("train_steps", "wall_seconds", "train_gflop")
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
     "eval_macro_f1",
@@ -160,6 +166,14 @@ def wall_seconds(history: pd.DataFrame) -> float:
     return float(pd.to_numeric(history["time_total_s"], errors="coerce").max())
 
 
+def last_value(history: pd.DataFrame, column: str) -> float:
+    """The largest value of a cumulative column (`step`, `train_gflop`) in a trial's history (NaN if absent)."""
+    if history is None or history.empty or column not in history:
+        return math.nan
+    values = pd.to_numeric(history[column], errors="coerce")
+    return float(values.max()) if values.notna().any() else math.nan
+
+
 def hyperparameter_columns(config: Mapping[str, Any]) -> dict[str, Any]:
     """Trial config -> one column per hyperparameter (lists as comma strings, meta keys dropped)."""
     out: dict[str, Any] = {}
@@ -198,6 +212,7 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         row["wall_seconds"] = wall_seconds(history)
         row.update(compute_columns(history))
         row.update(placement_columns(history))
+        row["train_gflop"] = last_value(history, "train_gflop")
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -244,6 +259,9 @@ def final_row(
         "failures": int(failures),
         "epochs_run": int(result.get("epoch", 0) or 0),
         "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
+        # training cost: optimisation steps and their FLOPs (sed.training.cost)
+        "train_steps": _float(result.get("step")),
+        "train_gflop": _float(result.get("train_gflop")),
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
         "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
         "val_psds": _float(result.get("selected_val_psds")),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .rows import FINAL_METRICS, _float
+from .rows import COST_COLUMNS, FINAL_METRICS, _float
 
 #: Where the scores of FINAL_METRICS live: their 95 % intervals are clipped to it (`mean_std_ci95`).
 SCORE_BOUNDS: tuple[float, float] = (0.0, 1.0)
@@ -75,6 +75,10 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
             row[f"{metric}_std"] = std
             row[f"{metric}_ci95_low"] = low
             row[f"{metric}_ci95_high"] = high
+        for column in COST_COLUMNS:
+            if column in good:
+                values = pd.to_numeric(good[column], errors="coerce")
+                row[f"{column}_mean"] = float(values.mean()) if values.notna().any() else float("nan")
         rows.append(row)
     out = pd.DataFrame(rows)
     if "rank" in out and out["rank"].notna().all():

@@ -163,9 +163,8 @@ class TrainConfig(CRNNFields):
     #: country (ISO 3166-1 alpha-3) sets its carbon intensity, no network is used.
     track_energy: bool = True
     energy_country: str = "FRA"
-    #: The training step on a GPU (sed/training/fast_step.py): 'graph' captures the whole step as one
-    #: CUDA graph (no host sync per step); 'off' runs it eagerly; 'auto' = graph on CUDA
-    #: without amp, else off (the CPU path is always the eager step).
+    #: The GPU training step (sed/training/fast_step.py): 'graph' = the whole step as one CUDA graph
+    #: (no host sync per step), 'off' = eager, 'auto' = graph on CUDA without amp (CPU: always eager).
     fast_step: str = "auto"
 
     # ------------------------------------------------------------------
@@ -265,12 +264,8 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"fast_step={self.fast_step!r}: choose one of {list(FAST_STEPS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
-        if not (
-            isinstance(self.energy_country, str)
-            and len(self.energy_country) == 3
-            and self.energy_country.isalpha()
-            and self.energy_country.isupper()
-        ):
+        country = self.energy_country
+        if not (isinstance(country, str) and len(country) == 3 and country.isalpha() and country.isupper()):
             raise ConfigError(
                 f"energy_country={self.energy_country!r}: give an ISO 3166-1 alpha-3 code in capitals "
                 "(FRA, USA, DEU, ...), the country whose carbon intensity CodeCarbon uses"

@@ -14,7 +14,7 @@ SPACE = """
 name: ctl
 num_samples: 3
 scheduler: {kind: asha, max_epochs: 4, grace_period: 1}
-fixed: {regularization: l2, cnn_filters: [4, 8], rnn_hidden: 4, lr: 0.01}
+fixed: {regularization: l2, cnn_filters: [4, 8], rnn_hidden: 4, lr: 0.01, rampup_epochs: 1}
 params:
   augmentation: {choice: [random, mixup]}
   noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -19,6 +20,7 @@ from sed.augment.perturb import (
     power_iteration,
     random_noise,
 )
+from sed.nn.dropout import replay_dropout, tied_dropout
 from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
@@ -46,33 +48,41 @@ def test_random_noise_has_the_requested_relative_norm_per_example():
     assert torch.allclose(ratio, torch.full((5,), 0.3), atol=1e-6)
 
 
+def mse_at(model: CRNN, h: torch.Tensor, start: str, d: dict, ts: torch.Tensor, tw: torch.Tensor) -> float:
+    with torch.no_grad(), frozen_batchnorm(model):
+        out = model.run(h, start=start, hooks=additive_hooks(d))
+    return float(consistency_mse(out.strong, out.weak, ts, tw))
+
+
 @pytest.mark.parametrize("location", ["input", "cnn", "rnn"])
 def test_adversarial_and_vat_beat_random_directions_of_the_same_norm(location):
-    gains = {"adversarial": [], "vat": [], "random": []}
+    """Each on the instance it is defined on: VAT on the clean pass's, adversarial (eq. 6) on its own."""
+    gains = {"adversarial": [], "random on its instance": [], "vat": [], "random": []}
     for seed in range(3):
-        model = tiny_model(seed).eval()
+        torch.manual_seed(seed)
+        model = lively(CRNN(dataclasses.replace(TINY, dropout=0.5))).train()
         torch.manual_seed(100 + seed)
         x = torch.randn(2, 628, 128)
-        with torch.no_grad():
-            clean = model.run(x)
-        start_h = clean.activations[location]
-        ts, tw = clean.strong, clean.weak
         eps = 0.5
-        dirs = {
-            "adversarial": adversarial_perturbation(model, start_h, location, [location], ts, tw, eps),
-            "vat": vat_perturbation(model, start_h, location, [location], ts, tw, eps, xi=1e-2, iterations=2),
-            "random": {location: random_noise(start_h, eps)},
-        }
-        for name, d in dirs.items():
-            assert torch.allclose(
-                per_example_norm(d[location]) / per_example_norm(start_h), torch.tensor(eps), atol=1e-4
-            )
+        with tied_dropout(model):
             with torch.no_grad():
-                out = model.run(start_h, start=location, hooks=additive_hooks(d))
-            gains[name].append(float(consistency_mse(out.strong, out.weak, ts, tw)))
+                clean = model.run(x)
+            start_h, ts, tw = clean.activations[location], clean.strong, clean.weak
+            found = adversarial_perturbation(model, start_h, location, [location], ts, tw, eps, clean.activations)
+            vat = vat_perturbation(model, start_h, location, [location], ts, tw, eps, 1e-2, 2, clean.activations)
+            noise = {location: random_noise(start_h, eps)}
+            for d in (found.d, vat, noise):
+                ratio = per_example_norm(d[location]) / per_example_norm(start_h)
+                assert torch.allclose(ratio, torch.tensor(eps), atol=1e-4)
+            gains["vat"].append(mse_at(model, start_h, location, vat, ts, tw))
+            gains["random"].append(mse_at(model, start_h, location, noise, ts, tw))
+            with replay_dropout(model, found.tape):
+                h0 = clean.activations[found.start]
+                gains["adversarial"].append(mse_at(model, h0, found.start, found.d, ts, tw))
+                gains["random on its instance"].append(mse_at(model, h0, found.start, noise, ts, tw))
     mean = {k: sum(v) / len(v) for k, v in gains.items()}
-    assert mean["adversarial"] > mean["random"]
-    assert mean["vat"] > mean["random"]
+    assert mean["adversarial"] > mean["random on its instance"], mean
+    assert mean["vat"] > mean["random"], mean
 
 
 class QuadraticToy(nn.Module):
@@ -117,7 +127,7 @@ def test_direction_search_leaves_params_bn_stats_and_mode_alone():
         clean = model.run(x)
     after_clean = {k: v.clone() for k, v in model.state_dict().items()}
     vat_perturbation(model, x, "input", ["input", "cnn"], clean.strong, clean.weak, 0.1, 1e-3, 2)
-    adversarial_perturbation(model, x, "input", ["input", "rnn"], clean.strong, clean.weak, 0.1)
+    adversarial_perturbation(model, x, "input", ["input", "rnn"], clean.strong, clean.weak, 0.1, clean.activations)
     assert model.training
     assert all(p.grad is None for p in model.parameters())
     for k, v in model.state_dict().items():

@@ -26,7 +26,7 @@ name: lb
 metric: [val_macro_f1, val_psds]
 num_samples: 4
 scheduler: {kind: asha, max_epochs: 3, grace_period: 1}
-fixed: {regularization: l2, compute_val_psds: true}
+fixed: {regularization: l2, compute_val_psds: true, rampup_epochs: 1}
 params:
   augmentation: {choice: [random, mixup]}
   noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}

@@ -22,7 +22,7 @@ mode: max
 num_samples: 8
 searcher: {kind: optuna-tpe, seed: 0}
 scheduler: {kind: asha, max_epochs: 6, grace_period: 2, reduction_factor: 3}
-fixed: {regularization: l2, epochs: 6}
+fixed: {regularization: l2, epochs: 6, rampup_epochs: 2}
 params:
   augmentation: {choice: [random, adversarial, vat, mixup]}
   locations: {choice: [cnn, rnn, latent]}
@@ -97,7 +97,7 @@ def test_parse_base_space_fields():
         "loguniform",
         "loguniform",
     ]
-    assert space.constants() == {"regularization": "l2", "epochs": 6}
+    assert space.constants() == {"regularization": "l2", "epochs": 6, "rampup_epochs": 2}
 
 
 def test_define_by_run_samples_conditionals_only_when_their_condition_holds():
@@ -122,7 +122,7 @@ def test_define_by_run_samples_conditionals_only_when_their_condition_holds():
             assert isinstance(params["vat_iters"], int) and 1 <= params["vat_iters"] <= 3
         # `value:` params are constants returned to Ray, never suggested
         assert "xi" not in params
-        expected = {"regularization": "l2", "epochs": 6}
+        expected = {"regularization": "l2", "epochs": 6, "rampup_epochs": 2}
         if aug == "vat":
             expected["xi"] = 0.002
         assert constants == expected
@@ -136,7 +136,7 @@ def test_define_by_run_samples_conditionals_only_when_their_condition_holds():
 
 
 def test_conditional_on_fixed_value_that_does_not_hold_is_never_sampled():
-    text = edited(fixed="fixed: {regularization: mt, epochs: 6}")
+    text = edited(fixed="fixed: {regularization: mt, epochs: 6, rampup_epochs: 2}")
     text = text.replace(
         "  l2: {loguniform: [1e-7, 1e-3], when: {regularization: l2}}",
         "  l2: {loguniform: [1e-7, 1e-3], when: {regularization: [l2, none]}}",
@@ -145,7 +145,7 @@ def test_conditional_on_fixed_value_that_does_not_hold_is_never_sampled():
     with pytest.raises(SpaceError, match=r"params\.l2\.when\.regularization.*can never occur"):
         space_from(text)
     # ... while a condition on an earlier choice param is honoured per trial
-    text = edited(fixed="fixed: {epochs: 6}").replace(
+    text = edited(fixed="fixed: {epochs: 6, rampup_epochs: 2}").replace(
         "  locations: {choice: [cnn, rnn, latent]}",
         "  locations: {choice: [cnn, rnn, latent]}\n  regularization: {choice: [none, l2]}",
     )
@@ -186,7 +186,7 @@ def test_int_log_and_value_list():
 def test_metric_list_and_val_psds():
     text = edited(
         metric="metric: [val_macro_f1, val_psds]",
-        fixed="fixed: {regularization: l2, epochs: 6, compute_val_psds: true}",
+        fixed="fixed: {regularization: l2, epochs: 6, compute_val_psds: true, rampup_epochs: 2}",
     )
     space = space_from(text)
     assert space.metrics == ("val_macro_f1", "val_psds") and space.metric == "val_macro_f1"
@@ -292,7 +292,7 @@ REFUSALS = [
     ),
     (
         "unknown fixed key",
-        edited(fixed="fixed: {regularisation: l2, epochs: 6}"),
+        edited(fixed="fixed: {regularisation: l2, epochs: 6, rampup_epochs: 2}"),
         r"fixed\.regularisation: not a TrainConfig field \(did you mean 'regularization'\?\)",
     ),
     (
@@ -308,7 +308,7 @@ REFUSALS = [
     ("wrong type: num_samples", edited(num_samples="num_samples: many"), r"num_samples: expected an integer"),
     (
         "wrong type: fixed value",
-        edited(fixed="fixed: {regularization: l2, epochs: 6, dropout: lots}"),
+        edited(fixed="fixed: {regularization: l2, epochs: 6, dropout: lots, rampup_epochs: 2}"),
         r"fixed: .*dropout",
     ),
     (
@@ -353,7 +353,7 @@ REFUSALS = [
     ),
     (
         "unknown regularization (fixed)",
-        edited(fixed="fixed: {regularization: dropout, epochs: 6}"),
+        edited(fixed="fixed: {regularization: dropout, epochs: 6, rampup_epochs: 2}"),
         r"fixed\.regularization: unknown regularization 'dropout'",
     ),
     (
@@ -376,7 +376,7 @@ REFUSALS = [
     ),
     (
         "invalid combination",
-        edited(fixed="fixed: {epochs: 6}")
+        edited(fixed="fixed: {epochs: 6, rampup_epochs: 2}")
         .replace("[random, adversarial, vat, mixup]", "[random, adversarial, vat, mixup, none]")
         .replace(
             "  locations: {choice: [cnn, rnn, latent]}",
@@ -417,7 +417,7 @@ REFUSALS = [
     ),
     (
         "param also fixed",
-        edited(fixed="fixed: {regularization: l2, epochs: 6, locations: cnn}"),
+        edited(fixed="fixed: {regularization: l2, epochs: 6, locations: cnn, rampup_epochs: 2}"),
         r"params\.locations: is also under fixed",
     ),
     ("searcher kind", edited(searcher="searcher: {kind: hyperopt}"), r"searcher\.kind: 'hyperopt'"),
@@ -490,7 +490,9 @@ def test_numbers_yaml_left_as_text_are_read_by_sed_coerce_value():
     # YAML 1.1 reads 3e-4 (no dot) as text; the space reads it as `--set lr=3e-4` would
     from sed.config import coerce_value
 
-    space = space_from(edited(fixed="fixed: {regularization: l2, epochs: 6, lr: 3e-4, max_steps_per_epoch: 2e0}"))
+    space = space_from(
+        edited(fixed="fixed: {regularization: l2, epochs: 6, lr: 3e-4, max_steps_per_epoch: 2e0, rampup_epochs: 2}")
+    )
     assert space.fixed["lr"] == coerce_value("lr", "3e-4") == 3e-4 and isinstance(space.fixed["lr"], float)
     assert space.fixed["max_steps_per_epoch"] == coerce_value("max_steps_per_epoch", "2e0") == 2
     assert isinstance(space.fixed["max_steps_per_epoch"], int)

@@ -30,6 +30,7 @@ from ..study_storage import dashboard_command
 from ..summary import control_comparison
 from ..trial_compute import compute_line
 from . import figures
+from .cost import score_vs_cost
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
@@ -100,6 +101,7 @@ def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
         "train_steps",
         "energy_kwh",
         "macs_per_10s",
+        "train_gflop",
         "failures",
         "pareto",
         "error",
@@ -188,7 +190,7 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
     columns = ["config", "control", "n_seeds", "seeds"]
     for metric in (*SUMMARY_METRICS, "val_macro_f1"):
         columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]  # those it has
-    columns += ["paper_eval_macro_f1", "paper_eval_psds"]
+    columns += ["paper_eval_macro_f1", "paper_eval_psds", "train_steps_mean", "wall_seconds_mean", "train_gflop_mean"]
     page.note(
         "mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers), the interval "
         "clipped to [0, 1] where it reaches past the range the scores live in."
@@ -206,6 +208,9 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         "no public-evaluation scores yet",
     )
     page.figure(figures.val_vs_eval(exp.final, names), "validation vs evaluation", "no scored final run yet")
+    page.figure(
+        score_vs_cost(exp.search, exp.summary, names), "score against training cost", "no training cost recorded"
+    )
     per_class = figures.per_class_table(exp.final, names)
     page.heading("Per-class F1 of the final configurations", "per-class")
     page.figure(figures.per_class(per_class), "per-class F1", "no per-class F1 recorded")

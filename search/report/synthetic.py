@@ -46,7 +46,7 @@ num_samples: {n}
 searcher: {{kind: optuna-tpe, seed: 1}}
 scheduler: {{kind: asha, max_epochs: 9, grace_period: 1, reduction_factor: 3}}
 resources: {{cpu: 1, gpu: 0}}
-fixed: {{embedded_size: tiny, device: cpu, regularization: l2, compute_val_psds: true}}
+fixed: {{embedded_size: tiny, device: cpu, regularization: l2, compute_val_psds: true, rampup_epochs: 1}}
 params:
   augmentation: {{choice: [random, vat, mixup]}}
   locations: {{choice: [input, latent]}}

@@ -1,5 +1,8 @@
 """The `final:` section of a space file: top-k configs x seeds, their epochs, and the control.
 
+`final.per_group: [augmentation, locations]`: the top_k (default 1) best configurations of
+each group (each combination of those keys' values), so every method is seen at its best.
+
 `final.control`: absent/null/false = none; `none` = the supervised-only objective
 (`CONTROL_NONE`); a mapping = those TrainConfig overrides (an optional `name` labels it).
 `final.postprocess`: true = the post-processing stage after it (search.postprocess).
@@ -15,7 +18,7 @@ from sed.config import TrainConfig
 from .checks import Context, apply, check_keys, check_named_value, config_key, integer, mapping, yaml_number
 from .model import CONTROL_NONE, FinalSpec, plain
 
-FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess")
+FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess", "per_group")
 
 
 def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig) -> FinalSpec | None:
@@ -23,7 +26,8 @@ def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base:
         return None
     final_raw = mapping(ctx, "final", raw, "{top_k: 3, seeds: [1, 2, 3], epochs: 30}")
     check_keys(ctx, "final", final_raw, FINAL_KEYS)
-    top_k = integer(ctx, "final.top_k", final_raw.get("top_k", 3), 1)
+    per_group = _per_group(ctx, final_raw.get("per_group"))
+    top_k = integer(ctx, "final.top_k", final_raw.get("top_k", 1 if per_group else 3), 1)
     if top_k > num_samples:
         raise ctx.error(
             "final.top_k",
@@ -45,8 +49,29 @@ def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base:
             "on each final run's validation scores, then score the public evaluation set with them)",
         )
     return FinalSpec(
-        top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label, postprocess=postprocess
+        top_k=top_k,
+        seeds=seeds,
+        epochs=epochs,
+        control=control,
+        control_label=label,
+        postprocess=postprocess,
+        per_group=per_group,
     )
+
+
+def _per_group(ctx: Context, raw: Any) -> tuple[str, ...]:
+    """`final.per_group`: TrainConfig keys whose value combinations are the groups (e.g. every
+    augmentation x location), each represented by its own top_k in the final stage."""
+    if raw is None or raw is False:
+        return ()
+    keys = [raw] if isinstance(raw, str) else raw
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ctx.error(
+            "final.per_group", f"expected a list of TrainConfig keys, e.g. [augmentation, locations], got {raw!r}"
+        )
+    for key in keys:
+        config_key(ctx, "final.per_group", key)
+    return tuple(keys)
 
 
 def _control(ctx: Context, raw: Any, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:

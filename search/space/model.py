@@ -129,6 +129,9 @@ class FinalSpec:
     control_label: str = ""
     #: tune the post-processing per class on each final run's validation scores (search.postprocess)
     postprocess: bool = False
+    #: Hyperparameters that form groups (e.g. augmentation, locations): the final stage
+    #: then takes the top_k best configurations of *each* group, not the top_k overall.
+    per_group: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -56,16 +56,17 @@ File format (YAML, read with `yaml.safe_load`)::
       consistency_weight: {loguniform: [0.1, 10.0]}
       l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
     final: {top_k: 3, seeds: [1, 2, 3], epochs: 30}   # optional; absent = no final stage
+                                      # final.per_group: [augmentation, locations] -> the top_k (default 1)
+                                      # best configs of each combination of those keys' values
                                       # final.control: none -> also train the space's fixed
                                       # values with the supervised-only objective (no
                                       # augmentation, no consistency term) with the same seeds
                                       # and epochs, the no-augmentation control the summary
                                       # compares the best config with; or a mapping of
                                       # overrides (optional `name`) for another control;
-                                      # final.postprocess: true -> then tune the median window
-                                      # and threshold per class on each final run's validation
-                                      # scores and score the public evaluation set with them
-                                      # (search.postprocess; the *_tuned columns)
+                                      # final.postprocess: true -> then tune the median window and
+                                      # threshold per class on each final run's validation scores and
+                                      # score the public evaluation set with them (search.postprocess)
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
@@ -117,6 +118,7 @@ from .model import (
     plain,
 )
 from .params import parse_param
+from .rampup import check_first_rung
 
 SEARCHER_KINDS: tuple[str, ...] = ("optuna-tpe", "optuna-random", "grid")
 SCHEDULER_KINDS: tuple[str, ...] = ("asha", "fifo")
@@ -179,6 +181,8 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
     params = _params(ctx, data.get("params"), fixed, base)
     grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
+    grid_rampups = [float(p.overrides["rampup_epochs"]) for p in grid if "rampup_epochs" in p.overrides]
+    check_first_rung(ctx, scheduler, base, fixed, params, grid_rampups)
     final = parse_final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
     storage = _storage(ctx, data.get("storage"), searcher.kind)
     return Space(

@@ -10,10 +10,13 @@ families exist:
   at the input (`sed.augment.input_perturb.InputFamily`, bound by `filter_db` and by the
   SNR; `as_family` puts one in this form).
 
-`adversarial` (eq. 6-7) and `vat` (eq. 8-9) search theta inside the bound for any family:
-on the network instance (dropout masks) of the pass that made the target
-(`tied_dropout`; nested scopes keep the outer masks), gradients w.r.t. theta only,
-BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`). A new augmentation at
+`first_order` (eq. 6-7 as written) takes the gradient at theta = 0 on a network instance
+of its own (new dropout masks, which the perturbed training pass then replays): on the
+clean pass's instance that gradient is exactly 0. `vat` (eq. 8-9) searches on the network
+instance (dropout masks) of the pass that made the target (`tied_dropout`; nested scopes
+keep the outer masks); `adversarial` (the realistic families' FGSM with a random start)
+too. Gradients w.r.t. theta only, BatchNorm statistics frozen
+(`sed.augment.perturb.gradient_wrt`). A new augmentation at
 any location is then a family (five methods) and a registry entry, not new machinery.
 """
 
@@ -27,7 +30,7 @@ import torch
 from torch import Tensor
 
 from sed.augment.perturb import _sizing_activations, additive_hooks, gradient_wrt, random_noise, scale_to
-from sed.nn.dropout import tied_dropout
+from sed.nn.dropout import active_dropout, own_dropout, tied_dropout
 from sed.nn.model import CRNN
 
 Theta = dict[str, Tensor]
@@ -66,8 +69,9 @@ def gradient(model: CRNN, start_h: Tensor, start: str, family: Family, theta: Th
 
 
 def adversarial(model: CRNN, start_h: Tensor, start: str, family: Family, ts: Tensor, tw: Tensor) -> Theta:
-    """Eq. 6: the gradient at a random theta inside the bound (it vanishes at theta = 0 on the
-    clean pass's instance), then one step to the bound."""
+    """The realistic input families' worst case (FGSM with a random start): the gradient at a
+    random theta inside the bound, on the clean pass's instance, then one step to the bound.
+    The paper's additive d uses `first_order` (eq. 6 as written) instead."""
     with tied_dropout(model):
         origin = family.draw()
         return family.to_bound(origin, gradient(model, start_h, start, family, origin, ts, tw))
@@ -121,6 +125,35 @@ class AdditiveFamily:
         return self._scaled(direction, self.epsilon)
 
 
+@dataclass(frozen=True)
+class FirstOrder:
+    """Eq. 6's d and the network instance it was found on, which the perturbed pass must be.
+
+    `start`: where that pass starts (the injection point, or `input` when no dropout
+    follows the injection point: the instance then differs upstream); `start_h`: the
+    clean activation there; `tape`: the instance's dropout masks (`replay_dropout`).
+    """
+
+    d: dict[str, Tensor]
+    start: str
+    start_h: Tensor
+    tape: dict[int, Tensor]
+
+
+def first_order(
+    model: CRNN, start_h: Tensor, start: str, family: Family, zero: Theta, ts: Tensor, tw: Tensor
+) -> tuple[Theta, dict[int, Tensor]]:
+    """Eq. 6 as written: the gradient at theta = 0, on a network instance of its own, to the bound.
+
+    One gradient pass. The instance (new dropout masks, `own_dropout`) is the perturbed
+    pass's: on the clean pass's instance the MSE has its minimum at 0 and the gradient
+    vanishes exactly. Returns theta and that instance's masks.
+    """
+    with own_dropout(model) as tape:
+        g = gradient(model, start_h, start, family, zero, ts, tw)
+    return family.bound(g), tape
+
+
 def adversarial_perturbation(
     model: CRNN,
     start_h: Tensor,
@@ -130,19 +163,30 @@ def adversarial_perturbation(
     target_weak: Tensor,
     epsilon: float,
     activations: Mapping[str, Tensor] | None = None,
-) -> dict[str, Tensor]:
-    """Eq. 6 for the additive d: one gradient step from a random start on the epsilon sphere.
+) -> FirstOrder:
+    """Eq. 6 for the additive d: grad_d MSE[f(x), f'(x + d)] at d = 0, scaled to epsilon * ||h||.
 
-    `activations` (the clean activations at `locations`, e.g. those of the
-    clean training pass) size d; without them a pass without gradient finds
-    them. Call it inside the `tied_dropout` scope of the pass that made the
-    target, so that the search sees that network instance (sed.augment.perturb);
-    on its own it opens a scope of its own (its passes agree with each other).
+    f' is the perturbed pass's own dropout instance (`first_order`). Where no dropout
+    follows `start` in train mode (`rnn`: its dropout precedes the injection point) the
+    pass starts at the input, so that the instance differs upstream (needs the clean
+    input in `activations`, or `start='input'`); with no active dropout at all eq. 6
+    is 0 and this refuses (`sed.config` refuses `adversarial` with `dropout=0`).
+    `activations` (clean activations, e.g. the clean training pass's) size d.
     """
-    with tied_dropout(model):
-        acts = _sizing_activations(model, start_h, start, locations, activations)
-        family = AdditiveFamily(acts, tuple(locations), epsilon)
-        return adversarial(model, start_h, start, family, target_strong, target_weak)
+    if not active_dropout(model.stages_from(start)):
+        if not active_dropout(model.stages_from("input")):
+            raise ValueError(
+                "adversarial (eq. 6): the gradient at d = 0 is exactly 0 without dropout in train mode; "
+                "use vat (eq. 8), or a model with dropout > 0"
+            )
+        if activations is None or "input" not in activations:
+            raise ValueError(f"adversarial at {list(locations)}: no dropout follows {start!r}; pass the clean input")
+        start, start_h = "input", activations["input"]
+    acts = _sizing_activations(model, start_h, start, locations, activations)
+    family = AdditiveFamily(acts, tuple(locations), epsilon)
+    zero = {loc: torch.zeros_like(acts[loc]) for loc in locations}
+    d, tape = first_order(model, start_h.detach(), start, family, zero, target_strong, target_weak)
+    return FirstOrder(d, start, start_h, tape)
 
 
 def vat_perturbation(
@@ -170,9 +214,11 @@ def vat_perturbation(
 __all__ = [
     "AdditiveFamily",
     "Family",
+    "FirstOrder",
     "Theta",
     "adversarial",
     "adversarial_perturbation",
+    "first_order",
     "gradient",
     "vat",
     "vat_perturbation",

@@ -17,6 +17,7 @@ from sed.augment.registry import (
     int_at_least,
     register,
 )
+from sed.errors import ConfigError
 from sed.nn.model import LOCATIONS
 
 NOISE_SCALE = finite_at_least("noise_scale", 0.0, "random: ||d|| = noise_scale * ||h|| per example (eq. 5)")
@@ -38,7 +39,7 @@ def _random(probe: Probe, config: AugmentationConfig) -> Perturbation:
 
 
 def _adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
-    d = adversarial_perturbation(
+    found = adversarial_perturbation(
         probe.model,
         probe.start_h,
         probe.start,
@@ -48,7 +49,8 @@ def _adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
         config.epsilon,
         activations=probe.activations,
     )
-    return Perturbation(additive_hooks(d))
+    # the perturbed pass is the instance d was found on (eq. 6; sed.augment.families.first_order)
+    return Perturbation(additive_hooks(found.d), start=found.start, dropout_tape=found.tape)
 
 
 def _vat(probe: Probe, config: AugmentationConfig) -> Perturbation:
@@ -95,13 +97,25 @@ RANDOM = register(
         source="eq. 5",
     )
 )
+
+
+def _check_adversarial(config: AugmentationConfig) -> None:
+    if config.dropout == 0:
+        raise ConfigError(
+            f"augmentation=adversarial needs dropout > 0 (dropout={config.dropout}): eq. 6 is the gradient at "
+            "d = 0 on the perturbed pass's own dropout instance, exactly 0 without dropout; use augmentation=vat "
+            "(eq. 8), or set dropout > 0"
+        )
+
+
 ADVERSARIAL = register(
     Augmentation(
         name="adversarial",
-        summary="one gradient step from a random start, `|d| = epsilon |h|`",
+        summary="the gradient at `d = 0` on the perturbed pass's own dropout masks, `|d| = epsilon |h|`",
         locations=LOCATIONS,
         fields=(EPSILON,),
         build=_adversarial,
+        check=_check_adversarial,
         source="eq. 6-7",
     )
 )

@@ -6,13 +6,13 @@ axis but the batch) and sizes are relative to `||h||`, so one value means the
 same at the input, the CNN output and the RNN output (docs/design.md).
 
 - `random` (eq. 5): d ~ N(0, I), rescaled so ||d|| = noise_scale * ||h||.
-- `adversarial` (eq. 6-7): eq. 6 takes the gradient of MSE(sg[f(x)], f_l(h + d))
-  at d = 0, but the probe pass replays the clean pass's dropout masks (see
-  below), so f_l(h + 0) *is* the target and the MSE has its minimum, with a
-  zero gradient, there. The gradient is therefore taken at a random start d0
-  drawn as `random` with ||d0|| = epsilon * ||h|| (a random point of the
-  epsilon sphere, as in FGSM with random start); then one first-order step
-  d = epsilon * ||h|| * g / ||g||.
+- `adversarial` (eq. 6-7): eq. 6 as written, g = grad_d MSE(sg[f(x)], f'_l(h + d))
+  at d = 0, one gradient pass, then d = epsilon * ||h|| * g / ||g||. f' is the
+  perturbed pass's own network instance (new dropout masks, which the training
+  pass on h + d then replays): on the clean pass's instance f'(h + 0) *is* the
+  target and the gradient is exactly 0. Where no dropout follows the injection
+  point (`rnn`) the instance's pass starts at the input; without dropout the
+  combination is refused (`sed.augment.families.adversarial_perturbation`).
 - `vat` (eq. 8-9): `vat_iters` power iterations from a random unit direction r:
   g = grad_d MSE(sg[f(x)], f_l(h + xi * ||h|| * r)), r <- g / ||g||; then
   d = epsilon * ||h|| * r. For small xi this is the dominant eigenvector of
@@ -35,16 +35,17 @@ The perturbation is a sample, not a function of the parameters: its size
 is computed from ||h|| with the gradient stopped.
 
 One network instance per step (dropout). In train mode every pass through
-the CRNN draws new dropout masks. A direction searched with other masks than
+the CRNN draws new dropout masks. A VAT direction searched with other masks than
 the clean pass that made the target maximises the *dropout disagreement*
-between two sub-networks, not the sensitivity of eq. 6/8 (measured: VAT
+between two sub-networks, not the sensitivity of eq. 8 (measured: VAT
 directions from different random starts at the input had mean |cosine|
-0.004 with dropout 0.5, 0.47 with dropout 0). So the direction search runs
+0.004 with dropout 0.5, 0.47 with dropout 0). So VAT's search runs
 inside `sed.nn.dropout.tied_dropout`: its probe passes replay the masks of the
-clean pass (student, `l2`/`none`) or of the teacher's first pass (teacher,
-`mt`), and the training pass that consumes d uses the same masks too
+student's clean pass (for every regulariser: eq. 8 defines d with f), and the
+training pass that consumes d uses the same masks too
 (`consistency_dropout='tied'`, the default; `'independent'` gives the
-student's perturbed pass masks of its own, as before). The gradient passes
+student's perturbed pass masks of its own). Adversarial (eq. 6) is the
+gradient at d = 0 on the perturbed pass's own masks (above). The gradient passes
 use `torch.autograd.grad` w.r.t. `d` only (nothing reaches parameter `.grad`),
 run with BatchNorm running statistics frozen (`frozen_batchnorm`), and keep
 the model in the train/eval mode it was in.

@@ -67,6 +67,8 @@ class AugmentationConfig(Protocol):
     @property
     def mixup_alpha(self) -> float: ...
     @property
+    def dropout(self) -> float: ...
+    @property
     def filter_bands(self) -> int: ...
     @property
     def filter_min_width(self) -> int: ...
@@ -118,9 +120,10 @@ class Probe:
     """What a builder may use for one step.
 
     `model` is the network whose sensitivity adversarial/VAT search: the
-    student (`none`/`l2`: from `start`, with the clean pass's `activations`)
-    or the teacher (`mt`: from the input, activations unknown). Builders run
-    inside that model's `tied_dropout` scope.
+    student, from `start`, with the clean pass's `activations`, for every
+    regulariser (eq. 8 defines d with f; under `mt`, eq. 11 only feeds x + d to
+    the teacher). Builders run inside the student's `tied_dropout` scope of the
+    clean pass.
     """
 
     model: CRNN
@@ -144,12 +147,15 @@ class Perturbation:
 
     `start`: where the perturbed pass must start (None: the probe's start);
     `mix`: the map applied to the clean predictions that serve as target
-    (mixup's Mixup(f(x), f(x')); None: identity).
+    (mixup's Mixup(f(x), f(x')); None: identity); `dropout_tape`: the dropout
+    masks the student's perturbed pass must replay (eq. 6's own instance; None:
+    the clean pass's, or new ones with `consistency_dropout=independent`).
     """
 
     hooks: dict[str, Hook]
     start: str | None = None
     mix: Callable[[Tensor], Tensor] | None = None
+    dropout_tape: dict[int, Tensor] | None = None
 
     def mixed(self, prediction: Tensor) -> Tensor:
         return prediction if self.mix is None else self.mix(prediction)

@@ -2,8 +2,9 @@
 
 One job: the p = 0.5 masks from random bits (`half_dropout_mask`; the
 largest single cost of the reference step on the CPU was `bernoulli_`), and
-`tied_dropout` / `untied_dropout`, which decide whether a pass draws new
-masks or replays those of an earlier pass of the same step (why:
+`tied_dropout` / `untied_dropout` / `own_dropout` / `replay_dropout`, which
+decide whether a pass draws new masks or replays those of an earlier pass of the
+same step (why:
 `sed.augment.perturb`, "One network instance per step"; docs/faithfulness.md).
 """
 
@@ -16,7 +17,15 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Dropout", "half_dropout_mask", "tied_dropout", "untied_dropout"]
+__all__ = [
+    "Dropout",
+    "active_dropout",
+    "half_dropout_mask",
+    "own_dropout",
+    "replay_dropout",
+    "tied_dropout",
+    "untied_dropout",
+]
 
 
 _BIT_SHIFTS: dict[torch.device, Tensor] = {}
@@ -127,3 +136,33 @@ def untied_dropout(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     finally:
         for layer, tape in zip(layers, saved):
             layer.tape = tape
+
+
+@contextlib.contextmanager
+def own_dropout(model: nn.Module) -> Iterator[dict[int, Tensor]]:
+    """A network instance of its own, whatever scope encloses it: its passes share new masks.
+
+    The tape it yields holds those masks; `replay_dropout` lets a later pass be that
+    instance again (eq. 6's perturbed pass: `sed.augment.families.first_order`).
+    """
+    with untied_dropout(model), tied_dropout(model) as tape:
+        yield tape
+
+
+@contextlib.contextmanager
+def replay_dropout(model: nn.Module, tape: dict[int, Tensor]) -> Iterator[None]:
+    """Passes in this block replay the masks of `tape` (drawing, and recording, any it lacks)."""
+    layers = [m for m in model.modules() if isinstance(m, Dropout)]
+    saved = [layer.tape for layer in layers]
+    for layer in layers:
+        layer.tape = tape
+    try:
+        yield
+    finally:
+        for layer, old in zip(layers, saved):
+            layer.tape = old
+
+
+def active_dropout(modules: list[nn.Module]) -> bool:
+    """Whether a pass through `modules` draws any dropout mask (train mode, p > 0)."""
+    return any(isinstance(m, Dropout) and m.training and m.p > 0 for module in modules for m in module.modules())

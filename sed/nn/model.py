@@ -276,6 +276,11 @@ class CRNN(nn.Module):
             return self.rnn(h)
         return self.heads(h)
 
+    def stages_from(self, start: str) -> list[nn.Module]:
+        """The modules a pass starting at injection point `start` runs, in order."""
+        stages = {"input": self.cnn, "cnn": self.rnn, "rnn": self.heads}
+        return [stages[loc] for loc in LOCATIONS[LOCATIONS.index(start) :]]
+
     def run(
         self,
         h: Tensor,

@@ -327,7 +327,7 @@ class FastStep:
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, alpha: Tensor) -> None:
     """teacher <- alpha teacher + (1 - alpha) student, parameters only, alpha a device scalar (eq. 1)."""
-    t_params = list(teacher.parameters())
-    s_params = [p.detach() for p in student.parameters()]
+    t_params: list[Tensor] = list(teacher.parameters())
+    s_params: list[Tensor] = [p.detach() for p in student.parameters()]
     torch._foreach_mul_(t_params, alpha)
-    torch._foreach_add_(t_params, torch._foreach_mul(s_params, 1.0 - alpha))
+    torch._foreach_add_(t_params, list(torch._foreach_mul(s_params, 1.0 - alpha)))

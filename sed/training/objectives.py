@@ -18,13 +18,16 @@
 the realistic input ones in `sed.augment.input_perturb`) at the configured location set.
 
 Which network instance each pass is (dropout masks, `sed.nn.dropout.tied_dropout`):
-with `none`/`l2` the clean student pass draws the step's masks; the
-adversarial/VAT direction search replays them, and so does the student's
-perturbed pass (`consistency_dropout='tied'`; `'independent'` draws new
-ones for that pass only). With `mt` the student's clean pass and the
-teacher's pass are different networks with masks of their own, as in the
-reference; the teacher's direction search (VAT-input-MT) and the teacher
-pass that consumes d share the teacher's masks.
+the clean student pass draws the step's masks. The direction search runs on the
+student for every regulariser (eq. 8 defines d with f; eq. 11 only feeds x + d
+to the teacher): VAT replays the clean pass's masks; adversarial (eq. 6, the
+gradient at d = 0) runs on an instance of its own (new masks; on the clean
+pass's instance that gradient is exactly 0), and the student's perturbed pass
+then replays those masks, so d meets the instance it was found on. For the
+other augmentations the student's perturbed pass replays the clean pass's masks
+(`consistency_dropout='tied'`; `'independent'` draws new ones for that pass
+only). With `mt` the teacher's pass on x + d has masks of its own, as in the
+reference.
 
 BatchNorm running statistics (used in evaluation) come from the clean
 student passes only: the student's perturbed pass runs with them frozen
@@ -35,6 +38,7 @@ statistics on its perturbed input, as the reference's teacher does.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random as _random
 from dataclasses import dataclass
@@ -46,7 +50,7 @@ from sed.augment import Augmentation, Perturbation, Probe
 from sed.augment import get as get_augmentation
 from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
 from sed.config import TrainConfig
-from sed.nn.dropout import tied_dropout, untied_dropout
+from sed.nn.dropout import replay_dropout, tied_dropout, untied_dropout
 from sed.nn.model import CRNN
 from sed.training.batches import Batch
 
@@ -161,29 +165,18 @@ def consistency_loss(
 
     The perturbation comes from the augmentation's registry entry
     (`sed.augment`): its hooks, where the perturbed pass starts, and
-    the map of the target (mixup). With `none`/`l2`, call it inside the
-    `tied_dropout(student)` scope of the clean pass (as `compute_losses`
-    does): the direction search and the perturbed pass then see the clean
-    pass's network instance.
+    the map of the target (mixup). Call it inside the `tied_dropout(student)`
+    scope of the clean pass (as `compute_losses` does): the direction search
+    and the perturbed pass then see the clean pass's network instance
+    (adversarial: its own, module docstring).
     """
     augmentation = get_augmentation(config.augmentation)
     if not augmentation.perturbs:
         return clean_strong.new_zeros((), dtype=torch.float32)
     target_strong, target_weak = clean_strong.detach(), clean_weak.detach()
     locations = config.location_set
-
-    if config.regularization == "mt":
-        if teacher is None:
-            raise RuntimeError("regularization='mt' needs a teacher model")
-        # The teacher's direction search and its pass on x + d: one teacher instance.
-        with tied_dropout(teacher):
-            probe = Probe(teacher, "input", x, target_strong, target_weak, None, locations, rng, input_space)
-            perturbation = _build(augmentation, probe, config)
-            student_strong, student_weak = perturbation.mixed(clean_strong), perturbation.mixed(clean_weak)
-            with torch.no_grad():
-                teacher_out = teacher.run(x, hooks=perturbation.hooks)
-        return consistency_mse(student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach())
-
+    # d is found on the student f for every regulariser (eq. 5-10 define it with f;
+    # eq. 11 only changes who is fed x + d).
     start = first_location(locations)
     probe = Probe(
         student,
@@ -197,13 +190,26 @@ def consistency_loss(
         input_space,
     )
     perturbation = _build(augmentation, probe, config)
+
+    if config.regularization == "mt":
+        if teacher is None:
+            raise RuntimeError("regularization='mt' needs a teacher model")
+        # eq. 11: the teacher (masks of its own, as in the reference) is fed x + d
+        student_strong, student_weak = perturbation.mixed(clean_strong), perturbation.mixed(clean_weak)
+        with torch.no_grad():
+            teacher_out = teacher.run(x, hooks=perturbation.hooks)
+        return consistency_mse(student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach())
+
     start = perturbation.start or start
     target_strong, target_weak = perturbation.mixed(target_strong), perturbation.mixed(target_weak)
     # The prefix up to `start` is shared with the clean pass (its graph is reused),
     # so gradients of L_const reach the layers before the injection point too.
     # BatchNorm statistics stay those of the clean passes (module docstring).
-    independent = config.consistency_dropout == "independent"
-    with untied_dropout(student, enabled=independent), frozen_batchnorm(student):
+    if perturbation.dropout_tape is not None:  # adversarial: the instance d was found on
+        masks: contextlib.AbstractContextManager[object] = replay_dropout(student, perturbation.dropout_tape)
+    else:
+        masks = untied_dropout(student, enabled=config.consistency_dropout == "independent")
+    with masks, frozen_batchnorm(student):
         perturbed = student.run(clean_activations[start], start=start, hooks=perturbation.hooks)
     return consistency_mse(perturbed.strong, perturbed.weak, target_strong, target_weak)
 
@@ -223,8 +229,8 @@ def compute_losses(
     augmentations that go through the linear mel (`needs_input_space`).
     """
     with_const = get_augmentation(config.augmentation).perturbs and config.consistency_weight > 0
-    # none / l2: the step's network instance is the clean pass's (module docstring).
-    with tied_dropout(student, enabled=with_const and not config.has_teacher):
+    # the step's network instance is the clean pass's (module docstring).
+    with tied_dropout(student, enabled=with_const):
         clean = student.run(batch.features)
         if not bool(torch.isfinite(clean.weak).all()):
             # Diverged weights give NaN probabilities, which BCE would reject with an

@@ -24,6 +24,7 @@ import random as _random
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sed.augment import get as get_augmentation
 from sed.augment.perturb import LogMelSpace
 from sed.config import TrainConfig
 from sed.data.prepare import PreparedData, prepare_data
@@ -40,12 +40,13 @@ from sed.eval.evaluation import Evaluator
 from sed.eval.scores import best_index
 from sed.nn.model import CRNN, build_model, count_parameters
 from sed.training import checkpoint
-from sed.training.batches import Batch, MixedBatches
-from sed.training.fast_step import LOSS_NAMES, FastStep
+from sed.training.batches import MixedBatches
+from sed.training.cost import StepCost
+from sed.training.fast_step import FastStep
 from sed.training.fast_step import resolve as resolve_fast_step
-from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
 from sed.training.progress import ScalarLog, format_progress
 from sed.training.runtime import configure_process, seed_everything
+from sed.training.step import TrainingDiverged, eager_step, graph_epoch
 
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
 
@@ -54,23 +55,6 @@ NO_STEP_MESSAGE = (
     "an epoch had no training step: the smallest data part is smaller than its batch share; "
     "lower batch_size or the weak/strong fractions"
 )
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and terms."""
-
-
-def _diverged_message(
-    cfg: TrainConfig, epoch: int, step: int, values: dict[str, float], bad: list[str], reason: str
-) -> str:
-    return (
-        f"loss became non-finite at epoch {epoch}, step {step} "
-        f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
-        f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
-        + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
-        + f"consistency_weight={cfg.consistency_weight}, "
-        f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
-    )
 
 
 class Trainer:
@@ -112,58 +96,18 @@ class Trainer:
         self.best_metrics: dict[str, Any] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.trainable_parameters = count_parameters(self.student)
+        self.cost = StepCost([self.student, self.teacher], self.optimizer)  # training FLOPs per step
         self.log = ScalarLog(log_dir)
         #: The CUDA-graph step (sed.training.fast_step), None for the eager step (always on the CPU).
         self.fast: FastStep | None = None
         if resolve_fast_step(config, self.device) == "graph":
-            self.fast = FastStep(
-                self.student,
-                self.teacher,
-                self.optimizer,
-                config,
-                self.rng,
-                self.input_space,
-                self.rampup_steps,
-                capacity=self.steps_per_epoch,
-            )
+            s, t, opt, space = self.student, self.teacher, self.optimizer, self.input_space
+            self.fast = FastStep(s, t, opt, config, self.rng, space, self.rampup_steps, capacity=self.steps_per_epoch)
 
     # -- training ------------------------------------------------------------
     @property
     def rampup_steps(self) -> float:
         return self.config.rampup_epochs * self.steps_per_epoch
-
-    def _train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
-        """One optimisation step; returns the logged loss terms and the ramp-up value."""
-        cfg = self.config
-        rampup = sigmoid_rampup(self.step, self.rampup_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * rampup
-        try:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                weight = cfg.consistency_weight * rampup
-                terms = compute_losses(self.student, self.teacher, batch, cfg, weight, self.rng, self.input_space)
-            values = terms.as_floats()
-        except FloatingPointError as error:
-            values, reason = {"model_outputs": float("nan")}, str(error)
-        else:
-            reason = ""
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            raise TrainingDiverged(_diverged_message(cfg, self.epoch + 1, self.step, values, bad, reason))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.grad_scaler.scale(terms.total).backward()
-        self.grad_scaler.step(self.optimizer)
-        self.grad_scaler.update()
-        if self.teacher is not None:
-            # the (step + 1)-th update: alpha 0.5 first, as the reference (objectives.ema_alpha)
-            update_ema(self.teacher, self.student, self.step + 1, cfg.ema_decay)
-        self.step += 1
-        return values, rampup
-
-    def _check_finite(self, values: dict[str, float], step: int, reason: str = "") -> None:
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            raise TrainingDiverged(_diverged_message(self.config, self.epoch + 1, step, values, bad, reason))
 
     def train_epoch(self) -> dict[str, Any]:
         """Train one epoch, validate, select; returns the epoch's metrics."""
@@ -175,12 +119,17 @@ class Trainer:
         sums: dict[str, float] = {}
         n_steps = 0
         rampup = 0.0
-        if self.fast is not None:
-            n_steps, rampup = self._fast_epoch(sums)
+        if self.fast is not None:  # CUDA graph: the loss terms are read back at the epoch's end
+            position = (self.epoch + 1, self.step, self.rampup_steps)
+            n_steps, rampup = graph_epoch(cfg, self.fast, self.batches, position, partial(self._log_step, sums))
         else:
+            models, amp = (self.student, self.teacher), (self.device.type, self.amp_dtype)
             for batch in self.batches:
-                values, rampup = self._train_step(batch)
-                self._log_step(values, sums)
+                position = (self.epoch + 1, self.step, self.rampup_steps)
+                values, rampup = eager_step(
+                    cfg, models, self.optimizer, self.grad_scaler, batch, position, self.rng, self.input_space, amp
+                )
+                self._log_step(sums, self.step + 1, values)
                 n_steps += 1
         if n_steps == 0:
             raise ConfigError(NO_STEP_MESSAGE)
@@ -194,6 +143,7 @@ class Trainer:
             rampup=rampup,
             consistency_weight=cfg.consistency_weight * rampup,
             train_seconds=time.perf_counter() - start,
+            **self.cost.metrics(),  # training cost so far, device-independent
         )
         val_start = time.perf_counter()
         val = self.validate()
@@ -208,27 +158,12 @@ class Trainer:
         self.log.epoch(self.epoch, metrics)
         return metrics
 
-    def _log_step(self, values: dict[str, float], sums: dict[str, float]) -> None:
+    def _log_step(self, sums: dict[str, float], step: int, values: dict[str, float]) -> None:
+        """Count a finished step (`step` = the steps done after it) and log its loss terms."""
+        self.step = step
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v
         self.log.step(self.step, values)
-
-    def _fast_epoch(self, sums: dict[str, float]) -> tuple[int, float]:
-        """An epoch of CUDA-graph steps; the loss terms are read once, at its end (sed.training.fast_step)."""
-        assert self.fast is not None
-        first = self.step
-        self.fast.set_step(first)
-        n_steps = 0
-        for batch in self.batches:
-            self.fast.step(batch)
-            n_steps += 1
-        table = self.fast.read_history(n_steps)
-        for i, row in enumerate(table):
-            values = dict(zip(LOSS_NAMES, (float(v) for v in row)))
-            self._check_finite(values, first + i)
-            self.step = first + i + 1
-            self._log_step(values, sums)
-        return n_steps, sigmoid_rampup(max(self.step - 1, 0), self.rampup_steps)
 
     def _select(self, val: dict[str, Any]) -> None:
         """Model selection: keep the weights of the epoch with the best `config.selection_metric`
@@ -338,6 +273,7 @@ class Trainer:
         self.best_epoch, self.best_metrics = state["best_epoch"], dict(state["best_metrics"])
         self.best_state = state["best_state"]
         self.history = list(state["history"])
+        self.cost.resume(self.history)
         rng = state["rng"]
         checkpoint.restore_global_rng(rng)
         self.rng.setstate(checkpoint.from_json_safe(rng["python_trainer"]))
