@@ -120,7 +120,7 @@ def step_losses(
     classification rows come as index tensors and `weight` may be a device scalar.
     """
     with_const = get_augmentation(config.augmentation).perturbs and config.consistency_weight > 0
-    with tied_dropout(student, enabled=with_const and not config.has_teacher):
+    with tied_dropout(student, enabled=with_const):  # as compute_losses: d is found on the student (eq. 8)
         clean = student.run(batch.features)
         loss_strong = bce(clean.strong.index_select(0, rows.strong), batch.strong_targets.index_select(0, rows.strong))
         loss_weak = bce(clean.weak.index_select(0, rows.clip), batch.weak_targets.index_select(0, rows.clip))
