@@ -180,7 +180,7 @@ def test_space_key_final_postprocess_is_checked_at_parse_time():
 name: pp
 num_samples: 2
 scheduler: {kind: asha, max_epochs: 2, grace_period: 1}
-fixed: {cnn_filters: [4, 8], rnn_hidden: 4}
+fixed: {cnn_filters: [4, 8], rnn_hidden: 4, rampup_epochs: 1}
 params:
   augmentation: {choice: [random, mixup]}
 final: {top_k: 1, seeds: [1, 2], epochs: 2, control: none, postprocess: VALUE}
