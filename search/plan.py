@@ -276,7 +276,8 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
     )
     if space.final is not None:
         final = space.final
-        configs_n = final.top_k + (1 if final.control is not None else 0)
+        top = final.top_k * final_groups(space)
+        configs_n = top + (1 if final.control is not None else 0)
         trials = configs_n * len(final.seeds)
         duration = TRIAL_STARTUP_S + final.epochs * epoch_s + eval_seconds(sizes)
         if final.control is not None:
@@ -285,7 +286,7 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
             )
             c_step, c_val = cost(control_cfg)
             control = TRIAL_STARTUP_S + final.epochs * (steps * c_step + c_val) + eval_seconds(sizes)
-            durations_f = [duration] * (final.top_k * len(final.seeds)) + [control] * len(final.seeds)
+            durations_f = [duration] * (top * len(final.seeds)) + [control] * len(final.seeds)
         else:
             durations_f = [duration] * trials
         at_once_f = packing.at_once(trials)
@@ -312,6 +313,16 @@ def held(packing: Packing, at_once: int) -> float:
     if not packing.gpu:
         return 0.0
     return min(packing.gpus, math.ceil(at_once * packing.gpu - 1e-9))
+
+
+def final_groups(space: Space) -> int:
+    """Groups the final stage takes its top-k from (`final.per_group`: one per value of those params)."""
+    groups = 1
+    for key in getattr(space.final, "per_group", ()) or ():
+        param = space.params.get(key)
+        values = param.possible_values() if param is not None else None
+        groups *= len(values) if values else 1
+    return groups
 
 
 def hms(seconds: float) -> str:

@@ -13,7 +13,7 @@ name: pk
 metric: val_macro_f1
 num_samples: 32
 scheduler: {kind: asha, max_epochs: 3, grace_period: 1}
-fixed: {regularization: l2, rampup_epochs: 1}
+fixed: {regularization: l2, rampup_epochs: 0}
 params:
   augmentation: {choice: [random, mixup]}
 """

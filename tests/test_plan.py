@@ -67,7 +67,9 @@ def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
     cost, _ = table_cost(packing, sizes, 64)
     search, final = plan_stages(space, packing, sizes, cost)
     assert (search.trials, search.at_once, search.steps_per_epoch) == (32, 32, 263)
-    assert (final.trials, final.at_once) == (9, 9)
+    # per_group: [augmentation] -> the best of each of the 4 augmentations x 3 seeds
+    expected = 4 * space.final.top_k * len(space.final.seeds) + (len(space.final.seeds) if space.final.control else 0)
+    assert (final.trials, final.at_once) == (expected, expected)
     # 12 objectives (4 augmentations x cnn/rnn/latent), all at the latent step rates
     assert len(objective_configs(space)) == 12
     # a search trial runs between 5 and 30 epochs; the longest bounds the stage when all run at once
