@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from search.run import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.dynamics
 def test_two_runs_give_identical_leaderboards(tmp_path, tiny_data_root, session_cache):
     text = (REPO / "tests" / "spaces" / "tiny.yaml").read_text()
     text = text.replace("max_concurrent: 2", "max_concurrent: 1").replace("num_samples: 4", "num_samples: 3")
