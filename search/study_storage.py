@@ -56,8 +56,10 @@ def open_storage(location: str):
         try:
             return optuna.storages.RDBStorage(location)
         except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise StorageError(f"storage {location}: cannot open it ({type(exc).__name__}: {exc}); give a "
-                               "reachable database URL (sqlite:///PATH needs nothing else) or a journal file path")
+            raise StorageError(  # noqa: B904  (the cause is in the message; no chained traceback)
+                f"storage {location}: cannot open it ({type(exc).__name__}: {exc}); give a "
+                "reachable database URL (sqlite:///PATH needs nothing else) or a journal file path"
+            )
     path = Path(location)
     if not path.parent.is_dir():
         raise StorageError(f"storage {location}: folder {path.parent} does not exist; create it or give another path")
@@ -73,7 +75,9 @@ def study_exists(location: str, study_name: str) -> bool:
     if "://" not in location:
         path = Path(location)
         if not path.parent.is_dir():
-            raise StorageError(f"storage {location}: folder {path.parent} does not exist; create it or give another path")
+            raise StorageError(
+                f"storage {location}: folder {path.parent} does not exist; create it or give another path"
+            )
         if not path.is_file():
             return False
     names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(location), include_best_trial=False)]
