@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 from ray.tune import Callback
 
-from sed.config import PAPER_TABLE1
+from sed.presets import PAPER_TABLE1
 
 from . import leaderboard as lb
+from . import trial_spec
 from .failures import trial_error_text
-from .rows import control_comparison
 from .space import Space
+from .summary import control_comparison
 
 # ----------------------------------------------------------------------------- progress
 #: Seconds between two status lines when the console is not a terminal (a log, a pipe).
@@ -199,13 +200,13 @@ class ProgressPrinter(Callback):
     def _describe(self, trial: Any) -> str:
         config = trial.config
         parts = []
-        if config.get("_label"):
-            parts.append(str(config["_label"]))
+        if config.get(trial_spec.LABEL):
+            parts.append(str(config[trial_spec.LABEL]))
         for key in self.keys:
             if key in config:
                 value = config[key]
                 parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
-        if "_evaluate" in config:
+        if trial_spec.EVALUATE in config:
             parts.append(f"config #{config.get('_rank')} ({config.get('_config_id')}) seed={config.get('seed')}")
         return " ".join(parts)
 

@@ -11,10 +11,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sed.errors import UserError
+
 from .space import Space
 
 
-class ClusterError(ValueError):
+class ClusterError(UserError):
     """The Ray cluster cannot run the space as asked (e.g. GPUs requested, none present)."""
 
 

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sed.errors import UserError
+
 JOURNAL_FILE = "optuna.journal"
 
 
-class StorageError(ValueError):
+class StorageError(UserError):
     """The study's storage cannot be used; the message names it and the fix."""
 
 

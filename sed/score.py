@@ -19,7 +19,7 @@ libraries and settings as sed.eval.metrics and sed.eval.threshold_free:
 Every clip of the durations file is evaluated (a clip without events or
 detections counts); the ground truth's clips without events may be written
 with empty onset/offset/label or left out. Prints the numbers and, with
-``--out``, writes them as strict JSON (sed.eval.outputs.write_json).
+``--out``, writes them as strict JSON (sed.io.write_json).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sed.errors import UserError
+
 __all__ = ["read_durations", "read_events", "read_score_folder", "score_files", "main"]
 
 
-class ScoreInputError(ValueError):
+class ScoreInputError(UserError):
     """An input file of sed.score is missing or malformed; the message names it and the fix."""
 
 
@@ -187,14 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.eval.metrics import MetricsError
-    from sed.eval.outputs import write_json
+    from sed.io import write_json
 
     try:
         result = score_files(
             args.ground_truth, args.durations, args.detections, args.scores, args.threshold, args.median_window
         )
-    except (ScoreInputError, MetricsError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for key, value in result.items():

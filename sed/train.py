@@ -30,16 +30,9 @@ import os
 import sys
 from pathlib import Path
 
-from sed.config import (
-    PRESETS,
-    REALISTIC_PRESETS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    parse_set_arguments,
-    preset,
-)
-from sed.data.errors import DatasetError
+from sed.config import TrainConfig, apply_overrides, parse_set_arguments
+from sed.errors import UsageError, UserError
+from sed.presets import PRESETS, REALISTIC_PRESETS, preset
 
 
 def _field_help() -> str:
@@ -99,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as error:
+    except UserError as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
@@ -108,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sed.eval.metrics import metric_versions
-    from sed.eval.outputs import write_json
+    from sed.io import write_json
     from sed.training.trainer import Trainer, TrainingDiverged
 
     config = preset(args.preset)
@@ -127,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to output directory {out}: {error}; choose another --out") from None
+        raise UsageError(f"cannot write to output directory {out}: {error}; choose another --out") from None
 
     trainer = Trainer(config, cache_dir=args.cache, log_dir=out / "tensorboard")
     if args.resume and (out / "checkpoint").is_dir():

@@ -35,8 +35,8 @@ import dataclasses
 
 import pytest
 
-from sed.config import PRESETS
 from sed.data.synth import ensure_embedded
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, prepare_data
 
 EPOCHS = 8
@@ -44,7 +44,8 @@ STEPS = 15
 #: Best validation F1 the trained model must reach (trained: 0.21-0.30; untrained: 0.00-0.02).
 LEARNED_F1 = 0.12
 
-pytestmark = pytest.mark.dynamics
+# slow: the inner loop runs -m "not slow"; dynamics: .ci/run reruns it under other CPU kernel paths
+pytestmark = [pytest.mark.slow, pytest.mark.dynamics]
 
 
 @pytest.mark.timeout(900)  # ~1 min on 2 quiet cores; 7+ min on a shared machine at load 25

@@ -14,6 +14,8 @@ import pytest
 
 from search.run import main
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,7 @@ import pytest
 from search import final as final_stage
 from search import leaderboard as lb
 from search import rows
+from search import summary as summary_module
 from search.failures import error_text
 from search.resources import ClusterError, derive_resources
 from search.rows import TrialRecord, best_of, leaderboard_status, search_frame
@@ -25,7 +26,7 @@ name: lb
 metric: [val_macro_f1, val_psds]
 num_samples: 4
 scheduler: {kind: asha, max_epochs: 3, grace_period: 1}
-fixed: {regularization: l2, val_psds: true}
+fixed: {regularization: l2, compute_val_psds: true}
 params:
   augmentation: {choice: [random, mixup]}
   noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}
@@ -42,7 +43,7 @@ def space():
 # ----------------------------------------------------------------------------- statistics
 def test_ci95_by_hand():
     # mean 0.32, sample std 0.02, t_{0.975, 2} = 4.302652729911275 (Student t table: 4.303)
-    n, mean, std, low, high = rows.mean_std_ci95([0.30, 0.34, 0.32])
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.30, 0.34, 0.32])
     assert n == 3
     assert mean == pytest.approx(0.32)
     assert std == pytest.approx(0.02)
@@ -50,13 +51,13 @@ def test_ci95_by_hand():
     assert half == pytest.approx(0.0496827, abs=1e-7)
     assert low == pytest.approx(0.32 - half) and high == pytest.approx(0.32 + half)
     # n = 2: t_{0.975, 1} = 12.7062047361747; values 1 and 3 -> mean 2, std sqrt(2)
-    n, mean, std, low, high = rows.mean_std_ci95([1.0, 3.0])
+    n, mean, std, low, high = summary_module.mean_std_ci95([1.0, 3.0])
     assert (mean, std) == (pytest.approx(2.0), pytest.approx(math.sqrt(2)))
     assert high - mean == pytest.approx(12.7062047361747 * math.sqrt(2) / math.sqrt(2))
     # one value: no spread; NaN values (failed seeds) are left out
-    n, mean, std, low, high = rows.mean_std_ci95([0.5, float("nan")])
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.5, float("nan")])
     assert n == 1 and mean == 0.5 and math.isnan(std) and math.isnan(low) and math.isnan(high)
-    assert rows.mean_std_ci95([])[0] == 0
+    assert summary_module.mean_std_ci95([])[0] == 0
 
 
 def test_summarize_final_groups_by_config_and_skips_failed_seeds():
@@ -72,7 +73,7 @@ def test_summarize_final_groups_by_config_and_skips_failed_seeds():
             "eval_psds": [0.5, 0.5, 0.5, 0.6, float("nan")],
         }
     )
-    summary = rows.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
+    summary = summary_module.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
     assert list(summary["config_id"]) == ["a", "b"]
     a, b = summary.iloc[0], summary.iloc[1]
     assert a["n_seeds"] == 3 and a["seeds"] == "1,2,3"

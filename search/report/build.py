@@ -18,15 +18,14 @@ temporary file, then `os.replace`): a failed build keeps the previous page.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from sed.config import PAPER_TABLE1
+from sed.io import write_text
+from sed.presets import PAPER_TABLE1
 
-from ..rows import control_comparison
+from ..summary import control_comparison
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
@@ -227,7 +226,7 @@ def _pareto(page: Page, exp: ExperimentFolder) -> None:
     page.figure(
         figures.pareto(exp.search, exp.summary, _names(exp)),
         "Pareto front",
-        "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
+        "no trial has both an F1 and a PSDS value (the search validates PSDS only with compute_val_psds=true; "
         "the final stage scores both)",
     )
 
@@ -249,17 +248,4 @@ def build_report(exp_dir: Path | str, out: Path | str | None = None) -> Path:
     exp = load_experiment(exp_dir)
     path = Path(out) if out is not None else exp.exp_dir / REPORT_FILE
     text = render(exp)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def timed_build(exp_dir: Path | str) -> tuple[Path, float]:
-    started = time.perf_counter()
-    path = build_report(exp_dir)
-    return path, time.perf_counter() - started
+    return write_text(path, text)
