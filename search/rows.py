@@ -17,7 +17,13 @@ The files live in the experiment folder `OUT/NAME/` (written by
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
   `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
-  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
+  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
+  (`search.trial_compute`): `energy_kwh`, `energy_source` (measured or
+  estimated, and how), `macs_per_10s`, `train_steps`; `node_id` and
+  `gpu_ids` (the Ray node and the GPU ids the trial's worker was given,
+  comma text, empty on the CPU) and `started_at` / `ended_at` (Unix times
+  of its start and last report; all four of the last attempt,
+  `search.placement`); `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
   sed.train ...` line that retrains it on the same data,
   `search.reproduce`); and `pareto` when the space
@@ -27,7 +33,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `config_id`, `label`, `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
-  `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
+  `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns,
+  `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
@@ -36,14 +43,18 @@ The files live in the experiment folder `OUT/NAME/` (written by
   sed_scores_eval, DCASE 2021+ settings) and `eval_intersection_f1`
   (sed_scores_eval, dtc = gtc = 0.5 at the decision threshold),
   `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
-  hyperparameter columns, `trial_dir` and `command` (the sed.train line of
+  hyperparameter columns, `node_id`, `gpu_ids`, `started_at`, `ended_at`
+  (as in search.parquet), `trial_dir` and `command` (the sed.train line of
   that config and seed).
 - `final_summary.parquet`, one row per final config in search-rank order
   (`summarize_final`; the control last): `config_id`, `label`, `rank`, `search_trial_id`,
   `control`, `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
-  std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
+  std / sqrt(n), Student t, clipped to [0, 1], the range of every one of
+  these scores; NaN for n < 2). Failed seeds are left out. With the
+  post-processing stage (`search.postprocess`) also the `*_tuned` scores
+  and the `pp_*` values per final row, and the tuned scores' CIs.
 """
 
 from __future__ import annotations
@@ -62,8 +73,10 @@ from sed.eval.scores import VALIDATION_SCORE_NAMES, best_index
 
 from . import leaderboard as lb
 from . import trial_spec
+from .placement import placement_columns
 from .space import Space, config_id
 from .trainable import EVAL_FILE
+from .trial_compute import COMPUTE_COLUMNS, compute_columns
 
 #: Metrics aggregated over seeds in final_summary.parquet.
 FINAL_METRICS: tuple[str, ...] = (
@@ -75,6 +88,10 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_psds2",
     "eval_intersection_f1",
     *VALIDATION_SCORE_NAMES,
+    # after the per-class post-processing tuned on validation (search.postprocess), when it ran
+    "eval_macro_f1_tuned",
+    "eval_psds1_tuned",
+    "eval_psds2_tuned",
 )
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
@@ -179,6 +196,8 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
         row["epochs_run"] = run
         row["wall_seconds"] = wall_seconds(history)
+        row.update(compute_columns(history))
+        row.update(placement_columns(history))
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -232,6 +251,7 @@ def final_row(
         "model_epoch": result.get("model_epoch"),
         "control": bool(config.get(trial_spec.CONTROL, False)),
     }
+    row.update(compute_columns(pd.DataFrame([{k: result.get(k) for k in COMPUTE_COLUMNS}]) if result else None))
     for metric in EVAL_METRICS:
         value = result.get(metric)
         row[metric] = _float(value)
@@ -251,6 +271,7 @@ def final_row(
     scores = set(row)
     row.update({name: None for name in param_names if name not in scores})
     row.update({k: v for k, v in hyperparameter_columns(config).items() if k not in scores})
+    row.update(placement_columns(None, result))
     row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
     return row
 
@@ -263,7 +284,9 @@ def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping
             (frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"]))
         )
         frame = frame[keep]
-    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
+    # rows as records, not pd.concat: a column all-NA on one side (a parameter its `when` left
+    # unsampled, `error` of completed trials) made pandas 2.x warn (FutureWarning) on every row
+    frame = pd.DataFrame([*frame.to_dict("records"), dict(row)])
     frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
     lb.write_parquet_atomic(frame, final_path, metadata)
     return frame

@@ -2,9 +2,11 @@
 
 Usage::
 
-    python -m search.run --space FILE [--data ROOT] [--out DIR] [--name NAME]
-                         [--address ADDR] [--resume] [--num-samples N]
+    python -m search.run --space FILE [--data ROOT] [--out DIR|URI] [--driver-dir DIR] [--name NAME]
+                         [--address ADDR] [--resume] [--num-samples N] [--trials-per-gpu N]
                          [--max-epochs N] [--cache-dir DIR] [--storage URL] [--no-final] [--no-report] [--verbose] [--debug]
+    python -m search.run --space FILE --plan [--probe] [--address ADDR | --plan-cluster CPUS:GPUS[:NODES]]
+                         [--plan-data desed2020]      # search.plan: the run's cost, nothing trained
 
 Steps (docs/design.md, "Run"):
 
@@ -70,11 +72,14 @@ from sed.errors import UsageError, UserError
 from sed.io import write_json
 
 from . import leaderboard as lb
+from .cluster_checks import preflight
 from .console import print_summary
+from .packing import node_resources
 from .prepared import PREPARED_DIR, save_for_trials
+from .remote_storage import join, upload
 from .resources import derive_resources
-from .settings import RUN_FILE, RunSettings, build_parser, resolve_settings, resume_command
-from .space import Space
+from .settings import RUN_FILE, RunSettings, build_parser, read_space_text, resolve_settings, resume_command
+from .space import Space, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
 from .study_storage import dashboard_command
 from .tuner import StopSignals, start_ray
@@ -167,7 +172,37 @@ def write_report(exp_dir: Path, debug: bool) -> None:
         )
 
 
+def copy_driver_files(exp_dir: Path, uri: str) -> None:
+    """With a URI --out: the driver's files (leaderboards, journal, report, ...) copied next to Ray's."""
+    try:
+        copied = upload(exp_dir, uri)
+        print(f"sedtune: copied {', '.join(copied)} from {exp_dir} to {uri}", flush=True)
+    except Exception as exc:  # the files are on the driver: say where, never fail the run here
+        print(
+            f"sedtune: warning: could not copy {exp_dir} to {uri} ({type(exc).__name__}: {exc}); "
+            "the files are on the driver",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 # ----------------------------------------------------------------------------- main
+def plan_command(args: Any) -> int:
+    """--plan: the space (with --set, --num-samples, --max-epochs) planned on the cluster; nothing written."""
+    from .plan_cli import run_plan
+
+    try:
+        check_address(args.address)
+        if args.space is None:
+            raise UsageError("--plan needs --space FILE")
+        space = parse_space(*read_space_text(args)).with_overrides(
+            num_samples=args.num_samples, max_epochs=args.max_epochs
+        )
+    except UserError as exc:
+        return _user_error(str(exc), args.debug)
+    return run_plan(args, space, args.address)
+
+
 def _user_error(message: str, debug: bool) -> int:
     if debug:
         traceback.print_exc()
@@ -177,6 +212,8 @@ def _user_error(message: str, debug: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.plan:
+        return plan_command(args)
     try:
         settings, space, exp_dir = resolve_settings(args)
         check_output_dir(exp_dir.parent)
@@ -184,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         return _user_error(str(exc), args.debug)
     out = exp_dir.parent
-    resume_cmd = resume_command(out, exp_dir.name, args.address)
+    resume_cmd = resume_command(out, exp_dir.name, args.address, settings.remote)
 
     signals = StopSignals()
 
@@ -218,18 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
         try:
-            resources = derive_resources(space, ray.cluster_resources())
+            resources = derive_resources(space, node_resources(ray.nodes()), args.trials_per_gpu)
+            preflight(space.path, space.base_config().batch_size, resources, exp_dir.parent, settings.remote)
         except UserError as exc:  # ClusterError
             return _user_error(str(exc), args.debug)
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_prepared_datasets(exp_dir, prepared, settings)
         if not args.resume:
             write_json(exp_dir / RUN_FILE, dataclasses.asdict(settings), indent=1)
-        print(
-            f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
-            f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}",
-            flush=True,
-        )
+        print(f"sedtune: {resources.describe(space.num_samples)}; experiment {exp_dir}", flush=True)
         exp = Experiment(
             space,
             exp_dir,
@@ -240,7 +274,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.debug,
             storage=settings.storage,
             verbose=args.verbose,
+            remote=settings.remote,
         )
+        if settings.remote:
+            print(
+                f"sedtune: Ray's experiment and trial files in {exp.ray_dir()}; leaderboards, Optuna journal, "
+                f"prepared data, progress.log and report written on the driver in {exp_dir} and copied to "
+                f"{exp.ray_dir()} at the end",
+                flush=True,
+            )
         if settings.storage:
             print(
                 f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
@@ -254,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_summary(space, search, summary, exp_dir)
         if not args.no_report:
             write_report(exp_dir, args.debug)
+        if settings.remote:
+            copy_driver_files(exp_dir, exp.ray_dir())
         if (search["status"] == "ERROR").all() if not search.empty else True:
             print("error: every search trial failed; see the errors above", file=sys.stderr)
             return 1
@@ -268,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             return EXIT_INTERRUPTED
+        if settings.remote:
+            copy_driver_files(exp_dir, join(settings.remote, exp_dir.name))
         print(f"\nsedtune: interrupted; the state is saved. Resume with:\n  {resume_cmd}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sed.errors import UsageError
 
+from .remote_storage import is_uri
 from .space import Space, SpaceError, parse_space
 from .study_storage import StorageError, storage_location, study_exists
 
@@ -46,10 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable, e.g. --set epochs=3 --set device=cpu",
     )
     parser.add_argument("--data", type=Path, help="DESED-format dataset root (default: the embedded dataset)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
+    parser.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default: results/), or a storage URI every node reaches (s3://BUCKET/PREFIX): "
+        "Ray's experiment and trial files go there, the leaderboards and report are written in "
+        "--driver-dir and copied there at the end",
+    )
+    parser.add_argument(
+        "--driver-dir",
+        type=Path,
+        default=Path("results"),
+        help="with a URI --out: where the driver writes leaderboards, journal and report (default: results/)",
+    )
     parser.add_argument("--name", help="experiment name (default: the space's name)")
     parser.add_argument("--address", help="address of an existing Ray cluster (default: start one locally)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
+    parser.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        metavar="N",
+        help="trials sharing one GPU (default: the space's resources.trials_per_gpu, else the "
+        "measured default of search.packing); every GPU of the cluster gets N trials",
+    )
     parser.add_argument("--num-samples", type=int, help="override the space's num_samples")
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
     parser.add_argument(
@@ -67,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-report",
         action="store_true",
         help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the plan and exit without training: trials, epochs, steps per epoch, trials at "
+        "once on this cluster (or --address), estimated wall time and GPU-hours",
+    )
+    parser.add_argument(
+        "--plan-cluster",
+        metavar="CPUS:GPUS[:NODES]",
+        help="--plan for a cluster not at hand, e.g. 64:8 = one node with 64 CPUs and 8 H200s",
+    )
+    parser.add_argument(
+        "--plan-data", choices=["desed2020"], help="--plan with DESED 2020's part sizes without the data at hand"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="with --plan: time a few training steps on the cluster itself instead of the measured tables",
     )
     parser.add_argument(
         "--verbose",
@@ -90,6 +129,8 @@ class RunSettings:
     created: str = ""
     #: the Optuna study's storage (search.study_storage); None: in memory (grid spaces, runs of older versions)
     storage: str | None = None
+    #: a URI --out: where Ray keeps the experiment (search.remote_storage); None: the local folder
+    remote: str | None = None
 
     def space(self) -> Space:
         space = parse_space(self.space_text, self.space_path)
@@ -141,7 +182,8 @@ def with_fixed_values(text: str, path: Path, pairs: Sequence[str]) -> str:
 
 def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path]:
     """Settings, validated space and experiment folder; refuses bad combinations (UsageError/SpaceError)."""
-    out = args.out.expanduser().resolve()
+    remote = str(args.out).rstrip("/") if is_uri(args.out) else None
+    out = (args.driver_dir if remote else Path(args.out)).expanduser().resolve()
     if args.resume:
         if args.name is None and args.space is None:
             raise UsageError("--resume needs --name NAME (or --space FILE, whose name is the default) to find OUT/NAME")
@@ -156,6 +198,11 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if not run_file.is_file():
             raise UsageError(f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name")
         stored = RunSettings(**json.loads(run_file.read_text()))
+        if remote != stored.remote:
+            raise UsageError(
+                f"--resume: --out {args.out} differs from the original run's "
+                f"({stored.remote or out}); give the same --out"
+            )
         if given is not None:
             if given[0] != stored.space_text:
                 raise UsageError(
@@ -220,12 +267,15 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         cache_dir=str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         storage=storage,
+        remote=remote,
     )
     return settings, space, exp_dir
 
 
-def resume_command(out: Path, name: str, address: str | None) -> str:
-    parts = [sys.executable or "python", "-m", "search.run", "--resume", "--out", str(out), "--name", name]
+def resume_command(out: Path, name: str, address: str | None, remote: str | None = None) -> str:
+    parts = [sys.executable or "python", "-m", "search.run", "--resume", "--out", remote or str(out), "--name", name]
+    if remote:
+        parts += ["--driver-dir", str(out)]
     if address:
         parts += ["--address", address]
     return " ".join(shlex.quote(p) for p in parts)

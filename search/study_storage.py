@@ -109,6 +109,16 @@ def pareto_trial_ids(location: str, study_name: str) -> set[str]:
     return {str(t.user_attrs.get("ray_trial_id")) for t in study.best_trials if "ray_trial_id" in t.user_attrs}
 
 
+#: How to get optuna-dashboard: sedtune's `dashboard` extra (pyproject.toml), not a core dependency.
+DASHBOARD_INSTALL = "pip install 'sedtune[dashboard]'"
+
+
 def dashboard_command(location: str) -> str:
-    """The optuna-dashboard command line that opens `location` (optuna-dashboard is not a dependency)."""
-    return f"optuna-dashboard {location}"
+    """The optuna-dashboard command line that opens `location`, and how to install it when it is missing
+    (the `dashboard` extra: `DASHBOARD_INSTALL`)."""
+    import shutil
+
+    command = f"optuna-dashboard {location}"
+    if shutil.which("optuna-dashboard") is None:
+        command += f" (not installed: {DASHBOARD_INSTALL}, or pip install -e '.[dashboard]' in a clone)"
+    return command

@@ -17,12 +17,19 @@ import pandas as pd
 
 from .rows import FINAL_METRICS, _float
 
+#: Where the scores of FINAL_METRICS live: their 95 % intervals are clipped to it (`mean_std_ci95`).
+SCORE_BOUNDS: tuple[float, float] = (0.0, 1.0)
 
-def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, float]:
+
+def mean_std_ci95(
+    values: Iterable[float], bounds: tuple[float, float] | None = None
+) -> tuple[int, float, float, float, float]:
     """(n, mean, sample std, low, high) with the Student-t 95 % interval of the mean.
 
     half-width = t.ppf(0.975, n - 1) * std / sqrt(n); NaN std/CI for n < 2.
-    NaN inputs (e.g. a failed seed) are left out.
+    NaN inputs (e.g. a failed seed) are left out. With `bounds` (a score's range)
+    the interval is clipped to it: the t interval is symmetric and, for 2-3 seeds
+    near 0 or 1, reaches values the score cannot take.
     """
     from scipy import stats
 
@@ -35,7 +42,10 @@ def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, fl
         return n, mean, math.nan, math.nan, math.nan
     std = float(data.std(ddof=1))
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return n, mean, std, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return n, mean, std, low, high
 
 
 def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS) -> pd.DataFrame:
@@ -60,7 +70,7 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
         for metric in metrics:
             if metric not in good:
                 continue
-            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float))
+            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float), SCORE_BOUNDS)
             row[f"{metric}_mean"] = mean
             row[f"{metric}_std"] = std
             row[f"{metric}_ci95_low"] = low

@@ -15,6 +15,9 @@ public-evaluation metrics of the model selected on the trial's
 `selection_metric` (`Trainer.evaluate('public_eval')`: F1, PSDS at 50
 operating points, threshold-free PSDS1/PSDS2 and intersection F1).
 
+Every report also carries the trial's compute so far (`search.trial_compute`:
+`energy_kwh`, `energy_source`, `macs_per_10s`, `train_steps`).
+
 A `TrainingDiverged` (NaN/inf loss) or any other exception fails the trial;
 its type and message are written to `failure.json` in the trial directory
 (read back into the leaderboard's `error` column) before re-raising.
@@ -130,11 +133,16 @@ def train_sed(
 
     from sed.training.trainer import Trainer
 
+    from .placement import trial_placement
+    from .trial_compute import compute_metrics, energy_offset, start_meter
+
+    placement = trial_placement(time.time())
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     overrides, meta = trial_spec.split(config)
     evaluate = bool(meta.get(trial_spec.EVALUATE, False))
     trainer = None
+    meter = None
     hp_writer = None
     session_end = None
     try:
@@ -142,7 +150,9 @@ def train_sed(
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
-        from .prepared import load_for_trial
+        from .prepared import load_for_trial, node_cache_dir
+
+        cache_dir = node_cache_dir(cache_dir)
 
         trainer = Trainer(
             cfg,
@@ -153,26 +163,31 @@ def train_sed(
             progress=False,
         )
         checkpoint = tune.get_checkpoint()
+        offset = 0.0
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 trainer.load_checkpoint(directory)
+                offset = energy_offset(directory)
+        meter = start_meter(cfg, offset)
         reported = False
         while trainer.epoch < cfg.epochs:
             metrics = numeric_metrics(trainer.train_epoch())
             if evaluate and trainer.epoch >= cfg.epochs:
                 metrics.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, metrics)
+            _report(trainer, {**metrics, **compute_metrics(trainer, meter), **placement})
             reported = True
         if evaluate and not reported:
             # Restored after the last epoch but before its report reached Tune.
             last = numeric_metrics(trainer.history[-1]) if trainer.history else {}
             last.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, last)
+            _report(trainer, {**last, **compute_metrics(trainer, meter), **placement})
     except BaseException as exc:
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             _write_failure(trial_dir, exc, None if trainer is None else trainer.epoch)
         raise
     finally:
+        if meter is not None:
+            meter.stop()
         if trainer is not None:
             trainer.close()
         if hp_writer is not None:
@@ -238,7 +253,11 @@ def with_best_so_far(metrics: dict[str, Any], history: list[dict[str, Any]]) -> 
 def _report(trainer: Any, metrics: dict[str, Any]) -> None:
     from ray import tune
 
+    from .trial_compute import save_energy
+
     metrics = with_best_so_far(metrics, trainer.history)
+    metrics["reported_at"] = time.time()  # the trial's place and times: search.placement
     with tempfile.TemporaryDirectory(prefix="sedtune-ckpt-") as directory:
         trainer.save_checkpoint(directory)
+        save_energy(directory, metrics)  # a retried attempt adds to it (search.trial_compute)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -42,6 +42,8 @@ SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
+#: The training step on a GPU (sed.training.fast_step).
+FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
 SNR_30DB_SCALE: float = 10 ** (-30 / 20)
@@ -157,6 +159,14 @@ class TrainConfig(CRNNFields):
     reuse_host_memory: bool = True
     amp: bool = False
     num_workers: int = 0
+    #: Measure the run's energy with CodeCarbon's offline tracker (sed/training/energy.py); the
+    #: country (ISO 3166-1 alpha-3) sets its carbon intensity, no network is used.
+    track_energy: bool = True
+    energy_country: str = "FRA"
+    #: The training step on a GPU (sed/training/fast_step.py): 'graph' captures the whole step as one
+    #: CUDA graph (no host sync per step); 'off' runs it eagerly; 'auto' = graph on CUDA
+    #: without amp, else off (the CPU path is always the eager step).
+    fast_step: str = "auto"
 
     # ------------------------------------------------------------------
     @property
@@ -251,8 +261,20 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"median_window={self.median_window} must be >= 1 (1 = no filter)")
         if self.val_psds_thresholds < 2:
             raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
+        if self.fast_step not in FAST_STEPS:
+            raise ConfigError(f"fast_step={self.fast_step!r}: choose one of {list(FAST_STEPS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if not (
+            isinstance(self.energy_country, str)
+            and len(self.energy_country) == 3
+            and self.energy_country.isalpha()
+            and self.energy_country.isupper()
+        ):
+            raise ConfigError(
+                f"energy_country={self.energy_country!r}: give an ISO 3166-1 alpha-3 code in capitals "
+                "(FRA, USA, DEU, ...), the country whose carbon intensity CodeCarbon uses"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 `final.control`: absent/null/false = none; `none` = the supervised-only objective
 (`CONTROL_NONE`); a mapping = those TrainConfig overrides (an optional `name` labels it).
+`final.postprocess`: true = the post-processing stage after it (search.postprocess).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sed.config import TrainConfig
 from .checks import Context, apply, check_keys, check_named_value, config_key, integer, mapping, yaml_number
 from .model import CONTROL_NONE, FinalSpec, plain
 
-FINAL_KEYS = ("top_k", "seeds", "epochs", "control")
+FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess")
 
 
 def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig) -> FinalSpec | None:
@@ -36,7 +37,16 @@ def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base:
         raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
     epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
     control, label = _control(ctx, final_raw.get("control"), base)
-    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label)
+    postprocess = final_raw.get("postprocess", False)
+    if not isinstance(postprocess, bool):
+        raise ctx.error(
+            "final.postprocess",
+            f"expected true or false, got {postprocess!r} (true: tune the median window and threshold per class "
+            "on each final run's validation scores, then score the public evaluation set with them)",
+        )
+    return FinalSpec(
+        top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label, postprocess=postprocess
+    )
 
 
 def _control(ctx: Context, raw: Any, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:

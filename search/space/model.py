@@ -102,6 +102,8 @@ class ResourceSpec:
     cpu: float = 1.0
     #: A GPU fraction per trial, or "auto".
     gpu: float | str = "auto"
+    #: with gpu auto: trials sharing one GPU (None: search.packing.DEFAULT_TRIALS_PER_GPU)
+    trials_per_gpu: int | None = None
 
 
 #: `final.control: none`: the space's fixed values with the supervised-only
@@ -125,6 +127,8 @@ class FinalSpec:
     #: space's fixed values), or None for no control.
     control: dict[str, Any] | None = None
     control_label: str = ""
+    #: tune the post-processing per class on each final run's validation scores (search.postprocess)
+    postprocess: bool = False
 
 
 @dataclass(frozen=True)

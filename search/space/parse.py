@@ -32,10 +32,13 @@ File format (YAML, read with `yaml.safe_load`)::
     scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}
                                       # or {kind: fifo, max_epochs: 30}; max_epochs is the
                                       # epochs of every search trial (TrainConfig.epochs)
-    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/max_concurrent
-                                      # of a GPU when the cluster has GPUs, else 0). A gpu > 0 on
+    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/trials_per_gpu
+                                      # of a GPU when the cluster has GPUs, else 0); trials_per_gpu:
+                                      # optional with auto (default: search.packing.DEFAULT_TRIALS_PER_GPU,
+                                      # the measured optimum; --trials-per-gpu overrides). A gpu > 0 on
                                       # a cluster without GPUs is refused before any trial runs.
-    max_concurrent: 2                 # trials at once (default: cluster CPUs // resources.cpu)
+    max_concurrent: 8                 # optional cap on trials at once (default: every GPU busy at
+                                      # trials_per_gpu, bounded by the CPUs // resources.cpu)
     max_failures: 0                   # retries of a failed trial (default 0): a retry resumes
                                       # from the last epoch's checkpoint (a lost node, a killed
                                       # worker); a deterministic failure (TrainingDiverged)
@@ -58,7 +61,11 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # augmentation, no consistency term) with the same seeds
                                       # and epochs, the no-augmentation control the summary
                                       # compares the best config with; or a mapping of
-                                      # overrides (optional `name`) for another control
+                                      # overrides (optional `name`) for another control;
+                                      # final.postprocess: true -> then tune the median window
+                                      # and threshold per class on each final run's validation
+                                      # scores and score the public evaluation set with them
+                                      # (search.postprocess; the *_tuned columns)
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
@@ -133,7 +140,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
-RESOURCE_KEYS = ("cpu", "gpu")
+RESOURCE_KEYS = ("cpu", "gpu", "trials_per_gpu")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -296,7 +303,16 @@ def _resources(ctx: Context, raw: Any) -> ResourceSpec:
             raise ctx.error("resources.gpu", f"{gpu} must be >= 0 (or auto)")
         if gpu > 1 and not float(gpu).is_integer():
             raise ctx.error("resources.gpu", f"{gpu}: fractions are only allowed below 1 GPU")
-    return ResourceSpec(cpu=float(cpu), gpu=gpu)
+    per_gpu = res_raw.get("trials_per_gpu")
+    if per_gpu is not None:
+        per_gpu = integer(ctx, "resources.trials_per_gpu", per_gpu, 1)
+        if gpu != "auto":
+            raise ctx.error(
+                "resources.trials_per_gpu",
+                f"is for gpu: auto; gpu: {gpu} already says the share "
+                f"of a GPU per trial (gpu: {1 / per_gpu:.3g} = {per_gpu} per GPU): keep one of them",
+            )
+    return ResourceSpec(cpu=float(cpu), gpu=gpu, trials_per_gpu=per_gpu)
 
 
 def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) -> tuple[dict[str, Any], TrainConfig]:

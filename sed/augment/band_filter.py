@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sed.augment import host_draws
 from sed.errors import ConfigError
 from sed.features.scaler import Scaler
 
@@ -122,8 +123,13 @@ class BandLayout:
         dtype: torch.dtype = torch.float32,
     ) -> BandLayout:
         check_layout(n_bins, n_bands, min_width, mode)
-        edges = draw_band_edges(batch, n_bins, n_bands, min_width)
-        return cls(edges=edges.to(device), weights=band_weights(edges, n_bins, mode, dtype).to(device))
+
+        def draw() -> tuple[Tensor, Tensor]:
+            edges = draw_band_edges(batch, n_bins, n_bands, min_width)
+            return edges, band_weights(edges, n_bins, mode, dtype)
+
+        edges, weights = host_draws.tensors(draw, torch.device(device))  # on the host (sed.augment.host_draws)
+        return cls(edges=edges, weights=weights)
 
     @property
     def n_gains(self) -> int:

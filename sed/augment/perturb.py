@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from sed.augment import host_draws
 from sed.features.scaler import Scaler
 from sed.nn.model import CRNN, LOCATIONS
 
@@ -234,7 +235,8 @@ def power_iteration(matvec: Callable[[Tensor], Tensor], start: Tensor, iteration
 @dataclass
 class MixupPlan:
     location: str
-    lam: float
+    #: A float; a 0-d device tensor in a step captured as a CUDA graph (`sed.augment.host_draws`).
+    lam: float | Tensor
     permutation: Tensor
 
     def mix(self, h: Tensor) -> Tensor:
@@ -252,10 +254,16 @@ def plan_mixup(
     rng: _random.Random,
 ) -> MixupPlan:
     """Eq. 10: lambda ~ Beta(alpha, alpha), a batch permutation, one location of the set."""
-    location = locations[0] if len(locations) == 1 else rng.choice(list(locations))
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    permutation = torch.randperm(batch_size, device="cpu").to(device)
-    return MixupPlan(location=location, lam=lam, permutation=permutation)
+    location = host_draws.choose(locations, rng)
+
+    def draw() -> tuple[Tensor, Tensor]:
+        return torch.distributions.Beta(alpha, alpha).sample(), torch.randperm(batch_size, device="cpu")
+
+    if host_draws.active():  # a graph-captured step (sed.training.fast_step): lambda is a device scalar
+        lam_t, permutation = host_draws.tensors(draw, device)
+        return MixupPlan(location=location, lam=lam_t, permutation=permutation)
+    lam, permutation = draw()
+    return MixupPlan(location=location, lam=float(lam), permutation=permutation.to(device))
 
 
 def first_location(locations: Sequence[str]) -> str:

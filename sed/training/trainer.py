@@ -41,6 +41,8 @@ from sed.eval.scores import best_index
 from sed.nn.model import CRNN, build_model, count_parameters
 from sed.training import checkpoint
 from sed.training.batches import Batch, MixedBatches
+from sed.training.fast_step import LOSS_NAMES, FastStep
+from sed.training.fast_step import resolve as resolve_fast_step
 from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
 from sed.training.progress import ScalarLog, format_progress
 from sed.training.runtime import configure_process, seed_everything
@@ -111,6 +113,19 @@ class Trainer:
         self.best_state: dict[str, Tensor] | None = None
         self.trainable_parameters = count_parameters(self.student)
         self.log = ScalarLog(log_dir)
+        #: The CUDA-graph step (sed.training.fast_step), None for the eager step (always on the CPU).
+        self.fast: FastStep | None = None
+        if resolve_fast_step(config, self.device) == "graph":
+            self.fast = FastStep(
+                self.student,
+                self.teacher,
+                self.optimizer,
+                config,
+                self.rng,
+                self.input_space,
+                self.rampup_steps,
+                capacity=self.steps_per_epoch,
+            )
 
     # -- training ------------------------------------------------------------
     @property
@@ -145,6 +160,11 @@ class Trainer:
         self.step += 1
         return values, rampup
 
+    def _check_finite(self, values: dict[str, float], step: int, reason: str = "") -> None:
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(_diverged_message(self.config, self.epoch + 1, step, values, bad, reason))
+
     def train_epoch(self) -> dict[str, Any]:
         """Train one epoch, validate, select; returns the epoch's metrics."""
         cfg = self.config
@@ -155,12 +175,13 @@ class Trainer:
         sums: dict[str, float] = {}
         n_steps = 0
         rampup = 0.0
-        for batch in self.batches:
-            values, rampup = self._train_step(batch)
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_steps += 1
-            self.log.step(self.step, values)
+        if self.fast is not None:
+            n_steps, rampup = self._fast_epoch(sums)
+        else:
+            for batch in self.batches:
+                values, rampup = self._train_step(batch)
+                self._log_step(values, sums)
+                n_steps += 1
         if n_steps == 0:
             raise ConfigError(NO_STEP_MESSAGE)
         self.epoch += 1
@@ -186,6 +207,28 @@ class Trainer:
         self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None})
         self.log.epoch(self.epoch, metrics)
         return metrics
+
+    def _log_step(self, values: dict[str, float], sums: dict[str, float]) -> None:
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        self.log.step(self.step, values)
+
+    def _fast_epoch(self, sums: dict[str, float]) -> tuple[int, float]:
+        """An epoch of CUDA-graph steps; the loss terms are read once, at its end (sed.training.fast_step)."""
+        assert self.fast is not None
+        first = self.step
+        self.fast.set_step(first)
+        n_steps = 0
+        for batch in self.batches:
+            self.fast.step(batch)
+            n_steps += 1
+        table = self.fast.read_history(n_steps)
+        for i, row in enumerate(table):
+            values = dict(zip(LOSS_NAMES, (float(v) for v in row)))
+            self._check_finite(values, first + i)
+            self.step = first + i + 1
+            self._log_step(values, sums)
+        return n_steps, sigmoid_rampup(max(self.step - 1, 0), self.rampup_steps)
 
     def _select(self, val: dict[str, Any]) -> None:
         """Model selection: keep the weights of the epoch with the best `config.selection_metric`
@@ -299,6 +342,8 @@ class Trainer:
         checkpoint.restore_global_rng(rng)
         self.rng.setstate(checkpoint.from_json_safe(rng["python_trainer"]))
         self.batches.load_generator_states(rng["samplers"])
+        if self.fast is not None:
+            self.fast.invalidate()  # the optimizer's state tensors are new: capture again
 
     def save_checkpoint(self, directory: Path | str) -> Path:
         """Write the full state atomically to `directory/trainer_state.pt`."""
