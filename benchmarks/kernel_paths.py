@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from sed.config import PRESETS
 from sed.data.synth import ensure_embedded
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, prepare_data
 
 RECIPE = dict(
