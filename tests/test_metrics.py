@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import platform
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from sed.eval.metrics import (
     MetricsError,
@@ -326,7 +328,11 @@ def test_evaluate_predictions_keys_versions_and_merge_count() -> None:
         "scipy",
         "torch",
         "torchaudio",
+        "python",
+        "torch_cpu_capability",
     }
+    assert versions["python"] == platform.python_version()
+    assert versions["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     quick = evaluate_predictions(target, PSDS_FILES, PSDS_LABELS, reference, None, compute_psds=False)
     assert quick["psds"] is None and quick["psds_ct"] is None and quick["psds_macro"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,11 @@ def test_best_model_is_self_describing(run):
     assert state["frame_step"] == FRAME_STEP_S and len(state["labels"]) == 10
     assert state["scaler"]["mean"].shape == (128,)
     assert state["versions"]["sed_scores_eval"] == "0.0.4" and "torch" in state["versions"]
+    # the Python version and the CPU kernel path travel with every result (model and metrics.json)
+    report = json.loads((run / "metrics.json").read_text())
+    for versions in (state["versions"], report["versions"]):
+        assert versions["python"] == platform.python_version()
+        assert versions["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert state["config"]["selection_metric"] == "val_psds1" and "val_psds1" in state["selection"]
 
 

@@ -114,6 +114,7 @@ def lively_crnn(seed: int, dropout: float = 0.0) -> CRNN:
     return model
 
 
+@pytest.mark.dynamics
 @pytest.mark.parametrize("which", ["filter", "snr"])
 def test_worst_case_beats_random_of_the_same_size_on_a_crnn(which):
     losses: dict[str, list[float]] = {"adversarial": [], "random": []}
@@ -179,6 +180,7 @@ def test_every_realistic_augmentation_works_with_every_regulariser(name, regular
         compute_losses(student, teacher, realistic_batch(), cfg, 2.0, random.Random(0))
 
 
+@pytest.mark.dynamics
 def test_adversarial_presets_perturb_more_than_their_random_counterparts():
     """Through compute_losses (l2, tied dropout): the searched gains / noise raise L_const."""
 
@@ -195,6 +197,7 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
 
 
 @pytest.mark.slow  # a whole training run or several processes
+@pytest.mark.dynamics
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
     from sed.training.trainer import Trainer, prepare_data
 

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.dynamics
 def test_two_runs_give_identical_leaderboards(tmp_path, tiny_data_root, session_cache):
     text = (REPO / "tests" / "spaces" / "tiny.yaml").read_text()
     text = text.replace("max_concurrent: 2", "max_concurrent: 1").replace("num_samples: 4", "num_samples: 3")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shlex
 import signal
@@ -215,8 +216,9 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     assert meta["space"] == SPACE.read_text()
     assert meta["git_commit"] == lb.git_commit()
     versions = json.loads(meta["versions"])
-    for name in ("ray", "optuna", "torch", "sed_eval", "psds_eval"):
+    for name in ("ray", "optuna", "torch", "sed_eval", "psds_eval", "torch_cpu_capability"):
         assert versions.get(name) not in (None, "missing"), name
+    assert versions["python"] == platform.python_version()  # the driver runs on this interpreter
     assert meta["created"] and meta["stage"] == "search"
 
     # final stage: the best config x 3 seeds, scored on public_eval; the pair done
@@ -226,6 +228,9 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     for column in FINAL_COLUMNS:
         assert column in final.columns, column
     assert (final["status"] == "COMPLETED").all()
+    # each row records the Python and the CPU kernel path of the trial that scored it
+    for row_versions in final["metric_versions"].map(json.loads):
+        assert row_versions["python"] == platform.python_version() and row_versions["torch_cpu_capability"]
     kept = final_before.set_index("seed")["trial_id"]
     assert (final.set_index("seed").loc[kept.index, "trial_id"] == kept).all()
     best = search.iloc[0]

@@ -53,6 +53,7 @@ def _two_metric_space(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.dynamics
 @pytest.mark.timeout(300)
 def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path) -> None:
     out = tmp_path / "results"

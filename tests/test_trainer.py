@@ -74,6 +74,7 @@ def test_batch_fractions_set_the_part_sizes_and_a_zero_part_is_left_out(data):
 
 
 @pytest.mark.slow  # a whole training run or several processes
+@pytest.mark.dynamics
 def test_checkpoint_resume_equals_an_uninterrupted_run(data, tmp_path):
     cfg = tiny("baseline", max_steps_per_epoch=2)
     straight = Trainer(cfg, data=data, progress=False)
@@ -118,6 +119,7 @@ def test_diverged_weights_stop_with_a_clear_error(data):
 
 
 @pytest.mark.slow  # a whole training run or several processes
+@pytest.mark.dynamics
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
     tr = Trainer(tiny(name, max_steps_per_epoch=2), data=data, progress=False)
@@ -184,6 +186,7 @@ def test_train_cli_refuses_a_bad_override(tmp_path):
 
 
 @pytest.mark.slow  # a whole training run or several processes
+@pytest.mark.dynamics
 def test_same_config_and_seed_give_identical_runs(data):
     cfg = tiny("vat-latent-l2", max_steps_per_epoch=2)
     runs = []

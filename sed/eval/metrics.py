@@ -39,6 +39,7 @@ Decisions written down here:
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 from collections.abc import Sequence
 from typing import Any
 
@@ -251,13 +252,19 @@ def psds_scores(
 
 
 def metric_versions() -> dict[str, str]:
-    """Installed versions of the metric and numeric packages ("not installed" if absent)."""
+    """Installed versions of the metric and numeric packages ("not installed" if absent), the
+    Python version, and the CPU kernel path torch runs here (`torch_cpu_capability`: AVX512,
+    AVX2, DEFAULT, ...; the same seed gives identical numbers only on the same path)."""
     versions: dict[str, str] = {}
     for package in VERSIONED_PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
+    versions["python"] = platform.python_version()
+    import torch  # here, not at the top: the metrics themselves need no torch
+
+    versions["torch_cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
     return versions
 
 
