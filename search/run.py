@@ -70,8 +70,10 @@ from sed.config import ConfigError, TrainConfig
 from sed.data.prepare import PreparedData
 
 from . import leaderboard as lb
+from . import masking
 from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
+from .ray_auth import cluster_auth_warning
 from .resources import ClusterError, derive_resources
 from .space import Space, SpaceError, load_space, parse_space
 from .study_storage import StorageError, dashboard_command, storage_location, study_exists
@@ -187,7 +189,10 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if args.overrides:
             raise UsageError("--resume: --set would change the experiment; leave it out (the run keeps its values)")
         given = read_space_text(args) if args.space is not None else None
-        name = args.name or parse_space(*given).name
+        given_space = parse_space(*given) if given is not None else None
+        if given_space is not None and given_space.storage and "://" in given_space.storage:
+            masking.remember(given_space.storage)  # its password, for this run only
+        name = args.name or given_space.name
         exp_dir = out / name
         run_file = exp_dir / RUN_FILE
         if not exp_dir.is_dir():
@@ -199,8 +204,10 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
                 f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name"
             )
         stored = RunSettings(**json.loads(run_file.read_text()))
+        if stored.storage and "://" in stored.storage:  # a run file of an older version may hold it unmasked
+            stored.storage = masking.remember(stored.storage)
         if given is not None:
-            if given[0] != stored.space_text:
+            if masking.mask_text(given[0]) != stored.space_text:
                 raise UsageError(
                     f"--resume: {args.space} differs from the space {exp_dir} was started with "
                     f"({stored.space_path}); resume without --space, or start a new experiment with another --name"
@@ -214,7 +221,8 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if args.data is not None and str(args.data.expanduser().resolve()) != stored.data:
             raise UsageError(f"--resume: --data {args.data} differs from the original run ({stored.data}); leave it out")
         if args.storage is not None and storage_location(args.storage, exp_dir) != stored.storage:
-            raise UsageError(f"--resume: --storage {args.storage} differs from the original run ({stored.storage}); "
+            raise UsageError(f"--resume: --storage {masking.mask_url(args.storage)} differs from the original run "
+                             f"({stored.storage}); "
                              "leave it out")
         if args.cache_dir is not None and str(args.cache_dir.expanduser().resolve()) != stored.cache_dir:
             raise UsageError(f"--resume: --cache-dir differs from the original run ({stored.cache_dir}); leave it out")
@@ -253,7 +261,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         raise UsageError("--storage: a grid space has no Optuna study; leave it out")
     settings = RunSettings(
         space_path=str(space.path),
-        space_text=space.text,
+        space_text=masking.mask_text(space.text),  # a password in the space's storage: is masked
         num_samples=args.num_samples,
         max_epochs=args.max_epochs,
         data=data,
@@ -342,21 +350,22 @@ def write_report(exp_dir: Path, debug: bool) -> None:
         print(f"report:       {path} ({time.perf_counter() - started:.1f} s)", flush=True)
     except Exception as exc:  # the run's results are already on disk: never fail the run here
         if debug:
-            traceback.print_exc()
-        print(f"sedtune: warning: report.html was not written ({type(exc).__name__}: {exc}); "
+            print(masking.mask_text(traceback.format_exc()), end="", file=sys.stderr)
+        print(f"sedtune: warning: report.html was not written ({masking.mask_text(f'{type(exc).__name__}: {exc}')}); "
               f"retry with: python -m search.report {shlex.quote(str(exp_dir))}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- main
 def _user_error(message: str, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
-    print(f"error: {message}", file=sys.stderr)
+        print(masking.mask_text(traceback.format_exc()), end="", file=sys.stderr)
+    print(f"error: {masking.mask_text(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    masking.install_excepthook()  # an unexpected error's traceback is printed with secrets masked
     try:
         settings, space, exp_dir = resolve_settings(args)
         check_output_dir(exp_dir.parent)
@@ -377,7 +386,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     ray_started = False
     try:
-        print(space.summary(), flush=True)
+        if args.storage and masking.has_secret(args.storage):
+            print("sedtune: warning: the password in --storage is visible to other users of this machine (ps) "
+                  "and in the Ray cluster's job list while the run lasts; it is written nowhere. Prefer a URL "
+                  "without it and the password where the database library reads it (PostgreSQL: ~/.pgpass, "
+                  "PGPASSFILE, PGPASSWORD)", file=sys.stderr, flush=True)
+        print(masking.mask_text(space.summary()), flush=True)
         if args.resume:
             search = completed_search(space, exp_dir)
             if search is not None and (args.no_final or final_pending(space, exp_dir, search) == 0):
@@ -397,6 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _user_error(str(exc), args.debug)
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
+        if args.address:
+            warning = cluster_auth_warning(args.address)
+            if warning:
+                print(f"sedtune: warning: {warning}", file=sys.stderr, flush=True)
         try:
             resources = derive_resources(space, ray.cluster_resources())
         except ClusterError as exc:

@@ -27,7 +27,9 @@ import pandas as pd
 from sed.config import PAPER_TABLE1
 
 from . import figures
+from ..masking import mask_url
 from ..rows import control_comparison
+from ..study_storage import dashboard_command
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
@@ -67,7 +69,8 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
         page.note("search.parquet is not written yet (the search stage is running or was killed): its rows are "
                   "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA).")
     if exp.storage:
-        page.note(f"Optuna study {exp.exp_dir.name!r} in {exp.storage} (open it with: optuna-dashboard {exp.storage})")
+        page.note(f"Optuna study {exp.exp_dir.name!r} in {mask_url(exp.storage)} "
+                  f"(open it with: {dashboard_command(exp.storage)})")
     if exp.metadata:
         page.note(f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
                   f"data {exp.metadata.get('data', '?')}")
