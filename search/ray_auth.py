@@ -31,8 +31,10 @@ import subprocess
 import sys
 
 PROBE_TIMEOUT_S = 30.0
-SECURE_RECIPE = ("start every node with RAY_AUTH_MODE=token and the same token (README, 'On a Ray cluster'), "
-                 "with its ports reachable only from the cluster's private network")
+SECURE_RECIPE = (
+    "start every node with RAY_AUTH_MODE=token and the same token (README, 'On a Ray cluster'), "
+    "with its ports reachable only from the cluster's private network"
+)
 
 #: the probe: exit 0 when the GCS answers a call without a token, 3 when it refuses it
 _PROBE = """
@@ -70,8 +72,9 @@ def accepts_calls_without_token(gcs_address: str) -> bool | None:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
     env["RAY_AUTH_MODE"] = "disabled"
     try:
-        probe = subprocess.run([sys.executable, "-c", _PROBE, gcs_address], env=env, capture_output=True,
-                               timeout=PROBE_TIMEOUT_S)
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, gcs_address], env=env, capture_output=True, timeout=PROBE_TIMEOUT_S
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return {0: True, 3: False}.get(probe.returncode)
@@ -83,14 +86,18 @@ def cluster_auth_warning(address: str, gcs_address: str | None = None) -> str | 
     `gcs_address`: the head's GCS (default: the connected driver's runtime context).
     """
     if not client_sends_token():
-        return (f"the Ray cluster at {address} let this driver join without an authentication token: anyone "
-                f"who can reach its ports can run any code on its nodes; {SECURE_RECIPE}")
+        return (
+            f"the Ray cluster at {address} let this driver join without an authentication token: anyone "
+            f"who can reach its ports can run any code on its nodes; {SECURE_RECIPE}"
+        )
     if gcs_address is None:
         import ray
 
         gcs_address = ray.get_runtime_context().gcs_address
     if accepts_calls_without_token(gcs_address):
-        return (f"the Ray cluster at {address} answers calls without an authentication token (this driver "
-                f"sends one, the cluster does not ask for it): anyone who can reach its ports can run any code "
-                f"on its nodes; {SECURE_RECIPE}")
+        return (
+            f"the Ray cluster at {address} answers calls without an authentication token (this driver "
+            f"sends one, the cluster does not ask for it): anyone who can reach its ports can run any code "
+            f"on its nodes; {SECURE_RECIPE}"
+        )
     return None

@@ -28,8 +28,10 @@ from .study_storage import StorageError
 def connect_hint(masked: str) -> str:
     """Where the password comes from, for messages about `masked`."""
     if masked.startswith(("postgresql", "postgres")):
-        return ("the password is never stored with the experiment: give the URL with it again (--storage), or keep "
-                "it where PostgreSQL's library reads it (~/.pgpass, PGPASSFILE or PGPASSWORD)")
+        return (
+            "the password is never stored with the experiment: give the URL with it again (--storage), or keep "
+            "it where PostgreSQL's library reads it (~/.pgpass, PGPASSFILE or PGPASSWORD)"
+        )
     return "the password is never stored with the experiment: give the URL with it again (--storage)"
 
 
@@ -60,5 +62,7 @@ class SecretFreeRDBStorage(RDBStorage):
 
 def _refusal(masked: str, exc: BaseException) -> str:
     detail = masking.mask_text(f"{type(exc).__name__}: {exc}")
-    return (f"storage {masked}: cannot open it ({detail}); give a reachable database URL (sqlite:///PATH needs "
-            f"nothing else) or a journal file path; {connect_hint(masked)}")
+    return (
+        f"storage {masked}: cannot open it ({detail}); give a reachable database URL (sqlite:///PATH needs "
+        f"nothing else) or a journal file path; {connect_hint(masked)}"
+    )

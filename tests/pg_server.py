@@ -75,8 +75,11 @@ class Server:
         return path
 
     def stop(self) -> None:
-        subprocess.run([*_run_as(), _bin("pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate", "-w"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*_run_as(), _bin("pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate", "-w"],
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def _free_port() -> int:
@@ -94,22 +97,73 @@ def start_server(root: Path) -> Server:
     as_user = _run_as()
     port = _free_port()
     password = "pw-" + secrets.token_hex(12)
-    init = subprocess.run([*as_user, _bin("initdb"), "-D", str(data), "-U", "admin", "--auth-local=trust",
-                           "--auth-host=scram-sha-256", "--no-sync"], capture_output=True, text=True, timeout=120)
+    init = subprocess.run(
+        [
+            *as_user,
+            _bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "admin",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
-    start = subprocess.run([*as_user, _bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"),
-                            "-w", "-t", "60", "start"], capture_output=True, text=True, timeout=120)
+    start = subprocess.run(
+        [
+            *as_user,
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     server = Server(data, port, "alice", password, "optuna")
     if start.returncode != 0:
         log = (data / "server.log").read_text(errors="replace")[-2000:] if (data / "server.log").is_file() else ""
         server.stop()
         raise RuntimeError(f"pg_ctl start failed: {start.stderr[-1000:]} {log}")
     sql = f"CREATE ROLE alice LOGIN PASSWORD '{password}'; CREATE DATABASE optuna OWNER alice;"
-    setup = subprocess.run([*as_user, _bin("psql"), "-h", str(data), "-p", str(port), "-U", "admin", "-d", "postgres",
-                            "-v", "ON_ERROR_STOP=1", "-c", sql.split("; ")[0], "-c", sql.split("; ")[1]],
-                           capture_output=True, text=True, timeout=60)
+    setup = subprocess.run(
+        [
+            *as_user,
+            _bin("psql"),
+            "-h",
+            str(data),
+            "-p",
+            str(port),
+            "-U",
+            "admin",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql.split("; ")[0],
+            "-c",
+            sql.split("; ")[1],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if setup.returncode != 0:
         server.stop()
         raise RuntimeError(f"creating the role and database failed: {setup.stderr[-2000:]}")

@@ -14,22 +14,41 @@ from search import masking
 from search.run import main
 
 CASES = [
-    ("postgresql://alice:S3cretPW@127.0.0.1:5432/optuna", "postgresql://alice:***@127.0.0.1:5432/optuna",
-     "postgresql://alice@127.0.0.1:5432/optuna"),
-    ("postgresql+psycopg://alice:p%40ss%2Fw@db.lan/optuna", "postgresql+psycopg://alice:***@db.lan/optuna",
-     "postgresql+psycopg://alice@db.lan/optuna"),
-    ("postgresql://db.lan/optuna?user=alice&password=S3cretPW&sslmode=require",
-     "postgresql://db.lan/optuna?user=alice&password=***&sslmode=require",
-     "postgresql://db.lan/optuna?user=alice&sslmode=require"),
-    ("s3://AKIAEXAMPLE:wJalrXUtnFEMI%2FK7MDENG@bucket/results", "s3://AKIAEXAMPLE:***@bucket/results",
-     "s3://AKIAEXAMPLE@bucket/results"),
-    ("s3://bucket/results?access_key=AKIAEXAMPLE&secret_key=wJalrXUtnFEMI&region=eu-west-1",
-     "s3://bucket/results?access_key=***&secret_key=***&region=eu-west-1", "s3://bucket/results?region=eu-west-1"),
-    ("https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=AbC%2Bd%3D&se=2026",
-     "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=***&se=2026",
-     "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&se=2026"),
-    ("https://x.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=abcdef0123",
-     "https://x.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***", "https://x.s3.amazonaws.com/k"),
+    (
+        "postgresql://alice:S3cretPW@127.0.0.1:5432/optuna",
+        "postgresql://alice:***@127.0.0.1:5432/optuna",
+        "postgresql://alice@127.0.0.1:5432/optuna",
+    ),
+    (
+        "postgresql+psycopg://alice:p%40ss%2Fw@db.lan/optuna",
+        "postgresql+psycopg://alice:***@db.lan/optuna",
+        "postgresql+psycopg://alice@db.lan/optuna",
+    ),
+    (
+        "postgresql://db.lan/optuna?user=alice&password=S3cretPW&sslmode=require",
+        "postgresql://db.lan/optuna?user=alice&password=***&sslmode=require",
+        "postgresql://db.lan/optuna?user=alice&sslmode=require",
+    ),
+    (
+        "s3://AKIAEXAMPLE:wJalrXUtnFEMI%2FK7MDENG@bucket/results",
+        "s3://AKIAEXAMPLE:***@bucket/results",
+        "s3://AKIAEXAMPLE@bucket/results",
+    ),
+    (
+        "s3://bucket/results?access_key=AKIAEXAMPLE&secret_key=wJalrXUtnFEMI&region=eu-west-1",
+        "s3://bucket/results?access_key=***&secret_key=***&region=eu-west-1",
+        "s3://bucket/results?region=eu-west-1",
+    ),
+    (
+        "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=AbC%2Bd%3D&se=2026",
+        "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=***&se=2026",
+        "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&se=2026",
+    ),
+    (
+        "https://x.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=abcdef0123",
+        "https://x.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***",
+        "https://x.s3.amazonaws.com/k",
+    ),
     ("https://ghp_TOKEN123@github.com/org/repo", "https://***@github.com/org/repo", "https://github.com/org/repo"),
     # nothing secret: unchanged
     ("postgresql://alice@db.lan/optuna", None, None),
@@ -56,8 +75,10 @@ def test_mask_text_masks_urls_and_every_remembered_secret():
     assert masked == "postgresql://alice:***@10.0.0.5/optuna"
     assert masking.reveal(masked) == url  # this process was given it
     assert masking.reveal("postgresql://bob:***@10.0.0.5/optuna") == "postgresql://bob@10.0.0.5/optuna"
-    text = ("OperationalError: could not connect to 'postgresql://alice:Sup3r%21Secret@10.0.0.5/optuna' "
-            "(password Sup3r!Secret rejected); see s3://KEY:abc123xyz@bucket/x")
+    text = (
+        "OperationalError: could not connect to 'postgresql://alice:Sup3r%21Secret@10.0.0.5/optuna' "
+        "(password Sup3r!Secret rejected); see s3://KEY:abc123xyz@bucket/x"
+    )
     shown = masking.mask_text(text)
     assert "Sup3r" not in shown and "abc123xyz" not in shown
     assert "postgresql://alice:***@10.0.0.5/optuna" in shown and "s3://KEY:***@bucket/x" in shown
@@ -74,14 +95,31 @@ def test_refusals_never_print_the_password(tmp_path, capsys):
     # the URL of the issue: nothing listens on port 1; the refusal names the storage masked
     space = tmp_path / "tiny.yaml"
     space.write_text((__import__("pathlib").Path(__file__).parent / "spaces" / "tiny.yaml").read_text())
-    code = main(["--space", str(space), "--out", str(tmp_path / "out"),
-                 "--storage", "postgresql://alice:S3cretPW@127.0.0.1:1/optuna"])
+    code = main(
+        [
+            "--space",
+            str(space),
+            "--out",
+            str(tmp_path / "out"),
+            "--storage",
+            "postgresql://alice:S3cretPW@127.0.0.1:1/optuna",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "S3cretPW" not in err, err
     assert "storage postgresql://alice:***@127.0.0.1:1/optuna: cannot open it" in err
     assert not (tmp_path / "out").exists()
     # --debug prints the traceback, masked too
-    code = main(["--space", str(space), "--out", str(tmp_path / "out"), "--debug",
-                 "--storage", "postgresql://alice:S3cretPW@127.0.0.1:1/optuna"])
+    code = main(
+        [
+            "--space",
+            str(space),
+            "--out",
+            str(tmp_path / "out"),
+            "--debug",
+            "--storage",
+            "postgresql://alice:S3cretPW@127.0.0.1:1/optuna",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" in err and "S3cretPW" not in err

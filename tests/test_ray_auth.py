@@ -50,8 +50,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _alive_nodes(address: str, env: dict) -> int:
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-             "print(sum(1 for node in ray.nodes() if node['Alive']))")
+    probe = (
+        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+        "print(sum(1 for node in ray.nodes() if node['Alive']))"
+    )
     res = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=env, timeout=60)
     lines = res.stdout.strip().splitlines()
     return int(lines[-1]) if res.returncode == 0 and lines and lines[-1].isdigit() else 0
@@ -63,12 +65,28 @@ def cluster(nodes: int, env: dict) -> Iterator[str]:
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp_dir = tempfile.mkdtemp(prefix="ra", dir="/tmp")  # short: Ray's socket paths are length-limited
-    common = ["--block", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    common = [
+        "--block",
+        "--num-cpus",
+        "1",
+        "--num-gpus",
+        "0",
+        "--disable-usage-stats",
+        "--node-ip-address",
+        "127.0.0.1",
+    ]
     procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> None:
-        procs.append(subprocess.Popen([RAY, "start", *args, *common], env=env, start_new_session=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [RAY, "start", *args, *common],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     try:
         start("--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp_dir)
@@ -101,8 +119,10 @@ def _env(tmp_path: Path, mode: str) -> dict:
     return env
 
 
-_CHECK = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-          "from search.ray_auth import cluster_auth_warning; print(cluster_auth_warning(sys.argv[1]))")
+_CHECK = (
+    "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
+    "from search.ray_auth import cluster_auth_warning; print(cluster_auth_warning(sys.argv[1]))"
+)
 
 
 @pytest.mark.timeout(400)
@@ -110,10 +130,32 @@ def test_token_cluster_runs_a_search_and_refuses_calls_without_the_token(tmp_pat
     env = _env(tmp_path, "token")
     with cluster(2, env) as address:
         result = subprocess.run(
-            [sys.executable, "-m", "search.run", "--space", str(REPO / "tests" / "spaces" / "tiny.yaml"),
-             "--address", address, "--num-samples", "2", "--max-epochs", "1", "--no-final", "--no-report",
-             "--out", str(tmp_path / "out"), "--data", str(tiny_data_root), "--cache-dir", str(session_cache)],
-            capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "search.run",
+                "--space",
+                str(REPO / "tests" / "spaces" / "tiny.yaml"),
+                "--address",
+                address,
+                "--num-samples",
+                "2",
+                "--max-epochs",
+                "1",
+                "--no-final",
+                "--no-report",
+                "--out",
+                str(tmp_path / "out"),
+                "--data",
+                str(tiny_data_root),
+                "--cache-dir",
+                str(session_cache),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=REPO,
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         assert WARNING not in result.stderr
@@ -130,7 +172,13 @@ def test_token_cluster_runs_a_search_and_refuses_calls_without_the_token(tmp_pat
 def test_open_cluster_is_reported(tmp_path):
     with cluster(1, _env(tmp_path, "disabled")) as address:
         for mode in ("disabled", "token"):  # the client sends no token / sends one the cluster ignores
-            check = subprocess.run([sys.executable, "-c", _CHECK, address], capture_output=True, text=True,
-                                   env=_env(tmp_path, mode), timeout=120, cwd=REPO)
+            check = subprocess.run(
+                [sys.executable, "-c", _CHECK, address],
+                capture_output=True,
+                text=True,
+                env=_env(tmp_path, mode),
+                timeout=120,
+                cwd=REPO,
+            )
             assert check.returncode == 0, check.stderr[-3000:]
             assert WARNING in check.stdout and "RAY_AUTH_MODE=token" in check.stdout, (mode, check.stdout)

@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
-
 import pg_server
+import pytest
 from procs import descendants, kill_all, output_lines
+
 from search import leaderboard as lb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,8 +90,23 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
     exp = out / "tiny"
     env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
     env.update(PYTHONUNBUFFERED="1", RAY_TMPDIR=str(ray_tmp), PGPASSFILE=str(tmp_path / "no-such-passfile"))
-    cmd = [sys.executable, "-m", "search.run", "--space", str(SPACE), "--out", str(out), "--storage", url,
-           "--num-samples", "3", "--max-epochs", "1", "--no-final", "--verbose"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "search.run",
+        "--space",
+        str(SPACE),
+        "--out",
+        str(out),
+        "--storage",
+        url,
+        "--num-samples",
+        "3",
+        "--max-epochs",
+        "1",
+        "--no-final",
+        "--verbose",
+    ]
     outputs: list[str] = []
 
     # ---- 1. a trial finishes, then SIGKILL (the first run has only the URL)
@@ -172,15 +187,29 @@ def test_pickled_storage_holds_no_password(postgres, tmp_path):
     assert pickle.loads(data).get_study_id_from_name("pickled") >= 0  # this process was given the password
     path = tmp_path / "storage.pkl"
     path.write_bytes(data)
-    reader = ("import pickle, sys\nfrom search.study_storage import StorageError\n"
-              "try:\n    s = pickle.load(open(sys.argv[1], 'rb'))\n    print('opened', s.get_study_id_from_name('pickled'))\n"
-              "except StorageError as exc:\n    print('refused', exc)\n")
+    reader = (
+        "import pickle, sys\nfrom search.study_storage import StorageError\n"
+        "try:\n    s = pickle.load(open(sys.argv[1], 'rb'))\n    print('opened', s.get_study_id_from_name('pickled'))\n"
+        "except StorageError as exc:\n    print('refused', exc)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
-    with_file = subprocess.run([sys.executable, "-c", reader, str(path)], cwd=REPO, capture_output=True, text=True,
-                               env={**env, "PGPASSFILE": str(postgres.passfile(tmp_path / "pgpass"))}, timeout=60)
+    with_file = subprocess.run(
+        [sys.executable, "-c", reader, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**env, "PGPASSFILE": str(postgres.passfile(tmp_path / "pgpass"))},
+        timeout=60,
+    )
     assert with_file.stdout.startswith("opened"), with_file.stdout + with_file.stderr
-    without = subprocess.run([sys.executable, "-c", reader, str(path)], cwd=REPO, capture_output=True, text=True,
-                             env={**env, "PGPASSFILE": str(tmp_path / "none")}, timeout=60)
+    without = subprocess.run(
+        [sys.executable, "-c", reader, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**env, "PGPASSFILE": str(tmp_path / "none")},
+        timeout=60,
+    )
     assert without.stdout.startswith("refused storage postgresql://alice:***@"), without.stdout + without.stderr
     assert "~/.pgpass" in without.stdout and postgres.password not in without.stdout + without.stderr
     # a wrong password is refused with the URL masked
