@@ -11,11 +11,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sed.augment.perturb import LogMelSpace  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402
-from sed.model import build_model  # noqa: E402
-from sed.objectives import Batch, compute_losses, update_ema  # noqa: E402
-from sed.perturb import LogMelSpace  # noqa: E402
-from sed.scaler import Scaler  # noqa: E402
+from sed.features.scaler import Scaler  # noqa: E402
+from sed.nn.model import build_model  # noqa: E402
+from sed.training.objectives import Batch, compute_losses, update_ema  # noqa: E402
 
 
 def random_batch(batch: int, device: torch.device | str = "cpu", n_classes: int = 10) -> Batch:
@@ -24,7 +24,7 @@ def random_batch(batch: int, device: torch.device | str = "cpu", n_classes: int 
     weak = torch.zeros(batch, dtype=torch.bool)
     strong = torch.zeros(batch, dtype=torch.bool)
     weak[:q] = True
-    strong[batch - q:] = True
+    strong[batch - q :] = True
     return Batch(
         torch.randn(batch, 628, 128),
         (torch.rand(batch, 157, n_classes) > 0.8).float(),
@@ -58,9 +58,7 @@ class ObjectiveStep:
 
     def __call__(self) -> dict[str, float]:
         with torch.autocast(self.batch.features.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            terms = compute_losses(
-                self.student, self.teacher, self.batch, self.cfg, 1.0, self.rng, self.input_space
-            )
+            terms = compute_losses(self.student, self.teacher, self.batch, self.cfg, 1.0, self.rng, self.input_space)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from sed.config import TrainConfig
-from sed.metrics import evaluate_predictions
-from sed.trainer import prepare_data
+from sed.eval.metrics import evaluate_predictions
+from sed.training.trainer import prepare_data
 
 
 def pooled_frames(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -76,8 +76,15 @@ def alignment_table(data, split_name: str) -> None:
 def score(data, split_name: str, probs: np.ndarray, threshold: float, median: int) -> dict:
     split = data.split(split_name)
     return evaluate_predictions(
-        probs, split.filenames, data.labels, split.events_frame(), split.durations,
-        threshold=threshold, median_window=median, compute_psds=True, n_thresholds=50,
+        probs,
+        split.filenames,
+        data.labels,
+        split.events_frame(),
+        split.durations,
+        threshold=threshold,
+        median_window=median,
+        compute_psds=True,
+        n_thresholds=50,
         psds_variants=("psds",),
     )
 
@@ -121,8 +128,10 @@ def linear_table(data, epochs: int = 300) -> None:
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xt), yt)
         loss.backward()
         opt.step()
-    print(f"\n[3] linear frame classifier ({xt.shape[1]} inputs, {epochs} full-batch Adam steps, "
-          f"{time.perf_counter() - start:.1f} s, final train BCE {loss.item():.3f})")
+    print(
+        f"\n[3] linear frame classifier ({xt.shape[1]} inputs, {epochs} full-batch Adam steps, "
+        f"{time.perf_counter() - start:.1f} s, final train BCE {loss.item():.3f})"
+    )
     print("| split | threshold | median | frame macro F1 | event macro F1 | PSDS |")
     print("|---|---|---|---|---|---|")
     for split_name in ("synthetic_val", "public_eval"):
@@ -132,23 +141,33 @@ def linear_table(data, epochs: int = 300) -> None:
         targets = data.split(split_name).strong_targets(data.labels)
         for threshold, median in ((0.5, 7), (0.3, 7), (0.5, 15)):
             s = score(data, split_name, probs, threshold, median)
-            print(f"| {split_name} | {threshold} | {median} | {frame_f1(probs, targets, threshold):.3f} | "
-                  f"{s['macro_f1']:.3f} | {s['psds']:.3f} |")
+            print(
+                f"| {split_name} | {threshold} | {median} | {frame_f1(probs, targets, threshold):.3f} | "
+                f"{s['macro_f1']:.3f} | {s['psds']:.3f} |"
+            )
 
 
 def init_scale_table(data) -> None:
     import dataclasses
 
-    from sed.model import build_model
+    from sed.nn.model import build_model
 
     x = torch.from_numpy(np.array(data.features["synthetic_train"][:12], dtype=np.float32))
-    x = (x - torch.as_tensor(data.scaler.mean, dtype=torch.float32)) / torch.as_tensor(data.scaler.std, dtype=torch.float32)
+    x = (x - torch.as_tensor(data.scaler.mean, dtype=torch.float32)) / torch.as_tensor(
+        data.scaler.std, dtype=torch.float32
+    )
     print("\n[4] activation scale at initialisation (train-mode BN), old demo CRNN")
     print("| init | bn_eps | block | conv-output variance | BN-output std | gated-unit output std |")
     print("|---|---|---|---|---|---|")
     for init, eps in (("reference", 1e-3), ("reference", 1e-5), ("torch", 1e-3)):
-        cfg = dataclasses.replace(TrainConfig(), cnn_filters=(8, 16, 16, 16, 16, 16, 16), rnn_hidden=16,
-                                  dropout=0.0, bn_eps=eps, weight_init=init)
+        cfg = dataclasses.replace(
+            TrainConfig(),
+            cnn_filters=(8, 16, 16, 16, 16, 16, 16),
+            rnn_hidden=16,
+            dropout=0.0,
+            bn_eps=eps,
+            weight_init=init,
+        )
         torch.manual_seed(0)
         model = build_model(cfg, len(data.labels)).train()
         h = x.unsqueeze(1)
@@ -159,11 +178,15 @@ def init_scale_table(data) -> None:
                 gate = block.gate(bn)
                 h = block.pool(gate)
                 if i in (0, 1, 3, 6):
-                    print(f"| {init} | {eps:g} | {i + 1} | {float(conv.var(dim=(0, 2, 3)).mean()):.1e} | "
-                          f"{float(bn.std()):.3f} | {float(gate.std()):.4f} |")
+                    print(
+                        f"| {init} | {eps:g} | {i + 1} | {float(conv.var(dim=(0, 2, 3)).mean()):.1e} | "
+                        f"{float(bn.std()):.3f} | {float(gate.std()):.4f} |"
+                    )
             strong, _ = model(x)
-        print(f"| {init} | {eps:g} | output | frame probabilities: mean {float(strong.mean()):.3f}, "
-              f"std {float(strong.std()):.1e} | | |")
+        print(
+            f"| {init} | {eps:g} | output | frame probabilities: mean {float(strong.mean()):.3f}, "
+            f"std {float(strong.std()):.1e} | | |"
+        )
 
 
 def main() -> None:

@@ -55,9 +55,21 @@ OLD_DEMO: dict[str, Any] = dict(
 #: embedded data, batch 12, 6 epochs x 20 steps, threshold 0.5, each rung
 #: adding one change to the one above it (cumulative).
 LADDER: list[tuple[str, dict[str, Any]]] = [
-    ("L0-reference", dict(embedded_size="default", augmentation="none", regularization="none",
-                          consistency_weight=0.0, max_steps_per_epoch=20, epochs=6, threshold=0.5,
-                          dropout=0.5, lr=0.003, rampup_epochs=1)),
+    (
+        "L0-reference",
+        dict(
+            embedded_size="default",
+            augmentation="none",
+            regularization="none",
+            consistency_weight=0.0,
+            max_steps_per_epoch=20,
+            epochs=6,
+            threshold=0.5,
+            dropout=0.5,
+            lr=0.003,
+            rampup_epochs=1,
+        ),
+    ),
     ("L1-dropout0", dict(dropout=0.0)),
     ("L2-bn_eps1e-5", dict(bn_eps=1e-5)),
     ("L3-lr0.01-noramp", dict(lr=0.01, rampup_epochs=0)),
@@ -84,10 +96,22 @@ VARIANTS["L6-with-reference-init"] = {**VARIANTS["L6-maxpool"], "weight_init": "
 #: 9 epochs x 25 steps, median filter 11 frames; supervised unless a variant adds an objective.
 RECIPE: dict[str, Any] = {**_acc, "batch_size": 8, "max_steps_per_epoch": 25, "epochs": 9, "median_window": 11}
 VARIANTS["recipe"] = dict(RECIPE)
-VARIANTS["recipe-random-input"] = {**RECIPE, "augmentation": "random", "locations": "input",
-                                   "regularization": "l2", "noise_scale": 0.1, "consistency_weight": 1.0}
-VARIANTS["recipe-mixup-latent"] = {**RECIPE, "augmentation": "mixup", "locations": "latent",
-                                   "regularization": "l2", "mixup_alpha": 0.5, "consistency_weight": 1.0}
+VARIANTS["recipe-random-input"] = {
+    **RECIPE,
+    "augmentation": "random",
+    "locations": "input",
+    "regularization": "l2",
+    "noise_scale": 0.1,
+    "consistency_weight": 1.0,
+}
+VARIANTS["recipe-mixup-latent"] = {
+    **RECIPE,
+    "augmentation": "mixup",
+    "locations": "latent",
+    "regularization": "l2",
+    "mixup_alpha": 0.5,
+    "consistency_weight": 1.0,
+}
 VARIANTS["recipe-random-input-unlabeled"] = {**VARIANTS["recipe-random-input"], "weak_fraction": 0.25}
 
 
@@ -136,7 +160,7 @@ def post_grid(trainer) -> list[dict[str, float]]:
     thresholds / median windows (post-processing only; the model is the same)."""
     import copy
 
-    from sed.metrics import evaluate_predictions
+    from sed.eval.metrics import evaluate_predictions
 
     model = copy.deepcopy(trainer.selected_model())
     if trainer.best_state is not None:
@@ -146,17 +170,30 @@ def post_grid(trainer) -> list[dict[str, float]]:
     rows = []
     for threshold, median in POST_GRID:
         s = evaluate_predictions(
-            probs, split.filenames, trainer.labels, split.events_frame(), split.durations,
-            threshold=threshold, median_window=median, compute_psds=threshold == 0.5,
-            n_thresholds=50, psds_variants=("psds",),
+            probs,
+            split.filenames,
+            trainer.labels,
+            split.events_frame(),
+            split.durations,
+            threshold=threshold,
+            median_window=median,
+            compute_psds=threshold == 0.5,
+            n_thresholds=50,
+            psds_variants=("psds",),
         )
-        rows.append(dict(threshold=threshold, median=median, f1=float(s["macro_f1"]),
-                         psds=None if s.get("psds") is None else float(s["psds"])))
+        rows.append(
+            dict(
+                threshold=threshold,
+                median=median,
+                f1=float(s["macro_f1"]),
+                psds=None if s.get("psds") is None else float(s["psds"]),
+            )
+        )
     return rows
 
 
 def run_one(cfg: TrainConfig, cache: str | None, check_bn: bool = False, grid: bool = False) -> dict[str, Any]:
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
     data = prepare_data(cfg, cache_dir=cache, progress=False)
     trainer = Trainer(cfg, data=data, progress=False)
@@ -203,8 +240,11 @@ def run_one(cfg: TrainConfig, cache: str | None, check_bn: bool = False, grid: b
 
 STEP_OBJECTIVES: dict[str, dict[str, Any]] = {
     "none": dict(augmentation="none", regularization="none"),
-    **{f"{aug} {loc}": dict(augmentation=aug, locations=loc, regularization="l2", consistency_weight=1.0)
-       for aug in ("random", "adversarial", "vat", "mixup") for loc in ("input", "latent")},
+    **{
+        f"{aug} {loc}": dict(augmentation=aug, locations=loc, regularization="l2", consistency_weight=1.0)
+        for aug in ("random", "adversarial", "vat", "mixup")
+        for loc in ("input", "latent")
+    },
 }
 
 
@@ -214,9 +254,9 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_common import ObjectiveStep
 
-    from sed.host_memory import reuse_freed_memory
-    from sed.objectives import Batch
-    from sed.batches import part_sizes
+    from sed.training.batches import part_sizes
+    from sed.training.host_memory import reuse_freed_memory
+    from sed.training.objectives import Batch
 
     base = build_config(variant, extra)
     if base.reuse_host_memory:
@@ -226,9 +266,14 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
     weak = torch.zeros(b, dtype=torch.bool)
     strong = torch.zeros(b, dtype=torch.bool)
     weak[:n_weak] = True
-    strong[b - n_strong:] = True
-    batch = Batch(torch.randn(b, 628, 128), (torch.rand(b, 157, 10) > 0.8).float(),
-                  (torch.rand(b, 10) > 0.5).float(), strong, weak)
+    strong[b - n_strong :] = True
+    batch = Batch(
+        torch.randn(b, 628, 128),
+        (torch.rand(b, 157, 10) > 0.8).float(),
+        (torch.rand(b, 10) > 0.5).float(),
+        strong,
+        weak,
+    )
     print(f"\n| objective | s/step (batch {b}: {n_weak} weak, {n_unlabeled} unlabeled, {n_strong} strong) |")
     print("|---|---|")
     for name, objective in STEP_OBJECTIVES.items():
@@ -243,27 +288,41 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
 
 
 def print_curve(name: str, seed: int, result: dict[str, Any]) -> None:
-    print(f"\n### {name} seed {seed} ({result['params']} params, {result['steps_per_epoch']} steps/epoch, "
-          f"{result['step_s']:.3f} s/step, train+val {result['train_wall_s']:.1f} s wall / "
-          f"{result['train_cpu_s']:.1f} s CPU, "
-          f"public eval {result['eval_wall_s']:.1f} s)")
+    print(
+        f"\n### {name} seed {seed} ({result['params']} params, {result['steps_per_epoch']} steps/epoch, "
+        f"{result['step_s']:.3f} s/step, train+val {result['train_wall_s']:.1f} s wall / "
+        f"{result['train_cpu_s']:.1f} s CPU, "
+        f"public eval {result['eval_wall_s']:.1f} s)"
+    )
     print("| epoch | step | strong BCE | weak BCE | val F1 | val PSDS | epoch s |")
     print("|---|---|---|---|---|---|---|")
     for c in result["curve"]:
         psds = "-" if c["val_psds"] is None else f"{c['val_psds']:.3f}"
-        print(f"| {c['epoch']} | {c['step']} | {c['loss_strong']:.3f} | {c['loss_weak']:.3f} | "
-              f"{c['val_f1']:.3f} | {psds} | {c['epoch_s']:.1f} |")
-    print(f"public eval (best epoch {result['best_epoch']}): F1 {result['eval_f1']:.3f} "
-          f"PSDS {result['eval_psds']:.3f}", flush=True)
+        print(
+            f"| {c['epoch']} | {c['step']} | {c['loss_strong']:.3f} | {c['loss_weak']:.3f} | "
+            f"{c['val_f1']:.3f} | {psds} | {c['epoch_s']:.1f} |"
+        )
+    print(
+        f"public eval (best epoch {result['best_epoch']}): F1 {result['eval_f1']:.3f} PSDS {result['eval_psds']:.3f}",
+        flush=True,
+    )
     if result.get("post_grid"):
-        print("public eval, other post-processing: " + "; ".join(
-            f"thr {r['threshold']} med {r['median']}: F1 {r['f1']:.3f}"
-            + ("" if r["psds"] is None else f" PSDS {r['psds']:.3f}") for r in result["post_grid"]))
+        print(
+            "public eval, other post-processing: "
+            + "; ".join(
+                f"thr {r['threshold']} med {r['median']}: F1 {r['f1']:.3f}"
+                + ("" if r["psds"] is None else f" PSDS {r['psds']:.3f}")
+                for r in result["post_grid"]
+            )
+        )
     if result.get("bn_check"):
         b = result["bn_check"]
-        print(f"BatchNorm statistics, final model, validation: as trained F1 {b['as_trained_f1']:.3f} "
-              f"PSDS {b['as_trained_psds']:.3f}; re-estimated over 20 clean batches F1 "
-              f"{b['recalibrated_f1']:.3f} PSDS {b['recalibrated_psds']:.3f}", flush=True)
+        print(
+            f"BatchNorm statistics, final model, validation: as trained F1 {b['as_trained_f1']:.3f} "
+            f"PSDS {b['as_trained_psds']:.3f}; re-estimated over 20 clean batches F1 "
+            f"{b['recalibrated_f1']:.3f} PSDS {b['recalibrated_psds']:.3f}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,16 +330,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["old-demo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="TrainConfig override applied to every variant (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig override applied to every variant (repeatable)",
+    )
     parser.add_argument("--cache", default=os.environ.get("SEDTUNE_CACHE"))
     parser.add_argument("--jsonl", default=None, help="append one JSON line per run here")
-    parser.add_argument("--bn-check", action="store_true",
-                        help="also score the final model with BatchNorm statistics re-estimated on clean batches")
-    parser.add_argument("--post-grid", action="store_true",
-                        help="also score public eval at other thresholds / median windows")
-    parser.add_argument("--step-times", action="store_true",
-                        help="only time one training step per objective with the first variant's model")
+    parser.add_argument(
+        "--bn-check",
+        action="store_true",
+        help="also score the final model with BatchNorm statistics re-estimated on clean batches",
+    )
+    parser.add_argument(
+        "--post-grid", action="store_true", help="also score public eval at other thresholds / median windows"
+    )
+    parser.add_argument(
+        "--step-times",
+        action="store_true",
+        help="only time one training step per objective with the first variant's model",
+    )
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -316,10 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         def fmt(xs: list[float]) -> str:
             return f"{statistics.mean(xs):.3f}" + (f" ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else "")
 
-        print(f"| {name} | {len(rows)} | {rows[0]['curve'][-1]['step']} | "
-              f"{statistics.mean(r['step_s'] for r in rows):.3f} | "
-              f"{statistics.mean(r['train_wall_s'] for r in rows):.0f} | "
-              f"{statistics.mean(r['train_cpu_s'] for r in rows):.0f} | {fmt(best_val)} | {fmt(f1)} | {fmt(psds)} |")
+        print(
+            f"| {name} | {len(rows)} | {rows[0]['curve'][-1]['step']} | "
+            f"{statistics.mean(r['step_s'] for r in rows):.3f} | "
+            f"{statistics.mean(r['train_wall_s'] for r in rows):.0f} | "
+            f"{statistics.mean(r['train_cpu_s'] for r in rows):.0f} | {fmt(best_val)} | {fmt(f1)} | {fmt(psds)} |"
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Feature-cache throughput: build time, clips/s and cache-hit time of sed.features.FeatureStore.
+"""Feature-cache throughput: build time, clips/s and cache-hit time of sed.features.logmel.FeatureStore.
 
 Writes N generated 10 s clips (band-limited noise + tones, no external data) to
 a temporary folder, as 16 kHz mono PCM-16 WAV (the synthetic DESED format) and
@@ -40,8 +40,8 @@ import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sed.feature_store import FeatureStore  # noqa: E402
-from sed.features import FeatureConfig  # noqa: E402
+from sed.features.logmel import FeatureConfig  # noqa: E402
+from sed.features.store import FeatureStore  # noqa: E402
 
 FORMATS = {"16k-mono": (16000, 1), "44k-stereo": (44100, 2)}
 
@@ -75,7 +75,9 @@ def write_clips(folder: Path, n_clips: int, rate: int, channels: int, seed: int 
     return GeneratedSplit(f"bench-{rate}-{channels}ch", names, [folder / name for name in names])
 
 
-def time_format(split: GeneratedSplit, workdir: Path, devices: list[str], decode_workers: list[int], batch_size: int) -> dict:
+def time_format(
+    split: GeneratedSplit, workdir: Path, devices: list[str], decode_workers: list[int], batch_size: int
+) -> dict:
     config = FeatureConfig()
     result: dict = {"clips": len(split.filenames), "builds": []}
     built: dict[str, np.ndarray] = {}

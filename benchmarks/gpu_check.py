@@ -12,7 +12,7 @@
 4. Trials sharing one GPU: N processes (1, 2, 4, 8) each training at
    batch 24; steps/s per trial and in total.
 
-Uses only sed.model / sed.objectives (no dataset needed on the GPU machine).
+Uses only sed.nn.model / sed.training.objectives (no dataset needed on the GPU machine).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
+
 from sed.config import PRESETS, TrainConfig  # noqa: E402
 
 
@@ -86,7 +87,10 @@ def main() -> None:
         finite = all(v == v and abs(v) != float("inf") for v in list(fp32.values()) + list(bf16.values()))
         rel = abs(bf16["loss_class"] - fp32["loss_class"]) / max(abs(fp32["loss_class"]), 1e-12)
         presets[name] = {"finite": finite, "fp32": fp32, "bf16": bf16, "class_loss_rel_diff": rel}
-        print(f"{name:<24} finite={finite} loss_class fp32 {fp32['loss_class']:.5f} bf16 {bf16['loss_class']:.5f} rel {rel:.2e}", flush=True)
+        print(
+            f"{name:<24} finite={finite} loss_class fp32 {fp32['loss_class']:.5f} bf16 {bf16['loss_class']:.5f} rel {rel:.2e}",
+            flush=True,
+        )
     report["presets"] = presets
 
     # 2. steps/s at batch 24
@@ -117,7 +121,10 @@ def main() -> None:
             rate = steps_per_second(Step(PRESETS["baseline"], device, batch, amp=False), n=8, warmup=2)
             peak = torch.cuda.max_memory_allocated() / 2**30
             sweep[batch] = {"steps_per_s": rate, "examples_per_s": rate * batch, "peak_gib": peak}
-            print(f"batch {batch:5d}: {rate:6.2f} steps/s, {rate * batch:8.0f} examples/s, peak {peak:.1f} GiB", flush=True)
+            print(
+                f"batch {batch:5d}: {rate:6.2f} steps/s, {rate * batch:8.0f} examples/s, peak {peak:.1f} GiB",
+                flush=True,
+            )
         except torch.OutOfMemoryError:
             print(f"batch {batch}: out of memory", flush=True)
             break

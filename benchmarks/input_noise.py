@@ -26,12 +26,12 @@ import math
 import numpy as np
 import torch
 
-from sed.band_filter import BandLayout, filter_input, random_gains
+from sed.augment.band_filter import BandLayout, filter_input, random_gains
+from sed.augment.perturb import LogMelSpace, random_noise, snr_noise
 from sed.config import SNR_30DB_SCALE, TrainConfig
 from sed.data.audio import read_audio
-from sed.features import AMIN, FeatureConfig, LogMel
-from sed.perturb import LogMelSpace, random_noise, snr_noise
-from sed.trainer import prepare_data
+from sed.features.logmel import AMIN, FeatureConfig, LogMel
+from sed.training.trainer import prepare_data
 
 
 def main() -> None:
@@ -60,20 +60,27 @@ def main() -> None:
     db_move = ((ours - x) * std).abs().flatten().numpy()
     db_move_stand_in = ((stand_in - x) * std).abs().flatten().numpy()
     print(f"{n} clips of {args.data or 'embedded ' + args.size} synthetic_train, SNR {args.snr:g} dB")
-    print(f"relative norm of the input change: snr_noise {np.median(rel(ours)):.3f} (median; "
-          f"{rel(ours).min():.3f}-{rel(ours).max():.3f}), random at 0.0316: {np.median(rel(stand_in)):.4f}")
+    print(
+        f"relative norm of the input change: snr_noise {np.median(rel(ours)):.3f} (median; "
+        f"{rel(ours).min():.3f}-{rel(ours).max():.3f}), random at 0.0316: {np.median(rel(stand_in)):.4f}"
+    )
     for name, move in (("snr_noise", db_move), ("random 0.0316", db_move_stand_in)):
-        print(f"  |change| in dB, {name}: median {np.median(move):.2f}, "
-              f"p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}")
+        print(
+            f"  |change| in dB, {name}: median {np.median(move):.2f}, "
+            f"p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}"
+        )
 
     # FilterAugment's band gains (`filter`, issue #16) at the default and the searched extremes
     for bands, db, mode in ((3, 6.0, "linear"), (3, 6.0, "step"), (6, 12.0, "linear"), (2, 1.0, "linear")):
         layout = BandLayout.draw(n, x.shape[-1], bands, 6, mode)
-        filtered = filter_input(x, data.scaler, random_gains(n, layout.n_gains, db), layout.weights,
-                                feature_config.top_db)
+        filtered = filter_input(
+            x, data.scaler, random_gains(n, layout.n_gains, db), layout.weights, feature_config.top_db
+        )
         move = ((filtered - x) * std).abs().flatten().numpy()
-        print(f"filter {bands} bands, {db:g} dB, {mode}: relative norm {np.median(rel(filtered)):.3f} (median), "
-              f"|change| in dB median {np.median(move):.2f}, p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}")
+        print(
+            f"filter {bands} bands, {db:g} dB, {mode}: relative norm {np.median(rel(filtered)):.3f} (median), "
+            f"|change| in dB median {np.median(move):.2f}, p99 {np.percentile(move, 99):.1f}, max {move.max():.1f}"
+        )
 
     # exact recipe from the audio's linear mel, same z
     log_mel = LogMel(feature_config)
@@ -89,10 +96,14 @@ def main() -> None:
         diff = (ours_db - noisy).abs()
         worst = max(worst, float(diff.max()))
         share.append(float((diff > 0.01).float().mean()))
-    floored = float((cached_db <= cached_db.amax(dim=(1, 2), keepdim=True) - feature_config.top_db + 1e-4).float().mean())
+    floored = float(
+        (cached_db <= cached_db.amax(dim=(1, 2), keepdim=True) - feature_config.top_db + 1e-4).float().mean()
+    )
     print(f"bins at the cached top_db floor: {100 * floored:.2f} %")
-    print(f"snr_noise from cached dB vs the exact recipe: {100 * np.mean(share):.3f} % of bins differ "
-          f"by > 0.01 dB, largest difference {worst:.2f} dB (bound 20 log10 2 = {20 * math.log10(2):.2f})")
+    print(
+        f"snr_noise from cached dB vs the exact recipe: {100 * np.mean(share):.3f} % of bins differ "
+        f"by > 0.01 dB, largest difference {worst:.2f} dB (bound 20 log10 2 = {20 * math.log10(2):.2f})"
+    )
 
 
 if __name__ == "__main__":

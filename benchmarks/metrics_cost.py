@@ -32,8 +32,8 @@ from scipy.ndimage import gaussian_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sed.constants import DESED_CLASSES, FRAME_STEP_S, N_OUT_FRAMES  # noqa: E402
-from sed.metrics import event_f1, metric_versions, psds_scores, psds_thresholds  # noqa: E402
-from sed.postprocess import decode_events  # noqa: E402
+from sed.eval.metrics import event_f1, metric_versions, psds_scores, psds_thresholds  # noqa: E402
+from sed.eval.postprocess import decode_events  # noqa: E402
 
 
 def make_case(n_files: int, seed: int = 0) -> tuple[np.ndarray, list[str], pd.DataFrame]:
@@ -91,12 +91,16 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[Timing, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, nargs="+", default=[100, 400])
-    parser.add_argument("--repeats", type=int, default=3, help="median of this many runs (PSDS with 50 thresholds: 1 run)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="median of this many runs (PSDS with 50 thresholds: 1 run)"
+    )
     args = parser.parse_args()
 
     labels = list(DESED_CLASSES)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in metric_versions().items()))
 
     # Warm-up: the first call imports sed_eval/dcase_util and psds_eval (about 1 s), which a
@@ -107,15 +111,19 @@ def main() -> None:
 
     probs_1000, names_1000, _ = make_case(1000, seed=1)
     t_decode, ev = timed(lambda: decode_events(probs_1000, names_1000, labels), args.repeats)
-    print(f"decode_events 1000 files x 157 x 10 (window 7): {t_decode.wall * 1000:.0f} ms wall, "
-          f"{t_decode.cpu * 1000:.0f} ms CPU, {len(ev)} events")
+    print(
+        f"decode_events 1000 files x 157 x 10 (window 7): {t_decode.wall * 1000:.0f} ms wall, "
+        f"{t_decode.cpu * 1000:.0f} ms CPU, {len(ev)} events"
+    )
 
     print(f"load average before the runs: {os.getloadavg()[0]:.2f}")
     print()
     print("Times: wall / CPU seconds (median).")
-    print("| files | ref events | events @0.5 | decode + F1 (s) | macro F1 | PSDS 10 thr, psds only (s) "
-          "| PSDS 10 thr, 3 variants (s) | PSDS 50 thr, 3 variants (s) | detections over 50 thr "
-          "| PSDS (10) | PSDS (50) |")
+    print(
+        "| files | ref events | events @0.5 | decode + F1 (s) | macro F1 | PSDS 10 thr, psds only (s) "
+        "| PSDS 10 thr, 3 variants (s) | PSDS 50 thr, 3 variants (s) | detections over 50 thr "
+        "| PSDS (10) | PSDS (50) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in args.files:
         probs, names, reference = make_case(n)
@@ -126,8 +134,7 @@ def main() -> None:
             return event_f1(reference, est, names, labels)
 
         def psds(n_thresholds: int, variants: list[str] | None = None) -> dict:
-            return psds_scores(probs, names, labels, reference, durations, n_thresholds=n_thresholds,
-                               variants=variants)
+            return psds_scores(probs, names, labels, reference, durations, n_thresholds=n_thresholds, variants=variants)
 
         t_f1, f1_result = timed(f1, args.repeats)
         n_est = len(decode_events(probs, names, labels))
@@ -135,9 +142,12 @@ def main() -> None:
         t_p10, p10 = timed(lambda: psds(10), args.repeats)
         t_p50, p50 = timed(lambda: psds(50), 1)
         n_det = sum(len(decode_events(probs, names, labels, threshold=t)) for t in psds_thresholds(50))
-        print(f"| {n} | {len(reference)} | {n_est} | {t_f1:.2f} | {f1_result['macro_f1']:.3f} "
-              f"| {t_p10_one:.1f} | {t_p10:.1f} | {t_p50:.1f} | {n_det} | {p10['psds']:.3f} "
-              f"| {p50['psds']:.3f} |", flush=True)
+        print(
+            f"| {n} | {len(reference)} | {n_est} | {t_f1:.2f} | {f1_result['macro_f1']:.3f} "
+            f"| {t_p10_one:.1f} | {t_p10:.1f} | {t_p50:.1f} | {n_det} | {p10['psds']:.3f} "
+            f"| {p50['psds']:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

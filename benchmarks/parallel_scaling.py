@@ -30,8 +30,9 @@ def config(extra: dict[str, str]) -> Any:
     from sed.config import TrainConfig, apply_overrides
 
     base = load_space(ROOT / "spaces" / "demo.yaml").constants()
-    return apply_overrides(TrainConfig(), {**base, "augmentation": "random", "locations": "latent",
-                                           "noise_scale": 0.1, **extra})
+    return apply_overrides(
+        TrainConfig(), {**base, "augmentation": "random", "locations": "latent", "noise_scale": 0.1, **extra}
+    )
 
 
 def worker(args: tuple[dict[str, str], int, Any]) -> float:
@@ -39,7 +40,7 @@ def worker(args: tuple[dict[str, str], int, Any]) -> float:
     import torch
 
     torch.set_num_threads(1)
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
     trainer = Trainer(config(extra), progress=False)
     batches = iter(trainer.batches)
@@ -71,17 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.set)
-    from sed.trainer import prepare_data
+    from sed.training.trainer import prepare_data
 
     prepare_data(config(extra), progress=False)  # features built before timing
     one = run(1, extra, args.steps)
     two = run(2, extra, args.steps)
     rate_one = args.steps / one[0]
     rate_two = sum(args.steps / t for t in two)
-    print(f"objective {config(extra).augmentation} at {config(extra).locations}, {args.steps} steps each, "
-          f"load average before {os.getloadavg()[0]:.1f}")
-    print(f"1 process: {one[0]:.1f} s ({rate_one:.2f} steps/s); 2 processes: {two[0]:.1f} s and {two[1]:.1f} s "
-          f"({rate_two:.2f} steps/s together): {rate_two / rate_one:.2f}x")
+    print(
+        f"objective {config(extra).augmentation} at {config(extra).locations}, {args.steps} steps each, "
+        f"load average before {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"1 process: {one[0]:.1f} s ({rate_one:.2f} steps/s); 2 processes: {two[0]:.1f} s and {two[1]:.1f} s "
+        f"({rate_two:.2f} steps/s together): {rate_two / rate_one:.2f}x"
+    )
     return 0
 
 

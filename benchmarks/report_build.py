@@ -47,8 +47,9 @@ def main() -> None:
         for _ in range(args.repeats):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "search.report", str(folder)], check=True, env=env,
-                           capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "search.report", str(folder)], check=True, env=env, capture_output=True
+            )
             cold.append(time.perf_counter() - started)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cold_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -68,10 +69,14 @@ def main() -> None:
             imp.append(time.perf_counter() - started)
         size = (folder / "report.html").stat().st_size
     print(f"trials {args.trials}; load average {os.getloadavg()[0]:.1f}")
-    print(f"cold (python -m search.report, fresh process): median wall {statistics.median(cold):.2f} s "
-          f"{[round(c, 2) for c in cold]}, CPU {statistics.median(cold_cpu):.2f} s")
-    print(f"warm build_report: median wall {statistics.median(warm):.2f} s, CPU {statistics.median(warm_cpu):.2f} s; of which reading the folder "
-          f"{statistics.median(load):.2f} s, fANOVA importances (2 metrics) {statistics.median(imp):.2f} s")
+    print(
+        f"cold (python -m search.report, fresh process): median wall {statistics.median(cold):.2f} s "
+        f"{[round(c, 2) for c in cold]}, CPU {statistics.median(cold_cpu):.2f} s"
+    )
+    print(
+        f"warm build_report: median wall {statistics.median(warm):.2f} s, CPU {statistics.median(warm_cpu):.2f} s; of which reading the folder "
+        f"{statistics.median(load):.2f} s, fANOVA importances (2 metrics) {statistics.median(imp):.2f} s"
+    )
     print(f"report.html: {size / 1e6:.2f} MB")
 
 

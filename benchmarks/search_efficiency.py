@@ -54,8 +54,12 @@ AUGMENTATIONS = ("random", "adversarial", "vat", "mixup")
 LOCATIONS = ("cnn", "rnn", "latent")
 WEIGHTS = (0.5, 5.0)
 #: One strength per augmentation (the demo samples these; the table fixes them).
-STRENGTH = {"random": {"noise_scale": 0.1}, "adversarial": {"epsilon": 0.1}, "vat": {"epsilon": 0.1},
-            "mixup": {"mixup_alpha": 0.5}}
+STRENGTH = {
+    "random": {"noise_scale": 0.1},
+    "adversarial": {"epsilon": 0.1},
+    "vat": {"epsilon": 0.1},
+    "mixup": {"mixup_alpha": 0.5},
+}
 METRIC = "val_macro_f1"
 
 
@@ -86,7 +90,7 @@ def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
     cfg = apply_overrides(TrainConfig(), {**demo_constants(), **overrides, "seed": seed})
     data = prepare_data(cfg, cache_dir=cache, progress=False)
@@ -96,22 +100,30 @@ def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
     for _ in range(cfg.epochs):
         m = trainer.train_epoch()
         curve.append({"epoch": m["epoch"], METRIC: m[METRIC], "epoch_seconds": m["epoch_seconds"]})
-    return {"key": key_of(overrides), "config": overrides, "seed": seed, "curve": curve,
-            "wall_s": time.perf_counter() - started, "load_avg": os.getloadavg()[0]}
+    return {
+        "key": key_of(overrides),
+        "config": overrides,
+        "seed": seed,
+        "curve": curve,
+        "wall_s": time.perf_counter() - started,
+        "load_avg": os.getloadavg()[0],
+    }
 
 
 def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
     import multiprocessing as mp
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+    done = (
+        {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+    )
     todo = [c for c in grid() if key_of(c) not in done]
     print(f"{len(done)} configurations in {path}, {len(todo)} to train ({workers} at a time)", flush=True)
     if not todo:
         return
     # build data + features once, in this process, before the workers read them
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import prepare_data
+    from sed.training.trainer import prepare_data
 
     prepare_data(apply_overrides(TrainConfig(), demo_constants()), cache_dir=cache, progress=True)
     started = time.perf_counter()
@@ -120,8 +132,11 @@ def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             best = max(e[METRIC] for e in row["curve"])
-            print(f"[{n}/{len(todo)}] {row['key']}: best {METRIC} {best:.4f}, {row['wall_s']:.0f} s "
-                  f"(load {row['load_avg']:.1f}; {time.perf_counter() - started:.0f} s so far)", flush=True)
+            print(
+                f"[{n}/{len(todo)}] {row['key']}: best {METRIC} {best:.4f}, {row['wall_s']:.0f} s "
+                f"(load {row['load_avg']:.1f}; {time.perf_counter() - started:.0f} s so far)",
+                flush=True,
+            )
 
 
 def read_table(path: Path) -> dict[str, dict[str, Any]]:
@@ -159,9 +174,16 @@ def make_space(method: str, samples: int, seed: int, startup: int):
     from search.space import parse_space
 
     searcher, scheduler = METHODS[method]
-    text = SPACE_TEMPLATE.format(samples=samples, searcher=searcher, seed=seed, scheduler=scheduler,
-                                 startup=startup, augmentations=list(AUGMENTATIONS),
-                                 locations=list(LOCATIONS), weights=list(WEIGHTS))
+    text = SPACE_TEMPLATE.format(
+        samples=samples,
+        searcher=searcher,
+        seed=seed,
+        scheduler=scheduler,
+        startup=startup,
+        augmentations=list(AUGMENTATIONS),
+        locations=list(LOCATIONS),
+        weights=list(WEIGHTS),
+    )
     return parse_space(text, "efficiency.yaml")
 
 
@@ -172,8 +194,9 @@ class _Trial:
         self.trial_id = trial_id
 
 
-def run_search(table: dict[str, dict[str, Any]], method: str, samples: int, seed: int, startup: int,
-               slots: int = 2) -> list[dict[str, Any]]:
+def run_search(
+    table: dict[str, dict[str, Any]], method: str, samples: int, seed: int, startup: int, slots: int = 2
+) -> list[dict[str, Any]]:
     """Every epoch one search runs, in the order results arrive (a discrete-event loop over the table).
 
     The searcher and the scheduler are the objects `search.searchers` builds
@@ -217,10 +240,22 @@ def run_search(table: dict[str, dict[str, Any]], method: str, samples: int, seed
         epoch = info["row"]["curve"][info["epoch"]]
         info["epoch"] += 1
         info["best"] = max(info["best"], epoch[METRIC])
-        result = {"training_iteration": info["epoch"], "epoch": info["epoch"], METRIC: epoch[METRIC],
-                  f"best_{METRIC}": info["best"]}
-        events.append({"trial": trial_id, "key": info["key"], "epoch": info["epoch"], METRIC: epoch[METRIC],
-                       "epoch_seconds": epoch["epoch_seconds"], "clock": clock})
+        result = {
+            "training_iteration": info["epoch"],
+            "epoch": info["epoch"],
+            METRIC: epoch[METRIC],
+            f"best_{METRIC}": info["best"],
+        }
+        events.append(
+            {
+                "trial": trial_id,
+                "key": info["key"],
+                "epoch": info["epoch"],
+                METRIC: epoch[METRIC],
+                "epoch_seconds": epoch["epoch_seconds"],
+                "clock": clock,
+            }
+        )
         searcher.on_trial_result(trial_id, result)
         decision = scheduler.on_trial_result(None, _Trial(trial_id), result)
         finished = info["epoch"] >= len(info["row"]["curve"])
@@ -261,38 +296,57 @@ def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path 
         target = max(e[METRIC] for e in runs["random (fifo)"])
         for method, events in runs.items():
             epochs, seconds, curve = spend_to_reach(events, target)
-            results[method].append({"seed": seed, "target": target, "epochs_total": len(events),
-                                    "seconds_total": sum(e["epoch_seconds"] for e in events),
-                                    "wall_total": max(e["clock"] for e in events),
-                                    "epochs_to_target": epochs, "seconds_to_target": seconds,
-                                    "best": max(e[METRIC] for e in events), "curve": curve,
-                                    "configs": sorted({e["key"] for e in events})})
-        print(f"rep {rep} (searcher seed {seed}): random's best {target:.4f}; "
-              + "; ".join(f"{m}: {r[-1]['epochs_to_target']} of {r[-1]['epochs_total']} epochs"
-                          for m, r in results.items()), flush=True)
+            results[method].append(
+                {
+                    "seed": seed,
+                    "target": target,
+                    "epochs_total": len(events),
+                    "seconds_total": sum(e["epoch_seconds"] for e in events),
+                    "wall_total": max(e["clock"] for e in events),
+                    "epochs_to_target": epochs,
+                    "seconds_to_target": seconds,
+                    "best": max(e[METRIC] for e in events),
+                    "curve": curve,
+                    "configs": sorted({e["key"] for e in events}),
+                }
+            )
+        print(
+            f"rep {rep} (searcher seed {seed}): random's best {target:.4f}; "
+            + "; ".join(
+                f"{m}: {r[-1]['epochs_to_target']} of {r[-1]['epochs_total']} epochs" for m, r in results.items()
+            ),
+            flush=True,
+        )
     report(results, samples, reps, best_possible, len(table))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"samples": samples, "reps": reps, "best_in_table": best_possible,
-                                   "results": results}, indent=1))
+        out.write_text(
+            json.dumps({"samples": samples, "reps": reps, "best_in_table": best_possible, "results": results}, indent=1)
+        )
         print(f"wrote {out}")
 
 
 def report(results: dict[str, list[dict[str, Any]]], samples: int, reps: int, best_possible: float, n: int) -> None:
     random_epochs = [r["epochs_total"] for r in results["random (fifo)"]]
     print()
-    print(f"{samples} samples per search over {n} configurations x 9 epochs, {reps} searcher seeds; "
-          f"best validation F1 in the table {best_possible:.4f}")
-    print("| method | reached random's best | epochs to reach it (mean) | % of random's epochs | "
-          "recorded training s to reach it | epochs run in all | best found (mean) |")
+    print(
+        f"{samples} samples per search over {n} configurations x 9 epochs, {reps} searcher seeds; "
+        f"best validation F1 in the table {best_possible:.4f}"
+    )
+    print(
+        "| method | reached random's best | epochs to reach it (mean) | % of random's epochs | "
+        "recorded training s to reach it | epochs run in all | best found (mean) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for method, runs in results.items():
         reached = [r for r in runs if r["epochs_to_target"] is not None]
         ratio = [r["epochs_to_target"] / e for r, e in zip(runs, random_epochs) if r["epochs_to_target"] is not None]
         mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
-        print(f"| {method} | {len(reached)}/{len(runs)} | {mean([r['epochs_to_target'] for r in reached]):.1f} | "
-              f"{100 * mean(ratio):.0f} % | {mean([r['seconds_to_target'] for r in reached]):.0f} | "
-              f"{mean([r['epochs_total'] for r in runs]):.1f} | {mean([r['best'] for r in runs]):.4f} |")
+        print(
+            f"| {method} | {len(reached)}/{len(runs)} | {mean([r['epochs_to_target'] for r in reached]):.1f} | "
+            f"{100 * mean(ratio):.0f} % | {mean([r['seconds_to_target'] for r in reached]):.0f} | "
+            f"{mean([r['epochs_total'] for r in runs]):.1f} | {mean([r['best'] for r in runs]):.4f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

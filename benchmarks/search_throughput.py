@@ -33,8 +33,9 @@ def ray_startup_seconds() -> float:
     return float(res.stdout.strip().splitlines()[-1])
 
 
-def run_search(space: Path, concurrency: int, out: Path, cache: Path | None,
-               extra: list[str] = (), fifo: bool = False) -> tuple[float, int, float, int]:
+def run_search(
+    space: Path, concurrency: int, out: Path, cache: Path | None, extra: list[str] = (), fifo: bool = False
+) -> tuple[float, int, float, int]:
     spec = yaml.safe_load(space.read_text())
     spec["max_concurrent"] = concurrency
     if fifo:  # the same trials run every epoch whatever the concurrency
@@ -72,7 +73,9 @@ def main() -> None:  # noqa: C901
         extra += ["--max-epochs", str(args.max_epochs)]
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     startup = [ray_startup_seconds() for _ in range(2)]
-    print(f"ray.init (local, 2 CPUs): {min(startup):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startup)})", flush=True)
+    print(
+        f"ray.init (local, 2 CPUs): {min(startup):.1f} s (runs: {', '.join(f'{s:.1f}' for s in startup)})", flush=True
+    )
     rates = {}
     for concurrency in args.concurrency:
         wall, trials, inside, epochs = run_search(args.space, concurrency, args.out, args.cache_dir, extra, args.fifo)

@@ -16,7 +16,7 @@ quarter), alternating A/B in one process with the same threads, after
 warm-up; prints medians and the ratio, and the achieved GFLOP/s of our step
 (FLOPs counted with torch.utils.flop_counter).
 
-Host memory (`sed/host_memory.py`): the trainer keeps freed memory for reuse
+Host memory (`sed/training/host_memory.py`): the trainer keeps freed memory for reuse
 on the CPU (glibc mallopt, process-wide). `--host-memory default|reuse` sets
 it for this process, so that the A/B pair runs under one setting;
 `--host-memory both` runs the comparison once under each setting in two
@@ -25,7 +25,7 @@ ours with reuse (what `sed.train` and every trial run) to the reference with
 the default allocator (what its own scripts run), with the peak RSS of each
 process.
 
-Objective ratios: one step of `sed.objectives.compute_losses` + backward + Adam
+Objective ratios: one step of `sed.training.objectives.compute_losses` + backward + Adam
 (+ EMA update for mt) for each augmentation x location and regulariser, as a
 ratio to `none` (supervised only), all interleaved in one process.
 `--realistic` does the same for the realistic input augmentations (band
@@ -44,8 +44,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -54,14 +54,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
+
 from sed.config import TrainConfig  # noqa: E402
-from sed.host_memory import reuse_freed_memory  # noqa: E402
-from sed.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
-from sed.objectives import Batch, update_ema  # noqa: E402
+from sed.nn.model import CRNN, CRNNConfig, count_parameters  # noqa: E402
+from sed.training.host_memory import reuse_freed_memory  # noqa: E402
+from sed.training.objectives import Batch, update_ema  # noqa: E402
 
 REFERENCE_KWARGS = dict(
-    n_in_channel=1, nclass=10, attention=True, n_RNN_cell=128, n_layers_RNN=2, activation="glu",
-    dropout=0.5, kernel_size=7 * [3], padding=7 * [1], stride=7 * [1],
+    n_in_channel=1,
+    nclass=10,
+    attention=True,
+    n_RNN_cell=128,
+    n_layers_RNN=2,
+    activation="glu",
+    dropout=0.5,
+    kernel_size=7 * [3],
+    padding=7 * [1],
+    stride=7 * [1],
     nb_filters=[16, 32, 64, 128, 128, 128, 128],
     pooling=[[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]],
 )
@@ -231,7 +240,6 @@ def compare_objectives(args: argparse.Namespace, objectives: list[tuple[str, dic
 
 def split_baseline(args: argparse.Namespace) -> dict:
     """The baseline (mt) step split into student forward, teacher forward, backward, Adam + EMA."""
-    cfg = TrainConfig()
     torch.manual_seed(0)
     student = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
     teacher = CRNN(CRNNConfig(dropout_impl=args.dropout_impl)).train()
@@ -249,9 +257,11 @@ def split_baseline(args: argparse.Namespace) -> dict:
             noisy = batch.features + 0.0316 * torch.randn_like(batch.features)
             t_strong, t_weak = teacher(noisy)
         t2 = time.perf_counter()
-        loss = bce(strong[batch.strong_mask], batch.strong_targets[batch.strong_mask]) + bce(
-            weak[batch.weak_mask], batch.weak_targets[batch.weak_mask]
-        ) + 2.0 * (nn.functional.mse_loss(strong, t_strong) + nn.functional.mse_loss(weak, t_weak))
+        loss = (
+            bce(strong[batch.strong_mask], batch.strong_targets[batch.strong_mask])
+            + bce(weak[batch.weak_mask], batch.weak_targets[batch.weak_mask])
+            + 2.0 * (nn.functional.mse_loss(strong, t_strong) + nn.functional.mse_loss(weak, t_weak))
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t3 = time.perf_counter()
@@ -272,8 +282,18 @@ def peak_memory(args: argparse.Namespace) -> dict:
     """Peak RSS of a fresh process running 2 steps of each objective."""
     out = {}
     for name, _ in OBJECTIVES:
-        cmd = [sys.executable, __file__, "--one-objective", name, "--batch", str(args.batch),
-               "--threads", str(args.threads), "--dropout-impl", args.dropout_impl]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one-objective",
+            name,
+            "--batch",
+            str(args.batch),
+            "--threads",
+            str(args.threads),
+            "--dropout-impl",
+            args.dropout_impl,
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise SystemExit(res.stderr)
@@ -291,17 +311,37 @@ def compare_allocators(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for setting in ("default", "reuse"):
             out = Path(tmp) / f"{setting}.json"
-            cmd = [sys.executable, __file__, "--reference", str(args.reference), "--host-memory", setting,
-                   "--batch", str(args.batch), "--reps", str(args.reps), "--warmup", str(args.warmup),
-                   "--threads", str(args.threads), "--dropout-impl", args.dropout_impl, "--json", str(out)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--reference",
+                str(args.reference),
+                "--host-memory",
+                setting,
+                "--batch",
+                str(args.batch),
+                "--reps",
+                str(args.reps),
+                "--warmup",
+                str(args.warmup),
+                "--threads",
+                str(args.threads),
+                "--dropout-impl",
+                args.dropout_impl,
+                "--json",
+                str(out),
+            ]
             subprocess.run(cmd, check=True)
             results[setting] = json.loads(out.read_text())
     d, r = results["default"]["models"], results["reuse"]["models"]
     shipped = r["ours_median_s"] / d["reference_median_s"]
-    print(f"as shipped: ours (reuse) {r['ours_median_s']:.3f} s / reference (default allocator) "
-          f"{d['reference_median_s']:.3f} s = {shipped:.3f}; same code, default allocator {d['ratio']:.3f}; "
-          f"both with reuse {r['ratio']:.3f}; peak RSS of the process {results['default']['peak_rss_mb_process']:.0f} "
-          f"MB (default) vs {results['reuse']['peak_rss_mb_process']:.0f} MB (reuse)", flush=True)
+    print(
+        f"as shipped: ours (reuse) {r['ours_median_s']:.3f} s / reference (default allocator) "
+        f"{d['reference_median_s']:.3f} s = {shipped:.3f}; same code, default allocator {d['ratio']:.3f}; "
+        f"both with reuse {r['ratio']:.3f}; peak RSS of the process {results['default']['peak_rss_mb_process']:.0f} "
+        f"MB (default) vs {results['reuse']['peak_rss_mb_process']:.0f} MB (reuse)",
+        flush=True,
+    )
     if args.json:
         args.json.write_text(json.dumps({"as_shipped_ratio": shipped, **results}, indent=2))
 
@@ -320,11 +360,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dropout-impl", default="bits", choices=["bits", "torch"])
-    parser.add_argument("--host-memory", default="reuse", choices=["default", "reuse", "both"],
-                        help="allocator setting of the process (sed/host_memory.py); both: two runs")
+    parser.add_argument(
+        "--host-memory",
+        default="reuse",
+        choices=["default", "reuse", "both"],
+        help="allocator setting of the process (sed/training/host_memory.py); both: two runs",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                        help="wall time, or the process's CPU time (a shared machine; use --threads 1)")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="wall time, or the process's CPU time (a shared machine; use --threads 1)",
+    )
     parser.add_argument("--one-objective", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.host_memory == "both":
@@ -353,8 +401,11 @@ def main() -> None:
         "reps": args.reps,
         "clock": args.clock,
     }
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
-          f"host memory {args.host_memory}, {args.clock} clock", flush=True)
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
+        f"host memory {args.host_memory}, {args.clock} clock",
+        flush=True,
+    )
     if args.reference:
         report["models"] = compare_models(args)
     if args.split:

@@ -38,8 +38,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: DESED 2020 part sizes (DCASE 2020 task 4 baseline metadata; docs/reference.md).
-DESED_PARTS = {"synthetic_train": 2067, "synthetic_val": 517, "weak": 1578, "unlabeled": 14412,
-               "validation": 1168, "public_eval": 692}
+DESED_PARTS = {
+    "synthetic_train": 2067,
+    "synthetic_val": 517,
+    "weak": 1578,
+    "unlabeled": 14412,
+    "validation": 1168,
+    "public_eval": 692,
+}
 
 
 def median_time(fn, reps: int) -> float:
@@ -56,7 +62,7 @@ def default_data(reps: int, cache: str | None) -> dict[str, float]:
 
     from sed.config import TrainConfig, apply_overrides
     from sed.data.prepare import TRAIN_PARTS, load_prepared, prepare_data, save_prepared
-    from sed.scaler import fit_scaler
+    from sed.features.scaler import fit_scaler
 
     cfg = apply_overrides(TrainConfig(), {"embedded_size": "default"})
     data = prepare_data(cfg, cache_dir=cache, progress=False)  # warm the cache
@@ -75,15 +81,25 @@ def default_data(reps: int, cache: str | None) -> dict[str, float]:
 def desed_size(reps: int, clips: int) -> dict[str, float]:
     from sed.data.desed import DesedDataset, Event, Split
     from sed.data.prepare import PreparedData, load_prepared, save_prepared
-    from sed.feature_store import FeatureStore
-    from sed.features import FEATURE_CODE_VERSION, FeatureConfig
-    from sed.scaler import Scaler
+    from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
+    from sed.features.scaler import Scaler
+    from sed.features.store import FeatureStore
 
     scale = clips / sum(DESED_PARTS.values())
     sizes = {name: max(1, round(n * scale)) for name, n in DESED_PARTS.items()}
     config = FeatureConfig()
-    labels = ("Alarm_bell_ringing", "Blender", "Cat", "Dishes", "Dog", "Electric_shaver_toothbrush",
-              "Frying", "Running_water", "Speech", "Vacuum_cleaner")
+    labels = (
+        "Alarm_bell_ringing",
+        "Blender",
+        "Cat",
+        "Dishes",
+        "Dog",
+        "Electric_shaver_toothbrush",
+        "Frying",
+        "Running_water",
+        "Speech",
+        "Vacuum_cleaner",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = FeatureStore(root / "features")
@@ -93,30 +109,54 @@ def desed_size(reps: int, clips: int) -> dict[str, float]:
             names = [f"{name}_{i:06d}.wav" for i in range(n)]
             strong = name not in ("weak", "unlabeled")
             split = Split(
-                name=name, filenames=names, audio_paths=[root / "audio" / f for f in names],
+                name=name,
+                filenames=names,
+                audio_paths=[root / "audio" / f for f in names],
                 events=[[Event(1.0, 2.5, labels[i % 10]), Event(4.0, 9.0, labels[(i + 3) % 10])] for i in range(n)]
-                if strong else None,
-                weak_labels=None if name == "unlabeled" else [sorted({labels[i % 10], labels[(i + 3) % 10]})
-                                                               if strong else [labels[i % 10]] for i in range(n)],
+                if strong
+                else None,
+                weak_labels=None
+                if name == "unlabeled"
+                else [sorted({labels[i % 10], labels[(i + 3) % 10]}) if strong else [labels[i % 10]] for i in range(n)],
                 durations=[10.0] * n,
             )
             key = f"bench-{name}-{n}"
-            array = np.lib.format.open_memmap(store.path(key), mode="w+", dtype=np.float32,
-                                              shape=(n, config.n_frames, config.n_mels))  # sparse file
+            array = np.lib.format.open_memmap(
+                store.path(key), mode="w+", dtype=np.float32, shape=(n, config.n_frames, config.n_mels)
+            )  # sparse file
             del array
-            store._sidecar(key).write_text(json.dumps({
-                "key": key, "split": name, "code_version": FEATURE_CODE_VERSION, "shape": [n, config.n_frames, config.n_mels],
-                "dtype": "float32", "filenames": names}))
+            store._sidecar(key).write_text(
+                json.dumps(
+                    {
+                        "key": key,
+                        "split": name,
+                        "code_version": FEATURE_CODE_VERSION,
+                        "shape": [n, config.n_frames, config.n_mels],
+                        "dtype": "float32",
+                        "filenames": names,
+                    }
+                )
+            )
             splits[name], keys[name] = split, key
             features[name] = store.open(key, split, config)
         dataset = DesedDataset(root=root, labels=labels, splits=splits, missing_audio={})
         scaler = Scaler(mean=np.zeros(config.n_mels), std=np.ones(config.n_mels))
-        data = PreparedData(root=root, dataset=dataset, labels=labels, features=features, scaler=scaler,
-                            feature_config=config, feature_keys=keys, feature_root=store.root)
+        data = PreparedData(
+            root=root,
+            dataset=dataset,
+            labels=labels,
+            features=features,
+            scaler=scaler,
+            feature_config=config,
+            feature_keys=keys,
+            feature_root=store.root,
+        )
         path = save_prepared(data, root / "prepared.json")
         new = median_time(lambda: load_prepared(path), reps)
         size_mb = path.stat().st_size / 1e6
-        train_gb = sum(sizes[n] for n in ("synthetic_train", "weak", "unlabeled")) * config.n_frames * config.n_mels * 4 / 1e9
+        train_gb = (
+            sum(sizes[n] for n in ("synthetic_train", "weak", "unlabeled")) * config.n_frames * config.n_mels * 4 / 1e9
+        )
     return {"clips": sum(sizes.values()), "new": new, "json_mb": size_mb, "train_gb": train_gb}
 
 
@@ -129,15 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     small = default_data(args.reps, args.cache)
-    print(f"default embedded data, {small['clips']} clips: prepare_data (old trial start-up, warm cache) "
-          f"{small['old']:.3f} s; load_prepared {small['new']:.3f} s ({small['old'] / small['new']:.1f}x less)")
-    print(f"  soundfile.info + stat per file {1e3 * small['info_per_file']:.3f} ms; fit_scaler "
-          f"{small['fit_s_per_gb']:.2f} s per GB of training features")
+    print(
+        f"default embedded data, {small['clips']} clips: prepare_data (old trial start-up, warm cache) "
+        f"{small['old']:.3f} s; load_prepared {small['new']:.3f} s ({small['old'] / small['new']:.1f}x less)"
+    )
+    print(
+        f"  soundfile.info + stat per file {1e3 * small['info_per_file']:.3f} ms; fit_scaler "
+        f"{small['fit_s_per_gb']:.2f} s per GB of training features"
+    )
     big = desed_size(args.reps, args.clips)
     old_estimate = big["clips"] * small["info_per_file"] + big["train_gb"] * small["fit_s_per_gb"]
-    print(f"DESED size, {big['clips']} clips: load_prepared {big['new']:.3f} s (prepared file "
-          f"{big['json_mb']:.1f} MB); the old start-up, estimated: {big['clips']} x info "
-          f"+ fit_scaler over {big['train_gb']:.1f} GB = {old_estimate:.0f} s (warm page cache; more from disk)")
+    print(
+        f"DESED size, {big['clips']} clips: load_prepared {big['new']:.3f} s (prepared file "
+        f"{big['json_mb']:.1f} MB); the old start-up, estimated: {big['clips']} x info "
+        f"+ fit_scaler over {big['train_gb']:.1f} GB = {old_estimate:.0f} s (warm page cache; more from disk)"
+    )
     print(f"load average {os.getloadavg()[0]:.1f}")
     return 0
 

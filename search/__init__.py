@@ -4,7 +4,7 @@ How the parts fit: docs/design.md, "search: the pieces".
 
 - `search.space`       YAML search spaces, validated before Ray starts (`load_space`); a package:
                        model, parse, params, grid, checks.
-- `search.trainable`   the Tune function trainable around `sed.trainer.Trainer`.
+- `search.trainable`   the Tune function trainable around `sed.training.trainer.Trainer`.
 - `search.resources`   per-trial CPU/GPU and concurrency from the space and the cluster.
 - `search.searchers`   Optuna TPE / random, the fixed list of a grid or the final stage, ASHA.
 - `search.tuner`       start Ray; build (`new_tuner`) or restore a stage's Tuner; fit; its trials.

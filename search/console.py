@@ -16,8 +16,9 @@ import datetime as _dt
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,6 @@ from . import leaderboard as lb
 from .failures import trial_error_text
 from .rows import control_comparison
 from .space import Space
-
 
 # ----------------------------------------------------------------------------- progress
 #: Seconds between two status lines when the console is not a terminal (a log, a pipe).
@@ -68,9 +68,18 @@ class ProgressPrinter(Callback):
     the log is opened per line, the console is `sys.stdout` at call time.
     """
 
-    def __init__(self, stage: str, metric: str, keys: Sequence[str], epochs: int, max_failures: int = 0,
-                 total: int | None = None, log_path: str | Path | None = None, verbose: bool = False,
-                 tune_metric: str | None = None):
+    def __init__(
+        self,
+        stage: str,
+        metric: str,
+        keys: Sequence[str],
+        epochs: int,
+        max_failures: int = 0,
+        total: int | None = None,
+        log_path: str | Path | None = None,
+        verbose: bool = False,
+        tune_metric: str | None = None,
+    ):
         self.stage = stage
         self.metric = metric
         self.tune_metric = tune_metric or metric
@@ -88,8 +97,15 @@ class ProgressPrinter(Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a Tuner restored from the tuner.pkl of an older sedtune version unpickles its printer
         # without the newer attributes: their defaults
-        defaults = {"tune_metric": state.get("metric"), "total": None, "log_path": None, "verbose": False,
-                    "_started": None, "_last_status": 0.0, "_status_shown": False}
+        defaults = {
+            "tune_metric": state.get("metric"),
+            "total": None,
+            "log_path": None,
+            "verbose": False,
+            "_started": None,
+            "_last_status": 0.0,
+            "_status_shown": False,
+        }
         self.__dict__.update({**defaults, **state})
 
     # -- output
@@ -143,9 +159,11 @@ class ProgressPrinter(Callback):
         rate = reported / elapsed if reported and elapsed > 0 else math.nan
         eta = remaining / rate if remaining and math.isfinite(rate) else (0.0 if not remaining else math.nan)
         shown_best = f"best {self.metric} {best[0]:.4f} ({best[1]})" if best else f"best {self.metric} -"
-        return (f"[{self.stage}] {done + stopped + failed}/{total} trials: {done} done, {running} running, "
-                f"{stopped} stopped, {failed} failed | {shown_best} | elapsed {format_duration(elapsed)}, "
-                f"ETA <= {format_duration(eta)} ({remaining} epochs left)")
+        return (
+            f"[{self.stage}] {done + stopped + failed}/{total} trials: {done} done, {running} running, "
+            f"{stopped} stopped, {failed} failed | {shown_best} | elapsed {format_duration(elapsed)}, "
+            f"ETA <= {format_duration(eta)} ({remaining} epochs left)"
+        )
 
     def _status(self, trials: Sequence[Any], force: bool = False) -> None:
         now = time.monotonic()
@@ -204,7 +222,9 @@ class ProgressPrinter(Callback):
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
         extra = ""
         if "eval_macro_f1" in result:
-            extra = f" | eval_macro_f1 {result['eval_macro_f1']:.4f} eval_psds {result.get('eval_psds', float('nan')):.4f}"
+            extra = (
+                f" | eval_macro_f1 {result['eval_macro_f1']:.4f} eval_psds {result.get('eval_psds', float('nan')):.4f}"
+            )
         self._emit(
             f"[{self.stage}] {trial.trial_id} epoch {result.get('epoch', '?')}/{self.epochs} "
             f"loss {result.get('loss_total', float('nan')):.4f} {self.metric} {shown} "
@@ -235,10 +255,21 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     """The search leaderboard (first 15 rows), failures, retries, Pareto front, and the final stage."""
     counts = search["status"].value_counts().to_dict() if not search.empty else {}
     print()
-    print(f"== search {space.name}: {len(search)} trials "
-          + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) + " ==")
-    columns = ["trial_id", "status", "label", *space.params.keys(), "val_macro_f1", "val_psds",
-               "epochs_run", "wall_seconds"]
+    print(
+        f"== search {space.name}: {len(search)} trials "
+        + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
+        + " =="
+    )
+    columns = [
+        "trial_id",
+        "status",
+        "label",
+        *space.params.keys(),
+        "val_macro_f1",
+        "val_psds",
+        "epochs_run",
+        "wall_seconds",
+    ]
     if "pareto" in search:
         columns.append("pareto")
     print(format_table(search, columns, max_rows=15))
@@ -248,14 +279,20 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     if "failures" in search:
         retried = search[(search["status"] != "ERROR") & (search["failures"] > 0)]
         for row in retried.itertuples(index=False):
-            print(f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
-                  "each resumed from its last checkpoint")
+            print(
+                f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
+                "each resumed from its last checkpoint"
+            )
     if "pareto" in search and search["pareto"].any():
-        print("Pareto front over " + " / ".join(space.metrics) + ": "
-              + ", ".join(search.loc[search["pareto"], "trial_id"]))
+        print(
+            "Pareto front over "
+            + " / ".join(space.metrics)
+            + ": "
+            + ", ".join(search.loc[search["pareto"], "trial_id"])
+        )
     if summary is not None and not summary.empty:
         print()
-        print(f"== final stage: public evaluation set, mean [95 % CI] over seeds ==")
+        print("== final stage: public evaluation set, mean [95 % CI] over seeds ==")
         if any(label in PAPER_TABLE1 for label in summary["label"].dropna()):
             print(budget_line(space))
         rows = []
@@ -279,8 +316,10 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             if comparison is not None:
                 print("  " + comparison.sentence())
     print()
-    print(f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
-          + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else ""))
+    print(
+        f"leaderboards: {exp_dir / lb.SEARCH_FILE}"
+        + (f", {exp_dir / lb.FINAL_FILE}, {exp_dir / lb.FINAL_SUMMARY_FILE}" if summary is not None else "")
+    )
     print(f"TensorBoard:  tensorboard --logdir {exp_dir}")
 
 

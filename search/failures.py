@@ -95,4 +95,3 @@ def trial_error_text(trial: Any) -> str | None:
     """Failure reason of a Tune Trial, usable inside driver callbacks (before syncing)."""
     # Ray writes error.txt to the driver's staging folder before calling callbacks
     return error_text(getattr(trial, "path", None), last_failure(getattr(trial, "error_file", None)))
-

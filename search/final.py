@@ -37,8 +37,9 @@ checkpoint), otherwise a new one runs only the missing pairs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from ray.tune import Callback
@@ -119,8 +120,13 @@ def done_pairs(final_path: Path) -> set[tuple[str, int]]:
 class FinalRecorder(Callback):
     """Tune callback (driver side): one final.parquet row per finished final-stage trial."""
 
-    def __init__(self, final_path: str, metadata: Mapping[str, str], param_names: Sequence[str] = (),
-                 command: Callable[[Mapping[str, Any]], str] | None = None):
+    def __init__(
+        self,
+        final_path: str,
+        metadata: Mapping[str, str],
+        param_names: Sequence[str] = (),
+        command: Callable[[Mapping[str, Any]], str] | None = None,
+    ):
         self.final_path = str(final_path)
         self.metadata = dict(metadata)
         self.param_names = list(param_names)
@@ -132,8 +138,16 @@ class FinalRecorder(Callback):
 
     def _record(self, trial: Any, status: str) -> None:
         error = trial_error_text(trial) if status == "ERROR" else None
-        row = final_row(trial.config, trial.last_result, status, error, trial.trial_id, trial.path,
-                        self.param_names, failures=getattr(trial, "num_failures", 0))
+        row = final_row(
+            trial.config,
+            trial.last_result,
+            status,
+            error,
+            trial.trial_id,
+            trial.path,
+            self.param_names,
+            failures=getattr(trial, "num_failures", 0),
+        )
         if self.command is not None:
             row["command"] = self.command(trial.config)
         upsert_final_row(Path(self.final_path), row, self.metadata)
@@ -158,7 +172,9 @@ def save_state(exp_dir: Path, state: Mapping[str, Any]) -> None:
     tmp.replace(exp_dir / FINAL_STATE_FILE)
 
 
-def plan_experiment(exp_dir: Path, pairs_wanted: set[tuple[str, int]], can_restore: Callable[[Path], bool]) -> tuple[str, bool]:
+def plan_experiment(
+    exp_dir: Path, pairs_wanted: set[tuple[str, int]], can_restore: Callable[[Path], bool]
+) -> tuple[str, bool]:
     """(experiment name, restore?) for the pairs still to run."""
     state = load_state(exp_dir)
     experiments = state.get("experiments", [])

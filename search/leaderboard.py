@@ -16,8 +16,9 @@ import json
 import math
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -36,9 +37,7 @@ def git_commit(repo: Path | None = None) -> str:
     """`git rev-parse HEAD` of the repository holding this package ('unknown' if none)."""
     repo = repo or Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = out.stdout.strip()
@@ -46,10 +45,10 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Metric libraries (sed.metrics.metric_versions) + ray, optuna, torch, pyarrow, python."""
+    """Metric libraries (sed.eval.metrics.metric_versions) + ray, optuna, torch, pyarrow, python."""
     versions: dict[str, str] = {}
     try:
-        from sed.metrics import metric_versions
+        from sed.eval.metrics import metric_versions
 
         versions.update({k: str(v) for k, v in metric_versions().items()})
     except Exception:  # the metrics module is optional for the leaderboard itself
@@ -78,7 +77,7 @@ def run_metadata(
         "space": space_text,
         "git_commit": git_commit(),
         "versions": json.dumps(dict(versions) if versions is not None else package_versions(), sort_keys=True),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "stage": stage,
         "metric": ",".join(metrics),
     }
@@ -92,11 +91,7 @@ def read_metadata(path: Path | str) -> dict[str, str]:
     """The `sedtune.*` metadata of a Parquet file, prefix removed."""
     schema = pq.read_schema(path)
     raw = schema.metadata or {}
-    return {
-        k.decode()[len(META_PREFIX):]: v.decode()
-        for k, v in raw.items()
-        if k.decode().startswith(META_PREFIX)
-    }
+    return {k.decode()[len(META_PREFIX) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META_PREFIX)}
 
 
 # ----------------------------------------------------------------------------- writing
@@ -109,7 +104,8 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
         kinds = {type(v) for v in frame[column] if v is not None and not (isinstance(v, float) and math.isnan(v))}
         if len(kinds) > 1 or kinds & {list, tuple, dict}:
             frame[column] = [
-                None if v is None or (isinstance(v, float) and math.isnan(v))
+                None
+                if v is None or (isinstance(v, float) and math.isnan(v))
                 else (json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v))
                 for v in frame[column]
             ]

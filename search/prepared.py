@@ -40,14 +40,16 @@ def prepared_path(folder: Path, config: TrainConfig, data_root: str | None, cach
     return Path(folder) / f"{data_key(config, data_root, cache_dir)}.json"
 
 
-def save_for_trials(folder: Path, config: TrainConfig, data: PreparedData, data_root: str | None,
-                    cache_dir: str | None) -> Path:
+def save_for_trials(
+    folder: Path, config: TrainConfig, data: PreparedData, data_root: str | None, cache_dir: str | None
+) -> Path:
     """Write the driver's prepared data where the trials of `config`'s dataset look for it."""
     return save_prepared(data, prepared_path(folder, config, data_root, cache_dir))
 
 
-def load_for_trial(folder: str | Path | None, config: TrainConfig, data_root: str | None,
-                   cache_dir: str | None) -> PreparedData | None:
+def load_for_trial(
+    folder: str | Path | None, config: TrainConfig, data_root: str | None, cache_dir: str | None
+) -> PreparedData | None:
     """The driver's prepared data for this trial's dataset, or None (the trial prepares it itself)."""
     if folder is None:
         return None

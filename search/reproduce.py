@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sed.config import PRESETS, TrainConfig, apply_overrides, parse_set_arguments
 
@@ -60,13 +61,19 @@ class TrainCommand:
     def __call__(self, trial_config: Mapping[str, Any]) -> str:
         cfg = self.config(trial_config)
         base = PRESETS[BASE_PRESET]
-        sets = [f"{f.name}={set_text(getattr(cfg, f.name))}" for f in dataclasses.fields(TrainConfig)
-                if f.name != "data" and getattr(cfg, f.name) != getattr(base, f.name)]
+        sets = [
+            f"{f.name}={set_text(getattr(cfg, f.name))}"
+            for f in dataclasses.fields(TrainConfig)
+            if f.name != "data" and getattr(cfg, f.name) != getattr(base, f.name)
+        ]
         rebuilt = apply_overrides(base, parse_set_arguments(sets))
         if dataclasses.replace(rebuilt, data=cfg.data) != cfg:
-            differ = [f.name for f in dataclasses.fields(TrainConfig) if getattr(rebuilt, f.name) != getattr(cfg, f.name)]
-            raise ValueError(f"the sed.train command of config {config_id(trial_config)} would not reproduce "
-                             f"{', '.join(differ)}")
+            differ = [
+                f.name for f in dataclasses.fields(TrainConfig) if getattr(rebuilt, f.name) != getattr(cfg, f.name)
+            ]
+            raise ValueError(
+                f"the sed.train command of config {config_id(trial_config)} would not reproduce {', '.join(differ)}"
+            )
         out = f"results/reproduce/{trial_config.get('_config_id') or config_id(trial_config)}-seed{cfg.seed}"
         parts = [self.python, "-m", "sed.train", "--preset", BASE_PRESET]
         for item in sets:

@@ -8,8 +8,8 @@ request -- it leaves the trial PENDING forever (docs/dependencies.md, "Ray
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .space import Space
 
@@ -60,7 +60,5 @@ def derive_resources(space: Space, cluster: Mapping[str, float]) -> TrialResourc
                 "cluster with GPUs via --address"
             )
         if gpu > gpus:
-            raise ClusterError(
-                f"{where}.gpu={gpu:g} but the cluster has {gpus:g} GPUs; lower resources.gpu"
-            )
+            raise ClusterError(f"{where}.gpu={gpu:g} but the cluster has {gpus:g} GPUs; lower resources.gpu")
     return TrialResources(cpu=space.resources.cpu, gpu=gpu, max_concurrent=max_concurrent)

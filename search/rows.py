@@ -50,9 +50,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,14 @@ FINAL_METRICS: tuple[str, ...] = (
 )
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
-    "eval_macro_f1", "eval_micro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro",
-    "eval_psds1", "eval_psds2", "eval_intersection_f1",
+    "eval_macro_f1",
+    "eval_micro_f1",
+    "eval_psds",
+    "eval_psds_ct",
+    "eval_psds_macro",
+    "eval_psds1",
+    "eval_psds2",
+    "eval_intersection_f1",
 )
 
 
@@ -251,7 +258,9 @@ def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping
     """Add (or replace) the row of `row`'s (config_id, seed) in final.parquet, atomically."""
     frame = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
     if not frame.empty:
-        keep = ~((frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"])))
+        keep = ~(
+            (frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"]))
+        )
         frame = frame[keep]
     frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
     frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
@@ -286,11 +295,11 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
     if final.empty:
         return pd.DataFrame(columns=["config_id", "label", "rank", "n_seeds"])
     ok = final[final["status"] == "COMPLETED"] if "status" in final else final
-    for config_id, group in final.groupby("config_id", sort=False):
-        good = ok[ok["config_id"] == config_id]
+    for cid, group in final.groupby("config_id", sort=False):
+        good = ok[ok["config_id"] == cid]
         first = group.iloc[0]
         row: dict[str, Any] = {
-            "config_id": config_id,
+            "config_id": cid,
             "label": first.get("label"),
             "rank": first.get("rank"),
             "search_trial_id": first.get("search_trial_id"),
@@ -345,14 +354,19 @@ class ControlComparison:
             mean, low, high = values
             return f"{mean:.4f} [{low:.4f}, {high:.4f}]" if np.isfinite(low) else f"{mean:.4f}"
 
-        head = (f"{self.metric}: best config {self.best_label} {ci(self.best)} (n={self.n_best}) vs control "
-                f"{ci(self.control)} (n={self.n_control}), difference {self.difference:+.4f}: ")
-        return head + {
-            "beats": "the best configuration beats the control (its 95 % CI lies above the control's)",
-            "below": "the best configuration is WORSE than the control (its 95 % CI lies below)",
-            "overlap": "not distinguishable from the control at this number of seeds (the 95 % CIs overlap)",
-            "unknown": "no 95 % CI (fewer than 2 completed seeds on a side)",
-        }[self.verdict]
+        head = (
+            f"{self.metric}: best config {self.best_label} {ci(self.best)} (n={self.n_best}) vs control "
+            f"{ci(self.control)} (n={self.n_control}), difference {self.difference:+.4f}: "
+        )
+        return (
+            head
+            + {
+                "beats": "the best configuration beats the control (its 95 % CI lies above the control's)",
+                "below": "the best configuration is WORSE than the control (its 95 % CI lies below)",
+                "overlap": "not distinguishable from the control at this number of seeds (the 95 % CIs overlap)",
+                "unknown": "no 95 % CI (fewer than 2 completed seeds on a side)",
+            }[self.verdict]
+        )
 
 
 def control_comparison(summary: pd.DataFrame, metric: str) -> ControlComparison | None:

@@ -11,7 +11,7 @@ Steps (docs/design.md, "Run"):
 1. validate everything before Ray starts: the space (`search.space`), the
    command line, the experiment folder `OUT/NAME` (a new run refuses an
    existing folder, `--resume` refuses a missing one), the dataset
-   (`sed.trainer.prepare_data` builds the cached features once here, so
+   (`sed.training.trainer.prepare_data` builds the cached features once here, so
    trials only read them);
 2. start Ray locally (all CPUs of the machine; `RAY_AUTH_MODE=disabled`
    unless set) or join `--address`; check the per-trial resources against
@@ -61,8 +61,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ray
 
@@ -75,9 +76,9 @@ from .console import print_summary
 from .prepared import PREPARED_DIR, save_for_trials
 from .ray_auth import cluster_auth_warning
 from .resources import ClusterError, derive_resources
-from .space import Space, SpaceError, load_space, parse_space
-from .study_storage import StorageError, dashboard_command, storage_location, study_exists
+from .space import Space, SpaceError, parse_space
 from .stages import Experiment, Interrupted, completed_search, final_pending, run_final, run_search
+from .study_storage import StorageError, dashboard_command, storage_location, study_exists
 from .tuner import StopSignals, start_ray
 
 RUN_FILE = "sedtune_run.json"
@@ -96,11 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ray Tune + Optuna search over consistency augmentations for SED, then a multi-seed "
         "final stage scored on the public evaluation set.",
     )
-    parser.add_argument("--space", type=Path,
-                        help="search space YAML (spaces/*.yaml), or - to read it from stdin; optional with --resume")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="fix a TrainConfig value for every trial (added to the space's fixed:, YAML value); "
-                        "repeatable, e.g. --set epochs=3 --set device=cpu")
+    parser.add_argument(
+        "--space",
+        type=Path,
+        help="search space YAML (spaces/*.yaml), or - to read it from stdin; optional with --resume",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a TrainConfig value for every trial (added to the space's fixed:, YAML value); "
+        "repeatable, e.g. --set epochs=3 --set device=cpu",
+    )
     parser.add_argument("--data", type=Path, help="DESED-format dataset root (default: the embedded dataset)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
     parser.add_argument("--name", help="experiment name (default: the space's name)")
@@ -108,15 +118,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted experiment OUT/NAME")
     parser.add_argument("--num-samples", type=int, help="override the space's num_samples")
     parser.add_argument("--max-epochs", type=int, help="override scheduler.max_epochs (and cap final.epochs)")
-    parser.add_argument("--cache-dir", type=Path,
-                        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); same flag in sed.train")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); same flag in sed.train",
+    )
     parser.add_argument("--no-final", action="store_true", help="stop after the search stage")
-    parser.add_argument("--storage", help="the Optuna study's storage: a database URL (sqlite:///PATH, postgresql://...) "
-                        "or a journal file (default: the space's storage:, else OUT/NAME/optuna.journal)")
-    parser.add_argument("--no-report", action="store_true",
-                        help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="every trial epoch on the console (always in OUT/NAME/progress.log) and Ray's own table")
+    parser.add_argument(
+        "--storage",
+        help="the Optuna study's storage: a database URL (sqlite:///PATH, postgresql://...) "
+        "or a journal file (default: the space's storage:, else OUT/NAME/optuna.journal)",
+    )
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write OUT/NAME/report.html at the end (python -m search.report OUT/NAME does)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="every trial epoch on the console (always in OUT/NAME/progress.log) and Ray's own table",
+    )
     parser.add_argument("--debug", action="store_true", help="tracebacks for every error; trial logs shown")
     return parser
 
@@ -151,8 +173,9 @@ def read_space_text(args: argparse.Namespace) -> tuple[str, Path]:
         try:
             text, path = args.space.read_text(encoding="utf-8"), args.space.resolve()
         except FileNotFoundError:
-            raise SpaceError(f"{args.space}: no such space file; give a path such as spaces/demo.yaml, "
-                             "or - to read it from stdin") from None
+            raise SpaceError(
+                f"{args.space}: no such space file; give a path such as spaces/demo.yaml, or - to read it from stdin"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SpaceError(f"{args.space}: cannot read the space file ({exc})") from None
     return with_fixed_values(text, path, args.overrides), path
@@ -173,8 +196,10 @@ def with_fixed_values(text: str, path: Path, pairs: Sequence[str]) -> str:
     params = data.get("params") or {}
     for key, value in parse_set_arguments(list(pairs)).items():
         if key in params:
-            raise UsageError(f"--set {key}=...: {key} is searched (params: in {path}); remove it from params: "
-                             "to fix it, or leave --set out")
+            raise UsageError(
+                f"--set {key}=...: {key} is searched (params: in {path}); remove it from params: "
+                "to fix it, or leave --set out"
+            )
         fixed[key] = yaml.safe_load(value) if value.strip() else value
     data["fixed"] = fixed
     return yaml.safe_dump(data, sort_keys=False)
@@ -196,13 +221,9 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         exp_dir = out / name
         run_file = exp_dir / RUN_FILE
         if not exp_dir.is_dir():
-            raise UsageError(
-                f"--resume: no experiment at {exp_dir}; check --out/--name, or start it without --resume"
-            )
+            raise UsageError(f"--resume: no experiment at {exp_dir}; check --out/--name, or start it without --resume")
         if not run_file.is_file():
-            raise UsageError(
-                f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name"
-            )
+            raise UsageError(f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name")
         stored = RunSettings(**json.loads(run_file.read_text()))
         if stored.storage and "://" in stored.storage:  # a run file of an older version may hold it unmasked
             stored.storage = masking.remember(stored.storage)
@@ -219,26 +240,28 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
             if new is not None and new != old:
                 raise UsageError(f"--resume: {flag} {new} differs from the original run ({old}); leave it out")
         if args.data is not None and str(args.data.expanduser().resolve()) != stored.data:
-            raise UsageError(f"--resume: --data {args.data} differs from the original run ({stored.data}); leave it out")
+            raise UsageError(
+                f"--resume: --data {args.data} differs from the original run ({stored.data}); leave it out"
+            )
         if args.storage is not None and storage_location(args.storage, exp_dir) != stored.storage:
-            raise UsageError(f"--resume: --storage {masking.mask_url(args.storage)} differs from the original run "
-                             f"({stored.storage}); "
-                             "leave it out")
+            raise UsageError(
+                f"--resume: --storage {masking.mask_url(args.storage)} differs from the original run "
+                f"({stored.storage}); "
+                "leave it out"
+            )
         if args.cache_dir is not None and str(args.cache_dir.expanduser().resolve()) != stored.cache_dir:
             raise UsageError(f"--resume: --cache-dir differs from the original run ({stored.cache_dir}); leave it out")
         return stored, stored.space(), exp_dir
     if args.space is None:
         raise UsageError("give --space FILE (e.g. --space spaces/demo.yaml), or --resume with --name")
-    space = parse_space(*read_space_text(args)).with_overrides(num_samples=args.num_samples,
-                                                                 max_epochs=args.max_epochs)
+    space = parse_space(*read_space_text(args)).with_overrides(num_samples=args.num_samples, max_epochs=args.max_epochs)
     name = args.name or space.name
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r}: give a plain folder name")
     exp_dir = out / name
     if exp_dir.exists():
         raise UsageError(
-            f"{exp_dir} already exists: add --resume to continue that experiment, or choose another --name "
-            "(or --out)"
+            f"{exp_dir} already exists: add --resume to continue that experiment, or choose another --name (or --out)"
         )
     data = None
     if args.data is not None:
@@ -255,8 +278,10 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         except StorageError as exc:
             raise UsageError(str(exc)) from None
         if taken:
-            raise UsageError(f"storage {storage} already holds a study named {name!r} (another experiment's trials); "
-                             "choose another --name, or delete that study (optuna delete-study)")
+            raise UsageError(
+                f"storage {storage} already holds a study named {name!r} (another experiment's trials); "
+                "choose another --name, or delete that study (optuna delete-study)"
+            )
     elif args.storage is not None:
         raise UsageError("--storage: a grid space has no Optuna study; leave it out")
     settings = RunSettings(
@@ -266,7 +291,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         max_epochs=args.max_epochs,
         data=data,
         cache_dir=str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         storage=storage,
     )
     return settings, space, exp_dir
@@ -289,13 +314,17 @@ def prepare_datasets(space: Space, settings: RunSettings) -> list[tuple[TrainCon
     for cfg in space.data_configs():
         started = time.perf_counter()
         prepared.append((cfg, prepare_data(cfg, settings.data, cache, progress=True)))
-        print(f"sedtune: data ready ({cfg.data or settings.data or 'embedded ' + cfg.embedded_size}) "
-              f"in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"sedtune: data ready ({cfg.data or settings.data or 'embedded ' + cfg.embedded_size}) "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
     return prepared
 
 
-def save_prepared_datasets(exp_dir: Path, prepared: list[tuple[TrainConfig, PreparedData]],
-                           settings: RunSettings) -> None:
+def save_prepared_datasets(
+    exp_dir: Path, prepared: list[tuple[TrainConfig, PreparedData]], settings: RunSettings
+) -> None:
     """`OUT/NAME/prepared/<key>.json` per dataset, for the trials (`search.prepared`)."""
     for cfg, data in prepared:
         save_for_trials(exp_dir / PREPARED_DIR, cfg, data, settings.data, settings.cache_dir)
@@ -351,8 +380,12 @@ def write_report(exp_dir: Path, debug: bool) -> None:
     except Exception as exc:  # the run's results are already on disk: never fail the run here
         if debug:
             print(masking.mask_text(traceback.format_exc()), end="", file=sys.stderr)
-        print(f"sedtune: warning: report.html was not written ({masking.mask_text(f'{type(exc).__name__}: {exc}')}); "
-              f"retry with: python -m search.report {shlex.quote(str(exp_dir))}", file=sys.stderr, flush=True)
+        print(
+            f"sedtune: warning: report.html was not written ({masking.mask_text(f'{type(exc).__name__}: {exc}')}); "
+            f"retry with: python -m search.report {shlex.quote(str(exp_dir))}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- main
@@ -387,10 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray_started = False
     try:
         if args.storage and masking.has_secret(args.storage):
-            print("sedtune: warning: the password in --storage is visible to other users of this machine (ps) "
-                  "and in the Ray cluster's job list while the run lasts; it is written nowhere. Prefer a URL "
-                  "without it and the password where the database library reads it (PostgreSQL: ~/.pgpass, "
-                  "PGPASSFILE, PGPASSWORD)", file=sys.stderr, flush=True)
+            print(
+                "sedtune: warning: the password in --storage is visible to other users of this machine (ps) "
+                "and in the Ray cluster's job list while the run lasts; it is written nowhere. Prefer a URL "
+                "without it and the password where the database library reads it (PostgreSQL: ~/.pgpass, "
+                "PGPASSFILE, PGPASSWORD)",
+                file=sys.stderr,
+                flush=True,
+            )
         print(masking.mask_text(space.summary()), flush=True)
         if args.resume:
             search = completed_search(space, exp_dir)
@@ -423,13 +460,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_prepared_datasets(exp_dir, prepared, settings)
         if not args.resume:
             (exp_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(settings), indent=1))
-        print(f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
-              f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}", flush=True)
-        exp = Experiment(space, exp_dir, settings.data, settings.cache_dir, resources, signals, args.debug,
-                         storage=settings.storage, verbose=args.verbose)
+        print(
+            f"sedtune: per trial {resources.cpu:g} CPU, {resources.gpu:g} GPU; "
+            f"up to {resources.max_concurrent} trials at once; experiment {exp_dir}",
+            flush=True,
+        )
+        exp = Experiment(
+            space,
+            exp_dir,
+            settings.data,
+            settings.cache_dir,
+            resources,
+            signals,
+            args.debug,
+            storage=settings.storage,
+            verbose=args.verbose,
+        )
         if settings.storage:
-            print(f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
-                  f"(live view: {dashboard_command(settings.storage)})", flush=True)
+            print(
+                f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
+                f"(live view: {dashboard_command(settings.storage)})",
+                flush=True,
+            )
         search = run_search(exp, args.resume)
         summary = None
         if not args.no_final:
@@ -444,8 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt):
         if not (exp_dir / RUN_FILE).is_file():
             # stopped while the data or the cluster were being checked: nothing to resume
-            print("\nsedtune: interrupted before the experiment started; nothing was written. "
-                  "Run the same command again.", file=sys.stderr, flush=True)
+            print(
+                "\nsedtune: interrupted before the experiment started; nothing was written. "
+                "Run the same command again.",
+                file=sys.stderr,
+                flush=True,
+            )
             return EXIT_INTERRUPTED
         print(f"\nsedtune: interrupted; the state is saved. Resume with:\n  {resume_cmd}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

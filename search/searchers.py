@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -76,9 +77,7 @@ def make_search_alg(space: Space, storage: str | None = None, study_name: str | 
     `study_name`: its name (default: the space's name).
     """
     if space.is_grid:
-        points = [
-            {**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()
-        ]
+        points = [{**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()]
         return make_point_searcher(points, space.tune_metric, space.mode)
     import optuna
 

@@ -26,12 +26,12 @@ from . import final as final_stage
 from . import leaderboard as lb
 from .console import PROGRESS_LOG, ProgressPrinter
 from .prepared import PREPARED_DIR
+from .reproduce import TrainCommand, command_for_run
 from .resources import TrialResources
 from .rows import search_frame
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
 from .space import Space
 from .study_storage import close_orphans, pareto_trial_ids
-from .reproduce import TrainCommand, command_for_run
 from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner, trial_runtime
 
 
@@ -58,13 +58,20 @@ class Experiment:
     def printer(self, stage: str, keys: list[str], epochs: int, total: int) -> ProgressPrinter:
         """The stage's live output: status line + events on the console, every epoch in progress.log."""
         space = self.space
-        return ProgressPrinter(stage, space.metric, keys, epochs, space.max_failures, total=total,
-                               log_path=self.exp_dir / PROGRESS_LOG, verbose=self.verbose,
-                               tune_metric=space.tune_metric)
+        return ProgressPrinter(
+            stage,
+            space.metric,
+            keys,
+            epochs,
+            space.max_failures,
+            total=total,
+            log_path=self.exp_dir / PROGRESS_LOG,
+            verbose=self.verbose,
+            tune_metric=space.tune_metric,
+        )
 
     def trainable(self) -> Any:
-        return make_trainable(self.data, self.cache_dir, self.resources,
-                              prepared_dir=str(self.exp_dir / PREPARED_DIR))
+        return make_trainable(self.data, self.cache_dir, self.resources, prepared_dir=str(self.exp_dir / PREPARED_DIR))
 
     def train_command(self) -> TrainCommand:
         """The `command` column's maker: the sed.train line of a trial config on this run's data."""
@@ -74,9 +81,15 @@ class Experiment:
         """The `sedtune.*` metadata of a leaderboard file of `stage`."""
         space = self.space
         return lb.run_metadata(
-            space.text, stage, space.metrics,
-            extra={"space_path": space.path.as_posix(), "data": self.data or "embedded",
-                   "experiment": str(self.exp_dir), **extra},
+            space.text,
+            stage,
+            space.metrics,
+            extra={
+                "space_path": space.path.as_posix(),
+                "data": self.data or "embedded",
+                "experiment": str(self.exp_dir),
+                **extra,
+            },
         )
 
 
@@ -116,10 +129,16 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
     else:
         printer = exp.printer("search", list(space.params), space.scheduler.max_epochs, space.num_samples)
         stage = new_tuner(
-            trainable, space, storage=exp_dir.parent, name=exp_dir.name,
-            search_alg=make_search_alg(space, exp.storage, exp_dir.name), scheduler=make_scheduler(space),
-            num_samples=space.num_samples, max_concurrent=exp.resources.max_concurrent,
-            callbacks=[printer], debug=exp.debug or exp.verbose,
+            trainable,
+            space,
+            storage=exp_dir.parent,
+            name=exp_dir.name,
+            search_alg=make_search_alg(space, exp.storage, exp_dir.name),
+            scheduler=make_scheduler(space),
+            num_samples=space.num_samples,
+            max_concurrent=exp.resources.max_concurrent,
+            callbacks=[printer],
+            debug=exp.debug or exp.verbose,
         )
     result_grid = stage.fit()
     frame = search_frame(stage.records(result_grid), space)
@@ -135,8 +154,11 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
     if exp.storage and not space.is_grid:
         orphans = close_orphans(exp.storage, exp_dir.name)
         if orphans:
-            print(f"sedtune: {orphans} study trial(s) asked for by an earlier, killed driver and never run "
-                  f"are marked FAIL in {exp.storage}", flush=True)
+            print(
+                f"sedtune: {orphans} study trial(s) asked for by an earlier, killed driver and never run "
+                f"are marked FAIL in {exp.storage}",
+                flush=True,
+            )
     return frame
 
 
@@ -167,13 +189,19 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
             stage = restore_tuner(exp_dir / name, trainable, resume_errored=False)
         else:
             printer = exp.printer("final", [], space.final.epochs, len(remaining))
-            recorder = final_stage.FinalRecorder(str(final_path), metadata, list(space.params),
-                                                 command=exp.train_command())
+            recorder = final_stage.FinalRecorder(
+                str(final_path), metadata, list(space.params), command=exp.train_command()
+            )
             stage = new_tuner(
-                trainable, space, storage=exp_dir, name=name,
+                trainable,
+                space,
+                storage=exp_dir,
+                name=name,
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
-                num_samples=len(remaining), max_concurrent=exp.resources.max_concurrent,
-                callbacks=[printer, recorder], debug=exp.debug or exp.verbose,
+                num_samples=len(remaining),
+                max_concurrent=exp.resources.max_concurrent,
+                callbacks=[printer, recorder],
+                debug=exp.debug or exp.verbose,
             )
         result_grid = stage.fit()
         if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):

@@ -80,7 +80,9 @@ def study_exists(location: str, study_name: str) -> bool:
     if "://" not in location:
         path = Path(location)
         if not path.parent.is_dir():
-            raise StorageError(f"storage {location}: folder {path.parent} does not exist; create it or give another path")
+            raise StorageError(
+                f"storage {location}: folder {path.parent} does not exist; create it or give another path"
+            )
         if not path.is_file():
             return False
     names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(location), include_best_trial=False)]

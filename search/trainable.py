@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: one trial = one `sed.trainer.Trainer` run.
+"""The Ray Tune function trainable: one trial = one `sed.training.trainer.Trainer` run.
 
 Per epoch it calls `Trainer.train_epoch()` (train, then validate on the
 held-out 20 % of the synthetic strong set, docs/design.md "Trainable") and reports
@@ -40,12 +40,13 @@ import math
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"
-#: Folder of a final trial with its DCASE-format files and best_model.pt (sed.outputs).
+#: Folder of a final trial with its DCASE-format files and best_model.pt (sed.eval.outputs).
 OUTPUTS_DIR = "outputs"
 #: Metric tags (scalars written by the trainer or here) shown in the HParams table.
 HPARAM_METRICS: tuple[str, ...] = (
@@ -132,7 +133,7 @@ def train_sed(
     from ray import tune
 
     from sed.config import TrainConfig, apply_overrides
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +197,11 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     record = {k: v for k, v in scores.items()}
     record["eval_seconds"] = seconds
     (trial_dir / EVAL_FILE).write_text(json.dumps(record, indent=1, default=str))
-    out = {k: float(v) for k, v in scores.items() if k.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = {
+        k: float(v)
+        for k, v in scores.items()
+        if k.startswith("eval_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     out["eval_seconds"] = seconds
     # text values travel with the report to the driver (the trial folder is synced later)
     out["eval_per_class_f1_json"] = json.dumps(scores.get("eval_per_class_f1"), default=str)

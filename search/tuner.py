@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import ray
@@ -57,8 +58,13 @@ def start_ray(address: str | None, debug: bool) -> bool:
         # A private local cluster: token authentication with a token of this run, no file under ~/.ray
         # (search.ray_auth; RAY_AUTH_MODE, when set, is kept)
         private_cluster_auth()
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=debug,
-                 configure_logging=True, logging_level="WARNING" if not debug else "INFO")
+        ray.init(
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=debug,
+            configure_logging=True,
+            logging_level="WARNING" if not debug else "INFO",
+        )
     return True
 
 
@@ -67,15 +73,17 @@ def trial_runtime(resources: TrialResources) -> dict[str, Any]:
     return {"num_threads": max(1, int(resources.cpu))}
 
 
-def make_trainable(data: str | None, cache_dir: str | None, resources: TrialResources,
-                   prepared_dir: str | None = None) -> Any:
+def make_trainable(
+    data: str | None, cache_dir: str | None, resources: TrialResources, prepared_dir: str | None = None
+) -> Any:
     """`search.trainable.train_sed` with the run's data and cache, asking for `resources` per trial.
 
     `prepared_dir`: where the driver saved its prepared data (`search.prepared`).
     """
     runtime = trial_runtime(resources)
-    fn = tune.with_parameters(train_sed, data_root=data, cache_dir=cache_dir, runtime_overrides=runtime,
-                              prepared_dir=prepared_dir)
+    fn = tune.with_parameters(
+        train_sed, data_root=data, cache_dir=cache_dir, runtime_overrides=runtime, prepared_dir=prepared_dir
+    )
     return tune.with_resources(fn, resources.as_dict())
 
 
@@ -232,7 +240,9 @@ def _restored_snapshot(tuner: Any) -> StatusSnapshot:
     for callback in getattr(run_config, "callbacks", None) or ():
         if isinstance(callback, StatusSnapshot):
             return callback
-    warnings.warn("the restored Tuner has no StatusSnapshot callback; interrupted trials will read TERMINATED")
+    warnings.warn(
+        "the restored Tuner has no StatusSnapshot callback; interrupted trials will read TERMINATED", stacklevel=2
+    )
     return StatusSnapshot()
 
 

@@ -11,7 +11,7 @@ teacher of eq. 1/3/11 (`mt`) and the L2 penalty of eq. 13 (`l2`).
 
 `PRESETS` holds the nine rows of the paper's Table 1 as ready configs;
 `REALISTIC_PRESETS` the named configs the realistic augmentations declare in
-their registry entries (`sed.augmentations`), which also own each
+their registry entries (`sed.augment`), which also own each
 augmentation's fields, their ranges and where it can be injected.
 """
 
@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
-from . import augmentations
-from .errors import ConfigError
-from .model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
+from sed import augment as augmentations
+from sed.errors import ConfigError
+from sed.nn.model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
 
-#: Every value of `augmentation`, in registry order (sed.augmentations owns each one).
+#: Every value of `augmentation`, in registry order (sed.augment owns each one).
 AUGMENTATIONS: tuple[str, ...] = augmentations.NAMES
 #: Augmentations defined on the log-mel input only (they go through the linear mel).
 INPUT_ONLY_AUGMENTATIONS: tuple[str, ...] = tuple(
     a.name for a in augmentations.REGISTRY.values() if a.locations == ("input",)
 )
-#: Dropout masks of the student's perturbed training pass (sed.perturb, "One network instance").
+#: Dropout masks of the student's perturbed training pass (sed.augment.perturb, "One network instance").
 CONSISTENCY_DROPOUTS: tuple[str, ...] = ("tied", "independent")
 #: How an event's offset time maps to its last target frame (sed.data.desed.encode_strong).
 OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
@@ -58,7 +59,7 @@ class TrainConfig(CRNNFields):
     `--set` can choose `locations` without naming the augmentation; the exact
     reference, with its 30 dB SNR noise on the linear mel (`snr_noise`), is
     the `baseline` preset. The CRNN's fields (cnn_filters, rnn_hidden,
-    dropout, ...) are declared once, in `sed.model.CRNNFields`, and inherited.
+    dropout, ...) are declared once, in `sed.nn.model.CRNNFields`, and inherited.
     """
 
     # --- objective (paper section 4) ---
@@ -151,7 +152,7 @@ class TrainConfig(CRNNFields):
     # --- runtime ---
     device: str = "auto"
     num_threads: int | None = None
-    #: CPU only: keep freed host memory for reuse (glibc mallopt; sed/host_memory.py):
+    #: CPU only: keep freed host memory for reuse (glibc mallopt; sed/training/host_memory.py):
     #: full-size CPU steps 1.3-1.5x faster for ~0.7 GB more peak RSS. Process-wide once set.
     reuse_host_memory: bool = True
     amp: bool = False
@@ -166,13 +167,12 @@ class TrainConfig(CRNNFields):
     def has_teacher(self) -> bool:
         return self.regularization == "mt"
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Refuse inconsistent values with a message naming the key and the fix."""
         augmentation = augmentations.get(self.augmentation)
         if self.regularization not in REGULARIZATIONS:
             raise ConfigError(
-                f"regularization={self.regularization!r} is unknown; choose one of "
-                f"{list(REGULARIZATIONS)}"
+                f"regularization={self.regularization!r} is unknown; choose one of {list(REGULARIZATIONS)}"
             )
         parse_locations(self.locations)
         # Every augmentation field's range, whichever augmentation is chosen; then the
@@ -185,9 +185,7 @@ class TrainConfig(CRNNFields):
                 f"consistency_dropout={self.consistency_dropout!r}: choose one of {list(CONSISTENCY_DROPOUTS)}"
             )
         if self.offset_rounding not in OFFSET_ROUNDINGS:
-            raise ConfigError(
-                f"offset_rounding={self.offset_rounding!r}: choose one of {list(OFFSET_ROUNDINGS)}"
-            )
+            raise ConfigError(f"offset_rounding={self.offset_rounding!r}: choose one of {list(OFFSET_ROUNDINGS)}")
         for key in ("consistency_weight", "l2"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
@@ -208,9 +206,7 @@ class TrainConfig(CRNNFields):
         if self.select not in SELECTIONS:
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
         if self.selection_metric not in SELECTION_METRICS:
-            raise ConfigError(
-                f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}"
-            )
+            raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
         for metric, flag in (("val_psds", "val_psds"), ("val_psds1", "val_psds1")):
             if self.selection_metric == metric and not getattr(self, flag):
                 raise ConfigError(
@@ -246,9 +242,7 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch} must be >= 1 or None")
         self.check_model_fields()
         if self.embedded_size not in EMBEDDED_SIZES:
-            raise ConfigError(
-                f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}"
-            )
+            raise ConfigError(f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must be in (0, 1)")
         if not 0.0 < self.threshold < 1.0:
@@ -338,9 +332,7 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
         if key not in FIELD_TYPES:
             close = [name for name in FIELD_TYPES if key.lower() in name or name in key.lower()]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(
-                f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}"
-            )
+            raise ConfigError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(sorted(FIELD_TYPES))}")
         updates[key] = coerce_value(key, value)
     return dataclasses.replace(config, **updates).validate()
 
@@ -370,9 +362,7 @@ PRESETS: dict[str, TrainConfig] = {
     "baseline": _preset(augmentation="snr_noise", locations="input", regularization="mt", noise_snr=30.0),
     "random-input-l2": _preset(augmentation="snr_noise", locations="input", regularization="l2", noise_snr=30.0),
     "random-latent-l2": _preset(augmentation="random", locations="latent", regularization="l2", noise_scale=0.1),
-    "adversarial-latent-l2": _preset(
-        augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1
-    ),
+    "adversarial-latent-l2": _preset(augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1),
     "vat-input-mt": _preset(augmentation="vat", locations="input", regularization="mt", epsilon=0.1),
     "vat-input-l2": _preset(augmentation="vat", locations="input", regularization="l2", epsilon=0.1),
     "vat-latent-l2": _preset(augmentation="vat", locations="latent", regularization="l2", epsilon=0.1),
@@ -394,7 +384,7 @@ PAPER_TABLE1: dict[str, tuple[float, float]] = {
 
 
 #: Beyond the paper (issue #16): each augmentation's own named configs, declared in its
-#: registry entry (sed.augmentations.realistic: the realistic input augmentations, with l2
+#: registry entry (sed.augment.realistic: the realistic input augmentations, with l2
 #: like the paper's best rows). Their strengths are this project's defaults, to be searched
 #: (spaces/realistic.yaml).
 REALISTIC_PRESETS: dict[str, TrainConfig] = {

@@ -1,9 +1,9 @@
 """Detect sound events in new audio: `python -m sed.predict --model best_model.pt AUDIO... --out OUT`.
 
-One job: load a `best_model.pt` (sed.checkpoint.save_best_model: weights,
+One job: load a `best_model.pt` (sed.training.checkpoint.save_best_model: weights,
 config, labels, scaler, feature settings), compute frame probabilities for
 audio files of any sample rate, channel count and length, and write the same
-DCASE-format files as a training run (sed.outputs: `detections.tsv` at the
+DCASE-format files as a training run (sed.eval.outputs: `detections.tsv` at the
 model's threshold after its median filter, `scores/raw/`, `scores/filtered/`,
 `durations.tsv`).
 
@@ -52,12 +52,12 @@ class LoadedModel:
     """A best_model.pt ready to score waveforms: CRNN, scaler, log-mel, labels and settings."""
 
     def __init__(self, state: dict[str, Any], path: Path) -> None:
-        from sed.checkpoint import MODEL_FORMAT
-        from sed.constants import POOL_TIME
         from sed.config import ConfigError, TrainConfig, apply_overrides
-        from sed.features import FeatureConfig, LogMel
-        from sed.model import build_model
-        from sed.scaler import Scaler
+        from sed.constants import POOL_TIME
+        from sed.features.logmel import FeatureConfig, LogMel
+        from sed.features.scaler import Scaler
+        from sed.nn.model import build_model
+        from sed.training.checkpoint import MODEL_FORMAT
 
         if state.get("format") != MODEL_FORMAT:
             raise PredictError(
@@ -156,11 +156,14 @@ def _audio_files(inputs: list[Path]) -> list[Path]:
 
 
 def predict_paths(
-    model: LoadedModel, inputs: list[Path], out: Path, threshold: float | None = None,
+    model: LoadedModel,
+    inputs: list[Path],
+    out: Path,
+    threshold: float | None = None,
     median_window: int | None = None,
 ) -> Path:
     """Score every audio file of ``inputs`` and write the DCASE-format files into ``out``."""
-    from sed.outputs import write_set_outputs
+    from sed.eval.outputs import write_set_outputs
 
     files = _audio_files(inputs)
     results = [predict_file(model, f) for f in files]
@@ -169,7 +172,11 @@ def predict_paths(
     for i, (clip, _) in enumerate(results):
         probs[i, : len(clip)] = clip  # zero scores past a clip's end are never active (threshold > 0)
     return write_set_outputs(
-        out, probs, [f.name for f in files], model.labels, [d for _, d in results],
+        out,
+        probs,
+        [f.name for f in files],
+        model.labels,
+        [d for _, d in results],
         model.config.threshold if threshold is None else threshold,
         model.config.median_window if median_window is None else median_window,
         frame_step=model.frame_step,

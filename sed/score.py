@@ -1,9 +1,9 @@
 """Score DCASE-format files: `python -m sed.score --ground-truth GT.tsv --durations DUR.tsv ...`.
 
-One job: read detections and/or a score folder (the files sed.outputs writes,
+One job: read detections and/or a score folder (the files sed.eval.outputs writes,
 or any system's in the same formats), the ground truth and the durations, and
 compute the numbers the DCASE task 4 leaderboards use, with the same
-libraries and settings as sed.metrics and sed.threshold_free:
+libraries and settings as sed.eval.metrics and sed.eval.threshold_free:
 
 * from ``--detections`` (``filename onset offset event_label``): event-based
   F1 (sed_eval, 2020 settings: collar 200 ms, 20 % of the length), macro,
@@ -19,7 +19,7 @@ libraries and settings as sed.metrics and sed.threshold_free:
 Every clip of the durations file is evaluated (a clip without events or
 detections counts); the ground truth's clips without events may be written
 with empty onset/offset/label or left out. Prints the numbers and, with
-``--out``, writes them as strict JSON (sed.outputs.write_json).
+``--out``, writes them as strict JSON (sed.eval.outputs.write_json).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def read_score_folder(
     """(probabilities [N, T, C] zero-padded, labels, frame step, the tables) of a score folder."""
     from sed_scores_eval.base_modules.io import read_sed_scores
 
-    from sed.threshold_free import audio_id
+    from sed.eval.threshold_free import audio_id
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -121,8 +121,8 @@ def score_files(
     n_thresholds: int = 50,
 ) -> dict[str, Any]:
     """The leaderboard metrics of detections and/or a score folder (module docstring)."""
-    from sed.metrics import event_f1, metric_versions, psds_scores
-    from sed.threshold_free import audio_id, metrics_from_tables
+    from sed.eval.metrics import event_f1, metric_versions, psds_scores
+    from sed.eval.threshold_free import audio_id, metrics_from_tables
 
     if detections is None and scores is None:
         raise ScoreInputError("nothing to score. Fix: give --detections and/or --scores.")
@@ -140,12 +140,12 @@ def score_files(
     labels: list[str] | None = None
     if scores is not None:
         probs, labels, step, tables = read_score_folder(scores, names)
-        result.update(psds_scores(
-            probs, names, labels, reference, seconds, median_window, n_thresholds, frame_step=step
-        ))
+        result.update(
+            psds_scores(probs, names, labels, reference, seconds, median_window, n_thresholds, frame_step=step)
+        )
         by_id = {audio_id(n): d for n, d in zip(names, seconds)}
         if median_window > 1:
-            from sed.threshold_free import score_tables
+            from sed.eval.threshold_free import score_tables
 
             tables = score_tables(probs, names, labels, seconds, median_window, step)
         result.update(metrics_from_tables(tables, reference, by_id, threshold))
@@ -168,19 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground-truth", type=Path, required=True, help="filename onset offset event_label TSV")
     parser.add_argument("--durations", type=Path, required=True, help="filename duration TSV (every clip scored)")
     parser.add_argument("--detections", type=Path, default=None, help="detections TSV (event F1)")
-    parser.add_argument("--scores", type=Path, default=None,
-                        help="folder of <clip>.tsv score tables (PSDS1, PSDS2, intersection F1, 2020 PSDS)")
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        default=None,
+        help="folder of <clip>.tsv score tables (PSDS1, PSDS2, intersection F1, 2020 PSDS)",
+    )
     parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold of the intersection F1")
-    parser.add_argument("--median-window", type=int, default=1,
-                        help="median filter (frames) applied to the scores first (1: none, for filtered scores)")
+    parser.add_argument(
+        "--median-window",
+        type=int,
+        default=1,
+        help="median filter (frames) applied to the scores first (1: none, for filtered scores)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.metrics import MetricsError
-    from sed.outputs import write_json
+    from sed.eval.metrics import MetricsError
+    from sed.eval.outputs import write_json
 
     try:
         result = score_files(

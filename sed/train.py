@@ -9,12 +9,12 @@ cache and used. Writes to `--out` (default `results/train/<preset>`):
   metrics, the per-epoch history, the full config, `trainable_parameters`,
   the events clipped to their clip end and the package versions. Strict JSON:
   an undefined number (the F1 of a class absent from a split, 0/0) is `null`,
-  not the bare `NaN` Python would write (sed.outputs);
+  not the bare `NaN` Python would write (sed.eval.outputs);
 - `best_model.pt`: the selected weights with config, labels, scaler, feature
   settings and package versions (load with `torch.load(weights_only=True)`;
   `python -m sed.predict --model best_model.pt AUDIO --out DIR` uses it);
 - `validation/` and `public_eval/`: the DCASE-format files of the selected
-  model on the DESED validation and public evaluation sets (sed.outputs:
+  model on the DESED validation and public evaluation sets (sed.eval.outputs:
   `detections.tsv`, `scores/raw/`, `scores/filtered/`, `durations.tsv`,
   `ground_truth.tsv`; `python -m sed.score` rescores them);
 - `checkpoint/trainer_state.pt`: the full trainer state after the last epoch;
@@ -30,8 +30,16 @@ import os
 import sys
 from pathlib import Path
 
-from .config import PRESETS, REALISTIC_PRESETS, ConfigError, TrainConfig, apply_overrides, parse_set_arguments, preset
-from .data.errors import DatasetError
+from sed.config import (
+    PRESETS,
+    REALISTIC_PRESETS,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    parse_set_arguments,
+    preset,
+)
+from sed.data.errors import DatasetError
 
 
 def _field_help() -> str:
@@ -47,20 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sed.train",
         description="Train the DCASE 2020 task 4 CRNN with one consistency objective of the paper.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Presets (paper Table 1): " + ", ".join(PRESETS) + "\nPresets (beyond the paper): "
-        + ", ".join(REALISTIC_PRESETS) + "\n\nConfig keys for --set (defaults):\n" + _field_help(),
+        epilog="Presets (paper Table 1): "
+        + ", ".join(PRESETS)
+        + "\nPresets (beyond the paper): "
+        + ", ".join(REALISTIC_PRESETS)
+        + "\n\nConfig keys for --set (defaults):\n"
+        + _field_help(),
     )
-    parser.add_argument("--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)")
+    parser.add_argument(
+        "--preset", default="baseline", help="Table 1 row or realistic preset to start from (default: baseline)"
+    )
     parser.add_argument("--data", type=Path, default=None, help="DESED-layout dataset root (default: embedded data)")
-    parser.add_argument("--layout", default=None,
-                        help="where the parts live under --data: auto (default), desed2020, desed2021, "
-                             "or a layout YAML file (sed/data/layouts.py)")
+    parser.add_argument(
+        "--layout",
+        default=None,
+        help="where the parts live under --data: auto (default), desed2020, desed2021, "
+        "or a layout YAML file (sed/data/layouts.py)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the config's)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: results/train/PRESET)")
-    parser.add_argument("--cache-dir", "--cache", dest="cache", type=Path, default=None,
-                        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); --cache is the old name")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field; repeatable (e.g. --set epsilon=0.5)")
+    parser.add_argument(
+        "--cache-dir",
+        "--cache",
+        dest="cache",
+        type=Path,
+        default=None,
+        help="feature/dataset cache (default: $SEDTUNE_CACHE or ~/.cache/sedtune); --cache is the old name",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field; repeatable (e.g. --set epsilon=0.5)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if present")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -78,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .metrics import metric_versions
-    from .outputs import write_json
-    from .trainer import Trainer, TrainingDiverged
+    from sed.eval.metrics import metric_versions
+    from sed.eval.outputs import write_json
+    from sed.training.trainer import Trainer, TrainingDiverged
 
     config = preset(args.preset)
     overrides = parse_set_arguments(args.overrides)

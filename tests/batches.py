@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sed.objectives import Batch
+from sed.training.objectives import Batch
 
 
 def make_batch(b: int = 8, c: int = 3, x: torch.Tensor | None = None) -> Batch:
@@ -14,7 +14,7 @@ def make_batch(b: int = 8, c: int = 3, x: torch.Tensor | None = None) -> Batch:
     strong_mask = torch.zeros(b, dtype=torch.bool)
     weak_mask = torch.zeros(b, dtype=torch.bool)
     weak_mask[:q] = True
-    strong_mask[b - q:] = True
+    strong_mask[b - q :] = True
     strong_t = (torch.rand(b, 157, c) > 0.7).float() * strong_mask.view(b, 1, 1)
     weak_t = (torch.rand(b, c) > 0.5).float() * (weak_mask | strong_mask).view(b, 1)
     features = torch.randn(b, 628, 128) if x is None else x

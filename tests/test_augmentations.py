@@ -1,4 +1,4 @@
-"""The augmentation registry (sed.augmentations): one entry owns each augmentation's rules."""
+"""The augmentation registry (sed.augment): one entry owns each augmentation's rules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from sed import augmentations
-from sed.augmentations import REGISTRY, Augmentation, field_rules, readers, register
+from sed import augment as augmentations
+from sed.augment import REGISTRY, Augmentation, field_rules, readers, register
 from sed.config import (
     AUGMENTATIONS,
     FIELD_TYPES,
@@ -24,13 +24,27 @@ from sed.config import (
 def test_config_enumerations_are_the_registrys():
     assert AUGMENTATIONS == tuple(REGISTRY)[: len(AUGMENTATIONS)] == augmentations.NAMES
     assert AUGMENTATIONS[:6] == ("none", "random", "adversarial", "vat", "mixup", "snr_noise")
-    assert set(INPUT_ONLY_AUGMENTATIONS) == {"snr_noise", "filter", "filter_adversarial", "filter_vat", "snr_adversarial"}
+    assert set(INPUT_ONLY_AUGMENTATIONS) == {
+        "snr_noise",
+        "filter",
+        "filter_adversarial",
+        "filter_vat",
+        "snr_adversarial",
+    }
     for augmentation in REGISTRY.values():
         for name in augmentation.field_names:
             assert name in FIELD_TYPES, (augmentation.name, name)
     assert set(field_rules()) == {
-        "noise_scale", "epsilon", "xi", "vat_iters", "mixup_alpha", "noise_snr",
-        "filter_bands", "filter_min_width", "filter_db", "filter_mode",
+        "noise_scale",
+        "epsilon",
+        "xi",
+        "vat_iters",
+        "mixup_alpha",
+        "noise_snr",
+        "filter_bands",
+        "filter_min_width",
+        "filter_db",
+        "filter_mode",
     }
     assert readers("xi") == ("vat", "filter_vat")
     assert readers("epsilon") == ("adversarial", "vat")

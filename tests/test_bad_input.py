@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import struct
 import time
 from pathlib import Path
 
@@ -41,12 +40,24 @@ def refuse(argv: list[str], capsys, out: Path, *needles: str) -> str:
 
 # ----------------------------------------------------------------------------- spaces
 SPACE_CASES = {
-    "yaml-syntax": (("augmentation: {choice: [random, vat, mixup]}", "augmentation: {choice: [random, vat, mixup}"), ("line",)),
+    "yaml-syntax": (
+        ("augmentation: {choice: [random, vat, mixup]}", "augmentation: {choice: [random, vat, mixup}"),
+        ("line",),
+    ),
     "unknown-key": (("num_samples: 4", "num_sample: 4"), ("num_sample",)),
     "wrong-type": (("num_samples: 4", "num_samples: many"), ("num_samples",)),
-    "low-above-high": (("noise_scale: {loguniform: [0.01, 1.0]", "noise_scale: {uniform: [1.0, 0.01]"), ("noise_scale",)),
-    "loguniform-nonpositive": (("noise_scale: {loguniform: [0.01, 1.0]", "noise_scale: {loguniform: [0.0, 1.0]"), ("noise_scale",)),
-    "unknown-augmentation": (("choice: [random, vat, mixup]", "choice: [random, vat, cutout]"), ("augmentation", "cutout")),
+    "low-above-high": (
+        ("noise_scale: {loguniform: [0.01, 1.0]", "noise_scale: {uniform: [1.0, 0.01]"),
+        ("noise_scale",),
+    ),
+    "loguniform-nonpositive": (
+        ("noise_scale: {loguniform: [0.01, 1.0]", "noise_scale: {loguniform: [0.0, 1.0]"),
+        ("noise_scale",),
+    ),
+    "unknown-augmentation": (
+        ("choice: [random, vat, mixup]", "choice: [random, vat, cutout]"),
+        ("augmentation", "cutout"),
+    ),
     "unknown-location": (("choice: [input, latent]", "choice: [input, decoder]"), ("locations", "decoder")),
     "empty-choice": (("choice: [input, latent]", "choice: []"), ("locations",)),
     "metric-never-reported": (("metric: val_macro_f1", "metric: val_accuracy"), ("metric", "val_accuracy")),
@@ -72,8 +83,12 @@ def test_missing_space_file(tmp_path, capsys):
 
 def test_unwritable_output_directory(tmp_path, capsys, tiny_data_root):
     out = Path("/proc/sedtune-cannot-write-here")
-    err = refuse(["--space", str(REPO / "tests" / "spaces" / "tiny.yaml"), "--out", str(out),
-                  "--data", str(tiny_data_root)], capsys, tmp_path / "unused", str(out))
+    err = refuse(
+        ["--space", str(REPO / "tests" / "spaces" / "tiny.yaml"), "--out", str(out), "--data", str(tiny_data_root)],
+        capsys,
+        tmp_path / "unused",
+        str(out),
+    )
     assert "--out" in err
 
 
@@ -93,8 +108,13 @@ def test_unreachable_address_is_answered_quickly(tmp_path, capsys):
         port = sock.getsockname()[1]  # closed again: nothing listens there
     out = tmp_path / "out"
     start = time.monotonic()
-    refuse(["--space", str(REPO / "tests" / "spaces" / "tiny.yaml"), "--out", str(out),
-            "--address", f"127.0.0.1:{port}"], capsys, out, f"127.0.0.1:{port}", "ray start --head")
+    refuse(
+        ["--space", str(REPO / "tests" / "spaces" / "tiny.yaml"), "--out", str(out), "--address", f"127.0.0.1:{port}"],
+        capsys,
+        out,
+        f"127.0.0.1:{port}",
+        "ray start --head",
+    )
     assert time.monotonic() - start < 30
 
 
@@ -126,10 +146,22 @@ WEAK = "metadata/train/weak.tsv"
 DATASET_CASES = {
     "missing-metadata": (lambda r: (r / "metadata/train/unlabel_in_domain.tsv").unlink(), ("unlabel_in_domain.tsv",)),
     "missing-column": (lambda r: _replace_line(r / WEAK, 1, "filename\tlabels"), ("weak.tsv",)),
-    "non-numeric-time": (lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\tsoon\t7.202\tBlender"), ("soundscapes.tsv", "line 2")),
-    "negative-time": (lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t-1.0\t7.202\tBlender"), ("soundscapes.tsv", "line 2")),
-    "onset-after-offset": (lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t8.0\t7.202\tBlender"), ("soundscapes.tsv", "line 2")),
-    "event-past-clip-end": (lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t1.745\t12.5\tBlender"), ("soundscapes.tsv", "line 2")),
+    "non-numeric-time": (
+        lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\tsoon\t7.202\tBlender"),
+        ("soundscapes.tsv", "line 2"),
+    ),
+    "negative-time": (
+        lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t-1.0\t7.202\tBlender"),
+        ("soundscapes.tsv", "line 2"),
+    ),
+    "onset-after-offset": (
+        lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t8.0\t7.202\tBlender"),
+        ("soundscapes.tsv", "line 2"),
+    ),
+    "event-past-clip-end": (
+        lambda r: _replace_line(r / SYN, 2, "syn_00000.wav\t1.745\t12.5\tBlender"),
+        ("soundscapes.tsv", "line 2"),
+    ),
     "missing-audio": (lambda r: (r / "audio/train/weak/weak_00001.wav").unlink(), ("weak_00001.wav",)),
     "non-audio-wav": (lambda r: (r / "audio/train/weak/weak_00001.wav").write_text("not audio"), ("weak_00001.wav",)),
     "zero-length-wav": (lambda r: (r / "audio/train/weak/weak_00001.wav").write_bytes(b""), ("weak_00001.wav",)),
@@ -152,5 +184,18 @@ def test_bad_datasets(case, broken_copy, tmp_path, capsys):
     damage, needles = DATASET_CASES[case]
     damage(broken_copy)
     out = tmp_path / "out"
-    refuse(["--space", str(REPO / "tests" / "spaces" / "tiny.yaml"), "--out", str(out),
-            "--data", str(broken_copy), "--cache-dir", str(tmp_path / "cache")], capsys, out, *needles)
+    refuse(
+        [
+            "--space",
+            str(REPO / "tests" / "spaces" / "tiny.yaml"),
+            "--out",
+            str(out),
+            "--data",
+            str(broken_copy),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capsys,
+        out,
+        *needles,
+    )

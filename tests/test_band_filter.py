@@ -1,4 +1,4 @@
-"""Filter augmentation's band gains (sed.band_filter): layouts, hand computations, gradients."""
+"""Filter augmentation's band gains (sed.augment.band_filter): layouts, hand computations, gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sed.band_filter import (
+from sed.augment.band_filter import (
     BandLayout,
     band_weights,
     draw_band_edges,
@@ -15,10 +15,10 @@ from sed.band_filter import (
     offsets_db,
     random_gains,
 )
+from sed.augment.perturb import LogMelSpace, consistency_mse, snr_noisy_input
 from sed.errors import ConfigError
-from sed.model import CRNN, CRNNConfig
-from sed.perturb import LogMelSpace, consistency_mse, snr_noisy_input
-from sed.scaler import Scaler
+from sed.features.scaler import Scaler
+from sed.nn.model import CRNN, CRNNConfig
 
 
 def test_band_edges_cover_the_axis_with_bands_at_least_min_width():

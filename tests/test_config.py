@@ -55,7 +55,9 @@ def test_locations_parse_in_network_order():
 def test_overrides_coerce_strings_and_validate():
     cfg = apply_overrides(
         TrainConfig(),
-        parse_set_arguments(["epsilon=0.5", "cnn_filters=4,8,8", "val_psds=true", "max_steps_per_epoch=none", "epochs=3"]),
+        parse_set_arguments(
+            ["epsilon=0.5", "cnn_filters=4,8,8", "val_psds=true", "max_steps_per_epoch=none", "epochs=3"]
+        ),
     )
     assert cfg.epsilon == 0.5 and cfg.cnn_filters == (4, 8, 8) and cfg.val_psds is True
     assert cfg.max_steps_per_epoch is None and cfg.epochs == 3 and isinstance(cfg.epochs, int)

@@ -35,8 +35,10 @@ def test_control_none_is_the_supervised_objective_on_the_fixed_values():
             "config_id": ["c1", "c2"],
             "label": ["", ""],
             "trial_id": ["t1", "t2"],
-            "config_json": ['{"augmentation": "random", "noise_scale": 0.1, "regularization": "l2"}',
-                            '{"augmentation": "mixup", "regularization": "l2"}'],
+            "config_json": [
+                '{"augmentation": "random", "noise_scale": 0.1, "regularization": "l2"}',
+                '{"augmentation": "mixup", "regularization": "l2"}',
+            ],
         }
     )
     points = final_stage.final_points(top, space)
@@ -100,8 +102,10 @@ def test_comparison_verdicts_by_hand():
     assert _summary_verdict([0.30, 0.36, 0.33], [0.31, 0.32, 0.33]) == "overlap"
     assert _summary_verdict([0.40], [0.30, 0.31]) == "unknown"
     # no control row -> no comparison
-    no_control = rows.summarize_final(pd.DataFrame({"config_id": ["a"], "seed": [1], "status": ["COMPLETED"],
-                                                    "eval_macro_f1": [0.5]}), metrics=("eval_macro_f1",))
+    no_control = rows.summarize_final(
+        pd.DataFrame({"config_id": ["a"], "seed": [1], "status": ["COMPLETED"], "eval_macro_f1": [0.5]}),
+        metrics=("eval_macro_f1",),
+    )
     assert rows.control_comparison(no_control, "eval_macro_f1") is None
 
 
@@ -122,7 +126,15 @@ def test_summary_prints_the_control_beside_the_best(tmp_path, capsys):
 def test_rows_written_before_the_control_column_are_not_controls():
     # a resumed final stage appends new rows (with `control`) to old ones (without): NaN is not a control
     old = pd.DataFrame({"config_id": ["a"], "rank": [1], "seed": [1], "status": ["COMPLETED"], "eval_macro_f1": [0.3]})
-    new = pd.DataFrame({"config_id": [CONTROL_ID], "rank": [2], "seed": [1], "status": ["COMPLETED"],
-                        "eval_macro_f1": [0.2], "control": [True]})
+    new = pd.DataFrame(
+        {
+            "config_id": [CONTROL_ID],
+            "rank": [2],
+            "seed": [1],
+            "status": ["COMPLETED"],
+            "eval_macro_f1": [0.2],
+            "control": [True],
+        }
+    )
     summary = rows.summarize_final(pd.concat([old, new], ignore_index=True), metrics=("eval_macro_f1",))
     assert list(summary["control"]) == [False, True]

@@ -31,8 +31,7 @@ def test_encode_strong_floors_the_offset_as_the_reference_by_default():
     # Cat 0.1275-0.255 s lies exactly on frame boundaries 2 and 4 -> frames 2, 3 either way.
     # Cat 9.9-10.0 s: floor(155.29) = 155 .. floor(156.86) = 156 excluded -> frame 155.
     # A 1 ms event inside frame 3 marks nothing (onset and offset floor to the same frame).
-    events = [Event(1.0, 2.0, "Dog"), Event(0.1275, 0.255, "Cat"), Event(9.9, 10.0, "Cat"),
-              Event(0.2, 0.201, "Cat")]
+    events = [Event(1.0, 2.0, "Dog"), Event(0.1275, 0.255, "Cat"), Event(9.9, 10.0, "Cat"), Event(0.2, 0.201, "Cat")]
     targets = encode_strong(events, labels)
     assert np.flatnonzero(targets[:, 1]).tolist() == list(range(15, 31))
     assert np.flatnonzero(targets[:, 0]).tolist() == [2, 3, 155]
@@ -221,69 +220,113 @@ REFUSALS = {
     "missing metadata file": ({WEAK.metadata: None}, (), {}, ["weak.tsv", "not found", "Fix"]),
     "missing column": (
         {WEAK.metadata: "filename\tlabels\nw1.wav\tDog\nw2.wav\tCat\n"},
-        (), {}, ["weak.tsv line 1", "event_labels"],
+        (),
+        {},
+        ["weak.tsv line 1", "event_labels"],
     ),
     "no header line": (
-        {UNL.metadata: "u1.wav\nu2.wav\nu3.wav\n"}, (), {}, ["unlabel_in_domain.tsv line 1", "header"],
+        {UNL.metadata: "u1.wav\nu2.wav\nu3.wav\n"},
+        (),
+        {},
+        ["unlabel_in_domain.tsv line 1", "header"],
     ),
     "not tab separated": (
-        {SYN.metadata: "filename,onset,offset,event_label\n"}, (), {}, ["soundscapes.tsv line 1", "tab"],
+        {SYN.metadata: "filename,onset,offset,event_label\n"},
+        (),
+        {},
+        ["soundscapes.tsv line 1", "tab"],
     ),
     "non-numeric onset": (
         {SYN.metadata: _syn(f"{T0}\t0.5\t2\tDog", f"{T1}\tabc\t2\tDog", f"{V0}\t1\t2\tDog")},
-        (), {}, ["soundscapes.tsv line 3", "'abc'", "not a number"],
+        (),
+        {},
+        ["soundscapes.tsv line 3", "'abc'", "not a number"],
     ),
     "negative time": (
         {SYN.metadata: _syn(f"{T0}\t-0.5\t2\tDog", f"{T1}\t0\t2\tDog", f"{V0}\t1\t2\tDog")},
-        (), {}, ["soundscapes.tsv line 2", "negative"],
+        (),
+        {},
+        ["soundscapes.tsv line 2", "negative"],
     ),
     "onset not before offset": (
         {VAL.metadata: STRONG_HEADER + "v1.wav\t0.0\t1.5\tCat\nv2.wav\t3.0\t3.0\tDog\n"},
-        (), {}, ["validation.tsv line 3", "onset 3.0 >= offset 3.0"],
+        (),
+        {},
+        ["validation.tsv line 3", "onset 3.0 >= offset 3.0"],
     ),
     "event past the 10 s clip end": (
         {VAL.metadata: STRONG_HEADER + "v1.wav\t9.0\t10.501\tCat\nv2.wav\t\t\t\n"},
-        (), {}, ["validation.tsv line 2", "after the clip end", "10.0 s", "v1.wav", "0.5 s"],
+        (),
+        {},
+        ["validation.tsv line 2", "after the clip end", "10.0 s", "v1.wav", "0.5 s"],
     ),
     "event past the public_meta duration": (
         {EVAL.metadata: STRONG_HEADER + "e1.wav\t1.0\t5.6\tBlender\n"},
-        (), {}, ["public.tsv line 2", "5.0 s", "public_meta.tsv"],
+        (),
+        {},
+        ["public.tsv line 2", "5.0 s", "public_meta.tsv"],
     ),
     "eval clip without duration": (
         {EVAL.metadata: STRONG_HEADER + "e1.wav\t1.0\t4.5\tBlender\ne9.wav\t1\t2\tDog\n"},
-        (), {}, ["public.tsv line 3", "no duration", "public_meta.tsv"],
+        (),
+        {},
+        ["public.tsv line 3", "no duration", "public_meta.tsv"],
     ),
     "bad duration": (
-        {PUBLIC_META: "filename\tduration\ne1.wav\t5.0\ne2.wav\t0\n"}, (), {}, ["public_meta.tsv line 3", "not positive"],
+        {PUBLIC_META: "filename\tduration\ne1.wav\t5.0\ne2.wav\t0\n"},
+        (),
+        {},
+        ["public_meta.tsv line 3", "not positive"],
     ),
     "unknown label for a fixed set": (
         {WEAK.metadata: "filename\tevent_labels\nw1.wav\tDog,Unicorn\nw2.wav\tCat\n"},
-        (), {"labels": DESED_CLASSES}, ["weak.tsv line 2", "'Unicorn'", "Alarm_bell_ringing"],
+        (),
+        {"labels": DESED_CLASSES},
+        ["weak.tsv line 2", "'Unicorn'", "Alarm_bell_ringing"],
     ),
     "unknown strong label for a fixed set": (
-        {}, (), {"labels": ("Dog", "Cat", "Blender")}, ["soundscapes.tsv line 7", "'Speech'"],
+        {},
+        (),
+        {"labels": ("Dog", "Cat", "Blender")},
+        ["soundscapes.tsv line 7", "'Speech'"],
     ),
     "partly empty event": (
-        {VAL.metadata: STRONG_HEADER + "v1.wav\t0.0\t\tCat\nv2.wav\t\t\t\n"}, (), {}, ["validation.tsv line 2", "offset"],
+        {VAL.metadata: STRONG_HEADER + "v1.wav\t0.0\t\tCat\nv2.wav\t\t\t\n"},
+        (),
+        {},
+        ["validation.tsv line 2", "offset"],
     ),
     "too many fields": (
-        {UNL.metadata: "filename\nu1.wav\nu2.wav\tx\nu3.wav\n"}, (), {}, ["unlabel_in_domain.tsv line 3", "fields"],
+        {UNL.metadata: "filename\nu1.wav\nu2.wav\tx\nu3.wav\n"},
+        (),
+        {},
+        ["unlabel_in_domain.tsv line 3", "fields"],
     ),
     "duplicate weak clip": (
         {WEAK.metadata: "filename\tevent_labels\nw1.wav\tDog\nw2.wav\tCat\nw1.wav\tCat\n"},
-        (), {}, ["weak.tsv line 4", "line 2", "twice"],
+        (),
+        {},
+        ["weak.tsv line 4", "line 2", "twice"],
     ),
     "missing audio": ({}, (f"{WEAK.audio_dir}/w2.wav",), {}, ["w2.wav", "weak.tsv", "line 3", "missing"]),
     "empty split": ({UNL.metadata: "filename\n"}, (), {}, ["unlabel_in_domain.tsv", "no clips"]),
     "empty selection split": (
-        {SYN.metadata: _syn(f"{T0}\t0.5\t2\tDog", f"{T1}\t1\t2\tDog")}, (), {}, ["soundscapes.tsv", "synthetic_val", "split_seed"],
+        {SYN.metadata: _syn(f"{T0}\t0.5\t2\tDog", f"{T1}\t1\t2\tDog")},
+        (),
+        {},
+        ["soundscapes.tsv", "synthetic_val", "split_seed"],
     ),
     "filename escaping the root": (
         {UNL.metadata: "filename\nu1.wav\n../../../x.wav\nu3.wav\n"},
-        (), {}, ["unlabel_in_domain.tsv line 3", "'../../../x.wav'", "outside"],
+        (),
+        {},
+        ["unlabel_in_domain.tsv line 3", "'../../../x.wav'", "outside"],
     ),
     "absolute filename": (
-        {UNL.metadata: "filename\nu1.wav\n/etc/passwd\n"}, (), {}, ["unlabel_in_domain.tsv line 3", "outside"],
+        {UNL.metadata: "filename\nu1.wav\n/etc/passwd\n"},
+        (),
+        {},
+        ["unlabel_in_domain.tsv line 3", "outside"],
     ),
 }
 
@@ -327,7 +370,12 @@ def test_skip_missing_audio_drops_and_counts_per_split(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sed.data.desed"):
         data = load_desed(root, skip_missing_audio=True)
     assert data.missing_audio == {
-        "synthetic_train": 1, "synthetic_val": 0, "weak": 1, "unlabeled": 1, "validation": 1, "public_eval": 0,
+        "synthetic_train": 1,
+        "synthetic_val": 0,
+        "weak": 1,
+        "unlabeled": 1,
+        "validation": 1,
+        "public_eval": 0,
     }
     assert data.splits["synthetic_train"].filenames == [TRAIN_NAMES[0], TRAIN_NAMES[2]]
     assert len(data.splits["synthetic_train"].events) == 2 == len(data.splits["synthetic_train"].audio_paths)
@@ -447,10 +495,14 @@ def test_durations_come_from_a_durations_file_else_the_audio(tmp_path):
 def test_a_durations_file_must_list_every_clip_and_far_offsets_are_refused(tmp_path):
     root = _real_shaped(tmp_path)
     (root / "metadata/validation/validation_durations.tsv").write_text(f"filename\tduration\n{REAL_VAL_NAMES[0]}\t10\n")
-    with pytest.raises(DatasetError, match=r"validation\.tsv line 4: 'Y0V2mThoD3MI.*no duration in .*validation_durations\.tsv"):
+    with pytest.raises(
+        DatasetError, match=r"validation\.tsv line 4: 'Y0V2mThoD3MI.*no duration in .*validation_durations\.tsv"
+    ):
         load_desed(root)
-    root = _real_shaped(tmp_path / "far", **{VAL.metadata: STRONG_HEADER + f"{REAL_VAL_NAMES[0]}\t9.0\t10.6\tDog\n"
-                                          + f"{REAL_VAL_NAMES[1]}\t\t\t\n"})
+    root = _real_shaped(
+        tmp_path / "far",
+        **{VAL.metadata: STRONG_HEADER + f"{REAL_VAL_NAMES[0]}\t9.0\t10.6\tDog\n" + f"{REAL_VAL_NAMES[1]}\t\t\t\n"},
+    )
     with pytest.raises(DatasetError, match=r"line 2: event 'Dog'.*ends at 10\.6 s.*the length of .*Y00pbt6aJV8Y"):
         load_desed(root)
 
@@ -476,8 +528,13 @@ def _make_2021(root: Path, with_public: bool = True) -> Path:
     for relative, text in files.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
-    audio = {"synthetic": ["t1.wav", "t2.wav"], "synthetic_val": ["sv1.wav"], "weak": ["w1.wav"],
-             "unlabeled": ["u1.wav", "u2.flac"], "validation": ["v1.wav"]}
+    audio = {
+        "synthetic": ["t1.wav", "t2.wav"],
+        "synthetic_val": ["sv1.wav"],
+        "weak": ["w1.wav"],
+        "unlabeled": ["u1.wav", "u2.flac"],
+        "validation": ["v1.wav"],
+    }
     if with_public:
         audio["public_eval"] = ["e1.wav"]
     for part, names in audio.items():
@@ -531,6 +588,10 @@ def test_no_known_layout_says_what_was_looked_for_where(tmp_path):
     with pytest.raises(DatasetError) as caught:
         load_desed(tmp_path)
     message = str(caught.value)
-    for part in ("no DESED layout found", "desed2021: metadata/train/synthetic21_train/soundscapes.tsv",
-                 "desed2020: metadata/train/synthetic20/soundscapes.tsv", "--set layout=FILE"):
+    for part in (
+        "no DESED layout found",
+        "desed2021: metadata/train/synthetic21_train/soundscapes.tsv",
+        "desed2020: metadata/train/synthetic20/soundscapes.tsv",
+        "--set layout=FILE",
+    ):
         assert part in message

@@ -19,16 +19,15 @@ import librosa
 import numpy as np
 import pytest
 import torch
-
-from sed.config import PRESETS
-from sed.dropout import tied_dropout, untied_dropout
-from sed.model import CRNN, CRNNConfig
-from sed.objectives import compute_losses
-from sed.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
-from sed.scaler import Scaler
-from sed.trainer import Trainer, prepare_data
-
 from batches import make_batch
+
+from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
+from sed.config import PRESETS
+from sed.features.scaler import Scaler
+from sed.nn.dropout import tied_dropout, untied_dropout
+from sed.nn.model import CRNN, CRNNConfig
+from sed.training.objectives import compute_losses
+from sed.training.trainer import Trainer, prepare_data
 
 NARROW = dict(cnn_filters=(8, 16, 16, 16, 16, 16, 16), rnn_hidden=16, n_classes=10)
 
@@ -50,8 +49,16 @@ def vat_agreement(dropout: float, location: str, seed: int, tied: bool = True) -
             torch.manual_seed(1000 + start)
             with untied_dropout(model, enabled=not tied):
                 d = vat_perturbation(
-                    model, clean.activations[location], location, [location], clean.strong, clean.weak,
-                    0.1, 1e-3, 2, activations=clean.activations,
+                    model,
+                    clean.activations[location],
+                    location,
+                    [location],
+                    clean.strong,
+                    clean.weak,
+                    0.1,
+                    1e-3,
+                    2,
+                    activations=clean.activations,
                 )
             directions.append(d[location].flatten(1))
     cosines = [
@@ -153,8 +160,9 @@ def test_snr_noise_on_floored_bins_stays_within_6_db_of_the_reference():
     z = rng.standard_normal(mel.shape)
     space = LogMelSpace(Scaler(np.zeros(8), np.ones(8)), 80.0)
     clean_db = librosa.amplitude_to_db(mel, ref=1.0, amin=1e-5, top_db=80.0)
-    ours = snr_noise(torch.tensor(clean_db, dtype=torch.float32)[None], space, 30.0,
-                     noise=torch.tensor(z, dtype=torch.float32)[None])[0].numpy()
+    ours = snr_noise(
+        torch.tensor(clean_db, dtype=torch.float32)[None], space, 30.0, noise=torch.tensor(z, dtype=torch.float32)[None]
+    )[0].numpy()
     expected = reference_noise(mel, 30.0, z)
     above = clean_db > clean_db.max() - 80.0
     assert (~above).sum() > 50  # the case is exercised
@@ -165,8 +173,14 @@ def test_snr_noise_on_floored_bins_stays_within_6_db_of_the_reference():
 # ----------------------------------------------------------------------------- trainer
 def test_the_trainers_first_ema_update_has_alpha_one_half(tiny_data_root, session_cache):
     cfg = dataclasses.replace(
-        PRESETS["baseline"], cnn_filters=(4, 8, 8), rnn_hidden=8, batch_size=8, embedded_size="tiny",
-        num_threads=1, max_steps_per_epoch=1, epochs=1,
+        PRESETS["baseline"],
+        cnn_filters=(4, 8, 8),
+        rnn_hidden=8,
+        batch_size=8,
+        embedded_size="tiny",
+        num_threads=1,
+        max_steps_per_epoch=1,
+        epochs=1,
     ).validate()
     data = prepare_data(cfg, data_root=tiny_data_root, cache_dir=session_cache, progress=False)
     trainer = Trainer(cfg, data=data, progress=False)

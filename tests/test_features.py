@@ -1,4 +1,4 @@
-"""sed.features: log-mel against librosa, tone/onset placement, resampling invariance,
+"""sed.features.logmel: log-mel against librosa, tone/onset placement, resampling invariance,
 the on-disk cache (hits, keys, crashed builds, two processes) and the per-band scaler."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-import sed.feature_store as store_module
+import sed.features.store as store_module
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.feature_store import FeatureStore
-from sed.features import FeatureConfig, LogMel
-from sed.scaler import Scaler, fit_scaler
+from sed.features.logmel import FeatureConfig, LogMel
+from sed.features.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
 
 SR = 16000
 HOP = 255
@@ -81,7 +81,12 @@ def test_feature_config_key_is_stable_and_normalised() -> None:
 
 @pytest.mark.parametrize(
     ("values", "name"),
-    [({"f_max": 9000.0}, "f_max"), ({"n_mels": 0}, "n_mels"), ({"top_db": -3.0}, "top_db"), ({"hop_length": 4096}, "hop_length")],
+    [
+        ({"f_max": 9000.0}, "f_max"),
+        ({"n_mels": 0}, "n_mels"),
+        ({"top_db": -3.0}, "top_db"),
+        ({"hop_length": 4096}, "hop_length"),
+    ],
 )
 def test_feature_config_refuses_bad_values(values: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
@@ -177,7 +182,9 @@ def test_resampled_stereo_44k_gives_the_same_features_as_16k_mono(tmp_path: Path
     s44 = signal(44100, seconds)
     d44 = 0.1 * np.sin(2 * np.pi * 700.0 * np.arange(s44.size) / 44100)
     sf.write(tmp_path / "mono16.wav", mono16, 16000, subtype="FLOAT")
-    sf.write(tmp_path / "stereo44.wav", np.stack([s44 + d44, s44 - d44], axis=1).astype(np.float32), 44100, subtype="FLOAT")
+    sf.write(
+        tmp_path / "stereo44.wav", np.stack([s44 + d44, s44 - d44], axis=1).astype(np.float32), 44100, subtype="FLOAT"
+    )
 
     a = _logmel(read_audio(tmp_path / "mono16.wav"))
     b = _logmel(read_audio(tmp_path / "stereo44.wav"))
@@ -229,7 +236,9 @@ def _write_clips(folder: Path, n: int, seed: int = 0, rate: int = SR) -> FakeSpl
 
 
 def _expected(split: FakeSplit, config: FeatureConfig = SMALL) -> np.ndarray:
-    return np.stack([_logmel(read_audio(p, config.sample_rate, config.clip_seconds), config) for p in split.audio_paths])
+    return np.stack(
+        [_logmel(read_audio(p, config.sample_rate, config.clip_seconds), config) for p in split.audio_paths]
+    )
 
 
 def test_store_builds_once_then_hits_without_decoding(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -246,7 +255,9 @@ def test_store_builds_once_then_hits_without_decoding(tmp_path: Path, monkeypatc
     sidecar = json.loads((tmp_path / "cache" / f"{key}.json").read_text())
     assert sidecar["filenames"] == split.filenames and sidecar["shape"] == [7, 63, 128]
     assert sidecar["config"] == SMALL.to_dict()
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([f"{key}.npy", f"{key}.json", f"{key}.lock"])
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+        [f"{key}.npy", f"{key}.json", f"{key}.lock"]
+    )
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a cache hit must not decode audio")
@@ -350,8 +361,8 @@ def test_store_builds_on_cuda_like_on_cpu(tmp_path: Path) -> None:
 _RACE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-import sed.feature_store as F
-import sed.features as FC
+import sed.features.store as F
+import sed.features.logmel as FC
 split_dir, cache_dir, go_file, ready_file = map(Path, sys.argv[1:5])
 calls = []
 original = F.read_audio

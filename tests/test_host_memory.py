@@ -1,4 +1,4 @@
-"""sed.host_memory: with reuse on, training steps stop faulting in fresh memory.
+"""sed.training.host_memory: with reuse on, training steps stop faulting in fresh memory.
 
 Counted with the process's minor page faults (getrusage) per training step, not
 timed; each case runs in a fresh interpreter because the setting is
@@ -23,8 +23,8 @@ PROBE = textwrap.dedent(
     """
     import json, resource, sys
     import torch
-    from sed import host_memory
-    from sed.model import CRNN, CRNNConfig
+    from sed.training import host_memory
+    from sed.nn.model import CRNN, CRNNConfig
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -77,9 +77,9 @@ def test_trainer_turns_it_on_for_the_cpu_only_when_asked(tiny_data_root, session
     code = textwrap.dedent(
         f"""
         import dataclasses
-        from sed import host_memory
+        from sed.training import host_memory
         from sed.config import TrainConfig
-        from sed.trainer import Trainer
+        from sed.training.trainer import Trainer
         cfg = dataclasses.replace(TrainConfig(), embedded_size="tiny", cnn_filters=(4, 8, 8, 8, 8, 8, 8),
                                   rnn_hidden=8, batch_size=8, device="cpu", reuse_host_memory=%s)
         Trainer(cfg, cache_dir={str(session_cache)!r}, progress=False)

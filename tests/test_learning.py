@@ -25,7 +25,7 @@ import pytest
 
 from sed.config import PRESETS
 from sed.data.synth import ensure_embedded
-from sed.trainer import Trainer, prepare_data
+from sed.training.trainer import Trainer, prepare_data
 
 EPOCHS = 8
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed.metrics import (
+from sed.eval.metrics import (
     MetricsError,
     evaluate_predictions,
     event_f1,
@@ -303,14 +303,29 @@ def test_evaluate_predictions_keys_versions_and_merge_count() -> None:
     assert result["macro_f1"] == pytest.approx(1.0)
     assert result["psds"] == pytest.approx(1.0, abs=1e-6) and result["n_thresholds"] == 5
     assert set(result) >= {
-        "macro_f1", "micro_f1", "per_class_f1", "psds", "psds_ct", "psds_macro",
-        "merged_overlaps", "n_thresholds", "metric_versions",
+        "macro_f1",
+        "micro_f1",
+        "per_class_f1",
+        "psds",
+        "psds_ct",
+        "psds_macro",
+        "merged_overlaps",
+        "n_thresholds",
+        "metric_versions",
     }
     versions = result["metric_versions"]
     assert versions == metric_versions()
     assert versions["sed_eval"] == "0.2.1" and versions["psds_eval"] == "0.5.3"
     assert set(versions) == {
-        "sed_eval", "dcase_util", "psds_eval", "sed_scores_eval", "numpy", "pandas", "scipy", "torch", "torchaudio",
+        "sed_eval",
+        "dcase_util",
+        "psds_eval",
+        "sed_scores_eval",
+        "numpy",
+        "pandas",
+        "scipy",
+        "torch",
+        "torchaudio",
     }
 
     quick = evaluate_predictions(target, PSDS_FILES, PSDS_LABELS, reference, None, compute_psds=False)

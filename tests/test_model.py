@@ -9,9 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-import sed.model as sed_model
-
-from sed.model import CRNN, CRNNConfig, count_parameters
+import sed.nn.model as sed_model
+from sed.nn.model import CRNN, CRNNConfig, count_parameters
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3)
 

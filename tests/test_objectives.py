@@ -10,13 +10,14 @@ import random
 import numpy as np
 import pytest
 import torch
+from batches import make_batch
 from torch import nn
 
+from sed.augment.perturb import LogMelSpace
 from sed.config import PRESETS, TrainConfig
-from sed.model import CRNN, CRNNConfig
-from sed.perturb import LogMelSpace
-from sed.scaler import Scaler
-from sed.objectives import (
+from sed.features.scaler import Scaler
+from sed.nn.model import CRNN, CRNNConfig
+from sed.training.objectives import (
     classification_loss,
     compute_losses,
     ema_alpha,
@@ -25,14 +26,9 @@ from sed.objectives import (
     update_ema,
 )
 
-from batches import make_batch
-
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 #: A dB floor and per-band scaler for `snr_noise` (the Trainer builds it from the data).
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
-
-
-
 
 
 def test_rampup_values():
@@ -46,8 +42,10 @@ def test_rampup_values():
 def test_ema_update_equation_on_a_toy_model():
     student, teacher = nn.Linear(2, 1), nn.Linear(2, 1)
     with torch.no_grad():
-        student.weight.fill_(1.0); student.bias.fill_(2.0)
-        teacher.weight.fill_(3.0); teacher.bias.fill_(-1.0)
+        student.weight.fill_(1.0)
+        student.bias.fill_(2.0)
+        teacher.weight.fill_(3.0)
+        teacher.bias.fill_(-1.0)
     # The reference counts the step after its increment: the first three alphas.
     assert [ema_alpha(n, 0.999) for n in (1, 2, 3)] == [0.5, pytest.approx(2 / 3), 0.75]
     assert ema_alpha(10_000, 0.999) == 0.999
@@ -121,7 +119,7 @@ def test_parameter_gradients_equal_the_hand_written_loss():
     ts = (lam * strong + (1 - lam) * strong[perm]).detach()
     tw = (lam * weak + (1 - lam) * weak[perm]).detach()
     l_const = ((ps - ts) ** 2).mean() + ((pw - tw) ** 2).mean()
-    l_reg = 1e-3 * sum((p ** 2).sum() for p in ref.parameters())
+    l_reg = 1e-3 * sum((p**2).sum() for p in ref.parameters())
     total = l_strong + l_weak + weight * l_const + l_reg
     total.backward()
     assert float(total) == pytest.approx(float(terms.total), rel=1e-5)
@@ -143,7 +141,8 @@ def test_mean_teacher_target_comes_from_the_teacher_on_the_perturbed_input():
     assert float(terms.const) > 0
     # no noise and identical weights -> zero consistency (dropout off in TINY, eval BN for determinism)
     teacher.load_state_dict(student.state_dict())
-    student.eval(); teacher.eval()
+    student.eval()
+    teacher.eval()
     quiet = dataclasses.replace(cfg, augmentation="random", noise_scale=0.0)
     terms = compute_losses(student, teacher, batch, quiet, weight=1.0, rng=random.Random(0))
     assert float(terms.const) == pytest.approx(0.0, abs=1e-10)
@@ -155,9 +154,7 @@ def test_every_preset_gives_finite_losses_and_gradients(name):
     cfg = PRESETS[name]
     student = CRNN(TINY)
     teacher = CRNN(TINY) if cfg.regularization == "mt" else None
-    terms = compute_losses(
-        student, teacher, make_batch(), cfg, weight=2.0, rng=random.Random(0), input_space=SPACE
-    )
+    terms = compute_losses(student, teacher, make_batch(), cfg, weight=2.0, rng=random.Random(0), input_space=SPACE)
     terms.total.backward()
     values = terms.as_floats()
     assert all(math.isfinite(v) for v in values.values())

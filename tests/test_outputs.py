@@ -19,15 +19,33 @@ from sed.predict import main as predict_main
 from sed.score import score_files
 from sed.train import main as train_main
 
-TINY = ["cnn_filters=4,8,8,8,8,8,8", "rnn_hidden=8", "batch_size=8", "rampup_epochs=1", "num_threads=1",
-        "embedded_size=tiny", "val_psds1=true", "selection_metric=val_psds1"]
+TINY = [
+    "cnn_filters=4,8,8,8,8,8,8",
+    "rnn_hidden=8",
+    "batch_size=8",
+    "rampup_epochs=1",
+    "num_threads=1",
+    "embedded_size=tiny",
+    "val_psds1=true",
+    "selection_metric=val_psds1",
+]
 
 
 @pytest.fixture(scope="module")
 def run(tiny_data_root, session_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
-    args = ["--preset", "random-latent-l2", "--epochs", "1", "--data", str(tiny_data_root),
-            "--cache", str(session_cache), "--out", str(out)]
+    args = [
+        "--preset",
+        "random-latent-l2",
+        "--epochs",
+        "1",
+        "--data",
+        str(tiny_data_root),
+        "--cache",
+        str(session_cache),
+        "--out",
+        str(out),
+    ]
     for item in TINY:
         args += ["--set", item]
     assert train_main(args) == 0
@@ -48,12 +66,19 @@ def test_metrics_json_is_strict_and_the_files_give_its_numbers(run):
     assert None in public["eval_per_class_f1"].values()
     # Public eval: every number; DESED validation: the event F1 of its detections (psds_eval is slow).
     for folder, prefix, keys in (
-        (run / "public_eval", "eval",
-         ("macro_f1", "micro_f1", "psds", "psds_ct", "psds_macro", "psds1", "psds2", "intersection_f1")),
+        (
+            run / "public_eval",
+            "eval",
+            ("macro_f1", "micro_f1", "psds", "psds_ct", "psds_macro", "psds1", "psds2", "intersection_f1"),
+        ),
         (run / "validation", "validation", ("macro_f1", "micro_f1")),
     ):
-        scores = score_files(folder / "ground_truth.tsv", folder / "durations.tsv", folder / "detections.tsv",
-                             folder / "scores" / "filtered" if prefix == "eval" else None)
+        scores = score_files(
+            folder / "ground_truth.tsv",
+            folder / "durations.tsv",
+            folder / "detections.tsv",
+            folder / "scores" / "filtered" if prefix == "eval" else None,
+        )
         numbers = report["public_eval" if prefix == "eval" else "validation_desed"]
         for key in keys:
             expected = numbers[f"{prefix}_{key}"]
@@ -110,8 +135,9 @@ def test_predict_any_rate_channels_and_length(run, tmp_path):
     assert duration == pytest.approx(3.0) and probs.shape == (48, 10)  # frames starting before 3 s
 
     out = tmp_path / "out"
-    assert predict_main(["--model", str(run / "best_model.pt"), str(audio), "--out", str(out),
-                         "--threshold", "0.3"]) == 0
+    assert (
+        predict_main(["--model", str(run / "best_model.pt"), str(audio), "--out", str(out), "--threshold", "0.3"]) == 0
+    )
     durations = pd.read_csv(out / "durations.tsv", sep="\t")
     assert durations["filename"].tolist() == ["long.flac", "short.wav", "ten.wav"]
     assert durations["duration"].tolist() == pytest.approx([25.0, 3.0, 10.0])

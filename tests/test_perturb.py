@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sed.model import CRNN, CRNNConfig, SEDOutput
-from sed.perturb import (
+from sed.augment.perturb import (
     MixupPlan,
     additive_hooks,
     adversarial_perturbation,
@@ -21,6 +20,7 @@ from sed.perturb import (
     random_noise,
     vat_perturbation,
 )
+from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
 
@@ -65,7 +65,9 @@ def test_adversarial_and_vat_beat_random_directions_of_the_same_norm(location):
             "random": {location: random_noise(start_h, eps)},
         }
         for name, d in dirs.items():
-            assert torch.allclose(per_example_norm(d[location]) / per_example_norm(start_h), torch.tensor(eps), atol=1e-4)
+            assert torch.allclose(
+                per_example_norm(d[location]) / per_example_norm(start_h), torch.tensor(eps), atol=1e-4
+            )
             with torch.no_grad():
                 out = model.run(start_h, start=location, hooks=additive_hooks(d))
             gains[name].append(float(consistency_mse(out.strong, out.weak, ts, tw)))

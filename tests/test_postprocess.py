@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sed.constants import FRAME_STEP_S
-from sed.postprocess import EVENT_COLUMNS, PostprocessError, binarize, decode_events
+from sed.eval.postprocess import EVENT_COLUMNS, PostprocessError, binarize, decode_events
 
 STEP = 0.06375
 

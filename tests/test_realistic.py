@@ -9,17 +9,16 @@ import random
 import numpy as np
 import pytest
 import torch
+from batches import make_batch
 from torch import nn
 
+from sed.augment.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
+from sed.augment.perturb import LogMelSpace, consistency_mse, gradient_wrt
 from sed.config import REALISTIC_PRESETS, TrainConfig
-from sed.dropout import tied_dropout
-from sed.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
-from sed.model import CRNN, CRNNConfig, SEDOutput
-from sed.objectives import Batch, compute_losses
-from sed.perturb import LogMelSpace, consistency_mse, gradient_wrt
-from sed.scaler import Scaler
-
-from batches import make_batch
+from sed.features.scaler import Scaler
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN, CRNNConfig, SEDOutput
+from sed.training.objectives import Batch, compute_losses
 
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
 TINY = CRNNConfig(cnn_filters=(4, 8, 8), rnn_hidden=8, n_classes=3, dropout=0.0)
@@ -195,10 +194,17 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
 
 
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
-    from sed.trainer import Trainer, prepare_data
+    from sed.training.trainer import Trainer, prepare_data
 
-    small = dict(cnn_filters=(4, 8, 8), rnn_hidden=8, batch_size=8, embedded_size="tiny", num_threads=1,
-                 max_steps_per_epoch=1, epochs=1)
+    small = dict(
+        cnn_filters=(4, 8, 8),
+        rnn_hidden=8,
+        batch_size=8,
+        embedded_size="tiny",
+        num_threads=1,
+        max_steps_per_epoch=1,
+        epochs=1,
+    )
     data = None
     for name, preset in REALISTIC_PRESETS.items():
         cfg = dataclasses.replace(preset, **small).validate()
@@ -213,9 +219,12 @@ def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, ses
         assert math.isfinite(row["loss_const"]) and row["loss_const"] > 0, (name, row)
         assert any(not torch.equal(a, b) for a, b in zip(before, trainer.student.parameters())), name
     # a divergence names the chosen augmentation's own fields (read from its registry entry)
-    from sed.trainer import TrainingDiverged
+    from sed.training.trainer import TrainingDiverged
 
     cfg = dataclasses.replace(REALISTIC_PRESETS["filter-input-l2"], **small, filter_db=3e38).validate()
-    with pytest.raises(TrainingDiverged, match=r"augmentation=filter, locations=input, filter_bands=3, "
-                       r"filter_min_width=6, filter_db=3e\+38, filter_mode=linear, consistency_weight"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"augmentation=filter, locations=input, filter_bands=3, "
+        r"filter_min_width=6, filter_db=3e\+38, filter_mode=linear, consistency_weight",
+    ):
         Trainer(cfg, data=data, progress=False).train_epoch()

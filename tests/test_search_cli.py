@@ -39,8 +39,11 @@ def write(tmp_path: Path, name: str, text: str, extra: str = "") -> Path:
 
 # ----------------------------------------------------------------------------- no Ray needed
 def test_bad_space_is_one_paragraph_exit_2(tmp_path, capsys):
-    space = write(tmp_path, "bad.yaml", "num_samples: 2\nscheduler: {kind: asha, max_epochs: 2}\n"
-                  "params:\n  augmentation: {choice: [random, noise]}\n")
+    space = write(
+        tmp_path,
+        "bad.yaml",
+        "num_samples: 2\nscheduler: {kind: asha, max_epochs: 2}\nparams:\n  augmentation: {choice: [random, noise]}\n",
+    )
     assert main(["--space", str(space), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
@@ -72,8 +75,15 @@ def test_resume_refuses_changed_options(tmp_path, capsys):
     exp.mkdir(parents=True)
     assert main(["--resume", "--name", "tiny", "--out", str(tmp_path / "out")]) == 2
     assert "is not a sedtune experiment" in capsys.readouterr().err
-    settings = {"space_path": str(space), "space_text": space.read_text(), "num_samples": None,
-                "max_epochs": None, "data": None, "cache_dir": None, "created": "x"}
+    settings = {
+        "space_path": str(space),
+        "space_text": space.read_text(),
+        "num_samples": None,
+        "max_epochs": None,
+        "data": None,
+        "cache_dir": None,
+        "created": "x",
+    }
     (exp / "sedtune_run.json").write_text(json.dumps(settings))
     other = write(tmp_path, "tiny.yaml", space.read_text().replace("num_samples: 4", "num_samples: 3"))
     assert main(["--resume", "--space", str(other), "--out", str(tmp_path / "out")]) == 2
@@ -93,13 +103,18 @@ def ray_session():
 
 
 def test_gpu_request_without_gpu_is_refused(ray_session, tmp_path, capsys):
-    space = write(tmp_path, "gpu.yaml", """
+    space = write(
+        tmp_path,
+        "gpu.yaml",
+        """
         num_samples: 1
         scheduler: {kind: fifo, max_epochs: 1}
         resources: {cpu: 1, gpu: 0.5}
         params:
           augmentation: {choice: [random]}
-        """, TINY_FIXED)
+        """,
+        TINY_FIXED,
+    )
     assert main(["--space", str(space), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "resources.gpu=0.5 but the Ray cluster has no GPU" in err and "gpu: auto" in err
@@ -109,7 +124,10 @@ def test_gpu_request_without_gpu_is_refused(ray_session, tmp_path, capsys):
 
 def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):
     # noise_scale 1e38 overflows the perturbed input: the trainer raises TrainingDiverged at step 0
-    space = write(tmp_path, "grid.yaml", """
+    space = write(
+        tmp_path,
+        "grid.yaml",
+        """
         name: grid
         searcher: {kind: grid}
         scheduler: {kind: fifo, max_epochs: 1}
@@ -118,7 +136,9 @@ def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):
           - {name: ok, augmentation: random, noise_scale: 0.1, locations: latent}
           - {name: diverges, augmentation: random, noise_scale: 1.0e38, locations: input}
         final: {top_k: 1, seeds: [3], epochs: 1, control: none}
-        """, TINY_FIXED)
+        """,
+        TINY_FIXED,
+    )
     out = tmp_path / "out"
     assert main(["--space", str(space), "--out", str(out), "--no-report"]) == 0  # report: test_search_study
     printed = capsys.readouterr().out

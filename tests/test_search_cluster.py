@@ -47,7 +47,9 @@ def wait_for_nodes(address: str, n: int, env: dict, timeout: float = 90.0) -> No
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        res = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=env, timeout=60)
+        res = subprocess.run(
+            [sys.executable, "-c", probe, address], capture_output=True, text=True, env=env, timeout=60
+        )
         if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n)]:
             return
         time.sleep(2)
@@ -62,24 +64,62 @@ def test_two_node_cluster_runs_a_search_through_address(tmp_path, session_cache,
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--block", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
     head = subprocess.Popen(
-        [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--include-dashboard", "false", "--temp-dir", temp_dir, *common],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            RAY,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--include-dashboard",
+            "false",
+            "--temp-dir",
+            temp_dir,
+            *common,
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     worker = None
     try:
         wait_for_nodes(address, 1, env)
         worker = subprocess.Popen(
             [RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_nodes(address, 2, env)
         out = tmp_path / "out"
         result = subprocess.run(
-            [sys.executable, "-m", "search.run", "--space", str(REPO / "tests" / "spaces" / "tiny.yaml"),
-             "--address", address, "--num-samples", "2", "--no-final", "--no-report", "--out", str(out),
-             "--data", str(tiny_data_root), "--cache-dir", str(session_cache)],
-            capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "search.run",
+                "--space",
+                str(REPO / "tests" / "spaces" / "tiny.yaml"),
+                "--address",
+                address,
+                "--num-samples",
+                "2",
+                "--no-final",
+                "--no-report",
+                "--out",
+                str(out),
+                "--data",
+                str(tiny_data_root),
+                "--cache-dir",
+                str(session_cache),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=REPO,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         board = pd.read_parquet(out / "tiny" / "search.parquet")

@@ -14,8 +14,9 @@ def _trial(trial_id: str, status: str, epoch: int, best: float | None = None):
     result = {"epoch": epoch, "val_macro_f1": best, "loss_total": 0.5, "epoch_seconds": 1.0}
     if best is not None:
         result["best_val_macro_f1"] = best
-    return SimpleNamespace(trial_id=trial_id, status=status, last_result=result if epoch else {}, config={},
-                           num_failures=0)
+    return SimpleNamespace(
+        trial_id=trial_id, status=status, last_result=result if epoch else {}, config={}, num_failures=0
+    )
 
 
 def test_status_line_counts_best_and_eta(monkeypatch) -> None:
@@ -23,12 +24,19 @@ def test_status_line_counts_best_and_eta(monkeypatch) -> None:
     clock = iter([100.0, 160.0])
     monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
     printer.setup()
-    trials = [_trial("a", "TERMINATED", 9, 0.40), _trial("b", "TERMINATED", 3, 0.45), _trial("c", "ERROR", 2),
-              _trial("d", "RUNNING", 4, 0.30), _trial("e", "PENDING", 0)]
+    trials = [
+        _trial("a", "TERMINATED", 9, 0.40),
+        _trial("b", "TERMINATED", 3, 0.45),
+        _trial("c", "ERROR", 2),
+        _trial("d", "RUNNING", 4, 0.30),
+        _trial("e", "PENDING", 0),
+    ]
     line = printer.status_line(trials)
     # 18 epochs reported in 60 s -> 0.3 epoch/s; left: d 5 + e 9 + one trial not created yet 9 = 23 -> 77 s
-    assert line == ("[search] 3/6 trials: 1 done, 1 running, 1 stopped, 1 failed | best val_macro_f1 0.4500 (b) "
-                    "| elapsed 1m00s, ETA <= 1m17s (23 epochs left)")
+    assert line == (
+        "[search] 3/6 trials: 1 done, 1 running, 1 stopped, 1 failed | best val_macro_f1 0.4500 (b) "
+        "| elapsed 1m00s, ETA <= 1m17s (23 epochs left)"
+    )
     assert format_duration(3725) == "1h02m" and format_duration(float("nan")) == "?"
 
 
@@ -73,5 +81,7 @@ def test_on_a_terminal_the_status_line_is_redrawn_in_place(monkeypatch) -> None:
     assert text.count("\r\033[K[search] 0/2 trials") == 2  # redrawn, not a new line each time
     assert "\r\033[K[search] t1 done\n" in text  # an event replaces the status line
     last = text.rsplit("\r\033[K", 1)[1]  # the final status line, then a newline: the terminal is left clean
-    assert last.startswith("[search] 1/2 trials: 1 done, 0 running, 0 stopped, 0 failed | best val_macro_f1 0.3000 (t1)")
+    assert last.startswith(
+        "[search] 1/2 trials: 1 done, 0 running, 0 stopped, 0 failed | best val_macro_f1 0.3000 (t1)"
+    )
     assert last.endswith("(2 epochs left)\n") and last.count("\n") == 1

@@ -24,11 +24,32 @@ def test_two_runs_give_identical_leaderboards(tmp_path, tiny_data_root, session_
     boards = []
     for run in ("a", "b"):
         out = tmp_path / run
-        code = main(["--space", str(space), "--out", str(out), "--data", str(tiny_data_root),
-                     "--cache-dir", str(session_cache), "--no-final", "--no-report"])
+        code = main(
+            [
+                "--space",
+                str(space),
+                "--out",
+                str(out),
+                "--data",
+                str(tiny_data_root),
+                "--cache-dir",
+                str(session_cache),
+                "--no-final",
+                "--no-report",
+            ]
+        )
         assert code == 0
         board = pd.read_parquet(out / "tiny" / "search.parquet")
         boards.append(board.sort_values("config_json").reset_index(drop=True))
-    columns = ["config_json", "augmentation", "locations", "consistency_weight", "val_macro_f1", "best_epoch", "epochs_run", "status"]
+    columns = [
+        "config_json",
+        "augmentation",
+        "locations",
+        "consistency_weight",
+        "val_macro_f1",
+        "best_epoch",
+        "epochs_run",
+        "status",
+    ]
     pd.testing.assert_frame_equal(boards[0][columns], boards[1][columns])
     assert len(boards[0]) == 3

@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 from search import leaderboard as lb
-
-from procs import alive, descendants, kill_all, output_lines, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +67,11 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "search.run", "--space", str(space), "--out", str(out), "--no-report"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     seen: dict[int, str] = {}  # every process of the run, with its start time
@@ -107,7 +110,9 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
     assert re.search(rf"\[search\] {once} failed \(.+\); retry 1/1 from its last checkpoint \(epoch [1-6]\)", output)
     assert re.search(rf"\[search\] {once} done", output)
     assert re.search(rf"\[search\] {twice} FAILED \(after 1 retries\): ", output), output
-    assert re.search(rf"\[search\] {raises} FAILED \(after 1 retries\): ValueError: the 'weak' part has 8 clips", output)
+    assert re.search(
+        rf"\[search\] {raises} FAILED \(after 1 retries\): ValueError: the 'weak' part has 8 clips", output
+    )
 
     search = lb.read_parquet(out / "faults" / "search.parquet").set_index("label")
     row = search.loc["killed_once"]
@@ -126,8 +131,9 @@ def test_killed_retried_raising_trials_are_contained(tmp_path):
 
     row = search.loc["killed_twice"]
     assert row["status"] == "ERROR" and row["failures"] == 2
-    assert row["error"].startswith(f"WorkerDied: the trial's worker process (pid {killed['killed_twice'][1]}) died"), \
+    assert row["error"].startswith(f"WorkerDied: the trial's worker process (pid {killed['killed_twice'][1]}) died"), (
         row["error"]
+    )
     row = search.loc["raises"]
     assert row["status"] == "ERROR" and row["failures"] == 2
     assert row["error"].startswith("ValueError: the 'weak' part has 8 clips but each batch takes 12")

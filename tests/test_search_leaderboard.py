@@ -93,10 +93,21 @@ def test_pareto_front():
 
 # ----------------------------------------------------------------------------- parquet
 def test_atomic_write_metadata_and_roundtrip(tmp_path, space):
-    meta = lb.run_metadata(space.text, "search", space.metrics, extra={"data": "embedded", "final": {"top_k": 2}},
-                           versions={"ray": "2.60.0"})
-    frame = pd.DataFrame({"trial_id": ["x", "y"], "val_macro_f1": [0.1, float("nan")],
-                          "mixed": [1.0, "text"], "cnn_filters": ["8,16", "8,16"]})
+    meta = lb.run_metadata(
+        space.text,
+        "search",
+        space.metrics,
+        extra={"data": "embedded", "final": {"top_k": 2}},
+        versions={"ray": "2.60.0"},
+    )
+    frame = pd.DataFrame(
+        {
+            "trial_id": ["x", "y"],
+            "val_macro_f1": [0.1, float("nan")],
+            "mixed": [1.0, "text"],
+            "cnn_filters": ["8,16", "8,16"],
+        }
+    )
     path = lb.write_parquet_atomic(frame, tmp_path / "search.parquet", meta)
     read = lb.read_metadata(path)
     assert read["space"] == space.text
@@ -141,23 +152,54 @@ def test_package_versions_include_search_libraries():
 def _history(values_f1, values_psds, seconds=2.0):
     n = len(values_f1)
     return pd.DataFrame(
-        {"epoch": range(1, n + 1), "training_iteration": range(1, n + 1), "val_macro_f1": values_f1,
-         "val_psds": values_psds, "time_total_s": [seconds * (i + 1) for i in range(n)]}
+        {
+            "epoch": range(1, n + 1),
+            "training_iteration": range(1, n + 1),
+            "val_macro_f1": values_f1,
+            "val_psds": values_psds,
+            "time_total_s": [seconds * (i + 1) for i in range(n)],
+        }
     )
 
 
 def test_search_frame_rows_status_best_and_columns(tmp_path, space):
     (tmp_path / "t3").mkdir()
-    (tmp_path / "t3" / "failure.json").write_text(json.dumps({"type": "TrainingDiverged", "message": "loss nan at step 4"}))
+    (tmp_path / "t3" / "failure.json").write_text(
+        json.dumps({"type": "TrainingDiverged", "message": "loss nan at step 4"})
+    )
     records = [
-        TrialRecord("t1", "TERMINATED", {"augmentation": "random", "noise_scale": 0.1, "regularization": "l2", "epochs": 3},
-                    _history([0.2, 0.5, 0.4], [0.1, 0.3, 0.35]), None, str(tmp_path / "t1")),
-        TrialRecord("t2", "TERMINATED", {"augmentation": "mixup", "mixup_alpha": 0.3, "regularization": "l2", "epochs": 3},
-                    _history([0.3], [0.6]), None, str(tmp_path / "t2")),
-        TrialRecord("t3", "ERROR", {"augmentation": "random", "noise_scale": 9.0, "regularization": "l2", "epochs": 3},
-                    _history([0.1], [0.0]), error_text(tmp_path / "t3", RuntimeError("ray wrapper")), str(tmp_path / "t3")),
-        TrialRecord("t4", "PENDING", {"augmentation": "mixup", "mixup_alpha": 0.9, "epochs": 3},
-                    pd.DataFrame(), None, str(tmp_path / "t4")),
+        TrialRecord(
+            "t1",
+            "TERMINATED",
+            {"augmentation": "random", "noise_scale": 0.1, "regularization": "l2", "epochs": 3},
+            _history([0.2, 0.5, 0.4], [0.1, 0.3, 0.35]),
+            None,
+            str(tmp_path / "t1"),
+        ),
+        TrialRecord(
+            "t2",
+            "TERMINATED",
+            {"augmentation": "mixup", "mixup_alpha": 0.3, "regularization": "l2", "epochs": 3},
+            _history([0.3], [0.6]),
+            None,
+            str(tmp_path / "t2"),
+        ),
+        TrialRecord(
+            "t3",
+            "ERROR",
+            {"augmentation": "random", "noise_scale": 9.0, "regularization": "l2", "epochs": 3},
+            _history([0.1], [0.0]),
+            error_text(tmp_path / "t3", RuntimeError("ray wrapper")),
+            str(tmp_path / "t3"),
+        ),
+        TrialRecord(
+            "t4",
+            "PENDING",
+            {"augmentation": "mixup", "mixup_alpha": 0.9, "epochs": 3},
+            pd.DataFrame(),
+            None,
+            str(tmp_path / "t4"),
+        ),
     ]
     frame = search_frame(records, space)
     assert list(frame["trial_id"]) == ["t1", "t2", "t3", "t4"]  # sorted by selection value, missing last
@@ -207,13 +249,33 @@ def test_best_of_min_mode_and_status_mapping():
 # ----------------------------------------------------------------------------- final.parquet
 def test_final_rows_upsert_and_done_pairs(tmp_path, space):
     path = tmp_path / "final.parquet"
-    config = {"augmentation": "random", "noise_scale": 0.1, "seed": 2, "epochs": 3,
-              "_config_id": "abc", "_label": "", "_rank": 1, "_search_trial_id": "t1", "_evaluate": True}
+    config = {
+        "augmentation": "random",
+        "noise_scale": 0.1,
+        "seed": 2,
+        "epochs": 3,
+        "_config_id": "abc",
+        "_label": "",
+        "_rank": 1,
+        "_search_trial_id": "t1",
+        "_evaluate": True,
+    }
     trial_dir = tmp_path / "trial"
     trial_dir.mkdir()
-    (trial_dir / "eval.json").write_text(json.dumps({"eval_per_class_f1": {"Dog": 0.5}, "metric_versions": {"sed_eval": "0.2.1"}}))
-    result = {"epoch": 3, "time_total_s": 12.0, "selected_val_macro_f1": 0.4, "selected_val_psds": 0.3,
-              "eval_macro_f1": 0.25, "eval_psds": 0.5, "eval_psds_ct": 0.4, "eval_psds_macro": 0.45, "model_epoch": 2}
+    (trial_dir / "eval.json").write_text(
+        json.dumps({"eval_per_class_f1": {"Dog": 0.5}, "metric_versions": {"sed_eval": "0.2.1"}})
+    )
+    result = {
+        "epoch": 3,
+        "time_total_s": 12.0,
+        "selected_val_macro_f1": 0.4,
+        "selected_val_psds": 0.3,
+        "eval_macro_f1": 0.25,
+        "eval_psds": 0.5,
+        "eval_psds_ct": 0.4,
+        "eval_psds_macro": 0.45,
+        "model_epoch": 2,
+    }
     row = rows.final_row(config, result, "COMPLETED", None, "f1", trial_dir, list(space.params))
     assert row["config_id"] == "abc" and row["seed"] == 2 and row["rank"] == 1
     assert row["val_macro_f1"] == 0.4 and row["eval_psds_macro"] == 0.45 and math.isnan(row["eval_micro_f1"])

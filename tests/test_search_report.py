@@ -167,18 +167,34 @@ def _headless(binary: str, page: Path, *args: str) -> subprocess.CompletedProces
     """Headless Chromium on a file:// page with every host name unresolvable (no network) and its console on stderr."""
     with tempfile.TemporaryDirectory(prefix="sedtune-chromium-") as profile:
         return subprocess.run(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-             "--host-resolver-rules=MAP * ~NOTFOUND", "--no-first-run", "--enable-logging=stderr", "--v=0",
-             *args, page.as_uri()],
-            capture_output=True, text=True, timeout=120)
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--user-data-dir={profile}",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--v=0",
+                *args,
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def _console(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium binary (chromium, chromium-browser, google-chrome, "
-                    "or $SEDTUNE_CHROMIUM): apt-get install -y chromium (.ci/run does)")
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="no Chromium binary (chromium, chromium-browser, google-chrome, "
+    "or $SEDTUNE_CHROMIUM): apt-get install -y chromium (.ci/run does)",
+)
 def test_the_page_opens_offline_in_a_browser(experiment: Path, tmp_path: Path) -> None:
     binary = _chromium()
     # the console check sees console output: a page with an error is caught

@@ -36,19 +36,42 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import alive, descendants, kill_all, output_lines, snapshot
 
 from search import leaderboard as lb
 from search.space import load_space
 
-from procs import alive, descendants, kill_all, output_lines, snapshot
-
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
-SEARCH_COLUMNS = ["trial_id", "status", "error", "augmentation", "locations", "noise_scale", "epsilon",
-                  "mixup_alpha", "consistency_weight", "regularization", "val_macro_f1", "val_psds",
-                  "epochs_run", "best_epoch", "wall_seconds"]
-FINAL_COLUMNS = ["config_id", "seed", "augmentation", "consistency_weight", "val_macro_f1", "eval_macro_f1",
-                 "eval_psds", "eval_psds_ct", "eval_psds_macro", "status"]
+SEARCH_COLUMNS = [
+    "trial_id",
+    "status",
+    "error",
+    "augmentation",
+    "locations",
+    "noise_scale",
+    "epsilon",
+    "mixup_alpha",
+    "consistency_weight",
+    "regularization",
+    "val_macro_f1",
+    "val_psds",
+    "epochs_run",
+    "best_epoch",
+    "wall_seconds",
+]
+FINAL_COLUMNS = [
+    "config_id",
+    "seed",
+    "augmentation",
+    "consistency_weight",
+    "val_macro_f1",
+    "eval_macro_f1",
+    "eval_psds",
+    "eval_psds_ct",
+    "eval_psds_macro",
+    "status",
+]
 
 
 def _read_until(proc: subprocess.Popen, pattern: str, timeout: float, lines: list[str]) -> re.Match:

@@ -55,10 +55,29 @@ def _two_metric_space(tmp_path: Path) -> Path:
 def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path) -> None:
     out = tmp_path / "results"
     journal = out / "tiny" / JOURNAL_FILE
-    cmd = [sys.executable, "-m", "search.run", "--space", str(_two_metric_space(tmp_path)), "--out", str(out),
-           "--num-samples", "2", "--max-epochs", "1", "--no-final", "--no-report"]  # report: test_search_run
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "search.run",
+        "--space",
+        str(_two_metric_space(tmp_path)),
+        "--out",
+        str(out),
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "1",
+        "--no-final",
+        "--no-report",
+    ]  # report: test_search_run
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     reads_while_running = 0
     try:
         while proc.poll() is None:
@@ -93,7 +112,7 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     # gets the same per-epoch validation F1 and training loss as the trial
     best = search.iloc[0]
     argv = shlex.split(best["command"])
-    assert argv[1:3] == ["-m", "sed.train"] and f"epochs=1" in argv and "num_threads=1" in argv
+    assert argv[1:3] == ["-m", "sed.train"] and "epochs=1" in argv and "num_threads=1" in argv
     argv[argv.index("--out") + 1] = str(tmp_path / "reproduced")
     run = subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -120,10 +139,19 @@ def test_storage_bookkeeping(tmp_path: Path) -> None:
     states = [t.state for t in optuna.load_study(study_name="tiny", storage=open_storage(location)).trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and states.count(optuna.trial.TrialState.FAIL) == 1
     # a new experiment refuses a shared storage that already has a study of its name
-    args = build_parser().parse_args(["--space", str(SPACE), "--out", str(tmp_path / "out"), "--storage",
-                                      str(journal)])
+    args = build_parser().parse_args(["--space", str(SPACE), "--out", str(tmp_path / "out"), "--storage", str(journal)])
     with pytest.raises(UsageError, match="already holds a study named 'tiny'"):
         resolve_settings(args)
     with pytest.raises(UsageError, match="does not exist"):
-        resolve_settings(build_parser().parse_args(["--space", str(SPACE), "--out", str(tmp_path / "out"),
-                                                    "--storage", str(tmp_path / "no" / "such.journal")]))
+        resolve_settings(
+            build_parser().parse_args(
+                [
+                    "--space",
+                    str(SPACE),
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--storage",
+                    str(tmp_path / "no" / "such.journal"),
+                ]
+            )
+        )

@@ -26,8 +26,9 @@ def _grid(*trials: SimpleNamespace) -> SimpleNamespace:
 
 def test_snapshot_tells_interrupted_trials_from_finished_ones():
     snapshot = StatusSnapshot()
-    running, done, failed = (SimpleNamespace(trial_id=i, status=s) for i, s in
-                             (("a", "RUNNING"), ("b", "TERMINATED"), ("c", "ERROR")))
+    running, done, failed = (
+        SimpleNamespace(trial_id=i, status=s) for i, s in (("a", "RUNNING"), ("b", "TERMINATED"), ("c", "ERROR"))
+    )
     snapshot.on_step_end(1, [running, done, failed])
     assert snapshot.last_status == {"a": "RUNNING", "b": "TERMINATED", "c": "ERROR"}
     running.status = "TERMINATED"  # what Ray says of a trial it stopped for a Ctrl-C
@@ -60,8 +61,15 @@ def test_new_and_restored_tuners_keep_their_snapshot(ray_session, tmp_path: Path
         tune.report({"val_macro_f1": 0.5, "best_val_macro_f1": 0.5})  # Space.tune_metric
 
     points = [{"name": "works"}, {"name": "fails"}]
-    stage = new_tuner(trainable, SPACE, storage=tmp_path, name="exp", num_samples=2, max_concurrent=1,
-                      search_alg=make_point_searcher(points, SPACE.metric, SPACE.mode))
+    stage = new_tuner(
+        trainable,
+        SPACE,
+        storage=tmp_path,
+        name="exp",
+        num_samples=2,
+        max_concurrent=1,
+        search_alg=make_point_searcher(points, SPACE.metric, SPACE.mode),
+    )
     grid = stage.fit()
     records = {r.config["name"]: r for r in stage.records(grid)}
     assert records["works"].ray_status == "TERMINATED" and records["fails"].ray_status == "ERROR"

@@ -7,9 +7,9 @@ import textwrap
 import pytest
 import torch
 
-from sed.config import ConfigError, TrainConfig, apply_overrides
-from sed.trainer import Trainer
 from search.space import SpaceError, parse_space
+from sed.config import ConfigError, TrainConfig, apply_overrides
+from sed.training.trainer import Trainer
 
 SPACE = """
 name: t

@@ -9,8 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sed.config import PRESETS, TrainConfig
 from search.space import SpaceError, config_id, load_space, parse_space
+from sed.config import PRESETS, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,8 +35,13 @@ params:
 final: {top_k: 3, seeds: [1, 2, 3], epochs: 6}
 """
 
-CONDITIONAL = {"noise_scale": "random", "epsilon": ("adversarial", "vat"), "mixup_alpha": "mixup",
-               "vat_iters": "vat", "xi": "vat"}
+CONDITIONAL = {
+    "noise_scale": "random",
+    "epsilon": ("adversarial", "vat"),
+    "mixup_alpha": "mixup",
+    "vat_iters": "vat",
+    "xi": "vat",
+}
 
 
 def space_from(text: str, tmp_path: Path | None = None):
@@ -81,7 +86,15 @@ def test_parse_base_space_fields():
     # YAML 1.1 reads 1e-7 (no dot) as text: it is turned into a number
     assert space.params["l2"].low == pytest.approx(1e-7) and space.params["l2"].high == pytest.approx(1e-3)
     assert [p.kind for p in space.params.values()] == [
-        "choice", "choice", "loguniform", "loguniform", "uniform", "int", "value", "loguniform", "loguniform"
+        "choice",
+        "choice",
+        "loguniform",
+        "loguniform",
+        "uniform",
+        "int",
+        "value",
+        "loguniform",
+        "loguniform",
     ]
     assert space.constants() == {"regularization": "l2", "epochs": 6}
 
@@ -123,8 +136,10 @@ def test_define_by_run_samples_conditionals_only_when_their_condition_holds():
 
 def test_conditional_on_fixed_value_that_does_not_hold_is_never_sampled():
     text = edited(fixed="fixed: {regularization: mt, epochs: 6}")
-    text = text.replace("  l2: {loguniform: [1e-7, 1e-3], when: {regularization: l2}}",
-                        "  l2: {loguniform: [1e-7, 1e-3], when: {regularization: [l2, none]}}")
+    text = text.replace(
+        "  l2: {loguniform: [1e-7, 1e-3], when: {regularization: l2}}",
+        "  l2: {loguniform: [1e-7, 1e-3], when: {regularization: [l2, none]}}",
+    )
     # regularization is fixed to mt, so a condition that can never hold is refused ...
     with pytest.raises(SpaceError, match=r"params\.l2\.when\.regularization.*can never occur"):
         space_from(text)
@@ -143,7 +158,7 @@ def test_conditional_on_fixed_value_that_does_not_hold_is_never_sampled():
 def test_tpe_sampler_runs_define_by_run():
     space = space_from(BASE)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
-    for i in range(8):
+    for _ in range(8):
         trial = study.ask()
         space.define_by_run(trial)
         study.tell(trial, float(trial.params.get("consistency_weight", 0)))
@@ -168,7 +183,9 @@ def test_int_log_and_value_list():
 
 
 def test_metric_list_and_val_psds():
-    text = edited(metric="metric: [val_macro_f1, val_psds]", fixed="fixed: {regularization: l2, epochs: 6, val_psds: true}")
+    text = edited(
+        metric="metric: [val_macro_f1, val_psds]", fixed="fixed: {regularization: l2, epochs: 6, val_psds: true}"
+    )
     space = space_from(text)
     assert space.metrics == ("val_macro_f1", "val_psds") and space.metric == "val_macro_f1"
 
@@ -205,7 +222,10 @@ def test_grid_of_presets_and_configs():
     labels = [p.label for p in space.grid_configs()]
     assert labels == ["a/locations=input", "a/locations=latent", "b/locations=input", "b/locations=latent"]
     assert space.grid_configs()[1].overrides == {
-        "augmentation": "vat", "epsilon": 0.3, "regularization": "l2", "locations": "latent"
+        "augmentation": "vat",
+        "epsilon": 0.3,
+        "regularization": "l2",
+        "locations": "latent",
     }
 
 
@@ -244,86 +264,191 @@ def test_table1_runs_the_papers_protocol_and_the_short_budget_says_so():
     assert paper.constants()["rampup_epochs"] == 50
     short = load_space(REPO / "spaces" / "table1-short.yaml")
     assert short.scheduler.max_epochs == 30 and short.constants()["rampup_epochs"] == 8
-    assert "short" in short.description.lower() and "NOT the\n# paper's protocol" in (
-        REPO / "spaces" / "table1-short.yaml"
-    ).read_text()
+    assert (
+        "short" in short.description.lower()
+        and "NOT the\n# paper's protocol" in (REPO / "spaces" / "table1-short.yaml").read_text()
+    )
 
 
 # ----------------------------------------------------------------------------- refusals
 REFUSALS = [
     # (description, edited text, regex the message must match)
-    ("unknown top-level key", BASE + "\nschedular: {kind: asha}\n", r"test_space\.yaml: schedular: unknown key \(did you mean 'scheduler'\?\)"),
-    ("unknown parameter key (not a TrainConfig field)",
-     BASE.replace("  consistency_weight:", "  epsilonn: {uniform: [0, 1]}\n  consistency_weight:"),
-     r"params\.epsilonn: not a TrainConfig field \(did you mean 'epsilon'\?\)"),
-    ("unknown key inside a parameter",
-     BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.1, 10.0], step: 2}"),
-     r"params\.consistency_weight\.step: unknown key"),
-    ("unknown fixed key", edited(fixed="fixed: {regularisation: l2, epochs: 6}"),
-     r"fixed\.regularisation: not a TrainConfig field \(did you mean 'regularization'\?\)"),
-    ("wrong type: bound is text", BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [low, 1.0]"),
-     r"params\.mixup_alpha\.uniform: expected a finite number, got 'low'"),
-    ("wrong type: params not a mapping", BASE.replace("  consistency_weight: {loguniform: [0.1, 10.0]}", "  consistency_weight: 3"),
-     r"params\.consistency_weight: expected a mapping"),
+    (
+        "unknown top-level key",
+        BASE + "\nschedular: {kind: asha}\n",
+        r"test_space\.yaml: schedular: unknown key \(did you mean 'scheduler'\?\)",
+    ),
+    (
+        "unknown parameter key (not a TrainConfig field)",
+        BASE.replace("  consistency_weight:", "  epsilonn: {uniform: [0, 1]}\n  consistency_weight:"),
+        r"params\.epsilonn: not a TrainConfig field \(did you mean 'epsilon'\?\)",
+    ),
+    (
+        "unknown key inside a parameter",
+        BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.1, 10.0], step: 2}"),
+        r"params\.consistency_weight\.step: unknown key",
+    ),
+    (
+        "unknown fixed key",
+        edited(fixed="fixed: {regularisation: l2, epochs: 6}"),
+        r"fixed\.regularisation: not a TrainConfig field \(did you mean 'regularization'\?\)",
+    ),
+    (
+        "wrong type: bound is text",
+        BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [low, 1.0]"),
+        r"params\.mixup_alpha\.uniform: expected a finite number, got 'low'",
+    ),
+    (
+        "wrong type: params not a mapping",
+        BASE.replace("  consistency_weight: {loguniform: [0.1, 10.0]}", "  consistency_weight: 3"),
+        r"params\.consistency_weight: expected a mapping",
+    ),
     ("wrong type: num_samples", edited(num_samples="num_samples: many"), r"num_samples: expected an integer"),
-    ("wrong type: fixed value", edited(fixed="fixed: {regularization: l2, epochs: 6, dropout: lots}"),
-     r"fixed: .*dropout"),
-    ("empty choice", BASE.replace("{choice: [cnn, rnn, latent]}", "{choice: []}"),
-     r"params\.locations\.choice: the list of choices is empty"),
-    ("two distributions", BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.1, 10.0], uniform: [0, 1]}"),
-     r"give exactly one distribution"),
-    ("low > high", BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [1.0, 0.1]"),
-     r"params\.mixup_alpha\.uniform: low 1\.0 > high 0\.1"),
-    ("loguniform bound <= 0", BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.0, 10.0]}"),
-     r"params\.consistency_weight\.loguniform: loguniform bounds must be > 0"),
-    ("int with non-integer bounds", BASE.replace("{int: [1, 3]", "{int: [1.5, 3]"),
-     r"params\.vat_iters\.int: int bounds must be integers"),
-    ("uniform on an int field", BASE.replace("{int: [1, 3]", "{uniform: [1, 3]"),
-     r"params\.vat_iters\.uniform: TrainConfig\.vat_iters is int"),
-    ("unknown augmentation", BASE.replace("[random, adversarial, vat, mixup]", "[random, adverserial]"),
-     r"params\.augmentation\.choice: unknown augmentation 'adverserial' \(did you mean 'adversarial'\?\)"),
-    ("unknown location", BASE.replace("[cnn, rnn, latent]", "[cnn, lstm]"),
-     r"params\.locations\.choice: unknown location 'lstm'"),
-    ("unknown regularization (fixed)", edited(fixed="fixed: {regularization: dropout, epochs: 6}"),
-     r"fixed\.regularization: unknown regularization 'dropout'"),
-    ("unknown value in a when", BASE.replace("when: {augmentation: mixup}", "when: {augmentation: mix}"),
-     r"params\.mixup_alpha\.when\.augmentation: unknown augmentation 'mix'"),
-    ("when names a later param", BASE.replace("  augmentation: {choice: [random, adversarial, vat, mixup]}\n", "").replace(
-        "  consistency_weight:", "  augmentation: {choice: [random, adversarial, vat, mixup]}\n  consistency_weight:"),
-     r"params\.noise_scale\.when\.augmentation: 'augmentation' is a parameter listed later"),
-    ("invalid value for apply_overrides", BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [-1.0, 1.0]"),
-     r"params\.mixup_alpha\.uniform: bound -1\.0 is not valid: mixup_alpha=-1\.0 must be > 0"),
-    ("invalid combination", edited(fixed="fixed: {epochs: 6}").replace(
-        "[random, adversarial, vat, mixup]", "[random, adversarial, vat, mixup, none]").replace(
-        "  locations: {choice: [cnn, rnn, latent]}", "  locations: {choice: [cnn, rnn, latent]}\n  regularization: {choice: [mt, l2]}"),
-     r"the combination augmentation='none'.*regularization='mt' is not a valid config"),
-    ("metric not reported", edited(metric="metric: eval_psds"),
-     r"metric: 'eval_psds' is not reported during the search"),
-    ("val_psds without val_psds: true", edited(metric="metric: val_psds"),
-     r"metric: val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed"),
+    (
+        "wrong type: fixed value",
+        edited(fixed="fixed: {regularization: l2, epochs: 6, dropout: lots}"),
+        r"fixed: .*dropout",
+    ),
+    (
+        "empty choice",
+        BASE.replace("{choice: [cnn, rnn, latent]}", "{choice: []}"),
+        r"params\.locations\.choice: the list of choices is empty",
+    ),
+    (
+        "two distributions",
+        BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.1, 10.0], uniform: [0, 1]}"),
+        r"give exactly one distribution",
+    ),
+    (
+        "low > high",
+        BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [1.0, 0.1]"),
+        r"params\.mixup_alpha\.uniform: low 1\.0 > high 0\.1",
+    ),
+    (
+        "loguniform bound <= 0",
+        BASE.replace("{loguniform: [0.1, 10.0]}", "{loguniform: [0.0, 10.0]}"),
+        r"params\.consistency_weight\.loguniform: loguniform bounds must be > 0",
+    ),
+    (
+        "int with non-integer bounds",
+        BASE.replace("{int: [1, 3]", "{int: [1.5, 3]"),
+        r"params\.vat_iters\.int: int bounds must be integers",
+    ),
+    (
+        "uniform on an int field",
+        BASE.replace("{int: [1, 3]", "{uniform: [1, 3]"),
+        r"params\.vat_iters\.uniform: TrainConfig\.vat_iters is int",
+    ),
+    (
+        "unknown augmentation",
+        BASE.replace("[random, adversarial, vat, mixup]", "[random, adverserial]"),
+        r"params\.augmentation\.choice: unknown augmentation 'adverserial' \(did you mean 'adversarial'\?\)",
+    ),
+    (
+        "unknown location",
+        BASE.replace("[cnn, rnn, latent]", "[cnn, lstm]"),
+        r"params\.locations\.choice: unknown location 'lstm'",
+    ),
+    (
+        "unknown regularization (fixed)",
+        edited(fixed="fixed: {regularization: dropout, epochs: 6}"),
+        r"fixed\.regularization: unknown regularization 'dropout'",
+    ),
+    (
+        "unknown value in a when",
+        BASE.replace("when: {augmentation: mixup}", "when: {augmentation: mix}"),
+        r"params\.mixup_alpha\.when\.augmentation: unknown augmentation 'mix'",
+    ),
+    (
+        "when names a later param",
+        BASE.replace("  augmentation: {choice: [random, adversarial, vat, mixup]}\n", "").replace(
+            "  consistency_weight:",
+            "  augmentation: {choice: [random, adversarial, vat, mixup]}\n  consistency_weight:",
+        ),
+        r"params\.noise_scale\.when\.augmentation: 'augmentation' is a parameter listed later",
+    ),
+    (
+        "invalid value for apply_overrides",
+        BASE.replace("{uniform: [0.1, 1.0]", "{uniform: [-1.0, 1.0]"),
+        r"params\.mixup_alpha\.uniform: bound -1\.0 is not valid: mixup_alpha=-1\.0 must be > 0",
+    ),
+    (
+        "invalid combination",
+        edited(fixed="fixed: {epochs: 6}")
+        .replace("[random, adversarial, vat, mixup]", "[random, adversarial, vat, mixup, none]")
+        .replace(
+            "  locations: {choice: [cnn, rnn, latent]}",
+            "  locations: {choice: [cnn, rnn, latent]}\n  regularization: {choice: [mt, l2]}",
+        ),
+        r"the combination augmentation='none'.*regularization='mt' is not a valid config",
+    ),
+    (
+        "metric not reported",
+        edited(metric="metric: eval_psds"),
+        r"metric: 'eval_psds' is not reported during the search",
+    ),
+    (
+        "val_psds without val_psds: true",
+        edited(metric="metric: val_psds"),
+        r"metric: val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed",
+    ),
     ("mode", edited(mode="mode: maximize"), r"mode: 'maximize': use max or min"),
-    ("top_k > num_samples", edited(final="final: {top_k: 9, seeds: [1], epochs: 6}"),
-     r"final\.top_k: 9 is larger than num_samples=8"),
-    ("YAML syntax error", BASE.replace("mode: max", "mode: [max"), r"test_space\.yaml: line \d+, column \d+: YAML syntax error"),
-    ("epochs searched", BASE.replace("  consistency_weight:", "  epochs: {int: [1, 5]}\n  consistency_weight:"),
-     r"params\.epochs: the number of epochs is set by scheduler\.max_epochs"),
-    ("fixed epochs differ", edited(fixed="fixed: {regularization: l2, epochs: 4}"),
-     r"fixed\.epochs: 4 differs from scheduler\.max_epochs 6"),
-    ("param also fixed", edited(fixed="fixed: {regularization: l2, epochs: 6, locations: cnn}"),
-     r"params\.locations: is also under fixed"),
+    (
+        "top_k > num_samples",
+        edited(final="final: {top_k: 9, seeds: [1], epochs: 6}"),
+        r"final\.top_k: 9 is larger than num_samples=8",
+    ),
+    (
+        "YAML syntax error",
+        BASE.replace("mode: max", "mode: [max"),
+        r"test_space\.yaml: line \d+, column \d+: YAML syntax error",
+    ),
+    (
+        "epochs searched",
+        BASE.replace("  consistency_weight:", "  epochs: {int: [1, 5]}\n  consistency_weight:"),
+        r"params\.epochs: the number of epochs is set by scheduler\.max_epochs",
+    ),
+    (
+        "fixed epochs differ",
+        edited(fixed="fixed: {regularization: l2, epochs: 4}"),
+        r"fixed\.epochs: 4 differs from scheduler\.max_epochs 6",
+    ),
+    (
+        "param also fixed",
+        edited(fixed="fixed: {regularization: l2, epochs: 6, locations: cnn}"),
+        r"params\.locations: is also under fixed",
+    ),
     ("searcher kind", edited(searcher="searcher: {kind: hyperopt}"), r"searcher\.kind: 'hyperopt'"),
-    ("grace > max", edited(scheduler="scheduler: {kind: asha, max_epochs: 6, grace_period: 8}"),
-     r"scheduler\.grace_period: 8 > max_epochs 6"),
-    ("reduction factor", edited(scheduler="scheduler: {kind: asha, max_epochs: 6, reduction_factor: 1}"),
-     r"scheduler\.reduction_factor: 1 must be > 1"),
-    ("grid with continuous param", edited(searcher="searcher: {kind: grid}", num_samples=None),
-     r"params\.noise_scale: loguniform ranges cannot be enumerated by searcher\.kind: grid"),
-    ("unknown preset", "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, vat-latent]\n",
-     r"presets: unknown preset 'vat-latent'"),
-    ("preset clashes with fixed", "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline]\nfixed: {augmentation: vat}\n",
-     r"fixed\.augmentation: preset 'baseline' sets augmentation itself"),
-    ("choice with a list value", BASE.replace("[cnn, rnn, latent]", "[[cnn], rnn]"),
-     r"params\.locations\.choice: choice \['cnn'\] is not a scalar"),
+    (
+        "grace > max",
+        edited(scheduler="scheduler: {kind: asha, max_epochs: 6, grace_period: 8}"),
+        r"scheduler\.grace_period: 8 > max_epochs 6",
+    ),
+    (
+        "reduction factor",
+        edited(scheduler="scheduler: {kind: asha, max_epochs: 6, reduction_factor: 1}"),
+        r"scheduler\.reduction_factor: 1 must be > 1",
+    ),
+    (
+        "grid with continuous param",
+        edited(searcher="searcher: {kind: grid}", num_samples=None),
+        r"params\.noise_scale: loguniform ranges cannot be enumerated by searcher\.kind: grid",
+    ),
+    (
+        "unknown preset",
+        "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, vat-latent]\n",
+        r"presets: unknown preset 'vat-latent'",
+    ),
+    (
+        "preset clashes with fixed",
+        "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline]\nfixed: {augmentation: vat}\n",
+        r"fixed\.augmentation: preset 'baseline' sets augmentation itself",
+    ),
+    (
+        "choice with a list value",
+        BASE.replace("[cnn, rnn, latent]", "[[cnn], rnn]"),
+        r"params\.locations\.choice: choice \['cnn'\] is not a scalar",
+    ),
     ("negative gpu", BASE + "resources: {cpu: 1, gpu: -1}\n", r"resources\.gpu: -1 must be >= 0"),
     ("duplicate seeds", edited(final="final: {top_k: 2, seeds: [1, 1]}"), r"final\.seeds: duplicate seeds"),
     ("not a mapping", "- a\n- b\n", r"expected a YAML mapping"),
@@ -396,13 +521,20 @@ def test_the_printed_comparison_with_the_paper_names_its_budget():
 
 # ----------------------------------------------------------------------------- realistic augmentations (#16)
 def test_the_realistic_space_parses_and_samples_valid_configs():
-    from sed.augmentations import REGISTRY
+    from sed.augment import REGISTRY
 
     space = load_space(REPO / "spaces" / "realistic.yaml")
     assert space.name == "realistic" and (REPO / "spaces" / "realistic.yaml").read_text().startswith("#")
     choices = set(space.params["augmentation"].possible_values())
-    assert {"random", "adversarial", "filter", "filter_adversarial", "filter_vat", "snr_noise",
-            "snr_adversarial"} == choices
+    assert {
+        "random",
+        "adversarial",
+        "filter",
+        "filter_adversarial",
+        "filter_vat",
+        "snr_noise",
+        "snr_adversarial",
+    } == choices
     seen = set()
     for params, constants in run_define_by_run(space, 40, seed=1):
         cfg = space.sample_config({**params, **constants})
@@ -410,8 +542,16 @@ def test_the_realistic_space_parses_and_samples_valid_configs():
         reads = set(REGISTRY[cfg.augmentation].field_names)
         # a sampled augmentation field is one the chosen augmentation reads (the registry's)
         for name in params:
-            if name in ("filter_db", "filter_bands", "filter_min_width", "filter_mode", "noise_snr",
-                        "noise_scale", "epsilon", "vat_iters"):
+            if name in (
+                "filter_db",
+                "filter_bands",
+                "filter_min_width",
+                "filter_mode",
+                "noise_snr",
+                "noise_scale",
+                "epsilon",
+                "vat_iters",
+            ):
                 assert name in reads, (cfg.augmentation, name)
         if cfg.augmentation in ("random", "adversarial"):
             assert set(cfg.location_set) <= {"cnn", "rnn"}
@@ -431,17 +571,27 @@ params:
 {extra}"""
 
 
-@pytest.mark.parametrize("text, pattern", [
-    (BASE.replace("when: {augmentation: [adversarial, vat]}", "when: {augmentation: [adversarial, filter]}"),
-     r"params\.epsilon\.when\.augmentation: epsilon is not read by augmentation 'filter' \(it is read by "
-     r"\['adversarial', 'vat'\]\); list only augmentations that use it"),
-    (REALISTIC_BASE.replace("{extra}", ""),
-     r"the combination augmentation='filter', locations='cnn' is not a valid config: augmentation='filter' "
-     r"is defined at \['input'\] only"),
-    (REALISTIC_BASE.replace("{extra}", "  filter_bands: {int: [2, 30], when: {augmentation: filter}}\n").replace(
-        "[cnn, input]", "[input]"),
-     r"params\.filter_bands\.int: bound 30 is not valid: filter_bands=30 x filter_min_width=6 = 180 mel bins"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        (
+            BASE.replace("when: {augmentation: [adversarial, vat]}", "when: {augmentation: [adversarial, filter]}"),
+            r"params\.epsilon\.when\.augmentation: epsilon is not read by augmentation 'filter' \(it is read by "
+            r"\['adversarial', 'vat'\]\); list only augmentations that use it",
+        ),
+        (
+            REALISTIC_BASE.replace("{extra}", ""),
+            r"the combination augmentation='filter', locations='cnn' is not a valid config: augmentation='filter' "
+            r"is defined at \['input'\] only",
+        ),
+        (
+            REALISTIC_BASE.replace("{extra}", "  filter_bands: {int: [2, 30], when: {augmentation: filter}}\n").replace(
+                "[cnn, input]", "[input]"
+            ),
+            r"params\.filter_bands\.int: bound 30 is not valid: filter_bands=30 x filter_min_width=6 = 180 mel bins",
+        ),
+    ],
+)
 def test_realistic_refusals_come_from_the_registry(text, pattern):
     with pytest.raises(SpaceError, match=pattern):
         space_from(text)

@@ -15,17 +15,14 @@ import soundfile as sf
 from scipy.signal import stft
 
 from sed.constants import DESED_CLASSES
-from sed.data import DatasetError, load_desed
-from sed.data import synth
+from sed.data import DatasetError, load_desed, synth
 from sed.data.desed import LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +223,11 @@ def test_concurrent_processes_build_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for _ in range(2)
     ]
@@ -246,7 +247,10 @@ def test_bad_size_or_seed_is_refused(tmp_path):
 def test_cli_help_and_refusal_of_a_foreign_folder(tmp_path, builds, capsys):
     run = subprocess.run(
         [sys.executable, "-m", "sed.data.synth", "--help"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
     )
     assert run.returncode == 0 and "--size" in run.stdout and "tiny" in run.stdout and "--seed" in run.stdout
     assert run.stderr == ""  # no runpy warning about the module being imported twice

@@ -1,4 +1,4 @@
-"""sed.threshold_free (sed_scores_eval), sed.outputs (DCASE files, strict JSON) and sed.score."""
+"""sed.eval.threshold_free (sed_scores_eval), sed.eval.outputs (DCASE files, strict JSON) and sed.score."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ import pytest
 from scipy.ndimage import median_filter
 
 from sed.constants import FRAME_STEP_S
-from sed.metrics import evaluate_predictions, metric_versions, psds_scores
-from sed.outputs import json_ready, write_json, write_set_outputs
+from sed.eval.metrics import evaluate_predictions, metric_versions, psds_scores
+from sed.eval.outputs import json_ready, write_json, write_set_outputs
+from sed.eval.threshold_free import PSDS_2020, audio_id, psds_of_tables, score_tables, threshold_free_metrics
 from sed.score import main as score_main
 from sed.score import score_files
-from sed.threshold_free import PSDS_2020, audio_id, psds_of_tables, score_tables, threshold_free_metrics
 
 LABELS = ["Cat", "Dog", "Speech"]
 STEP = FRAME_STEP_S
 
 
-def _random_system(
-    n_clips: int = 4, seed: int = 1, noise: float = 0.75
-) -> tuple[np.ndarray, list[str], pd.DataFrame]:
+def _random_system(n_clips: int = 4, seed: int = 1, noise: float = 0.75) -> tuple[np.ndarray, list[str], pd.DataFrame]:
     """Noisy frame probabilities around random reference events (hard enough for PSDS < 1)."""
     rng = np.random.default_rng(seed)
     names = [f"clip{i}.wav" for i in range(n_clips)]
@@ -35,7 +33,7 @@ def _random_system(
             offset = onset + rng.uniform(0.4, 2.0)
             rows.append((names[i], onset, offset, label))
             first = int(onset / STEP) + int(rng.integers(-3, 3))
-            probs[i, max(first, 0): int(offset / STEP) + int(rng.integers(-3, 3)), c] += rng.uniform(0.05, 0.5)
+            probs[i, max(first, 0) : int(offset / STEP) + int(rng.integers(-3, 3)), c] += rng.uniform(0.05, 0.5)
     return np.clip(probs, 0.0, 0.999), names, pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
 
 
@@ -48,15 +46,17 @@ def test_threshold_free_psds_is_the_limit_of_psds_eval_on_the_same_scores():
     # 2020 PSDS (dtc = gtc = 0.5, alpha_ct = alpha_st = 0) must agree exactly.
     quantized = np.clip(np.round(probs * 50) / 50, 0.02, 0.98)
     exact = psds_of_tables(score_tables(quantized, names, LABELS, durations, 7), reference, by_id, PSDS_2020)
-    sampled = psds_scores(quantized, names, LABELS, reference, durations, median_window=7, n_thresholds=50,
-                          variants=("psds",))
+    sampled = psds_scores(
+        quantized, names, LABELS, reference, durations, median_window=7, n_thresholds=50, variants=("psds",)
+    )
     assert 0.1 < exact < 0.9
     assert sampled["psds"] == pytest.approx(exact, abs=1e-9)
     # Continuous scores: 10 operating points are a subset of the ROC of all score values, so
     # psds_eval reads lower (here 0.083 against 0.25), never higher.
     exact = psds_of_tables(score_tables(probs, names, LABELS, durations, 7), reference, by_id, PSDS_2020)
-    ten = psds_scores(probs, names, LABELS, reference, durations, median_window=7, n_thresholds=10,
-                      variants=("psds",))["psds"]
+    ten = psds_scores(probs, names, LABELS, reference, durations, median_window=7, n_thresholds=10, variants=("psds",))[
+        "psds"
+    ]
     assert ten < exact
 
 
@@ -119,8 +119,9 @@ def test_outputs_read_back_give_the_same_numbers(tmp_path, capsys):
         assert back[key] == pytest.approx(direct[key], abs=1e-12), key
     assert direct["psds1"] > 0 and direct["macro_f1"] > 0
     # Only what is asked for is computed (the per-epoch val_psds1 asks for PSDS1 alone).
-    only = evaluate_predictions(probs, names, LABELS, reference, durations, compute_psds=False,
-                                threshold_free=("psds1",))
+    only = evaluate_predictions(
+        probs, names, LABELS, reference, durations, compute_psds=False, threshold_free=("psds1",)
+    )
     assert only["psds1"] == direct["psds1"] and only["psds2"] is None and only["intersection_f1"] is None
     # The filtered scores are the raw ones through the 7-frame median filter (scipy, reflect border).
     raw = pd.read_csv(folder / "scores" / "raw" / "clip1.tsv", sep="\t")
@@ -128,8 +129,18 @@ def test_outputs_read_back_give_the_same_numbers(tmp_path, capsys):
     assert np.array_equal(filtered[LABELS].to_numpy(), median_filter(raw[LABELS].to_numpy(), size=(7, 1)))
     # The command line prints and writes strict JSON.
     out = tmp_path / "scores.json"
-    code = score_main(["--ground-truth", str(folder / "ground_truth.tsv"), "--durations", str(folder / "durations.tsv"),
-                       "--detections", str(folder / "detections.tsv"), "--out", str(out)])
+    code = score_main(
+        [
+            "--ground-truth",
+            str(folder / "ground_truth.tsv"),
+            "--durations",
+            str(folder / "durations.tsv"),
+            "--detections",
+            str(folder / "detections.tsv"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and "macro_f1" in capsys.readouterr().out
     assert json.loads(out.read_text())["macro_f1"] == pytest.approx(direct["macro_f1"])
 
@@ -138,14 +149,26 @@ def test_sed_score_names_a_missing_score_file(tmp_path, capsys):
     probs, names, reference, durations = _clean_system()
     folder = write_set_outputs(tmp_path / "set", probs, names, ["Cat", "Dog"], durations, 0.5, 1, reference)
     (folder / "scores" / "filtered" / "b.tsv").unlink()
-    code = score_main(["--ground-truth", str(folder / "ground_truth.tsv"), "--durations", str(folder / "durations.tsv"),
-                       "--scores", str(folder / "scores" / "filtered")])
+    code = score_main(
+        [
+            "--ground-truth",
+            str(folder / "ground_truth.tsv"),
+            "--durations",
+            str(folder / "durations.tsv"),
+            "--scores",
+            str(folder / "scores" / "filtered"),
+        ]
+    )
     assert code == 2 and "no score file b.tsv" in capsys.readouterr().err
 
 
 def test_metrics_json_has_null_for_nan(tmp_path):
-    payload = {"per_class_f1": {"Cat": 0.5, "Dog": float("nan")}, "psds": np.float32(0.25), "n": np.int64(3),
-               "inf": math.inf}
+    payload = {
+        "per_class_f1": {"Cat": 0.5, "Dog": float("nan")},
+        "psds": np.float32(0.25),
+        "n": np.int64(3),
+        "inf": math.inf,
+    }
     assert json_ready(payload) == {"per_class_f1": {"Cat": 0.5, "Dog": None}, "psds": 0.25, "n": 3, "inf": None}
     path = write_json(tmp_path / "metrics.json", payload)
     text = path.read_text()

@@ -7,13 +7,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from sed.config import PRESETS, TrainConfig
-from sed.trainer import Trainer, TrainingDiverged, prepare_data
+from sed.training.trainer import Trainer, TrainingDiverged, prepare_data
 
 TINY_MODEL = dict(
     cnn_filters=(4, 8, 8, 8, 8, 8, 8),
@@ -52,7 +51,7 @@ def test_batches_have_the_paper_proportions_and_masks(data):
 
 
 def test_batch_fractions_set_the_part_sizes_and_a_zero_part_is_left_out(data):
-    from sed.batches import part_sizes
+    from sed.training.batches import part_sizes
 
     assert [part_sizes(b) for b in (8, 12, 24)] == [(2, 4, 2), (3, 6, 3), (6, 12, 6)]  # the paper's 1/4 1/2 1/4
     tr = Trainer(tiny("none", weak_fraction=0.25, strong_fraction=0.5), data=data, progress=False)
@@ -132,10 +131,29 @@ def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
 def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, session_cache, tmp_path):
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "sed.train", "--preset", "random-latent-l2", "--data", str(tiny_data_root),
-        "--epochs", "1", "--out", str(out), "--cache", str(session_cache),
-        "--set", "cnn_filters=4,8,8,8,8,8,8", "--set", "rnn_hidden=8", "--set", "batch_size=8",
-        "--set", "max_steps_per_epoch=2", "--set", "median_window=9",
+        sys.executable,
+        "-m",
+        "sed.train",
+        "--preset",
+        "random-latent-l2",
+        "--data",
+        str(tiny_data_root),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--cache",
+        str(session_cache),
+        "--set",
+        "cnn_filters=4,8,8,8,8,8,8",
+        "--set",
+        "rnn_hidden=8",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "max_steps_per_epoch=2",
+        "--set",
+        "median_window=9",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -152,7 +170,9 @@ def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, ses
 def test_train_cli_refuses_a_bad_override(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sed.train", "--set", "epsilon=-1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "epsilon" in result.stderr and "Traceback" not in result.stderr

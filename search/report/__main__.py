@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .build import REPORT_FILE, build_report
 from .experiment import ReportError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.report",
-                                     description="Write a self-contained HTML report of a sedtune experiment folder "
-                                                 "(finished, partly finished or still running).")
+    parser = argparse.ArgumentParser(
+        prog="python -m search.report",
+        description="Write a self-contained HTML report of a sedtune experiment folder "
+        "(finished, partly finished or still running).",
+    )
     parser.add_argument("experiment", type=Path, help="the experiment folder, OUT/NAME (e.g. results/demo)")
     parser.add_argument("--out", type=Path, help=f"where to write the page (default: EXPERIMENT/{REPORT_FILE})")
     args = parser.parse_args(argv)

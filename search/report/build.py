@@ -26,10 +26,10 @@ import pandas as pd
 
 from sed.config import PAPER_TABLE1
 
-from . import figures
 from ..masking import mask_url
 from ..rows import control_comparison
 from ..study_storage import dashboard_command
+from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
 from .study import importances, leaderboard_study
@@ -61,48 +61,81 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
     space = exp.space
     counts = exp.search["status"].value_counts().to_dict() if not exp.search.empty else {}
     page.heading("Run", "run")
-    page.note(f"space {space.name} ({space.path}); selection metric(s): {', '.join(space.metrics)} ({space.mode}); "
-              f"searcher {space.searcher.kind}; scheduler {space.scheduler.kind} over {space.scheduler.max_epochs} "
-              f"epochs; {len(exp.search)} of {space.num_samples} search trials: "
-              + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet"))
+    page.note(
+        f"space {space.name} ({space.path}); selection metric(s): {', '.join(space.metrics)} ({space.mode}); "
+        f"searcher {space.searcher.kind}; scheduler {space.scheduler.kind} over {space.scheduler.max_epochs} "
+        f"epochs; {len(exp.search)} of {space.num_samples} search trials: "
+        + (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none yet")
+    )
     if exp.live:
-        page.note("search.parquet is not written yet (the search stage is running or was killed): its rows are "
-                  "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA).")
+        page.note(
+            "search.parquet is not written yet (the search stage is running or was killed): its rows are "
+            "rebuilt from the trial folders; IN_PROGRESS = has not run every epoch (running, or stopped by ASHA)."
+        )
     if exp.storage:
-        page.note(f"Optuna study {exp.exp_dir.name!r} in {mask_url(exp.storage)} "
-                  f"(open it with: {dashboard_command(exp.storage)})")
+        page.note(
+            f"Optuna study {exp.exp_dir.name!r} in {mask_url(exp.storage)} "
+            f"(open it with: {dashboard_command(exp.storage)})"
+        )
     if exp.metadata:
-        page.note(f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
-                  f"data {exp.metadata.get('data', '?')}")
+        page.note(
+            f"git commit {exp.metadata.get('git_commit', '?')}; written {exp.metadata.get('created', '?')}; "
+            f"data {exp.metadata.get('data', '?')}"
+        )
 
 
 def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Search leaderboard (search.parquet)", "leaderboard")
-    columns = ["trial_id", "status", "label", *exp.space.params, "val_macro_f1", "val_psds", "val_psds1", "selection_value",
-               "best_epoch", "epochs_run", "wall_seconds", "failures", "pareto", "error"]
+    columns = [
+        "trial_id",
+        "status",
+        "label",
+        *exp.space.params,
+        "val_macro_f1",
+        "val_psds",
+        "val_psds1",
+        "selection_value",
+        "best_epoch",
+        "epochs_run",
+        "wall_seconds",
+        "failures",
+        "pareto",
+        "error",
+    ]
     page.table(exp.search, columns, scroll=True)
     if "pareto" in exp.search and exp.search["pareto"].any():
-        page.note("Pareto front over " + " / ".join(exp.space.metrics) + ": "
-                  + ", ".join(exp.search.loc[exp.search["pareto"].astype(bool), "trial_id"].astype(str)))
+        page.note(
+            "Pareto front over "
+            + " / ".join(exp.space.metrics)
+            + ": "
+            + ", ".join(exp.search.loc[exp.search["pareto"].astype(bool), "trial_id"].astype(str))
+        )
 
 
 def _reproduce(page: Page, exp: ExperimentFolder) -> None:
-    frames = [(exp.search.head(10), ["trial_id", "status", "selection_value", "command"]),
-              (exp.final, ["config_id", "label", "seed", "eval_macro_f1", "command"])]
+    frames = [
+        (exp.search.head(10), ["trial_id", "status", "selection_value", "command"]),
+        (exp.final, ["config_id", "label", "seed", "eval_macro_f1", "command"]),
+    ]
     frames = [(f, c) for f, c in frames if not f.empty and "command" in f]
     if not frames:
         return
     page.heading("Reproduce a row", "reproduce")
-    page.note("each command retrains that config with that seed on the same data (python -m sed.train; "
-              "search.reproduce): the 10 best search trials, then every final run")
+    page.note(
+        "each command retrains that config with that seed on the same data (python -m sed.train; "
+        "search.reproduce): the 10 best search trials, then every final run"
+    )
     for frame, columns in frames:
         page.table(frame, columns, scroll=True)
 
 
 def _search_figures(page: Page, exp: ExperimentFolder) -> None:
     page.heading("Learning curves", "curves")
-    page.figure(figures.learning_curves(exp.search, exp.histories, exp.space), "learning curves",
-                "no per-epoch records (progress.csv) found in the trial folders")
+    page.figure(
+        figures.learning_curves(exp.search, exp.histories, exp.space),
+        "learning curves",
+        "no per-epoch records (progress.csv) found in the trial folders",
+    )
     rungs = figures.asha_rungs(exp.space)
     if rungs:
         page.note(f"ASHA rungs at epochs {', '.join(map(str, rungs))}: a trial marked x was stopped there.")
@@ -110,15 +143,23 @@ def _search_figures(page: Page, exp: ExperimentFolder) -> None:
     tables = []
     studies = {m: leaderboard_study(exp.search, exp.space, m) for m in exp.space.metrics}
     for metric, study in studies.items():
-        page.figure(figures.parallel_coordinates(study, metric), f"parallel coordinates, {metric}",
-                    f"{metric}: fewer than two search trials with sampled parameters (a grid space samples none)")
+        page.figure(
+            figures.parallel_coordinates(study, metric),
+            f"parallel coordinates, {metric}",
+            f"{metric}: fewer than two search trials with sampled parameters (a grid space samples none)",
+        )
         tables.extend(importances(study, metric))
     page.heading("Hyperparameter importance (fANOVA)", "importance")
     table = pd.DataFrame([vars(i) for i in tables], columns=["metric", "param", "importance", "n_trials"])
-    page.note("Optuna's FanovaImportanceEvaluator (seeded) on the leaderboard's best-epoch values; a conditional "
-              "parameter is scored over the n_trials where its condition held (search.report.study).")
-    page.figure(figures.importance_bars(table), "importance", "no importance: too few finished trials "
-                "with varying sampled parameters, or every trial scored the same")
+    page.note(
+        "Optuna's FanovaImportanceEvaluator (seeded) on the leaderboard's best-epoch values; a conditional "
+        "parameter is scored over the n_trials where its condition held (search.report.study)."
+    )
+    page.figure(
+        figures.importance_bars(table),
+        "importance",
+        "no importance: too few finished trials with varying sampled parameters, or every trial scored the same",
+    )
     page.table(table)
 
 
@@ -134,10 +175,12 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         summary["control"] = [str(c) in exp.control_ids for c in summary["config_id"]]
     labels = summary.get("label", pd.Series(dtype=object))
     if any(str(label) in PAPER_TABLE1 for label in labels):
-        summary["paper_eval_macro_f1"] = [PAPER_TABLE1.get(str(l), (None, None))[0] for l in labels]
-        summary["paper_eval_psds"] = [PAPER_TABLE1.get(str(l), (None, None))[1] for l in labels]
-        page.note("paper_* columns: the paper's Table 1 (DESED 2020 public evaluation, 200 epochs); this run's "
-                  f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run.")
+        summary["paper_eval_macro_f1"] = [PAPER_TABLE1.get(str(x), (None, None))[0] for x in labels]
+        summary["paper_eval_psds"] = [PAPER_TABLE1.get(str(x), (None, None))[1] for x in labels]
+        page.note(
+            "paper_* columns: the paper's Table 1 (DESED 2020 public evaluation, 200 epochs); this run's "
+            f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run."
+        )
     columns = ["config", "control", "n_seeds", "seeds"]
     for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2", "val_macro_f1"):
         columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]  # those it has
@@ -148,8 +191,11 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         comparison = control_comparison(exp.summary, metric)
         if comparison is not None:
             page.note(comparison.sentence())
-    page.figure(figures.final_configs(exp.summary, names, exp.control_ids, PAPER_TABLE1), "final configurations",
-                "no public-evaluation scores yet")
+    page.figure(
+        figures.final_configs(exp.summary, names, exp.control_ids, PAPER_TABLE1),
+        "final configurations",
+        "no public-evaluation scores yet",
+    )
     page.figure(figures.val_vs_eval(exp.final, names), "validation vs evaluation", "no scored final run yet")
     per_class = figures.per_class_table(exp.final, names)
     page.heading("Per-class F1 of the final configurations", "per-class")
@@ -157,17 +203,38 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
     if not per_class.empty:
         page.table(per_class.reset_index(names="config"))
     page.heading("Final runs (one row per config and seed)", "final-runs")
-    page.table(exp.final, ["config_id", "label", "rank", "seed", "status", "control", "val_macro_f1", "val_psds",
-                           "eval_macro_f1", "eval_psds", "eval_psds_ct", "eval_psds_macro", "eval_psds1", "eval_psds2",
-                           "epochs_run", "error"],
-               scroll=True)
+    page.table(
+        exp.final,
+        [
+            "config_id",
+            "label",
+            "rank",
+            "seed",
+            "status",
+            "control",
+            "val_macro_f1",
+            "val_psds",
+            "eval_macro_f1",
+            "eval_psds",
+            "eval_psds_ct",
+            "eval_psds_macro",
+            "eval_psds1",
+            "eval_psds2",
+            "epochs_run",
+            "error",
+        ],
+        scroll=True,
+    )
 
 
 def _pareto(page: Page, exp: ExperimentFolder) -> None:
     page.heading("F1 / PSDS Pareto front", "pareto")
-    page.figure(figures.pareto(exp.search, exp.summary, _names(exp)), "Pareto front",
-                "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
-                "the final stage scores both)")
+    page.figure(
+        figures.pareto(exp.search, exp.summary, _names(exp)),
+        "Pareto front",
+        "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
+        "the final stage scores both)",
+    )
 
 
 def render(exp: ExperimentFolder) -> str:

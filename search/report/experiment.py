@@ -73,8 +73,10 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         return lb.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise ReportError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
-                          "rerun the stage that writes it (search.run --resume) or remove it") from None
+        raise ReportError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
+            "rerun the stage that writes it (search.run --resume) or remove it"
+        ) from None
 
 
 def _space(exp_dir: Path) -> Space:
@@ -83,18 +85,20 @@ def _space(exp_dir: Path) -> Space:
         if run_file.is_file():
             settings = json.loads(run_file.read_text())
             space = parse_space(settings["space_text"], settings.get("space_path") or str(run_file))
-            return space.with_overrides(num_samples=settings.get("num_samples"),
-                                        max_epochs=settings.get("max_epochs"))
+            return space.with_overrides(num_samples=settings.get("num_samples"), max_epochs=settings.get("max_epochs"))
         search_path = exp_dir / lb.SEARCH_FILE
         if search_path.is_file():
             meta = lb.read_metadata(search_path)
             if "space" in meta:
                 return parse_space(meta["space"], meta.get("space_path") or str(search_path))
     except (KeyError, ValueError, SpaceError) as exc:
-        raise ReportError(f"{exp_dir}: the stored space cannot be read ({exc}); "
-                          f"is {run_file} from this version of sedtune?") from None
-    raise ReportError(f"{exp_dir}: not a sedtune experiment (neither {RUN_FILE} nor {lb.SEARCH_FILE} with its "
-                      "space metadata); give the folder python -m search.run wrote (OUT/NAME)")
+        raise ReportError(
+            f"{exp_dir}: the stored space cannot be read ({exc}); is {run_file} from this version of sedtune?"
+        ) from None
+    raise ReportError(
+        f"{exp_dir}: not a sedtune experiment (neither {RUN_FILE} nor {lb.SEARCH_FILE} with its "
+        "space metadata); give the folder python -m search.run wrote (OUT/NAME)"
+    )
 
 
 def trial_folder(exp_dir: Path, trial_dir: Any) -> Path | None:
@@ -132,8 +136,16 @@ def _live_search(exp_dir: Path, space: Space) -> pd.DataFrame:
             config = json.loads(params.read_text())
         except ValueError:
             continue  # being written
-        records.append(TrialRecord(trial_id=folder.name.removeprefix("trial_"), ray_status="TERMINATED",
-                                   config=config, history=read_history(folder), error=None, path=str(folder)))
+        records.append(
+            TrialRecord(
+                trial_id=folder.name.removeprefix("trial_"),
+                ray_status="TERMINATED",
+                config=config,
+                history=read_history(folder),
+                error=None,
+                path=str(folder),
+            )
+        )
     frame = search_frame(records, space)
     if not frame.empty:
         frame.loc[frame["status"] != "COMPLETED", "status"] = IN_PROGRESS
@@ -167,8 +179,10 @@ def load_experiment(exp_dir: Path | str) -> ExperimentFolder:
         metadata = lb.read_metadata(search_path)
         missing = [c for c in ("trial_id", "status", "selection_value") if c not in search]
         if missing and len(search):
-            raise ReportError(f"{search_path}: no column {', '.join(missing)}; it was not written by "
-                              "search.run (rerun the search, or --resume it)")
+            raise ReportError(
+                f"{search_path}: no column {', '.join(missing)}; it was not written by "
+                "search.run (rerun the search, or --resume it)"
+            )
     final_path = exp_dir / lb.FINAL_FILE
     final = _read(final_path) if final_path.is_file() else pd.DataFrame()
     if not final.empty and "config_id" not in final:
@@ -182,8 +196,17 @@ def load_experiment(exp_dir: Path | str) -> ExperimentFolder:
             storage = json.loads((exp_dir / RUN_FILE).read_text()).get("storage")
         except ValueError:
             pass
-    return ExperimentFolder(exp_dir=exp_dir, space=space, search=search, final=final, summary=_summary(exp_dir, final),
-                      histories=histories, live=live, metadata=metadata, storage=storage)
+    return ExperimentFolder(
+        exp_dir=exp_dir,
+        space=space,
+        search=search,
+        final=final,
+        summary=_summary(exp_dir, final),
+        histories=histories,
+        live=live,
+        metadata=metadata,
+        storage=storage,
+    )
 
 
 def finite(value: Any) -> bool:

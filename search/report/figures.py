@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -25,8 +25,14 @@ from matplotlib.figure import Figure
 from ..rows import pareto_front
 from ..space import Space
 
-STATUS_COLOURS = {"COMPLETED": "tab:blue", "EARLY_STOPPED": "tab:orange", "ERROR": "tab:red",
-                  "IN_PROGRESS": "tab:green", "INTERRUPTED": "tab:purple", "NOT_STARTED": "tab:gray"}
+STATUS_COLOURS = {
+    "COMPLETED": "tab:blue",
+    "EARLY_STOPPED": "tab:orange",
+    "ERROR": "tab:red",
+    "IN_PROGRESS": "tab:green",
+    "INTERRUPTED": "tab:purple",
+    "NOT_STARTED": "tab:gray",
+}
 
 
 def asha_rungs(space: Space) -> list[int]:
@@ -59,12 +65,24 @@ def learning_curves(search: pd.DataFrame, histories: Mapping[str, pd.DataFrame],
             epochs = pd.to_numeric(history["epoch"], errors="coerce")
             state = status.get(trial_id, "COMPLETED")
             colour = STATUS_COLOURS.get(state, "black")
-            ax.plot(epochs, values, color=colour, alpha=0.55, linewidth=1,
-                    label=state.lower() if state not in seen else None)
+            ax.plot(
+                epochs,
+                values,
+                color=colour,
+                alpha=0.55,
+                linewidth=1,
+                label=state.lower() if state not in seen else None,
+            )
             seen.add(state)
             if state == "EARLY_STOPPED" and len(values):
-                ax.plot(epochs.iloc[-1], values.iloc[-1], "x", color="tab:red", markersize=7,
-                        label="stopped by ASHA" if "stop" not in seen else None)
+                ax.plot(
+                    epochs.iloc[-1],
+                    values.iloc[-1],
+                    "x",
+                    color="tab:red",
+                    markersize=7,
+                    label="stopped by ASHA" if "stop" not in seen else None,
+                )
                 seen.add("stop")
         for i, rung in enumerate(rungs):
             ax.axvline(rung, color="gray", linestyle=":", linewidth=1, label="ASHA rung" if i == 0 else None)
@@ -99,13 +117,11 @@ def importance_bars(table: pd.DataFrame) -> Figure | None:
     if table.empty:
         return None
     metrics = list(dict.fromkeys(table["metric"]))
-    fig = Figure(figsize=(5 * len(metrics), 0.45 * table.groupby("metric").size().max() + 1.4),
-                 layout="constrained")
+    fig = Figure(figsize=(5 * len(metrics), 0.45 * table.groupby("metric").size().max() + 1.4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         part = table[table["metric"] == metric].sort_values("importance")
-        ax.barh([f"{p} (n={n})" for p, n in zip(part["param"], part["n_trials"])], part["importance"],
-                color="tab:blue")
+        ax.barh([f"{p} (n={n})" for p, n in zip(part["param"], part["n_trials"])], part["importance"], color="tab:blue")
         ax.set_xlabel("fANOVA importance")
         ax.set_title(metric)
         ax.set_xlim(0, 1)
@@ -122,8 +138,11 @@ def val_vs_eval(final: pd.DataFrame, names: Mapping[str, str]) -> Figure | None:
     if final.empty:
         return None
     ok = final[final["status"] == "COMPLETED"] if "status" in final else final
-    pairs = [(v, e) for v, e in (("val_macro_f1", "eval_macro_f1"), ("val_psds", "eval_psds"))
-             if v in ok and e in ok and np.isfinite(ok[[v, e]].astype(float)).all(axis=1).any()]
+    pairs = [
+        (v, e)
+        for v, e in (("val_macro_f1", "eval_macro_f1"), ("val_psds", "eval_psds"))
+        if v in ok and e in ok and np.isfinite(ok[[v, e]].astype(float)).all(axis=1).any()
+    ]
     if not pairs:
         return None
     fig = Figure(figsize=(5 * len(pairs), 4.2), layout="constrained")
@@ -131,8 +150,14 @@ def val_vs_eval(final: pd.DataFrame, names: Mapping[str, str]) -> Figure | None:
     colours = _per_config_colours(list(ok["config_id"].astype(str)))
     for ax, (v, e) in zip(axes, pairs):
         for cid, group in ok.groupby(ok["config_id"].astype(str), sort=False):
-            ax.scatter(group[v].astype(float), group[e].astype(float), color=colours[cid], label=names.get(cid, cid),
-                       s=30, alpha=0.85)
+            ax.scatter(
+                group[v].astype(float),
+                group[e].astype(float),
+                color=colours[cid],
+                label=names.get(cid, cid),
+                s=30,
+                alpha=0.85,
+            )
         ax.set_xlabel(f"{v} (validation split)")
         ax.set_ylabel(f"{e} (public evaluation)")
         ax.grid(alpha=0.3)
@@ -162,7 +187,8 @@ def pareto(search: pd.DataFrame, summary: pd.DataFrame, names: Mapping[str, str]
     """F1 vs PSDS Pareto front: of the search trials (validation) and of the final configs (eval means)."""
     panels = []
     if {"val_macro_f1", "val_psds"} <= set(search) and np.isfinite(
-            search[["val_macro_f1", "val_psds"]].astype(float)).all(axis=1).any():
+        search[["val_macro_f1", "val_psds"]].astype(float)
+    ).all(axis=1).any():
         labels = list(search["trial_id"].astype(str))
         panels.append((search.reset_index(drop=True), "val_macro_f1", "val_psds", "search trials (best epoch)", labels))
     if not summary.empty and {"eval_macro_f1_mean", "eval_psds_mean"} <= set(summary):
@@ -179,8 +205,9 @@ def pareto(search: pd.DataFrame, summary: pd.DataFrame, names: Mapping[str, str]
     return fig
 
 
-def final_configs(summary: pd.DataFrame, names: Mapping[str, str], control: set[str],
-                  paper: Mapping[str, tuple[float, float]]) -> Figure | None:
+def final_configs(
+    summary: pd.DataFrame, names: Mapping[str, str], control: set[str], paper: Mapping[str, tuple[float, float]]
+) -> Figure | None:
     """Mean and 95 % CI over seeds per final config (eval F1, eval PSDS), the control and Table 1 beside them."""
     if summary.empty or "eval_macro_f1_mean" not in summary:
         return None
@@ -195,14 +222,23 @@ def final_configs(summary: pd.DataFrame, names: Mapping[str, str], control: set[
         high = rows.get(f"{metric}_ci95_high", pd.Series(np.nan, index=rows.index)).astype(float).to_numpy()
         err = np.vstack([np.where(np.isfinite(low), mean - low, 0), np.where(np.isfinite(high), high - mean, 0)])
         is_control = np.array([str(c) in control for c in rows["config_id"]])
-        for mask, colour, name in ((~is_control, "tab:blue", "this run: mean, 95 % CI"),
-                                   (is_control, "tab:gray", "no-augmentation control")):
+        for mask, colour, name in (
+            (~is_control, "tab:blue", "this run: mean, 95 % CI"),
+            (is_control, "tab:gray", "no-augmentation control"),
+        ):
             if mask.any():
                 ax.errorbar(mean[mask], y[mask], xerr=err[:, mask], fmt="o", color=colour, capsize=3, label=name)
         marks = [(y[i], paper[str(label)][paper_index]) for i, label in enumerate(rows["label"]) if str(label) in paper]
         if marks:
-            ax.scatter([m[1] for m in marks], [m[0] for m in marks], marker="D", color="tab:red", s=30,
-                       label="paper, Table 1", zorder=3)
+            ax.scatter(
+                [m[1] for m in marks],
+                [m[0] for m in marks],
+                marker="D",
+                color="tab:red",
+                s=30,
+                label="paper, Table 1",
+                zorder=3,
+            )
         ax.set_xlabel(f"{metric} (public evaluation)")
         ax.grid(alpha=0.3, axis="x")
         ax.legend(fontsize=8, loc="best")
@@ -229,8 +265,12 @@ def per_class_table(final: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
         target = rows.setdefault(names.get(cid, cid), {})
         for label, value in scores.items():
             target.setdefault(label, []).append(float(value) if value is not None else math.nan)
-    table = pd.DataFrame({name: {label: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
-                                 for label, v in by_class.items()} for name, by_class in rows.items()}).T
+    table = pd.DataFrame(
+        {
+            name: {label: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for label, v in by_class.items()}
+            for name, by_class in rows.items()
+        }
+    ).T
     return table
 
 
@@ -245,8 +285,15 @@ def per_class(table: pd.DataFrame) -> Figure | None:
     ax.set_xticks(range(table.shape[1]), list(table.columns), rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(table.shape[0]), list(table.index), fontsize=8)
     for (i, j), value in np.ndenumerate(values):
-        ax.text(j, i, "-" if not math.isfinite(value) else f"{value:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if (math.isfinite(value) and value < 0.6) else "black")
+        ax.text(
+            j,
+            i,
+            "-" if not math.isfinite(value) else f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if (math.isfinite(value) and value < 0.6) else "black",
+        )
     fig.colorbar(image, ax=ax, label="event F1 (public evaluation), mean over seeds")
     ax.set_title("per-class event F1 of the final configurations")
     return fig

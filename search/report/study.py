@@ -76,8 +76,9 @@ def sampled_params(space: Space) -> dict[str, BaseDistribution]:
 def leaderboard_study(search: pd.DataFrame, space: Space, metric: str) -> optuna.Study:
     """An in-memory study of the search rows with a finite `metric` (module docstring)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if space.mode == "max" else "minimize",
-                                study_name=f"{space.name}:{metric}")
+    study = optuna.create_study(
+        direction="maximize" if space.mode == "max" else "minimize", study_name=f"{space.name}:{metric}"
+    )
     dists = sampled_params(space)
     if metric not in search or search.empty:
         return study
@@ -91,7 +92,9 @@ def leaderboard_study(search: pd.DataFrame, space: Space, metric: str) -> optuna
             if cell is not None:
                 params[name] = cell
         trial = optuna.trial.create_trial(
-            params=params, distributions={k: dists[k] for k in params}, value=float(value),
+            params=params,
+            distributions={k: dists[k] for k in params},
+            value=float(value),
             user_attrs={"trial_id": str(row["trial_id"])},
         )
         study.add_trial(trial)
@@ -135,6 +138,9 @@ def importances(study: optuna.Study, metric: str, seed: int = 0) -> list[Importa
             warnings.simplefilter("ignore")
             scored = [p for p in common if len({repr(t.params[p]) for t in having}) > 1]
             values = optuna.importance.get_param_importances(
-                sub, evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=N_TREES, seed=seed), params=sorted(scored))
+                sub,
+                evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=N_TREES, seed=seed),
+                params=sorted(scored),
+            )
         out.extend(Importance(metric, p, float(values[p]), len(having)) for p in varying if p in values)
     return out

@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sed.config import (
     AUGMENTATIONS,
@@ -132,7 +133,9 @@ def check_named_value(ctx: Context, key: str, name: str, value: Any) -> None:
     """Explicit checks of the objective's enumerations (clearer than a later ConfigError)."""
     table = {"augmentation": AUGMENTATIONS, "regularization": REGULARIZATIONS}
     if name in table and value not in table[name]:
-        raise ctx.error(key, f"unknown {name} {value!r}{suggest(str(value), table[name])}; choose from {list(table[name])}")
+        raise ctx.error(
+            key, f"unknown {name} {value!r}{suggest(str(value), table[name])}; choose from {list(table[name])}"
+        )
     if name == "locations":
         if not isinstance(value, str):
             raise ctx.error(key, f"locations must be a string such as 'latent' or 'input+cnn', got {value!r}")

@@ -10,7 +10,8 @@ make a valid `TrainConfig`; that is checked here before anything starts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sed.config import ALL_PRESETS, PRESETS, ConfigError, TrainConfig, apply_overrides
 
@@ -32,7 +33,9 @@ def preset_overrides(name: str) -> dict[str, Any]:
     return plain(out)
 
 
-def parse_grid(ctx: Context, data: Mapping[str, Any], fixed: Mapping[str, Any], params: Mapping[str, Param]) -> list[GridPoint]:
+def parse_grid(
+    ctx: Context, data: Mapping[str, Any], fixed: Mapping[str, Any], params: Mapping[str, Param]
+) -> list[GridPoint]:
     """Every point of a grid space: presets, then configs, each crossed with the discrete params."""
     points = _preset_points(ctx, data.get("presets"), fixed) + _config_points(ctx, data.get("configs"), fixed)
     for name, param in params.items():
@@ -123,7 +126,9 @@ def _crossed(
     return crossed
 
 
-def discrete_combinations(params: Mapping[str, Param], fixed: Mapping[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+def discrete_combinations(
+    params: Mapping[str, Param], fixed: Mapping[str, Any], limit: int | None = None
+) -> list[dict[str, Any]]:
     """Every assignment of the discrete params (inactive params absent), honouring `when`.
 
     Continuous params are skipped here. Returns [] when more than `limit`.

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sed.config import TrainConfig, apply_overrides
 
@@ -72,9 +73,7 @@ class Param:
         else:
             text = f"{self.kind} [{self.low:g}, {self.high:g}]"
         if self.when:
-            cond = " and ".join(
-                f"{k} in {list(v)}" if len(v) > 1 else f"{k}={v[0]}" for k, v in self.when
-            )
+            cond = " and ".join(f"{k} in {list(v)}" if len(v) > 1 else f"{k}={v[0]}" for k, v in self.when)
             text += f" when {cond}"
         return text
 
@@ -248,7 +247,7 @@ class Space:
             seen.setdefault(tuple(getattr(cfg, k) for k in DATA_KEYS), cfg)
         return list(seen.values())
 
-    def with_overrides(self, num_samples: int | None = None, max_epochs: int | None = None) -> "Space":
+    def with_overrides(self, num_samples: int | None = None, max_epochs: int | None = None) -> Space:
         """Apply the command-line `--num-samples` / `--max-epochs` and re-check the space."""
         space = self
         if num_samples is not None:
@@ -300,7 +299,11 @@ class Space:
             lines.append(
                 f"  final: top {self.final.top_k} x seeds {list(self.final.seeds)}, "
                 f"{self.final.epochs} epochs, scored on public_eval"
-                + (f"; plus the {self.final.control_label} with the same seeds" if self.final.control is not None else "")
+                + (
+                    f"; plus the {self.final.control_label} with the same seeds"
+                    if self.final.control is not None
+                    else ""
+                )
             )
         return "\n".join(lines)
 
@@ -330,9 +333,6 @@ def plain(value: Any) -> Any:
 
 def config_id(overrides: Mapping[str, Any]) -> str:
     """A stable short id of a set of overrides (meta keys and seed/epochs ignored)."""
-    core = {
-        k: plain(v) for k, v in sorted(overrides.items()) if not k.startswith("_") and k not in ("seed", "epochs")
-    }
+    core = {k: plain(v) for k, v in sorted(overrides.items()) if not k.startswith("_") and k not in ("seed", "epochs")}
     text = json.dumps(core, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
-

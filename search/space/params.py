@@ -10,9 +10,10 @@ that is still a column), `uniform` / `loguniform` (float fields), `int`
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from sed.augmentations import readers as augmentation_readers
+from sed.augment import readers as augmentation_readers
 from sed.config import AUGMENTATIONS, FIELD_TYPES
 
 from .checks import Context, check_keys, check_named_value, is_scalar, number, suggest, yaml_number
@@ -100,9 +101,7 @@ def _distribution(ctx: Context, name: str, kind: str, spec: Mapping[str, Any]) -
             raise ctx.error(dkey, f"int with log: true needs low >= 1, got {low}")
         kwargs["log"] = log
     elif "float" not in str(FIELD_TYPES[name]):
-        raise ctx.error(
-            dkey, f"TrainConfig.{name} is {FIELD_TYPES[name]}, not a float; use choice or int"
-        )
+        raise ctx.error(dkey, f"TrainConfig.{name} is {FIELD_TYPES[name]}, not a float; use choice or int")
     kwargs["low"], kwargs["high"] = low, high
     return kwargs
 
@@ -129,8 +128,7 @@ def _condition(
             if possible is None:
                 raise ctx.error(
                     ckey,
-                    f"{cond_key} is a continuous range; conditions can only name choice/value "
-                    "parameters or fixed keys",
+                    f"{cond_key} is a continuous range; conditions can only name choice/value parameters or fixed keys",
                 )
         elif cond_key == name:
             raise ctx.error(ckey, "a parameter cannot depend on itself")
@@ -158,7 +156,7 @@ def _condition(
 def _check_readers(ctx: Context, key: str, name: str, allowed: tuple[Any, ...]) -> None:
     """`when: {augmentation: [...]}` on a field an augmentation owns must name augmentations that read it.
 
-    Which augmentation reads which field is the registry's (`sed.augmentations`).
+    Which augmentation reads which field is the registry's (`sed.augment`).
     """
     owners = augmentation_readers(name)
     if not owners:

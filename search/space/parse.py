@@ -67,7 +67,7 @@ Conditional parameters are sampled only when every key of their `when`
 holds (Optuna define-by-run, `Space.define_by_run`); otherwise they are not
 suggested at all and the trial uses the TrainConfig default. A condition on
 `augmentation` may only name augmentations that read the parameter (which
-augmentation reads which field is `sed.augmentations`' registry). Every fixed
+augmentation reads which field is `sed.augment`' registry). Every fixed
 value, every choice, both bounds of every range, and every combination of
 the discrete parameters are checked with `sed.config.apply_overrides`
 before anything starts.
@@ -76,8 +76,9 @@ before anything starts.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -114,9 +115,22 @@ from .params import parse_param
 SEARCHER_KINDS: tuple[str, ...] = ("optuna-tpe", "optuna-random", "grid")
 SCHEDULER_KINDS: tuple[str, ...] = ("asha", "fifo")
 TOP_LEVEL_KEYS: tuple[str, ...] = (
-    "name", "description", "metric", "mode", "num_samples", "searcher", "scheduler",
-    "resources", "max_concurrent", "max_failures", "fixed", "params", "presets", "configs",
-    "final", "storage",
+    "name",
+    "description",
+    "metric",
+    "mode",
+    "num_samples",
+    "searcher",
+    "scheduler",
+    "resources",
+    "max_concurrent",
+    "max_failures",
+    "fixed",
+    "params",
+    "presets",
+    "configs",
+    "final",
+    "storage",
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
@@ -138,7 +152,9 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpaceError(f"{path}: {where}YAML syntax error: {problem}; fix the YAML at that place") from None
     if not isinstance(data, Mapping):
-        raise SpaceError(f"{path}: expected a YAML mapping with keys such as name, metric, params; got {type(data).__name__}")
+        raise SpaceError(
+            f"{path}: expected a YAML mapping with keys such as name, metric, params; got {type(data).__name__}"
+        )
     check_keys(ctx, "", data, TOP_LEVEL_KEYS)
 
     name = data.get("name", path.stem)
@@ -186,8 +202,11 @@ def _storage(ctx: Context, value: Any, searcher_kind: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ctx.error("storage", f"{value!r}: give a database URL (sqlite:///PATH, postgresql://...) or the "
-                        "path of an Optuna journal file (e.g. /shared/studies.journal)")
+        raise ctx.error(
+            "storage",
+            f"{value!r}: give a database URL (sqlite:///PATH, postgresql://...) or the "
+            "path of an Optuna journal file (e.g. /shared/studies.journal)",
+        )
     if searcher_kind == "grid":
         raise ctx.error("storage", "a grid space has no Optuna study; remove storage: or use an optuna searcher")
     return value.strip()
@@ -233,7 +252,9 @@ def _searcher(ctx: Context, raw: Any) -> SearcherSpec:
     check_keys(ctx, "searcher", searcher_raw, SEARCHER_KEYS)
     kind = searcher_raw.get("kind", "optuna-tpe")
     if kind not in SEARCHER_KINDS:
-        raise ctx.error("searcher.kind", f"{kind!r}{suggest(str(kind), SEARCHER_KINDS)}; choose from {list(SEARCHER_KINDS)}")
+        raise ctx.error(
+            "searcher.kind", f"{kind!r}{suggest(str(kind), SEARCHER_KINDS)}; choose from {list(SEARCHER_KINDS)}"
+        )
     n_startup = searcher_raw.get("n_startup_trials")
     return SearcherSpec(
         kind=kind,
@@ -334,7 +355,11 @@ def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig)
 
 
 def _grid_or_samples(
-    ctx: Context, data: Mapping[str, Any], kind: str, fixed: Mapping[str, Any], params: Mapping[str, Param],
+    ctx: Context,
+    data: Mapping[str, Any],
+    kind: str,
+    fixed: Mapping[str, Any],
+    params: Mapping[str, Param],
     base: TrainConfig,
 ) -> tuple[list[GridPoint], int]:
     """(grid points, num_samples): a grid's points and their count, or the sampled space's num_samples."""

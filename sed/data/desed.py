@@ -46,7 +46,7 @@ Decisions written down here:
 * Clips of any length are used the same way everywhere: features of the
   first 10 s (shorter clips padded with silence, sed.data.audio), frame
   targets of the events (no event lies past the clip end), and metrics with
-  each clip's own duration (sed.postprocess clips detections to it; the
+  each clip's own duration (sed.eval.postprocess clips detections to it; the
   false-positive rate of PSDS counts it). Events of a longer clip after
   10 s are never seen by the model and count as missed, as in the reference.
 * Same-class overlapping events are *not* refused (the shipped
@@ -62,12 +62,26 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
-
 
 from sed.constants import DESED_CLASSES
 from sed.data.errors import DatasetError
+from sed.data.layouts import LAYOUT, LAYOUT_2021, LAYOUTS, PUBLIC_META, resolve_layout
+from sed.data.parts import (
+    TIME_TOLERANCE_S,
+    PartLayout,
+    _check_audio,
+    _durations_of,
+    _LabelCheck,
+    _Part,
+    _read_durations,
+    _read_strong,
+    _read_unlabeled,
+    _read_weak,
+    _strong_part,
+    _subset,
+    durations_file,
+)
 from sed.data.splits import (
     META_COLUMNS,
     SPLIT_NAMES,
@@ -80,24 +94,6 @@ from sed.data.splits import (
     encode_strong,
     encode_weak,
 )
-from sed.data.parts import (
-    LAYOUT,
-    PUBLIC_META,
-    TIME_TOLERANCE_S,
-    PartLayout,
-    _check_audio,
-    _LabelCheck,
-    _Part,
-    _read_durations,
-    _durations_of,
-    _read_strong,
-    _read_unlabeled,
-    _read_weak,
-    _strong_part,
-    _subset,
-    durations_file,
-)
-from sed.data.layouts import LAYOUT_2021, LAYOUTS, resolve_layout
 from sed.data.tsv import _FIX_LAYOUT
 
 if TYPE_CHECKING:  # pandas is imported when a frame is asked for (it costs ~0.5 s to import)
@@ -133,7 +129,7 @@ log = logging.getLogger(__name__)
 
 def is_validation_file(filename: str, split_seed: int = 2020, val_fraction: float = 0.2) -> bool:
     """Whether a synthetic file goes to ``synthetic_val``: a hash of seed and name only."""
-    digest = hashlib.sha256(f"{split_seed}\0{filename}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{split_seed}\0{filename}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < val_fraction
 
 
@@ -144,9 +140,7 @@ def _labels_argument(labels: Sequence[str] | None) -> tuple[str, ...] | None:
     if labels is None:
         return None
     if isinstance(labels, str):
-        raise DatasetError(
-            f"labels={labels!r} is a single string. Fix: pass a list of class names, or None."
-        )
+        raise DatasetError(f"labels={labels!r} is a single string. Fix: pass a list of class names, or None.")
     fixed = tuple(labels)
     if not fixed:
         raise DatasetError("labels is empty. Fix: pass at least one class name, or None.")
@@ -193,8 +187,12 @@ def load_desed(
     layout_name, parts_layout = resolve_layout(root, layout)
 
     # Metadata first: every format problem is reported before any audio is touched.
-    strong_names = ["synthetic", *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
-                    "validation", "public_eval"]
+    strong_names = [
+        "synthetic",
+        *(["synthetic_val"] if "synthetic_val" in parts_layout else []),
+        "validation",
+        "public_eval",
+    ]
     read = {name: _read_strong(root, name, check_label, parts_layout[name]) for name in strong_names[:1]}
     weak = _read_weak(root, check_label, parts_layout["weak"])
     unlabeled = _read_unlabeled(root, parts_layout["unlabeled"])
@@ -274,7 +272,11 @@ def load_desed(
     else:
         label_set = tuple(sorted(check_label.seen))
     return DesedDataset(
-        root=root, labels=tuple(label_set), splits=splits, missing_audio=missing, clipped_events=clipped,
+        root=root,
+        labels=tuple(label_set),
+        splits=splits,
+        missing_audio=missing,
+        clipped_events=clipped,
         layout=layout_name,
     )
 

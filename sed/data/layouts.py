@@ -63,9 +63,7 @@ LAYOUT: dict[str, PartLayout] = {
         "metadata/train/synthetic20/soundscapes.tsv", "audio/train/synthetic20/soundscapes", "strong"
     ),
     "weak": PartLayout("metadata/train/weak.tsv", "audio/train/weak", "weak"),
-    "unlabeled": PartLayout(
-        "metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain", "unlabeled"
-    ),
+    "unlabeled": PartLayout("metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain", "unlabeled"),
     "validation": PartLayout("metadata/validation/validation.tsv", "audio/validation", "strong"),
     "public_eval": PartLayout(
         "metadata/eval/public.tsv", "audio/eval/public", "strong", ("metadata/eval/public_durations.tsv", PUBLIC_META)
@@ -75,24 +73,29 @@ LAYOUT: dict[str, PartLayout] = {
 #: The DESED_task (DCASE 2021+) layout.
 LAYOUT_2021: dict[str, PartLayout] = {
     "synthetic": PartLayout(
-        "metadata/train/synthetic21_train/soundscapes.tsv", "audio/train/synthetic21_train/soundscapes_16k",
-        "strong", ("metadata/train/synthetic21_train/durations.tsv",),
+        "metadata/train/synthetic21_train/soundscapes.tsv",
+        "audio/train/synthetic21_train/soundscapes_16k",
+        "strong",
+        ("metadata/train/synthetic21_train/durations.tsv",),
     ),
     "synthetic_val": PartLayout(
         "metadata/validation/synthetic21_validation/soundscapes.tsv",
         "audio/validation/synthetic21_validation/soundscapes_16k",
-        "strong", ("metadata/validation/synthetic21_validation/durations.tsv",),
+        "strong",
+        ("metadata/validation/synthetic21_validation/durations.tsv",),
     ),
     "weak": PartLayout("metadata/train/weak.tsv", "audio/train/weak_16k", "weak"),
-    "unlabeled": PartLayout(
-        "metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain_16k", "unlabeled"
-    ),
+    "unlabeled": PartLayout("metadata/train/unlabel_in_domain.tsv", "audio/train/unlabel_in_domain_16k", "unlabeled"),
     "validation": PartLayout(
-        "metadata/validation/validation.tsv", "audio/validation/validation_16k", "strong",
+        "metadata/validation/validation.tsv",
+        "audio/validation/validation_16k",
+        "strong",
         ("metadata/validation/validation_durations.tsv",),
     ),
     "public_eval": PartLayout(
-        "metadata/eval/public.tsv", "audio/eval/public_16k", "strong",
+        "metadata/eval/public.tsv",
+        "audio/eval/public_16k",
+        "strong",
         ("metadata/eval/public_durations.tsv", PUBLIC_META),
     ),
 }
@@ -147,9 +150,7 @@ def resolve_layout(root: Path, layout: str = "auto") -> tuple[str, dict[str, Par
     for name in ("desed2021", "desed2020"):
         if (root / LAYOUTS[name]["synthetic"].metadata).is_file():  # type: ignore[operator]
             return resolve_layout(root, name)
-    looked = "; ".join(
-        f"{name}: {', '.join(_present(root, parts))}" for name, parts in LAYOUTS.items()
-    )
+    looked = "; ".join(f"{name}: {', '.join(_present(root, parts))}" for name, parts in LAYOUTS.items())
     raise DatasetError(f"{root}: no DESED layout found. Looked for (missing): {looked}. {_FIX}")
 
 
@@ -185,9 +186,7 @@ def read_layout_file(path: Path, root: Path) -> dict[str, PartLayout]:
         metadata = spec.get("metadata", None if old is None else old.metadata)
         audio = spec.get("audio", None if old is None else old.audio_dir)
         if audio is None or (metadata is None and name != "unlabeled"):
-            raise DatasetError(
-                f"{path}: {name} needs {'audio' if audio is None else 'metadata'}. Fix: give its path."
-            )
-        durations = (str(spec["durations"]),) if spec.get("durations") else ((old.durations if old else ()))
+            raise DatasetError(f"{path}: {name} needs {'audio' if audio is None else 'metadata'}. Fix: give its path.")
+        durations = (str(spec["durations"]),) if spec.get("durations") else (old.durations if old else ())
         parts[name] = PartLayout(None if metadata is None else str(metadata), str(audio), kind, durations)
     return parts

@@ -18,7 +18,7 @@ from pathlib import Path
 import soundfile as sf
 
 from sed.data.errors import DatasetError
-from sed.data.layouts import LAYOUT, PUBLIC_META, PartLayout
+from sed.data.layouts import PartLayout
 from sed.data.splits import META_COLUMNS, STRONG_COLUMNS, UNLABELED_COLUMNS, WEAK_COLUMNS, Event, Split
 from sed.data.tsv import _read_tsv, _relative_audio, _time
 
@@ -33,9 +33,6 @@ TIME_TOLERANCE_S: float = 0.5
 #: (DESED 2021+: validation_durations.tsv, public_durations.tsv); a layout adds its own
 #: candidates (the 2020 ``public_meta.tsv``, 2021+ ``durations.tsv`` of the synthetic sets).
 DURATIONS_SUFFIX: str = "_durations.tsv"
-
-
-
 
 
 # --------------------------------------------------------------------------- parts
@@ -187,7 +184,8 @@ def _read_weak(root: Path, check_label: _LabelCheck, layout: PartLayout) -> _Par
         labels.append(clip)
     return _with_durations(
         _Part("weak", path, root / layout.audio_dir, names, [lines[n] for n in names], None, labels, []),
-        durations_file(root, layout), layout.audio_dir,
+        durations_file(root, layout),
+        layout.audio_dir,
     )
 
 
@@ -206,7 +204,8 @@ def _listed_folder(root: Path, layout: PartLayout) -> _Part:
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     return _with_durations(
         _Part("unlabeled", folder, folder, names, [0] * len(names), None, None, []),
-        durations_file(root, layout), layout.audio_dir,
+        durations_file(root, layout),
+        layout.audio_dir,
     )
 
 
@@ -227,7 +226,8 @@ def _read_unlabeled(root: Path, layout: PartLayout) -> _Part:
         lines[name] = row.line
     return _with_durations(
         _Part("unlabeled", path, root / layout.audio_dir, names, [lines[n] for n in names], None, None, []),
-        durations_file(root, layout), layout.audio_dir,
+        durations_file(root, layout),
+        layout.audio_dir,
     )
 
 
@@ -239,14 +239,29 @@ def _with_durations(part: _Part, path: Path | None, audio_dir: str) -> _Part:
 
 
 def _strong_part(
-    name: str, root: Path, layout: PartLayout, path: Path, names: list[str], lines: list[int],
-    clips: dict[str, list[tuple[Event, int]]], durations: list[float | None], durations_path: Path | None,
+    name: str,
+    root: Path,
+    layout: PartLayout,
+    path: Path,
+    names: list[str],
+    lines: list[int],
+    clips: dict[str, list[tuple[Event, int]]],
+    durations: list[float | None],
+    durations_path: Path | None,
 ) -> _Part:
     events = [[event for event, _ in clips[n]] for n in names]
     event_lines = [[line for _, line in clips[n]] for n in names]
     weak = [sorted({e.label for e in clip}) for clip in events]
     return _Part(
-        name, path, root / layout.audio_dir, names, lines, events, weak, durations, event_lines,
+        name,
+        path,
+        root / layout.audio_dir,
+        names,
+        lines,
+        events,
+        weak,
+        durations,
+        event_lines,
         durations_path,
     )
 
@@ -275,9 +290,7 @@ def _fit_events(part: _Part, durations: list[float], sources: list[str]) -> tupl
     assert part.events is not None and part.event_lines is not None
     fitted: list[list[Event]] = []
     changed = 0
-    for name, events, lines, end, source in zip(
-        part.filenames, part.events, part.event_lines, durations, sources
-    ):
+    for name, events, lines, end, source in zip(part.filenames, part.events, part.event_lines, durations, sources):
         kept: list[Event] = []
         for event, line in zip(events, lines):
             if event.offset > end + TIME_TOLERANCE_S:
@@ -324,7 +337,8 @@ def _check_audio(part: _Part, skip_missing_audio: bool) -> tuple[Split, int, int
     if bad and not skip_missing_audio:
         shown = "; ".join(
             f"{paths[i]} ({f'listed on line {part.lines[i]}' if part.lines[i] else 'found in the folder'}): "
-            f"{problems[i]}" for i in bad[:5]
+            f"{problems[i]}"
+            for i in bad[:5]
         )
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise DatasetError(
@@ -334,9 +348,7 @@ def _check_audio(part: _Part, skip_missing_audio: bool) -> tuple[Split, int, int
         )
     keep = [i for i, problem in enumerate(problems) if problem is None]
     kept = _subset(part, part.name, keep)
-    durations = [
-        float(listed) if listed is not None else checked[i][1] for i, listed in zip(keep, kept.durations)
-    ]
+    durations = [float(listed) if listed is not None else checked[i][1] for i, listed in zip(keep, kept.durations)]
     sources = [
         f"from {part.durations_file}" if listed is not None else f"the length of {paths[i]}"
         for i, listed in zip(keep, kept.durations)

@@ -3,7 +3,7 @@
 One job: `prepare_data(config)` resolves the dataset root (the embedded data
 unless `data` is given), loads and checks the DESED metadata and audio
 (`DatasetError` here, before any training), builds or reuses the cached
-log-mel features of every split (`sed.feature_store.FeatureStore`) and fits
+log-mel features of every split (`sed.features.store.FeatureStore`) and fits
 the per-band scaler on the training parts. A search driver calls it once so
 that its trials only read the cache.
 
@@ -33,9 +33,9 @@ import numpy as np
 from sed.config import TrainConfig
 from sed.data.desed import DesedDataset, Event, Split, load_desed
 from sed.data.synth import ensure_embedded
-from sed.feature_store import FeatureStore
-from sed.features import FeatureConfig
-from sed.scaler import Scaler, fit_scaler
+from sed.features.logmel import FeatureConfig
+from sed.features.scaler import Scaler, fit_scaler
+from sed.features.store import FeatureStore
 
 __all__ = ["TRAIN_PARTS", "PreparedData", "load_prepared", "prepare_data", "resolve_data_root", "save_prepared"]
 
@@ -100,8 +100,14 @@ def prepare_data(
         keys[name] = store.last_stats.key
     scaler = _stored_scaler(store.root, [(keys[n], features[n]) for n in TRAIN_PARTS if n in features])
     return PreparedData(
-        root=root, dataset=dataset, labels=tuple(dataset.labels), features=features, scaler=scaler,
-        feature_config=feature_config, feature_keys=keys, feature_root=store.root,
+        root=root,
+        dataset=dataset,
+        labels=tuple(dataset.labels),
+        features=features,
+        scaler=scaler,
+        feature_config=feature_config,
+        feature_keys=keys,
+        feature_root=store.root,
     )
 
 
@@ -135,7 +141,8 @@ def save_prepared(data: PreparedData, path: Path | str) -> Path:
         name: {
             "filenames": split.filenames,
             "audio_paths": [str(p) for p in split.audio_paths],
-            "events": None if split.events is None
+            "events": None
+            if split.events is None
             else [[[e.onset, e.offset, e.label] for e in clip] for clip in split.events],
             "weak_labels": split.weak_labels,
             "durations": split.durations,
@@ -174,7 +181,8 @@ def load_prepared(path: Path | str) -> PreparedData:
             name=name,
             filenames=list(item["filenames"]),
             audio_paths=[Path(p) for p in item["audio_paths"]],
-            events=None if item["events"] is None
+            events=None
+            if item["events"] is None
             else [[Event(float(on), float(off), str(label)) for on, off, label in clip] for clip in item["events"]],
             weak_labels=item["weak_labels"],
             durations=[float(d) for d in item["durations"]],
@@ -182,16 +190,25 @@ def load_prepared(path: Path | str) -> PreparedData:
         for name, item in payload["splits"].items()
     }
     labels = tuple(payload["labels"])
-    dataset = DesedDataset(root=Path(payload["root"]), labels=labels, splits=splits,
-                           missing_audio=dict(payload["missing_audio"]),
-                           clipped_events=dict(payload.get("clipped_events", {})),
-                           layout=str(payload.get("layout", "desed2020")))
+    dataset = DesedDataset(
+        root=Path(payload["root"]),
+        labels=labels,
+        splits=splits,
+        missing_audio=dict(payload["missing_audio"]),
+        clipped_events=dict(payload.get("clipped_events", {})),
+        layout=str(payload.get("layout", "desed2020")),
+    )
     feature_config = FeatureConfig.from_dict(payload["feature_config"])
     store = FeatureStore(payload["feature_root"])
     keys = {name: item["feature_key"] for name, item in payload["splits"].items()}
     features = {name: store.open(keys[name], splits[name], feature_config) for name in splits}
     return PreparedData(
-        root=dataset.root, dataset=dataset, labels=labels, features=features,
-        scaler=Scaler.from_dict(payload["scaler"]), feature_config=feature_config,
-        feature_keys=keys, feature_root=store.root,
+        root=dataset.root,
+        dataset=dataset,
+        labels=labels,
+        features=features,
+        scaler=Scaler.from_dict(payload["scaler"]),
+        feature_config=feature_config,
+        feature_keys=keys,
+        feature_root=store.root,
     )

@@ -52,21 +52,21 @@ from sed.data.desed import Event
 from sed.data.errors import DatasetError
 from sed.data.signal_blocks import (  # the sounds' private toolkit
     F32,
-    _seconds,
-    _phase,
-    _unit_phase,
-    _sine,
-    _wavetable,
-    _rms,
-    _unit,
+    _band,
     _fade,
     _filter,
-    _shaped_noise,
-    _band,
     _highpass,
     _lowpass,
-    _smooth_random,
+    _phase,
     _place_units,
+    _rms,
+    _seconds,
+    _shaped_noise,
+    _sine,
+    _smooth_random,
+    _unit,
+    _unit_phase,
+    _wavetable,
 )
 
 __all__ = ["CLASS_DURATIONS", "render_event", "render_background", "render_clip"]

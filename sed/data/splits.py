@@ -23,8 +23,16 @@ if TYPE_CHECKING:  # pandas is imported when a frame is asked for (it costs ~0.5
     import pandas as pd
 
 __all__ = [
-    "DesedDataset", "Event", "META_COLUMNS", "SPLIT_NAMES", "STRONG_COLUMNS", "Split",
-    "UNLABELED_COLUMNS", "WEAK_COLUMNS", "encode_strong", "encode_weak",
+    "DesedDataset",
+    "Event",
+    "META_COLUMNS",
+    "SPLIT_NAMES",
+    "STRONG_COLUMNS",
+    "Split",
+    "UNLABELED_COLUMNS",
+    "WEAK_COLUMNS",
+    "encode_strong",
+    "encode_weak",
 ]
 
 STRONG_COLUMNS: tuple[str, ...] = ("filename", "onset", "offset", "event_label")
@@ -118,11 +126,7 @@ class Split:
             )
         import pandas as pd
 
-        rows = [
-            (name, ev.onset, ev.offset, ev.label)
-            for name, clip in zip(self.filenames, self.events)
-            for ev in clip
-        ]
+        rows = [(name, ev.onset, ev.offset, ev.label) for name, clip in zip(self.filenames, self.events) for ev in clip]
         frame = pd.DataFrame(rows, columns=list(STRONG_COLUMNS))
         return frame.astype({"filename": str, "onset": float, "offset": float, "event_label": str})
 

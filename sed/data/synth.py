@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sed.cache import cache_root, exclusive_lock
 from sed.constants import CLIP_SECONDS
 from sed.data.desed import LAYOUT, PUBLIC_META, STRONG_COLUMNS, WEAK_COLUMNS, Event
 from sed.data.errors import DatasetError
 from sed.data.sounds import CLASS_DURATIONS, SR, render_background, render_clip, render_event
-from sed.cache import cache_root, exclusive_lock
 
 __all__ = [
     "SIZES",
@@ -67,7 +67,6 @@ __all__ = [
 GENERATOR_VERSION: int = 1
 #: Written last into a finished dataset folder (JSON: generator, version, size, seed, counts).
 COMPLETE_MARKER: str = "sedtune_embedded.json"
-
 
 
 @dataclass(frozen=True)
@@ -310,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     started = time.perf_counter()
-    print(f"sedtune: generating '{args.size}' (seed {args.seed}) into {args.out} ...", end="", file=sys.stderr, flush=True)
+    print(
+        f"sedtune: generating '{args.size}' (seed {args.seed}) into {args.out} ...", end="", file=sys.stderr, flush=True
+    )
     try:
         out = generate_dataset(args.out, args.size, args.seed, overwrite=args.force, workers=args.workers)
     except DatasetError as exc:

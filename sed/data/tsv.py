@@ -23,6 +23,7 @@ _FIX_LAYOUT = (
     "or give no data root to use the embedded dataset."
 )
 
+
 @dataclass
 class _Row:
     line: int
@@ -32,9 +33,7 @@ class _Row:
 def _read_tsv(path: Path, columns: Sequence[str], what: str) -> list[_Row]:
     """Rows of a tab-separated file with a header line (line 1); blank lines are skipped."""
     if not path.is_file():
-        raise DatasetError(
-            f"{path}: {what} metadata file not found. {_FIX_LAYOUT}"
-        )
+        raise DatasetError(f"{path}: {what} metadata file not found. {_FIX_LAYOUT}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -71,7 +70,7 @@ def _read_tsv(path: Path, columns: Sequence[str], what: str) -> list[_Row]:
         if not raw.strip():
             continue
         fields = [_unquote(f) for f in raw.split("\t")]
-        if len(fields) > len(header) and any(fields[len(header):]):
+        if len(fields) > len(header) and any(fields[len(header) :]):
             raise DatasetError(
                 f"{path} line {number}: {len(fields)} tab-separated fields but the header has "
                 f"{len(header)} ({header}). Fix: remove the extra fields or tabs on that line."
@@ -115,8 +114,7 @@ def _time(path: Path, row: _Row, column: str) -> float:
         value = float(text)
     except ValueError:
         raise DatasetError(
-            f"{path} line {row.line}: {column} {text!r} is not a number. "
-            f"Fix: write {column} in seconds (e.g. 1.250)."
+            f"{path} line {row.line}: {column} {text!r} is not a number. Fix: write {column} in seconds (e.g. 1.250)."
         ) from None
     if not math.isfinite(value):
         raise DatasetError(

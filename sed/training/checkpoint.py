@@ -20,21 +20,28 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # the trainer imports this module
-    from sed.trainer import Trainer
+    from sed.training.trainer import Trainer
 
-__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "load_checkpoint", "restore", "save_best_model",
-           "save_checkpoint", "snapshot"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_FORMAT",
+    "load_checkpoint",
+    "restore",
+    "save_best_model",
+    "save_checkpoint",
+    "snapshot",
+]
 
 CHECKPOINT_FILE = "trainer_state.pt"
 CHECKPOINT_FORMAT = 1
 
 
-def _scaler_entry(trainer: "Trainer") -> dict[str, torch.Tensor]:
+def _scaler_entry(trainer: Trainer) -> dict[str, torch.Tensor]:
     scaler = trainer.data.scaler
     return {name: torch.as_tensor(getattr(scaler, name), dtype=torch.float32) for name in ("mean", "std")}
 
 
-def snapshot(trainer: "Trainer") -> dict[str, Any]:
+def snapshot(trainer: Trainer) -> dict[str, Any]:
     """The full state of `trainer` as a `weights_only`-loadable dict."""
     return {
         "format": CHECKPOINT_FORMAT,
@@ -62,14 +69,12 @@ def snapshot(trainer: "Trainer") -> dict[str, Any]:
     }
 
 
-def restore(trainer: "Trainer", state: dict[str, Any]) -> None:
+def restore(trainer: Trainer, state: dict[str, Any]) -> None:
     """Put `trainer` back into the state `snapshot` took (refusing another format or label set)."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
     if list(state["labels"]) != list(trainer.labels):
-        raise ValueError(
-            f"checkpoint labels {state['labels']} differ from the dataset's {list(trainer.labels)}"
-        )
+        raise ValueError(f"checkpoint labels {state['labels']} differ from the dataset's {list(trainer.labels)}")
     trainer.student.load_state_dict(state["student"])
     if trainer.teacher is not None:
         if state["teacher"] is None:
@@ -102,12 +107,12 @@ def _write_atomically(obj: Any, path: Path) -> Path:
     return path
 
 
-def save_checkpoint(trainer: "Trainer", directory: Path | str) -> Path:
+def save_checkpoint(trainer: Trainer, directory: Path | str) -> Path:
     """Write the full state atomically to `directory/trainer_state.pt`."""
     return _write_atomically(snapshot(trainer), Path(directory) / CHECKPOINT_FILE)
 
 
-def load_checkpoint(trainer: "Trainer", directory: Path | str) -> None:
+def load_checkpoint(trainer: Trainer, directory: Path | str) -> None:
     path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no trainer checkpoint at {path}")
@@ -118,7 +123,7 @@ def load_checkpoint(trainer: "Trainer", directory: Path | str) -> None:
 MODEL_FORMAT = "sedtune-model-1"
 
 
-def save_best_model(trainer: "Trainer", path: Path | str) -> Path:
+def save_best_model(trainer: Trainer, path: Path | str) -> Path:
     """The selected best weights with everything needed to use them (weights_only loadable).
 
     Keys: ``format`` (:data:`MODEL_FORMAT`), ``config`` (the full TrainConfig:
@@ -130,12 +135,11 @@ def save_best_model(trainer: "Trainer", path: Path | str) -> Path:
     per output frame) and ``versions`` (package versions).
     """
     from sed.constants import FRAME_STEP_S
-    from sed.metrics import metric_versions
+    from sed.eval.metrics import metric_versions
 
     state = trainer.best_state if trainer.best_state is not None else trainer.selected_model().state_dict()
     selection = {
-        k: float(v) for k, v in trainer.best_metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
+        k: float(v) for k, v in trainer.best_metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     return _write_atomically(
         {

@@ -22,7 +22,7 @@ dynamic mmap threshold stays off once any of these was set).
 `benchmarks/step_time.py --host-memory both` times the two settings in two
 fresh processes instead.
 
-Used by `sed.trainer.Trainer` on the CPU when `TrainConfig.reuse_host_memory`
+Used by `sed.training.trainer.Trainer` on the CPU when `TrainConfig.reuse_host_memory`
 is true (the default). Only glibc has these knobs: elsewhere (macOS, musl)
 the call does nothing and says why.
 """

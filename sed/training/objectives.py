@@ -14,10 +14,10 @@
 - `w(t)` = consistency_weight x the sigmoid ramp-up `exp(-5 (1 - t)^2)`.
 - `L_reg` (eq. 13): l2 x sum of squared parameters (0 unless `l2`).
 
-`d` is built by the augmentation's entry in `sed.augmentations` (the paper's in `sed.perturb`,
-the realistic input ones in `sed.input_perturb`) at the configured location set.
+`d` is built by the augmentation's entry in `sed.augment` (the paper's in `sed.augment.perturb`,
+the realistic input ones in `sed.augment.input_perturb`) at the configured location set.
 
-Which network instance each pass is (dropout masks, `sed.dropout.tied_dropout`):
+Which network instance each pass is (dropout masks, `sed.nn.dropout.tied_dropout`):
 with `none`/`l2` the clean student pass draws the step's masks; the
 adversarial/VAT direction search replays them, and so does the student's
 perturbed pass (`consistency_dropout='tied'`; `'independent'` draws new
@@ -28,7 +28,7 @@ pass that consumes d share the teacher's masks.
 
 BatchNorm running statistics (used in evaluation) come from the clean
 student passes only: the student's perturbed pass runs with them frozen
-(`sed.perturb.frozen_batchnorm`), because the reference never feeds a
+(`sed.augment.perturb.frozen_batchnorm`), because the reference never feeds a
 perturbed input through the student. The teacher (`mt`) updates its own
 statistics on its perturbed input, as the reference's teacher does.
 """
@@ -38,16 +38,17 @@ from __future__ import annotations
 import math
 import random as _random
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from .augmentations import Augmentation, Perturbation, Probe
-from .augmentations import get as get_augmentation
-from .batches import Batch
-from .config import TrainConfig
-from .dropout import tied_dropout, untied_dropout
-from .model import CRNN
-from .perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
+from sed.augment import Augmentation, Perturbation, Probe
+from sed.augment import get as get_augmentation
+from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
+from sed.config import TrainConfig
+from sed.nn.dropout import tied_dropout, untied_dropout
+from sed.nn.model import CRNN
+from sed.training.batches import Batch
 
 
 def sigmoid_rampup(step: int, rampup_steps: float) -> float:
@@ -100,11 +101,19 @@ class LossTerms:
 
     def as_floats(self) -> dict[str, float]:
         """The logged terms, copied to the host in one transfer (one sync per step on a GPU)."""
-        values = torch.stack([
-            t.detach().float()
-            for t in (self.total, self.class_strong, self.class_weak,
-                      self.class_strong + self.class_weak, self.const, self.reg)
-        ]).tolist()
+        values = torch.stack(
+            [
+                t.detach().float()
+                for t in (
+                    self.total,
+                    self.class_strong,
+                    self.class_weak,
+                    self.class_strong + self.class_weak,
+                    self.const,
+                    self.reg,
+                )
+            ]
+        ).tolist()
         names = ("loss_total", "loss_class_strong", "loss_class_weak", "loss_class", "loss_const", "loss_reg")
         return dict(zip(names, values))
 
@@ -151,7 +160,7 @@ def consistency_loss(
     """L_const for the configured augmentation, location set and regulariser.
 
     The perturbation comes from the augmentation's registry entry
-    (`sed.augmentations`): its hooks, where the perturbed pass starts, and
+    (`sed.augment`): its hooks, where the perturbed pass starts, and
     the map of the target (mixup). With `none`/`l2`, call it inside the
     `tied_dropout(student)` scope of the clean pass (as `compute_losses`
     does): the direction search and the perturbed pass then see the clean
@@ -173,14 +182,19 @@ def consistency_loss(
             student_strong, student_weak = perturbation.mixed(clean_strong), perturbation.mixed(clean_weak)
             with torch.no_grad():
                 teacher_out = teacher.run(x, hooks=perturbation.hooks)
-        return consistency_mse(
-            student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach()
-        )
+        return consistency_mse(student_strong, student_weak, teacher_out.strong.detach(), teacher_out.weak.detach())
 
     start = first_location(locations)
     probe = Probe(
-        student, start, clean_activations[start], target_strong, target_weak, clean_activations, locations,
-        rng, input_space,
+        student,
+        start,
+        clean_activations[start],
+        target_strong,
+        target_weak,
+        clean_activations,
+        locations,
+        rng,
+        input_space,
     )
     perturbation = _build(augmentation, probe, config)
     start = perturbation.start or start
@@ -216,12 +230,17 @@ def compute_losses(
             # Diverged weights give NaN probabilities, which BCE would reject with an
             # unrelated message; say what happened instead.
             raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
-        loss_strong, loss_weak = classification_loss(
-            clean.strong, clean.weak, batch, config.weak_loss_on_strong
-        )
+        loss_strong, loss_weak = classification_loss(clean.strong, clean.weak, batch, config.weak_loss_on_strong)
         if with_const:
             const = consistency_loss(
-                student, teacher, batch.features, clean.strong, clean.weak, clean.activations, config, rng,
+                student,
+                teacher,
+                batch.features,
+                clean.strong,
+                clean.weak,
+                clean.activations,
+                config,
+                rng,
                 input_space,
             )
         else:
@@ -231,4 +250,6 @@ def compute_losses(
         else:
             reg = loss_strong.new_zeros(())
         total = loss_strong + loss_weak + weight * const + reg
-        return LossTerms(total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight)
+        return LossTerms(
+            total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight
+        )

@@ -1,11 +1,11 @@
 """Consistency augmentations: one registry entry each (`registry`), the paper's and the realistic ones.
 
-`from sed.augmentations import REGISTRY, get` -- importing the package
+`from sed.augment import REGISTRY, get` -- importing the package
 registers every augmentation (`paper`, then `realistic`), in that order.
 """
 
-from . import paper, realistic  # noqa: F401  (registration)
-from .registry import (
+from sed.augment import paper, realistic  # noqa: F401  (registration)
+from sed.augment.registry import (
     REGISTRY,
     Augmentation,
     FieldRule,

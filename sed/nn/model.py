@@ -19,21 +19,21 @@ Injection points (docs/design.md, paper Figure 1): `input` ([B, 628, 128]
 log-mel), `cnn` (CNN output [B, 157, F]) and `rnn` (RNN output after
 dropout, [B, 157, 2H]). `CRNN.run(h, start, hooks)` runs the network from any
 point with a function applied to the activation at chosen points, which is
-all the perturbations of `sed.perturb` need.
+all the perturbations of `sed.augment.perturb` need.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .constants import N_MELS
-from .dropout import Dropout
-from .errors import ConfigError
+from sed.constants import N_MELS
+from sed.errors import ConfigError
+from sed.nn.dropout import Dropout
 
 Hook = Callable[[Tensor], Tensor]
 
@@ -109,9 +109,7 @@ class CRNNFields:
     def check_model_fields(self) -> None:
         """Refuse inconsistent model values with a message naming the key and the fix."""
         if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
-            raise ConfigError(
-                f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64"
-            )
+            raise ConfigError(f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64")
         if len(self.cnn_filters) > 7:
             raise ConfigError(
                 f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
@@ -124,9 +122,7 @@ class CRNNFields:
         if self.pooling not in ("avg", "max"):
             raise ConfigError(f"pooling={self.pooling!r}: choose 'avg' (reference code) or 'max' (paper text)")
         if self.gated_unit not in GATED_UNITS:
-            raise ConfigError(
-                f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'"
-            )
+            raise ConfigError(f"gated_unit={self.gated_unit!r}: choose 'linear_sigmoid' (reference), 'glu' or 'none'")
         if self.weight_init not in ("reference", "torch"):
             raise ConfigError(f"weight_init={self.weight_init!r}: choose 'reference' or 'torch'")
         if self.dropout_impl not in ("bits", "torch"):
@@ -147,7 +143,7 @@ class CRNNConfig(CRNNFields):
     cnn_pooling: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
-    def from_fields(cls, run: CRNNFields, n_classes: int) -> "CRNNConfig":
+    def from_fields(cls, run: CRNNFields, n_classes: int) -> CRNNConfig:
         """The model of a run's configuration (any `CRNNFields`, e.g. a TrainConfig)."""
         values = run.model_fields()
         values["cnn_filters"] = tuple(int(f) for f in run.cnn_filters)
@@ -188,9 +184,7 @@ class ConvBlock(nn.Module):
         else:
             self.gate = nn.ReLU()
         self.dropout = Dropout(config.dropout, config.dropout_impl)
-        self.pool: nn.Module = (
-            nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
-        )
+        self.pool: nn.Module = nn.AvgPool2d(pool) if config.pooling == "avg" else nn.MaxPool2d(pool)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.dropout(self.gate(self.bn(self.conv(x)))))
@@ -203,16 +197,13 @@ class CNN(nn.Module):
         super().__init__()
         pools = config.pools()
         chans = (1,) + tuple(config.cnn_filters)
-        self.blocks = nn.Sequential(
-            *(ConvBlock(chans[i], chans[i + 1], pools[i], config) for i in range(len(pools)))
-        )
+        self.blocks = nn.Sequential(*(ConvBlock(chans[i], chans[i + 1], pools[i], config) for i in range(len(pools))))
         freq = config.n_mels
         for _, pool_f in pools:
             freq //= pool_f
         if freq < 1:
             raise ValueError(
-                f"cnn_filters has {len(pools)} blocks pooling frequency by 2: too many for "
-                f"{config.n_mels} mel bands"
+                f"cnn_filters has {len(pools)} blocks pooling frequency by 2: too many for {config.n_mels} mel bands"
             )
         self.out_features = chans[-1] * freq
         self.channels_last = config.channels_last
@@ -235,9 +226,7 @@ class RNN(nn.Module):
 
     def __init__(self, n_in: int, config: CRNNConfig) -> None:
         super().__init__()
-        self.gru = nn.GRU(
-            n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True
-        )
+        self.gru = nn.GRU(n_in, config.rnn_hidden, num_layers=config.rnn_layers, batch_first=True, bidirectional=True)
         self.dropout = Dropout(config.dropout, config.dropout_impl)
         self.out_features = 2 * config.rnn_hidden
 
@@ -301,7 +290,7 @@ class CRNN(nn.Module):
             raise ValueError(f"start={start!r}: one of {LOCATIONS}")
         activations: dict[str, Tensor] = {}
         out: Tensor | tuple[Tensor, Tensor] = h
-        for loc in LOCATIONS[LOCATIONS.index(start):]:
+        for loc in LOCATIONS[LOCATIONS.index(start) :]:
             assert isinstance(out, Tensor)
             activations[loc] = out
             if hooks is not None and loc in hooks:
@@ -338,7 +327,7 @@ def reset_parameters(model: nn.Module) -> None:
             nn.init.normal_(module.weight, 1.0, 0.02)
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.GRU):
-            for name, param in module.named_parameters():
+            for param in module.parameters():
                 if param.dim() > 1:
                     nn.init.orthogonal_(param)
         elif isinstance(module, nn.Linear):

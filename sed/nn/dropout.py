@@ -4,7 +4,7 @@ One job: the p = 0.5 masks from random bits (`half_dropout_mask`; the
 largest single cost of the reference step on the CPU was `bernoulli_`), and
 `tied_dropout` / `untied_dropout`, which decide whether a pass draws new
 masks or replays those of an earlier pass of the same step (why:
-`sed.perturb`, "One network instance per step"; docs/faithfulness.md).
+`sed.augment.perturb`, "One network instance per step"; docs/faithfulness.md).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class Dropout(nn.Dropout):
     Inside `tied_dropout(model)` every call of a module after its first one
     reuses the mask that first call drew: several passes through the network
     then see one network instance (one set of dropout masks). That is how the
-    direction searches of `sed.perturb` and the perturbed training pass see
+    direction searches of `sed.augment.perturb` and the perturbed training pass see
     the same network as the clean pass that made their target (the
-    faithfulness notes in `sed/perturb.py`).
+    faithfulness notes in `sed/augment/perturb.py`).
     """
 
     def __init__(self, p: float = 0.5, impl: str = "bits") -> None:

@@ -11,7 +11,7 @@ log-mel.
 Here the gains -> per-bin offset map is linear: `offset_db = gains @ W`,
 with `W` the [B, P, F] band layout of each example (P = n_bands for step,
 n_bands + 1 for linear), so the adversarial/VAT searches of
-`sed.perturb` differentiate the filtered input w.r.t. the gains directly.
+`sed.augment.perturb` differentiate the filtered input w.r.t. the gains directly.
 
 The network's input is the normalised log-mel, so `filter_input` goes back
 through the dataset's `Scaler` to dB, adds the offset, re-applies the
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
-from .scaler import Scaler
+from sed.errors import ConfigError
+from sed.features.scaler import Scaler
 
 FILTER_MODES: tuple[str, ...] = ("step", "linear")
 
@@ -112,9 +112,15 @@ class BandLayout:
 
     @classmethod
     def draw(
-        cls, batch: int, n_bins: int, n_bands: int, min_width: int, mode: str,
-        device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-    ) -> "BandLayout":
+        cls,
+        batch: int,
+        n_bins: int,
+        n_bands: int,
+        min_width: int,
+        mode: str,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> BandLayout:
         check_layout(n_bins, n_bands, min_width, mode)
         edges = draw_band_edges(batch, n_bins, n_bands, min_width)
         return cls(edges=edges.to(device), weights=band_weights(edges, n_bins, mode, dtype).to(device))

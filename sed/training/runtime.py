@@ -1,6 +1,6 @@
 """Process-wide settings of a run, in one explicit call: `configure_process(config)`.
 
-One job. Torch's thread count, the host-memory policy (`sed.host_memory`,
+One job. Torch's thread count, the host-memory policy (`sed.training.host_memory`,
 CPU only) and the device choice belong to the *process*, not to one run: Ray
 reuses a worker process for several trials, so these are set by one named
 call at the start of every run (the Trainer makes it first thing) rather
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sed.config import TrainConfig
-from sed.host_memory import reuse_freed_memory
+from sed.training.host_memory import reuse_freed_memory
 
 __all__ = ["configure_process", "pick_device", "seed_everything"]
 

@@ -40,12 +40,20 @@ import numpy as np
 import pandas as pd
 
 from sed.constants import FRAME_STEP_S
-from sed.postprocess import EVENT_COLUMNS, decode_events
-from sed.threshold_free import audio_id, score_tables
+from sed.eval.postprocess import EVENT_COLUMNS, decode_events
+from sed.eval.threshold_free import audio_id, score_tables
 
 __all__ = [
-    "DETECTIONS_FILE", "DURATIONS_FILE", "GROUND_TRUTH_FILE", "RAW_SCORES", "FILTERED_SCORES",
-    "json_ready", "write_json", "write_events", "write_durations", "write_set_outputs",
+    "DETECTIONS_FILE",
+    "DURATIONS_FILE",
+    "GROUND_TRUTH_FILE",
+    "RAW_SCORES",
+    "FILTERED_SCORES",
+    "json_ready",
+    "write_json",
+    "write_events",
+    "write_durations",
+    "write_set_outputs",
 ]
 
 DETECTIONS_FILE = "detections.tsv"
@@ -131,8 +139,13 @@ def write_set_outputs(
         )
     folder.mkdir(parents=True, exist_ok=True)
     detections = decode_events(
-        strong_probs, filenames, labels, threshold=threshold, median_window=median_window,
-        frame_step=frame_step, durations=durations,
+        strong_probs,
+        filenames,
+        labels,
+        threshold=threshold,
+        median_window=median_window,
+        frame_step=frame_step,
+        durations=durations,
     )
     write_events(folder / DETECTIONS_FILE, detections)
     _write_scores(folder / RAW_SCORES, score_tables(strong_probs, filenames, labels, durations, 1, frame_step))

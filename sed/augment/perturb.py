@@ -40,7 +40,7 @@ the clean pass that made the target maximises the *dropout disagreement*
 between two sub-networks, not the sensitivity of eq. 6/8 (measured: VAT
 directions from different random starts at the input had mean |cosine|
 0.004 with dropout 0.5, 0.47 with dropout 0). So the direction search runs
-inside `sed.dropout.tied_dropout`: its probe passes replay the masks of the
+inside `sed.nn.dropout.tied_dropout`: its probe passes replay the masks of the
 clean pass (student, `l2`/`none`) or of the teacher's first pass (teacher,
 `mt`), and the training pass that consumes d uses the same masks too
 (`consistency_dropout='tied'`, the default; `'independent'` gives the
@@ -54,15 +54,15 @@ from __future__ import annotations
 
 import contextlib
 import random as _random
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .dropout import tied_dropout
-from .model import CRNN, LOCATIONS
-from .scaler import Scaler
+from sed.features.scaler import Scaler
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN, LOCATIONS
 
 _EPS = 1e-12
 
@@ -138,7 +138,7 @@ class LogMelSpace:
     """How the network's input was made from the linear mel: dB floor and per-band scaler.
 
     `snr_noise` needs it to go back to the linear mel, add the noise there and
-    come back exactly as the features were made (sed.features: amplitude-to-dB
+    come back exactly as the features were made (sed.features.logmel: amplitude-to-dB
     with ref 1, `amin`, `top_db` per clip; then the dataset's `Scaler`).
     """
 
@@ -147,9 +147,7 @@ class LogMelSpace:
     amin: float = 1e-5
 
 
-def snr_noise(
-    h: Tensor, space: LogMelSpace, snr_db: float, noise: Tensor | None = None
-) -> Tensor:
+def snr_noise(h: Tensor, space: LogMelSpace, snr_db: float, noise: Tensor | None = None) -> Tensor:
     """The 2020 baseline's input noise on normalised log-mel input `h` [B, T, F].
 
     Per clip and mel band b, with M the linear (amplitude) mel:
@@ -219,10 +217,7 @@ def gradient_wrt(
         out = model.run(start_h.detach(), start=start, hooks=make_hooks(thetas))
         loss = consistency_mse(out.strong, out.weak, target_strong, target_weak)
         grads = torch.autograd.grad(loss, list(thetas.values()), allow_unused=True)
-    return {
-        name: (g if g is not None else torch.zeros_like(thetas[name])).detach()
-        for name, g in zip(thetas, grads)
-    }
+    return {name: (g if g is not None else torch.zeros_like(thetas[name])).detach() for name, g in zip(thetas, grads)}
 
 
 def _gradient_wrt(
@@ -325,4 +320,3 @@ def plan_mixup(
 
 def first_location(locations: Sequence[str]) -> str:
     return min(locations, key=LOCATIONS.index)
-

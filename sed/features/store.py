@@ -1,6 +1,6 @@
 """The on-disk, machine-wide cache of log-mel features (`FeatureStore`).
 
-One job: compute each split's log-mel features (`sed.features.LogMel`) once
+One job: compute each split's log-mel features (`sed.features.logmel.LogMel`) once
 per (split content, feature config, code version), store them as one
 ``.npy`` array [N, 628, 128] float32, and hand them out as read-only memory
 maps shared by every trial on the machine (docs/design.md, Features:
@@ -12,15 +12,15 @@ looks valid.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +30,7 @@ import torch
 from sed.cache import cache_root, exclusive_lock
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.features import FEATURE_CODE_VERSION, FeatureConfig, LogMel
+from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig, LogMel
 
 __all__ = ["BuildStats", "FeatureStore", "SplitLike"]
 
@@ -301,7 +301,7 @@ class FeatureStore:
                 "config_key": config.key(),
                 "shape": list(shape),
                 "dtype": "float32",
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "torch": torch.__version__,
                 "device": str(self.device),
                 "filenames": list(split.filenames),
@@ -403,5 +403,3 @@ class _Progress:
             file=sys.stderr,
             flush=True,
         )
-
-

@@ -15,8 +15,8 @@ it takes the top_db reference maximum over the whole batch (it reshapes to
 depend on the other clips in its batch. :class:`LogMel` takes the maximum per
 clip explicitly.
 
-The cache of these features is :mod:`sed.feature_store` (``FeatureStore``),
-the per-band normalisation :mod:`sed.scaler` (``Scaler``, ``fit_scaler``).
+The cache of these features is :mod:`sed.features.store` (``FeatureStore``),
+the per-band normalisation :mod:`sed.features.scaler` (``Scaler``, ``fit_scaler``).
 """
 
 from __future__ import annotations

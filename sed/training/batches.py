@@ -21,7 +21,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
-from sed.scaler import Scaler
+from sed.features.scaler import Scaler
 
 if TYPE_CHECKING:  # only the type: the objectives import Batch without the data machinery
     from sed.data.prepare import PreparedData
@@ -39,10 +39,13 @@ class Batch:
     strong_mask: Tensor  # [B] bool: synthetic strongly labelled clips
     weak_mask: Tensor  # [B] bool: weakly labelled clips
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (
-            self.features, self.strong_targets, self.weak_targets, self.strong_mask, self.weak_mask
-        )))
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        return Batch(
+            *(
+                t.to(device, non_blocking=non_blocking)
+                for t in (self.features, self.strong_targets, self.weak_targets, self.strong_mask, self.weak_mask)
+            )
+        )
 
 
 class ClipDataset(Dataset):
@@ -66,9 +69,7 @@ class ClipDataset(Dataset):
         return x, torch.from_numpy(np.asarray(strong)), torch.from_numpy(np.asarray(weak))
 
 
-def part_sizes(
-    batch_size: int, weak_fraction: float = 0.25, strong_fraction: float = 0.25
-) -> tuple[int, int, int]:
+def part_sizes(batch_size: int, weak_fraction: float = 0.25, strong_fraction: float = 0.25) -> tuple[int, int, int]:
     """(weak, unlabeled, strong) clips per batch; default (1/4, 1/2, 1/4) (paper 4.1).
 
     weak = floor(batch_size * weak_fraction), strong likewise, unlabeled the rest.
@@ -81,7 +82,7 @@ def part_sizes(
 class MixedBatches:
     """The training stream of one run: iterate it once per epoch."""
 
-    def __init__(self, data: "PreparedData", config: TrainConfig, device: torch.device, scaler: Scaler) -> None:
+    def __init__(self, data: PreparedData, config: TrainConfig, device: torch.device, scaler: Scaler) -> None:
         self.device = device
         self.scaler = scaler
         labels = data.labels
@@ -122,7 +123,9 @@ class MixedBatches:
             sampler = BatchSampler(RandomSampler(part, generator=generator), size, drop_last=True)
             self.loaders.append(
                 DataLoader(
-                    part, batch_sampler=sampler, num_workers=config.num_workers,
+                    part,
+                    batch_sampler=sampler,
+                    num_workers=config.num_workers,
                     pin_memory=device.type == "cuda",
                 )
             )
@@ -143,7 +146,7 @@ class MixedBatches:
             weak_mask = torch.zeros(b, dtype=torch.bool)
             strong_mask = torch.zeros(b, dtype=torch.bool)
             weak_mask[:n_weak] = True
-            strong_mask[b - len(by_part["strong"][0]):] = True
+            strong_mask[b - len(by_part["strong"][0]) :] = True
             batch = Batch(
                 features=features,
                 strong_targets=torch.cat([s for _, s, _ in parts]),

@@ -15,7 +15,7 @@ An `Augmentation` declares
 - `presets`: its named configs beyond the paper's Table 1 (whose nine rows
   stay in `sed.config.PRESETS`, beside the paper's numbers).
 
-`sed.config` validates a config from it, `sed.objectives` builds the
+`sed.config` validates a config from it, `sed.training.objectives` builds the
 perturbation from it, and `search.space` checks that a parameter's
 `when: {augmentation: ...}` names augmentations that read that parameter.
 Adding an augmentation is one entry (`register`), in `paper.py` or
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import math
 import random as _random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..model import LOCATIONS, CRNN
+from sed.errors import ConfigError
+from sed.nn.model import CRNN, LOCATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import TrainConfig
-    from ..perturb import LogMelSpace
+    from sed.augment.perturb import LogMelSpace
+    from sed.config import TrainConfig
 
 Hook = Callable[[Tensor], Tensor]
 
@@ -58,18 +59,20 @@ class FieldRule:
 
 
 def finite_at_least(name: str, low: float, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v >= low,
-                     f"a finite number >= {low:g}", doc)
+    return FieldRule(
+        name,
+        lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v >= low,
+        f"a finite number >= {low:g}",
+        doc,
+    )
 
 
 def finite_above(name: str, low: float, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > low,
-                     f"> {low:g}", doc)
+    return FieldRule(name, lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > low, f"> {low:g}", doc)
 
 
 def int_at_least(name: str, low: int, doc: str = "") -> FieldRule:
-    return FieldRule(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low,
-                     f">= {low}", doc)
+    return FieldRule(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low, f">= {low}", doc)
 
 
 def one_of(name: str, options: tuple[str, ...], doc: str = "") -> FieldRule:
@@ -94,7 +97,7 @@ class Probe:
     activations: Mapping[str, Tensor] | None
     locations: tuple[str, ...]
     rng: _random.Random
-    input_space: "LogMelSpace | None" = None
+    input_space: LogMelSpace | None = None
 
     @property
     def batch_size(self) -> int:
@@ -129,7 +132,7 @@ class Augmentation:
     fields: tuple[FieldRule, ...] = ()
     build: Builder | None = None
     requires: tuple[FieldRule, ...] = ()
-    check: Callable[["TrainConfig"], None] | None = None
+    check: Callable[[TrainConfig], None] | None = None
     needs_input_space: bool = False
     #: Where its definition comes from (docs and tables).
     source: str = ""
@@ -145,7 +148,7 @@ class Augmentation:
     def field_names(self) -> tuple[str, ...]:
         return tuple(rule.name for rule in self.fields)
 
-    def validate(self, config: "TrainConfig") -> None:
+    def validate(self, config: TrainConfig) -> None:
         """The rules that hold only when this augmentation is chosen."""
         chosen = config.location_set
         if any(loc not in self.locations for loc in chosen):

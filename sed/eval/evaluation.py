@@ -2,7 +2,7 @@
 
 One job: run a CRNN in eval mode over a prepared split (`Evaluator.predict`),
 and turn its frame probabilities into the run's numbers through
-`sed.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
+`sed.eval.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
 `validate` is the cheap per-epoch number of the search (event F1; PSDS at a
 few thresholds only with `val_psds`; the threshold-free PSDS1 with
 `val_psds1`); `evaluate` the full set the final stage reports (F1, per-class
@@ -22,9 +22,9 @@ import torch
 from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
 from sed.data.prepare import PreparedData
-from sed.metrics import evaluate_predictions, metric_versions
-from sed.model import CRNN
-from sed.outputs import write_set_outputs
+from sed.eval.metrics import evaluate_predictions, metric_versions
+from sed.eval.outputs import write_set_outputs
+from sed.nn.model import CRNN
 
 __all__ = ["Evaluator"]
 
@@ -58,8 +58,13 @@ class Evaluator:
         return np.zeros((0, N_OUT_FRAMES, len(self.data.labels)), np.float32)
 
     def score(
-        self, split_name: str, probs: np.ndarray, psds: bool, n_thresholds: int,
-        variants: tuple[str, ...] | None = None, threshold_free: bool | tuple[str, ...] = False,
+        self,
+        split_name: str,
+        probs: np.ndarray,
+        psds: bool,
+        n_thresholds: int,
+        variants: tuple[str, ...] | None = None,
+        threshold_free: bool | tuple[str, ...] = False,
     ) -> dict[str, Any]:
         split = self.data.split(split_name)
         return evaluate_predictions(
@@ -86,7 +91,11 @@ class Evaluator:
         """
         probs = self.predict(model, "synthetic_val")
         scores = self.score(
-            "synthetic_val", probs, self.config.val_psds, self.config.val_psds_thresholds, ("psds",),
+            "synthetic_val",
+            probs,
+            self.config.val_psds,
+            self.config.val_psds_thresholds,
+            ("psds",),
             threshold_free=("psds1",) if self.config.val_psds1 else False,
         )
         macro = float(scores["macro_f1"])
@@ -98,15 +107,25 @@ class Evaluator:
         }
 
     def write_outputs(self, split_name: str, probs: np.ndarray, out_dir: Path) -> Path:
-        """The DCASE-format files of a split's probabilities (sed.outputs.write_set_outputs)."""
+        """The DCASE-format files of a split's probabilities (sed.eval.outputs.write_set_outputs)."""
         split = self.data.split(split_name)
         return write_set_outputs(
-            out_dir, probs, split.filenames, self.data.labels, split.durations, self.config.threshold,
-            self.config.median_window, split.events_frame() if split.is_strong else None,
+            out_dir,
+            probs,
+            split.filenames,
+            self.data.labels,
+            split.durations,
+            self.config.threshold,
+            self.config.median_window,
+            split.events_frame() if split.is_strong else None,
         )
 
     def evaluate(
-        self, model: CRNN, split_name: str, prefix: str | None, model_epoch: int | None,
+        self,
+        model: CRNN,
+        split_name: str,
+        prefix: str | None,
+        model_epoch: int | None,
         out_dir: Path | None = None,
     ) -> dict[str, Any]:
         """Full metrics (F1, per-class F1, PSDS variants at 50 thresholds, threshold-free PSDS1 /

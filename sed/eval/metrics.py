@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from sed.constants import FRAME_STEP_S
-from sed.postprocess import EVENT_COLUMNS, _durations_array, decode_events, empty_events
+from sed.eval.postprocess import EVENT_COLUMNS, _durations_array, decode_events, empty_events
 
 #: sed_eval settings of the 2020 baseline.
 T_COLLAR: float = 0.200
@@ -266,9 +266,7 @@ def _check_variants(variants: Sequence[str] | None) -> tuple[str, ...]:
 def psds_thresholds(n_thresholds: int = 50) -> np.ndarray:
     """Evenly spaced operating thresholds ``(2k + 1) / (2n)``: 0.01, 0.03, ..., 0.99 for 50."""
     if isinstance(n_thresholds, bool) or int(n_thresholds) != n_thresholds or n_thresholds < 1:
-        raise MetricsError(
-            f"n_thresholds={n_thresholds!r} must be a positive integer; the 2020 baseline uses 50."
-        )
+        raise MetricsError(f"n_thresholds={n_thresholds!r} must be a positive integer; the 2020 baseline uses 50.")
     n = int(n_thresholds)
     return (2 * np.arange(n) + 1) / (2 * n)
 
@@ -373,7 +371,7 @@ def evaluate_predictions(
     (reference events absorbed by :func:`merge_overlaps`), ``n_thresholds``
     (None when PSDS is not computed) and ``metric_versions``. With
     ``threshold_free`` also ``psds1``, ``psds2`` and ``intersection_f1``
-    (sed_scores_eval, :mod:`sed.threshold_free`; a sequence of those names
+    (sed_scores_eval, :mod:`sed.eval.threshold_free`; a sequence of those names
     computes only them; None otherwise).
     """
     names = _check_filenames(filenames)
@@ -395,7 +393,7 @@ def evaluate_predictions(
         result["n_thresholds"] = None
     result.update({"psds1": None, "psds2": None, "intersection_f1": None})
     if threshold_free:
-        from sed.threshold_free import METRICS, threshold_free_metrics
+        from sed.eval.threshold_free import METRICS, threshold_free_metrics
 
         which = METRICS if threshold_free is True else tuple(threshold_free)
         result.update(

@@ -3,17 +3,17 @@
 Each is a differentiable family `h -> apply(h, theta)` of the normalised
 log-mel input, with a bounded parameter theta:
 
-- band filter (`sed.band_filter`): theta = the band gains [B, P] in dB,
+- band filter (`sed.augment.band_filter`): theta = the band gains [B, P] in dB,
   bounded by |gain| <= filter_db (the box random gains are drawn from);
-- noise at an SNR (`sed.perturb.snr_noisy_input`): theta = the standard
+- noise at an SNR (`sed.augment.perturb.snr_noisy_input`): theta = the standard
   normal sample z [B, T, F] of the reference's noise, bounded per clip and
   mel band by ||z_b||^2 = T, so that the noise power of every band is
   exactly its power 10^(-snr / 10) below the band's: the SNR holds exactly.
 
 The worst case inside the bound is searched as the latent directions are
-(`sed.perturb`, eq. 6-9): on the network instance (dropout masks) of the
+(`sed.augment.perturb`, eq. 6-9): on the network instance (dropout masks) of the
 pass that made the target (`tied_dropout`), gradients w.r.t. theta only,
-BatchNorm statistics frozen (`sed.perturb.gradient_wrt`).
+BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`).
 
 - adversarial (eq. 6-7 on theta): one gradient step from a random start
   (the gradient at theta = 0 vanishes on the clean pass's instance), to the
@@ -26,16 +26,17 @@ BatchNorm statistics frozen (`sed.perturb.gradient_wrt`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .band_filter import BandLayout, filter_input, random_gains
-from .dropout import tied_dropout
-from .model import CRNN
-from .perturb import LogMelSpace, gradient_wrt, snr_noisy_input
+from sed.augment.band_filter import BandLayout, filter_input, random_gains
+from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
+from sed.nn.dropout import tied_dropout
+from sed.nn.model import CRNN
+
 
 @dataclass(frozen=True)
 class InputFamily:
@@ -53,9 +54,7 @@ class InputFamily:
         return {"input": lambda h: self.apply(h, theta)}
 
 
-def filter_family(
-    h: Tensor, space: LogMelSpace, n_bands: int, min_width: int, mode: str, db: float
-) -> InputFamily:
+def filter_family(h: Tensor, space: LogMelSpace, n_bands: int, min_width: int, mode: str, db: float) -> InputFamily:
     """Band gains of one random band layout per example, |gain| <= db."""
     layout = BandLayout.draw(h.shape[0], h.shape[-1], n_bands, min_width, mode, h.device)
 
@@ -92,13 +91,13 @@ def snr_family(h: Tensor, space: LogMelSpace, snr_db: float) -> InputFamily:
 
 
 def _gradient(model: CRNN, x: Tensor, family: InputFamily, theta: Tensor, ts: Tensor, tw: Tensor) -> Tensor:
-    grads = gradient_wrt(
-        model, x, "input", {"input": theta}, lambda t: family.hooks(t["input"]), ts, tw
-    )
+    grads = gradient_wrt(model, x, "input", {"input": theta}, lambda t: family.hooks(t["input"]), ts, tw)
     return grads["input"]
 
 
-def adversarial_theta(model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor) -> Tensor:
+def adversarial_theta(
+    model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor
+) -> Tensor:
     """Eq. 6 on theta: the gradient at a random theta inside the bound, then one step to the bound.
 
     Call it inside the `tied_dropout` scope of the pass that made the target;
@@ -110,8 +109,13 @@ def adversarial_theta(model: CRNN, x: Tensor, family: InputFamily, target_strong
 
 
 def vat_theta(
-    model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor,
-    xi: float, iterations: int = 1,
+    model: CRNN,
+    x: Tensor,
+    family: InputFamily,
+    target_strong: Tensor,
+    target_weak: Tensor,
+    xi: float,
+    iterations: int = 1,
 ) -> Tensor:
     """Eq. 8 on theta: power iteration from a random direction with probe xi, scaled to the bound."""
     with tied_dropout(model):

@@ -15,16 +15,16 @@ Decisions written down here:
 
 * The scores are the median-filtered frame probabilities (window
   ``median_window``, scipy's ``reflect`` border, the filter of
-  sed.postprocess). A median filter commutes with a threshold (both are
+  sed.eval.postprocess). A median filter commutes with a threshold (both are
   monotone order statistics), so thresholding these scores at ``t`` gives
-  exactly the events sed.postprocess decodes at ``t``: the threshold-free
+  exactly the events sed.eval.postprocess decodes at ``t``: the threshold-free
   PSDS is the limit of psds_eval's PSDS over more and more operating points
   on the same detections. psds_eval at 50 thresholds reads the same or lower
   (its ROC has only 50 of the points; ``tests/test_threshold_free.py``).
 * Frame ``i`` spans ``[i * step, (i + 1) * step)``; frames starting at or
   after the clip's duration are left out and the last offset is the
-  duration, exactly as sed.postprocess clips events.
-* As for psds_eval (sed.metrics), only the classes with a reference event are
+  duration, exactly as sed.eval.postprocess clips events.
+* As for psds_eval (sed.eval.metrics), only the classes with a reference event are
   scored (a class without any makes sed_scores_eval's rates 0/0), and same-class
   overlapping or touching reference events are merged first (sed_scores_eval
   refuses connected events). With no reference event at all every value is NaN;
@@ -46,24 +46,45 @@ from scipy.ndimage import median_filter
 from sed.constants import FRAME_STEP_S
 
 __all__ = [
-    "PSDS1", "PSDS2", "PSDS_2020", "INTERSECTION_F1", "psds_of_tables", "audio_id", "score_tables", "threshold_free_metrics",
-    "metrics_from_tables", "sed_scores_eval_version", "METRICS",
+    "PSDS1",
+    "PSDS2",
+    "PSDS_2020",
+    "INTERSECTION_F1",
+    "psds_of_tables",
+    "audio_id",
+    "score_tables",
+    "threshold_free_metrics",
+    "metrics_from_tables",
+    "sed_scores_eval_version",
+    "METRICS",
 ]
 
 #: sed_scores_eval.intersection_based.psds settings (DCASE 2021+ task 4).
 PSDS1: dict[str, Any] = {
-    "dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None,
-    "alpha_ct": 0.0, "alpha_st": 1.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.7,
+    "gtc_threshold": 0.7,
+    "cttc_threshold": None,
+    "alpha_ct": 0.0,
+    "alpha_st": 1.0,
+    "max_efpr": 100.0,
 }
 PSDS2: dict[str, Any] = {
-    "dtc_threshold": 0.1, "gtc_threshold": 0.1, "cttc_threshold": 0.3,
-    "alpha_ct": 0.5, "alpha_st": 1.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.1,
+    "gtc_threshold": 0.1,
+    "cttc_threshold": 0.3,
+    "alpha_ct": 0.5,
+    "alpha_st": 1.0,
+    "max_efpr": 100.0,
 }
-#: The 2020 psds_eval settings of sed.metrics' ``psds`` (alpha_ct = alpha_st = 0; without a
+#: The 2020 psds_eval settings of sed.eval.metrics' ``psds`` (alpha_ct = alpha_st = 0; without a
 #: cross-trigger weight sed_scores_eval takes no cttc), for comparing the two libraries.
 PSDS_2020: dict[str, Any] = {
-    "dtc_threshold": 0.5, "gtc_threshold": 0.5, "cttc_threshold": None,
-    "alpha_ct": 0.0, "alpha_st": 0.0, "max_efpr": 100.0,
+    "dtc_threshold": 0.5,
+    "gtc_threshold": 0.5,
+    "cttc_threshold": None,
+    "alpha_ct": 0.0,
+    "alpha_st": 0.0,
+    "max_efpr": 100.0,
 }
 #: sed_scores_eval.intersection_based.fscore settings.
 INTERSECTION_F1: dict[str, float] = {"dtc_threshold": 0.5, "gtc_threshold": 0.5}
@@ -134,7 +155,7 @@ def _prepared(
     tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[float, float, str]]], dict[str, float]] | None:
     """(score tables of the reference's classes, ground truth, durations) by clip id; None: no event."""
-    from sed.metrics import merge_overlaps
+    from sed.eval.metrics import merge_overlaps
 
     keys = list(tables)
     missing = [k for k in keys if k not in durations]
@@ -155,11 +176,13 @@ def _prepared(
 
 
 def psds_of_tables(
-    tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float],
+    tables: Mapping[str, pd.DataFrame],
+    reference_df: pd.DataFrame,
+    durations: Mapping[str, float],
     settings: Mapping[str, Any],
 ) -> float:
     """sed_scores_eval's threshold-free PSDS with ``settings`` (e.g. :data:`PSDS1`); NaN without events."""
-    from sed.metrics import _quiet_metric_library
+    from sed.eval.metrics import _quiet_metric_library
 
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
@@ -187,7 +210,7 @@ def metrics_from_tables(
     names with their extension, as in the DESED TSVs); ``durations`` keyed by
     clip id. Every clip of ``tables`` must have a duration.
     """
-    from sed.metrics import _quiet_metric_library
+    from sed.eval.metrics import _quiet_metric_library
 
     unknown = [m for m in which if m not in METRICS]
     if unknown:
@@ -208,7 +231,8 @@ def metrics_from_tables(
             n_classes = len(next(iter(scored.values())).columns) - 2
             out["psds2"] = (
                 float(intersection_based.psds(scored, truth, audio_durations, **PSDS2)[0])
-                if n_classes > 1 else math.nan
+                if n_classes > 1
+                else math.nan
             )
         if "intersection_f1" in which:
             fscores = intersection_based.fscore(scored, truth, float(threshold), **INTERSECTION_F1)[0]
