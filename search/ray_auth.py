@@ -54,7 +54,7 @@ def private_cluster_auth() -> None:
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     # Ray read its settings when it was imported: read them again (as Ray's own local default does)
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # not in its stub
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
@@ -62,7 +62,7 @@ def private_cluster_auth() -> None:
 
 def client_sends_token() -> bool:
     """Is this process in Ray's token mode (it sends the token with every call)?"""
-    from ray._raylet import AuthenticationMode, get_authentication_mode
+    from ray._raylet import AuthenticationMode, get_authentication_mode  # type: ignore[attr-defined]
 
     return get_authentication_mode() == AuthenticationMode.TOKEN
 
