@@ -13,9 +13,11 @@ Steps (docs/design.md, "Run"):
    existing folder, `--resume` refuses a missing one), the dataset
    (`sed.training.trainer.prepare_data` builds the cached features once here, so
    trials only read them);
-2. start Ray locally (all CPUs of the machine; `RAY_AUTH_MODE=disabled`
-   unless set) or join `--address`; check the per-trial resources against
-   the cluster (a GPU request on a GPU-less cluster is refused);
+2. start Ray locally (all CPUs of the machine; token authentication with a
+   token of this run, unless `RAY_AUTH_MODE` is set: `search.ray_auth`) or
+   join `--address` (a warning when that cluster asks for no token); check
+   the per-trial resources against the cluster (a GPU request on a GPU-less
+   cluster is refused);
 3. search (`search.stages.run_search`): Tuner with
    OptunaSearch(TPESampler(seed), define-by-run space; the study in
    `OUT/NAME/optuna.journal` or `--storage` / the space's `storage:`,
@@ -37,7 +39,12 @@ experiment, the checks before anything starts, signals and exit codes.
 with (stored in `OUT/NAME/sedtune_run.json`): the search is restored with
 `Tuner.restore(..., resume_errored=True)` (finished trials are kept, running
 ones continue from their last checkpoint), then the final stage runs the
-(config, seed) pairs not yet in `final.parquet`.
+(config, seed) pairs not yet in `final.parquet`. Restoring unpickles Ray's
+and Optuna's state from the folder, which runs the code a pickle names:
+resume only experiment folders you trust. A database password is never
+stored: the run file holds the storage URL masked (`search.masking`), and
+`--resume` takes the password from `--storage URL` given again or from
+where the database library keeps it (`search.rdb_storage`).
 
 Ctrl-C / SIGTERM stop the run gracefully (Ray saves its state), shut Ray
 down and print the exact resume command. Errors a user can fix print one

@@ -3,7 +3,9 @@
 PostgreSQL: a server of the Debian package started here on a loopback port
 with password authentication (tests/pg_server.py; skipped, with the reason,
 where none can be started). One flow per database, on tests/spaces/tiny.yaml
-(3 trials of 1 epoch, no final stage):
+(3 trials of 1 epoch, no final stage), with `RAY_AUTH_MODE` unset as for a
+user (the run's own Ray cluster then uses a token of that run only, written
+nowhere):
 
 1. `search.run --storage URL` (PostgreSQL: the URL carries the password);
    SIGKILL the driver once a trial has finished;
@@ -88,8 +90,14 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
     url = server.url() if server else f"sqlite:///{tmp_path / 'studies.db'}"
     out = tmp_path / "results"
     exp = out / "tiny"
-    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
-    env.update(PYTHONUNBUFFERED="1", RAY_TMPDIR=str(ray_tmp), PGPASSFILE=str(tmp_path / "no-such-passfile"))
+    # RAY_AUTH_MODE unset, as for a user: the run's own cluster gets a token of its own (search.ray_auth),
+    # written nowhere (HOME is a fresh folder: Ray would write HOME/.ray/auth_token)
+    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE", "RAY_AUTH_MODE")}
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update(
+        PYTHONUNBUFFERED="1", RAY_TMPDIR=str(ray_tmp), PGPASSFILE=str(tmp_path / "no-such-passfile"), HOME=str(home)
+    )
     cmd = [
         sys.executable,
         "-m",
@@ -159,6 +167,7 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
     assert all(t.value == pytest.approx(search.loc[t.user_attrs["ray_trial_id"], "selection_value"]) for t in complete)
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert (exp / "report.html").is_file()
+    assert not (home / ".ray").exists()
     if not server:
         return
 
