@@ -123,3 +123,25 @@ def test_refusals_never_print_the_password(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" in err and "S3cretPW" not in err
+
+
+def test_resume_takes_the_password_from_storage_given_again(tmp_path):
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from search.run import RunSettings, UsageError, build_parser, resolve_settings
+
+    space = (Path(__file__).parent / "spaces" / "tiny.yaml").read_text()
+    exp = tmp_path / "out" / "tiny"
+    exp.mkdir(parents=True)
+    masked = "postgresql://alice:***@db.lan:5432/optuna"
+    settings = RunSettings("tiny.yaml", space, None, None, None, None, "", masked)
+    (exp / "sedtune_run.json").write_text(json.dumps(dataclasses.asdict(settings)))
+    full = "postgresql://alice:GivenAgain42@db.lan:5432/optuna"
+    args = ["--resume", "--out", str(tmp_path / "out"), "--name", "tiny", "--storage"]
+    resumed, _, _ = resolve_settings(build_parser().parse_args([*args, full]))
+    assert resumed.storage == masked and masking.reveal(masked) == full  # the password, in this process only
+    with pytest.raises(UsageError) as refused:
+        resolve_settings(build_parser().parse_args([*args, "postgresql://bob:OtherPass77@db.lan:5432/optuna"]))
+    assert "OtherPass77" not in str(refused.value) and "postgresql://bob:***@db.lan:5432/optuna" in str(refused.value)
