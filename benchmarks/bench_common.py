@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sed.augment.perturb import LogMelSpace  # noqa: E402
 from sed.config import TrainConfig  # noqa: E402

@@ -120,7 +120,7 @@ def build_config(variant: str, extra: dict[str, str]) -> TrainConfig:
         raise SystemExit(f"unknown variant {variant!r}; --list shows them")
     base = dataclasses.replace(TrainConfig(), **OLD_DEMO)
     cfg = dataclasses.replace(base, **VARIANTS[variant])
-    cfg = dataclasses.replace(cfg, device="cpu", num_threads=1, val_psds=True)
+    cfg = dataclasses.replace(cfg, device="cpu", num_threads=1, compute_val_psds=True)
     return apply_overrides(cfg, extra)
 
 

@@ -38,8 +38,6 @@ import soundfile as sf
 import torch
 import torchaudio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sed.features.logmel import FeatureConfig  # noqa: E402
 from sed.features.store import FeatureStore  # noqa: E402
 

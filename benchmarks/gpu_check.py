@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 
-from sed.config import PRESETS, TrainConfig  # noqa: E402
+from sed.config import TrainConfig  # noqa: E402
+from sed.presets import PRESETS  # noqa: E402
 
 
 def Step(cfg: TrainConfig, device: torch.device, batch: int, amp: bool) -> ObjectiveStep:

@@ -20,16 +20,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sed.constants import DESED_CLASSES, FRAME_STEP_S, N_OUT_FRAMES  # noqa: E402
 from sed.eval.metrics import event_f1, metric_versions, psds_scores, psds_thresholds  # noqa: E402

@@ -42,13 +42,11 @@ import itertools
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 AUGMENTATIONS = ("random", "adversarial", "vat", "mixup")
 LOCATIONS = ("cnn", "rnn", "latent")

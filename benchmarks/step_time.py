@@ -51,7 +51,6 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench_common import ObjectiveStep, random_batch  # noqa: E402
 

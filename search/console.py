@@ -24,12 +24,15 @@ import numpy as np
 import pandas as pd
 from ray.tune import Callback
 
-from sed.config import PAPER_TABLE1
+from sed.presets import PAPER_TABLE1
 
 from . import leaderboard as lb
+from . import trial_spec
 from .failures import trial_error_text
-from .rows import control_comparison
+from .postprocess import CI_NOTE, COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from .space import Space
+from .summary import control_comparison
+from .trial_compute import compute_line
 
 # ----------------------------------------------------------------------------- progress
 #: Seconds between two status lines when the console is not a terminal (a log, a pipe).
@@ -199,13 +202,13 @@ class ProgressPrinter(Callback):
     def _describe(self, trial: Any) -> str:
         config = trial.config
         parts = []
-        if config.get("_label"):
-            parts.append(str(config["_label"]))
+        if config.get(trial_spec.LABEL):
+            parts.append(str(config[trial_spec.LABEL]))
         for key in self.keys:
             if key in config:
                 value = config[key]
                 parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
-        if "_evaluate" in config:
+        if trial_spec.EVALUATE in config:
             parts.append(f"config #{config.get('_rank')} ({config.get('_config_id')}) seed={config.get('seed')}")
         return " ".join(parts)
 
@@ -283,6 +286,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
                 f"  {row.trial_id} {row.status.lower()} after {row.failures} failed attempt(s), "
                 "each resumed from its last checkpoint"
             )
+    print(compute_line("search", search))
     if "pareto" in search and search["pareto"].any():
         print(
             "Pareto front over "
@@ -293,13 +297,14 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
     if summary is not None and not summary.empty:
         print()
         print("== final stage: public evaluation set, mean [95 % CI] over seeds ==")
+        print(CI_NOTE)
         if any(label in PAPER_TABLE1 for label in summary["label"].dropna()):
             print(budget_line(space))
         rows = []
         for row in summary.itertuples(index=False):
             is_control = bool(getattr(row, "control", False))
             item = {"rank": "-" if is_control else row.rank, "config": row.label or row.config_id, "seeds": row.n_seeds}
-            for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2"):
+            for metric in SUMMARY_METRICS:
                 if not hasattr(row, f"{metric}_mean"):
                     continue  # a final stage written before these columns existed
                 mean = getattr(row, f"{metric}_mean", float("nan"))
@@ -311,10 +316,17 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             rows.append(item)
         frame = pd.DataFrame(rows)
         print(format_table(frame, list(frame.columns)))
-        for metric in ("eval_macro_f1", "eval_psds"):
+        if "eval_macro_f1_tuned_mean" in summary:
+            print(TUNED_NOTE)
+        for metric in COMPARED_METRICS:
             comparison = control_comparison(summary, metric)
             if comparison is not None:
                 print("  " + comparison.sentence())
+    final_path = exp_dir / lb.FINAL_FILE
+    if summary is not None and final_path.is_file():
+        final = lb.read_parquet(final_path)
+        print(compute_line("final stage", final))
+        print(compute_line("experiment", search, final))
     print()
     print(
         f"leaderboards: {exp_dir / lb.SEARCH_FILE}"

@@ -22,7 +22,7 @@ The final stage then
    values with the supervised-only objective for `control: none`) runs with
    the same seeds and epochs beside them (`config_id` "control",
    `control` True), so the summary can say whether the best configuration
-   beats training without augmentation (`rows.control_comparison`).
+   beats training without augmentation (`summary.control_comparison`).
 4. appends one row per (config, seed) to `final.parquet` as each trial ends
    (atomic rewrite, `FinalRecorder`), and writes the per-config mean / std /
    95 % CI to `final_summary.parquet` (the rows: `search.rows`).
@@ -44,10 +44,14 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
+from sed.io import write_json
+
 from . import leaderboard as lb
+from . import trial_spec
 from .failures import trial_error_text
-from .rows import final_row, summarize_final, upsert_final_row
+from .rows import final_row, upsert_final_row
 from .space import CONTROL_ID, Space
+from .summary import summarize_final
 
 FINAL_STATE_FILE = "final_state.json"
 
@@ -73,18 +77,18 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
     points = []
     for rank, row in enumerate(top.itertuples(index=False), start=1):
         base = json.loads(row.config_json)
-        base = {k: v for k, v in base.items() if not k.startswith("_")}
+        base = trial_spec.overrides_of(base)
         for seed in space.final.seeds:
             points.append(
                 {
                     **base,
                     "seed": int(seed),
                     "epochs": int(space.final.epochs),
-                    "_config_id": row.config_id,
-                    "_label": getattr(row, "label", "") or "",
-                    "_rank": rank,
-                    "_search_trial_id": row.trial_id,
-                    "_evaluate": True,
+                    trial_spec.CONFIG_ID: row.config_id,
+                    trial_spec.LABEL: getattr(row, "label", "") or "",
+                    trial_spec.RANK: rank,
+                    trial_spec.SEARCH_TRIAL_ID: row.trial_id,
+                    trial_spec.EVALUATE: True,
                 }
             )
     if space.final.control is not None:
@@ -95,19 +99,19 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
                     **control,
                     "seed": int(seed),
                     "epochs": int(space.final.epochs),
-                    "_config_id": CONTROL_ID,
-                    "_label": space.final.control_label,
-                    "_rank": len(top) + 1,
-                    "_search_trial_id": "",
-                    "_control": True,
-                    "_evaluate": True,
+                    trial_spec.CONFIG_ID: CONTROL_ID,
+                    trial_spec.LABEL: space.final.control_label,
+                    trial_spec.RANK: len(top) + 1,
+                    trial_spec.SEARCH_TRIAL_ID: "",
+                    trial_spec.CONTROL: True,
+                    trial_spec.EVALUATE: True,
                 }
             )
     return points
 
 
 def pair_of(config: Mapping[str, Any]) -> tuple[str, int]:
-    return str(config["_config_id"]), int(config["seed"])
+    return str(config[trial_spec.CONFIG_ID]), int(config["seed"])
 
 
 def done_pairs(final_path: Path) -> set[tuple[str, int]]:
@@ -167,9 +171,7 @@ def load_state(exp_dir: Path) -> dict[str, Any]:
 
 
 def save_state(exp_dir: Path, state: Mapping[str, Any]) -> None:
-    tmp = exp_dir / f".{FINAL_STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(exp_dir / FINAL_STATE_FILE)
+    write_json(exp_dir / FINAL_STATE_FILE, state, indent=1)
 
 
 def plan_experiment(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sed.io import write_atomic
 
 from .masking import mask_text
 
@@ -120,14 +121,7 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path | str, metadata: Mappin
     merged = dict(table.schema.metadata or {})
     merged.update({f"{META_PREFIX}{k}".encode(): str(v).encode() for k, v in metadata.items()})
     table = table.replace_schema_metadata(merged)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_parquet(path: Path | str) -> pd.DataFrame:

@@ -9,14 +9,16 @@ A trial whose data fields give an existing file reads it with
 scaler fitted, so its start-up does not grow with the dataset
 (benchmarks/README.md, "Trial start-up"). A trial without one (a data
 field the driver could not enumerate, or a cluster node that sees neither
-the experiment folder nor the cache at the driver's paths) prepares the
-data itself, as before, and says so on stderr.
+the experiment folder nor the cache at the driver's paths, or one whose
+`ray start` environment sets `SEDTUNE_NODE_CACHE`: `node_cache_dir`)
+prepares the data itself, as before, and says so on stderr.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,24 @@ from sed.data.prepare import PreparedData, load_prepared, save_prepared
 from .space import DATA_KEYS
 
 PREPARED_DIR = "prepared"
+#: Set in the environment of a node's `ray start`: that node's trials keep their features in this
+#: cache instead of the driver's --cache-dir (nodes that share no disk). The first trial there
+#: builds them under the cache lock (sed.features.store); the others wait and read them.
+NODE_CACHE_ENV = "SEDTUNE_NODE_CACHE"
+
+
+def node_cache_dir(cache_dir: str | None) -> str | None:
+    """The cache a trial on this node uses: `$SEDTUNE_NODE_CACHE` when the node sets it, else the driver's."""
+    node = os.environ.get(NODE_CACHE_ENV)
+    if node and node != cache_dir:
+        print(
+            f"sedtune: this node's cache is {node} (${NODE_CACHE_ENV}); the data is prepared here, its "
+            "features built once per node under the cache lock",
+            file=sys.stderr,
+            flush=True,
+        )
+        return node
+    return cache_dir
 
 
 def data_key(config: TrainConfig, data_root: str | None, cache_dir: str | None) -> str:

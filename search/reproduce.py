@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sed.config import PRESETS, TrainConfig, apply_overrides, parse_set_arguments
+from sed.config import TrainConfig, apply_overrides, parse_set_arguments
+from sed.presets import PRESETS
 
+from . import trial_spec
 from .space import config_id
 
 #: sed.train's default --preset: the config its --set values are applied to.
@@ -55,8 +57,7 @@ class TrainCommand:
 
     def config(self, trial_config: Mapping[str, Any]) -> TrainConfig:
         """The TrainConfig the trial ran (as `search.trainable.train_sed` builds it)."""
-        overrides = {k: v for k, v in trial_config.items() if not k.startswith("_")}
-        return apply_overrides(TrainConfig(), {**self.runtime, **overrides})
+        return trial_spec.train_config(trial_config, self.runtime)
 
     def __call__(self, trial_config: Mapping[str, Any]) -> str:
         cfg = self.config(trial_config)
@@ -74,7 +75,7 @@ class TrainCommand:
             raise ValueError(
                 f"the sed.train command of config {config_id(trial_config)} would not reproduce {', '.join(differ)}"
             )
-        out = f"results/reproduce/{trial_config.get('_config_id') or config_id(trial_config)}-seed{cfg.seed}"
+        out = f"results/reproduce/{trial_config.get(trial_spec.CONFIG_ID) or config_id(trial_config)}-seed{cfg.seed}"
         parts = [self.python, "-m", "sed.train", "--preset", BASE_PRESET]
         for item in sets:
             parts += ["--set", item]

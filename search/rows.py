@@ -17,7 +17,13 @@ The files live in the experiment folder `OUT/NAME/` (written by
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
   `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
-  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; `trial_dir`;
+  `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
+  (`search.trial_compute`): `energy_kwh`, `energy_source` (measured or
+  estimated, and how), `macs_per_10s`, `train_steps`; `node_id` and
+  `gpu_ids` (the Ray node and the GPU ids the trial's worker was given,
+  comma text, empty on the CPU) and `started_at` / `ended_at` (Unix times
+  of its start and last report; all four of the last attempt,
+  `search.placement`); `trial_dir`;
   `config_json` (the exact trial config); `command` (the `python -m
   sed.train ...` line that retrains it on the same data,
   `search.reproduce`); and `pareto` when the space
@@ -27,7 +33,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `config_id`, `label`, `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
-  `error`, `failures`, `epochs_run`, `wall_seconds`, `val_macro_f1` /
+  `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns,
+  `val_macro_f1` /
   `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
@@ -36,21 +43,25 @@ The files live in the experiment folder `OUT/NAME/` (written by
   sed_scores_eval, DCASE 2021+ settings) and `eval_intersection_f1`
   (sed_scores_eval, dtc = gtc = 0.5 at the decision threshold),
   `eval_per_class_f1` (JSON), `metric_versions` (JSON), the
-  hyperparameter columns, `trial_dir` and `command` (the sed.train line of
+  hyperparameter columns, `node_id`, `gpu_ids`, `started_at`, `ended_at`
+  (as in search.parquet), `trial_dir` and `command` (the sed.train line of
   that config and seed).
 - `final_summary.parquet`, one row per final config in search-rank order
   (`summarize_final`; the control last): `config_id`, `label`, `rank`, `search_trial_id`,
   `control`, `n_seeds` and `seeds` (the COMPLETED ones), and for each metric of
   `FINAL_METRICS`: `<metric>_mean`, `<metric>_std` (sample std, ddof 1),
   `<metric>_ci95_low` / `<metric>_ci95_high` (mean -/+ t(0.975, n-1) *
-  std / sqrt(n), Student t; NaN for n < 2). Failed seeds are left out.
+  std / sqrt(n), Student t, clipped to [0, 1], the range of every one of
+  these scores; NaN for n < 2). Failed seeds are left out. With the
+  post-processing stage (`search.postprocess`) also the `*_tuned` scores
+  and the `pp_*` values per final row, and the tuned scores' CIs.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +69,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sed.eval.scores import VALIDATION_SCORE_NAMES, best_index
+
 from . import leaderboard as lb
+from . import trial_spec
+from .placement import placement_columns
 from .space import Space, config_id
 from .trainable import EVAL_FILE
+from .trial_compute import COMPUTE_COLUMNS, compute_columns
 
 #: Metrics aggregated over seeds in final_summary.parquet.
 FINAL_METRICS: tuple[str, ...] = (
@@ -71,9 +87,11 @@ FINAL_METRICS: tuple[str, ...] = (
     "eval_psds1",
     "eval_psds2",
     "eval_intersection_f1",
-    "val_macro_f1",
-    "val_psds",
-    "val_psds1",
+    *VALIDATION_SCORE_NAMES,
+    # after the per-class post-processing tuned on validation (search.postprocess), when it ran
+    "eval_macro_f1_tuned",
+    "eval_psds1_tuned",
+    "eval_psds2_tuned",
 )
 #: Public-evaluation scores of a final.parquet row.
 EVAL_METRICS: tuple[str, ...] = (
@@ -91,7 +109,7 @@ EVAL_METRICS: tuple[str, ...] = (
 # ----------------------------------------------------------------------------- search rows
 @dataclass
 class TrialRecord:
-    """What a search row is made of: one Tune trial as it ended (`search.tuner.collect_trials`)."""
+    """What a search row is made of: one Tune trial as it ended (`search.tuner`'s `records` of a finished fit)."""
 
     trial_id: str
     ray_status: str
@@ -117,13 +135,13 @@ def best_of(history: pd.DataFrame, metric: str, mode: str) -> tuple[float, int |
     """(best value over epochs, its epoch) of `metric` in a trial's history (NaN, None if absent)."""
     if history is None or history.empty or metric not in history:
         return math.nan, None
-    values = pd.to_numeric(history[metric], errors="coerce")
-    if values.notna().sum() == 0:
+    values = pd.to_numeric(history[metric], errors="coerce").reset_index(drop=True)
+    index = best_index(values.tolist(), mode)  # the trainer's rule: a NaN never wins, ties keep the earlier
+    if index is None:
         return math.nan, None
-    index = values.idxmax() if mode == "max" else values.idxmin()
     epoch_col = "epoch" if "epoch" in history else "training_iteration"
-    epoch = history.loc[index, epoch_col]
-    return float(values.loc[index]), (int(epoch) if pd.notna(epoch) else None)
+    epoch = history[epoch_col].iloc[index]
+    return float(values.iloc[index]), (int(epoch) if pd.notna(epoch) else None)
 
 
 def epochs_run(history: pd.DataFrame) -> int:
@@ -146,7 +164,7 @@ def hyperparameter_columns(config: Mapping[str, Any]) -> dict[str, Any]:
     """Trial config -> one column per hyperparameter (lists as comma strings, meta keys dropped)."""
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if key.startswith("_"):
+        if trial_spec.is_meta(key):
             continue
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
@@ -166,18 +184,20 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
             "status": leaderboard_status(record.ray_status, run, epochs),
             "error": record.error,
             "failures": record.failures,
-            "label": record.config.get("_label", ""),
+            "label": record.config.get(trial_spec.LABEL, ""),
             "config_id": config_id(record.config),
         }
         # every searched parameter has its column, also when a condition left it unsampled
         row.update({name: None for name in space.params})
         row.update(hyperparameter_columns(record.config))
-        for metric in ("val_macro_f1", "val_psds", "val_psds1"):
+        for metric in VALIDATION_SCORE_NAMES:
             mode = space.mode if metric in space.metrics else "max"
             row[metric], _ = best_of(history, metric, mode)
         row["selection_value"], row["best_epoch"] = best_of(history, space.metric, space.mode)
         row["epochs_run"] = run
         row["wall_seconds"] = wall_seconds(history)
+        row.update(compute_columns(history))
+        row.update(placement_columns(history))
         row["trial_dir"] = record.path
         row["config_json"] = json.dumps(record.config, sort_keys=True, default=str)
         rows.append(row)
@@ -213,10 +233,10 @@ def final_row(
     """One final.parquet row from a finished final-stage trial (`param_names`: columns always present)."""
     result = dict(last_result or {})
     row: dict[str, Any] = {
-        "config_id": config.get("_config_id"),
-        "label": config.get("_label", ""),
-        "rank": config.get("_rank"),
-        "search_trial_id": config.get("_search_trial_id"),
+        "config_id": config.get(trial_spec.CONFIG_ID),
+        "label": config.get(trial_spec.LABEL, ""),
+        "rank": config.get(trial_spec.RANK),
+        "search_trial_id": config.get(trial_spec.SEARCH_TRIAL_ID),
         "seed": int(config["seed"]),
         "trial_id": trial_id,
         "status": status,
@@ -229,8 +249,9 @@ def final_row(
         "val_psds": _float(result.get("selected_val_psds")),
         "val_psds1": _float(result.get("selected_val_psds1")),
         "model_epoch": result.get("model_epoch"),
-        "control": bool(config.get("_control", False)),
+        "control": bool(config.get(trial_spec.CONTROL, False)),
     }
+    row.update(compute_columns(pd.DataFrame([{k: result.get(k) for k in COMPUTE_COLUMNS}]) if result else None))
     for metric in EVAL_METRICS:
         value = result.get(metric)
         row[metric] = _float(value)
@@ -250,6 +271,7 @@ def final_row(
     scores = set(row)
     row.update({name: None for name in param_names if name not in scores})
     row.update({k: v for k, v in hyperparameter_columns(config).items() if k not in scores})
+    row.update(placement_columns(None, result))
     row["trial_dir"] = str(trial_dir) if trial_dir is not None else None
     return row
 
@@ -262,136 +284,15 @@ def upsert_final_row(final_path: Path, row: Mapping[str, Any], metadata: Mapping
             (frame["config_id"].astype(str) == str(row["config_id"])) & (frame["seed"].astype(int) == int(row["seed"]))
         )
         frame = frame[keep]
-    frame = pd.concat([frame, pd.DataFrame([dict(row)])], ignore_index=True)
+    # rows as records, not pd.concat: a column all-NA on one side (a parameter its `when` left
+    # unsampled, `error` of completed trials) made pandas 2.x warn (FutureWarning) on every row
+    frame = pd.DataFrame([*frame.to_dict("records"), dict(row)])
     frame = frame.sort_values(["rank", "seed"], kind="stable").reset_index(drop=True)
     lb.write_parquet_atomic(frame, final_path, metadata)
     return frame
 
 
 # ----------------------------------------------------------------------------- summary rows
-def mean_std_ci95(values: Iterable[float]) -> tuple[int, float, float, float, float]:
-    """(n, mean, sample std, low, high) with the Student-t 95 % interval of the mean.
-
-    half-width = t.ppf(0.975, n - 1) * std / sqrt(n); NaN std/CI for n < 2.
-    NaN inputs (e.g. a failed seed) are left out.
-    """
-    from scipy import stats
-
-    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    n = int(data.size)
-    if n == 0:
-        return 0, math.nan, math.nan, math.nan, math.nan
-    mean = float(data.mean())
-    if n < 2:
-        return n, mean, math.nan, math.nan, math.nan
-    std = float(data.std(ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return n, mean, std, mean - half, mean + half
-
-
-def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS) -> pd.DataFrame:
-    """One row per config_id: n_seeds and mean/std/CI of each metric, in search-rank order."""
-    rows = []
-    if final.empty:
-        return pd.DataFrame(columns=["config_id", "label", "rank", "n_seeds"])
-    ok = final[final["status"] == "COMPLETED"] if "status" in final else final
-    for cid, group in final.groupby("config_id", sort=False):
-        good = ok[ok["config_id"] == cid]
-        first = group.iloc[0]
-        row: dict[str, Any] = {
-            "config_id": cid,
-            "label": first.get("label"),
-            "rank": first.get("rank"),
-            "search_trial_id": first.get("search_trial_id"),
-            # rows written before the column existed read NaN there: not a control
-            "control": bool(first.get("control")) if pd.notna(first.get("control")) else False,
-            "n_seeds": int(len(good)),
-            "seeds": ",".join(str(int(s)) for s in sorted(good["seed"])) if len(good) else "",
-        }
-        for metric in metrics:
-            if metric not in good:
-                continue
-            n, mean, std, low, high = mean_std_ci95(good[metric].astype(float))
-            row[f"{metric}_mean"] = mean
-            row[f"{metric}_std"] = std
-            row[f"{metric}_ci95_low"] = low
-            row[f"{metric}_ci95_high"] = high
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    if "rank" in out and out["rank"].notna().all():
-        out = out.sort_values("rank", kind="stable").reset_index(drop=True)
-    return out
-
-
-@dataclass(frozen=True)
-class ControlComparison:
-    """The best final configuration (search rank 1) against the control, on one metric."""
-
-    metric: str
-    best_label: str
-    best: tuple[float, float, float]  # mean, CI low, CI high
-    control: tuple[float, float, float]
-    n_best: int
-    n_control: int
-
-    @property
-    def difference(self) -> float:
-        return self.best[0] - self.control[0]
-
-    @property
-    def verdict(self) -> str:
-        """`beats` (CI above the control's), `below` (CI below), `overlap` or `unknown` (n < 2)."""
-        if not all(np.isfinite(v) for v in (*self.best, *self.control)):
-            return "unknown"
-        if self.best[1] > self.control[2]:
-            return "beats"
-        if self.best[2] < self.control[1]:
-            return "below"
-        return "overlap"
-
-    def sentence(self) -> str:
-        def ci(values: tuple[float, float, float]) -> str:
-            mean, low, high = values
-            return f"{mean:.4f} [{low:.4f}, {high:.4f}]" if np.isfinite(low) else f"{mean:.4f}"
-
-        head = (
-            f"{self.metric}: best config {self.best_label} {ci(self.best)} (n={self.n_best}) vs control "
-            f"{ci(self.control)} (n={self.n_control}), difference {self.difference:+.4f}: "
-        )
-        return (
-            head
-            + {
-                "beats": "the best configuration beats the control (its 95 % CI lies above the control's)",
-                "below": "the best configuration is WORSE than the control (its 95 % CI lies below)",
-                "overlap": "not distinguishable from the control at this number of seeds (the 95 % CIs overlap)",
-                "unknown": "no 95 % CI (fewer than 2 completed seeds on a side)",
-            }[self.verdict]
-        )
-
-
-def control_comparison(summary: pd.DataFrame, metric: str) -> ControlComparison | None:
-    """Rank-1 config vs the control row of final_summary (None without both)."""
-    if summary is None or summary.empty or "control" not in summary:
-        return None
-    is_control = summary["control"].fillna(False).astype(bool)
-    controls, configs = summary[is_control], summary[~is_control]
-    if controls.empty or configs.empty or f"{metric}_mean" not in summary:
-        return None
-    best, control = configs.iloc[0], controls.iloc[0]
-
-    def triple(row: pd.Series) -> tuple[float, float, float]:
-        return tuple(_float(row.get(f"{metric}_{part}")) for part in ("mean", "ci95_low", "ci95_high"))  # type: ignore[return-value]
-
-    return ControlComparison(
-        metric=metric,
-        best_label=str(best.get("label") or best.get("config_id")),
-        best=triple(best),
-        control=triple(control),
-        n_best=int(best.get("n_seeds", 0)),
-        n_control=int(control.get("n_seeds", 0)),
-    )
-
-
 def pareto_front(frame: pd.DataFrame, metrics: Sequence[str], mode: str = "max") -> pd.Series:
     """Boolean mask of rows not dominated on `metrics` (all maximised, or all minimised)."""
     values = frame[list(metrics)].astype(float).to_numpy()

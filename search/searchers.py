@@ -22,6 +22,7 @@ from typing import Any
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from . import trial_spec
 from .space import Space
 
 
@@ -77,7 +78,9 @@ def make_search_alg(space: Space, storage: str | None = None, study_name: str | 
     `study_name`: its name (default: the space's name).
     """
     if space.is_grid:
-        points = [{**space.constants(), **point.overrides, "_label": point.label} for point in space.grid_configs()]
+        points = [
+            {**space.constants(), **point.overrides, trial_spec.LABEL: point.label} for point in space.grid_configs()
+        ]
         return make_point_searcher(points, space.tune_metric, space.mode)
     import optuna
 

@@ -25,7 +25,9 @@ from ray import tune
 from . import final as final_stage
 from . import leaderboard as lb
 from .console import PROGRESS_LOG, ProgressPrinter
+from .placement import ConcurrencyMeter
 from .prepared import PREPARED_DIR
+from .remote_storage import join
 from .reproduce import TrainCommand, command_for_run
 from .resources import TrialResources
 from .rows import search_frame
@@ -54,6 +56,14 @@ class Experiment:
     storage: str | None = None
     #: per-epoch lines and Ray's own progress table on the console too (`--verbose`)
     verbose: bool = False
+    #: a URI --out: Ray keeps the experiment there, not in exp_dir (search.remote_storage)
+    remote: str | None = None
+
+    def ray_dir(self, *parts: str) -> str:
+        """Where Ray keeps this experiment (or its final stage `parts`): `URI/NAME/...` or `OUT/NAME/...`."""
+        if self.remote:
+            return join(self.remote, self.exp_dir.name, *parts)
+        return str(self.exp_dir.joinpath(*parts))
 
     def printer(self, stage: str, keys: list[str], epochs: int, total: int) -> ProgressPrinter:
         """The stage's live output: status line + events on the console, every epoch in progress.log."""
@@ -123,21 +133,21 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
             print(f"sedtune: the search stage of {exp_dir} is complete ({len(frame)} trials); not rerun", flush=True)
             return frame
     trainable = exp.trainable()
-    if resume and tune.Tuner.can_restore(str(exp_dir)):
-        print(f"sedtune: restoring the search in {exp_dir}", flush=True)
-        stage = restore_tuner(exp_dir, trainable, resume_errored=True)
+    if resume and tune.Tuner.can_restore(exp.ray_dir()):
+        print(f"sedtune: restoring the search in {exp.ray_dir()}", flush=True)
+        stage = restore_tuner(exp.ray_dir(), trainable, resume_errored=True)
     else:
         printer = exp.printer("search", list(space.params), space.scheduler.max_epochs, space.num_samples)
         stage = new_tuner(
             trainable,
             space,
-            storage=exp_dir.parent,
+            storage=exp.remote or exp_dir.parent,
             name=exp_dir.name,
             search_alg=make_search_alg(space, exp.storage, exp_dir.name),
             scheduler=make_scheduler(space),
             num_samples=space.num_samples,
             max_concurrent=exp.resources.max_concurrent,
-            callbacks=[printer],
+            callbacks=[printer, ConcurrencyMeter("search", exp.resources.at_once(space.num_samples), exp_dir)],
             debug=exp.debug or exp.verbose,
         )
     result_grid = stage.fit()
@@ -179,14 +189,17 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
     if remaining:
         print(
             f"sedtune: final stage: {len(top)} configs x {len(space.final.seeds)} seeds, "
-            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done)",
+            f"{space.final.epochs} epochs; {len(remaining)} runs to do ({len(points) - len(remaining)} already done); "
+            f"{exp.resources.describe(len(remaining), 'final')}",
             flush=True,
         )
         wanted = {final_stage.pair_of(p) for p in remaining}
-        name, restore = final_stage.plan_experiment(exp_dir, wanted, lambda p: tune.Tuner.can_restore(str(p)))
+        name, restore = final_stage.plan_experiment(
+            exp_dir, wanted, lambda p: tune.Tuner.can_restore(exp.ray_dir(p.name))
+        )
         trainable = exp.trainable()
         if restore:
-            stage = restore_tuner(exp_dir / name, trainable, resume_errored=False)
+            stage = restore_tuner(exp.ray_dir(name), trainable, resume_errored=False)
         else:
             printer = exp.printer("final", [], space.final.epochs, len(remaining))
             recorder = final_stage.FinalRecorder(
@@ -195,17 +208,25 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
             stage = new_tuner(
                 trainable,
                 space,
-                storage=exp_dir,
+                storage=exp.ray_dir(),
                 name=name,
                 search_alg=make_point_searcher(remaining, space.tune_metric, space.mode),
                 num_samples=len(remaining),
                 max_concurrent=exp.resources.max_concurrent,
-                callbacks=[printer, recorder],
+                callbacks=[
+                    printer,
+                    recorder,
+                    ConcurrencyMeter("final", exp.resources.at_once(len(remaining)), exp_dir),
+                ],
                 debug=exp.debug or exp.verbose,
             )
         result_grid = stage.fit()
         if stage.interrupted(result_grid, len(remaining) if not restore else None, exp.signals):
             raise Interrupted("final")
+    if space.final.postprocess and final_path.is_file():
+        from .postprocess import tune_final
+
+        tune_final(final_path, metadata)  # the second phase (search.postprocess), seconds per run
     final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
     summary = final_stage.summary_frame(final, list(top["config_id"]), control=space.final.control is not None)
     lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sed.errors import UserError
+
 from . import masking
 
 JOURNAL_FILE = "optuna.journal"
 
 
-class StorageError(ValueError):
+class StorageError(UserError):
     """The study's storage cannot be used; the message names it and the fix."""
 
 
@@ -112,10 +114,20 @@ def pareto_trial_ids(location: str, study_name: str) -> set[str]:
     return {str(t.user_attrs.get("ray_trial_id")) for t in study.best_trials if "ray_trial_id" in t.user_attrs}
 
 
+#: How to get optuna-dashboard: sedtune's `dashboard` extra (pyproject.toml), not a core dependency.
+DASHBOARD_INSTALL = "pip install 'sedtune[dashboard]'"
+
+
 def dashboard_command(location: str) -> str:
-    """The optuna-dashboard command line that opens `location` (optuna-dashboard is not a dependency).
+    """The optuna-dashboard command line that opens `location`, and how to install it when it is missing
+    (the `dashboard` extra: `DASHBOARD_INSTALL`).
 
     A database URL is given without its password: optuna-dashboard's database library finds it
     where the user keeps it (PostgreSQL: ~/.pgpass, PGPASSFILE, PGPASSWORD).
     """
-    return f"optuna-dashboard {masking.without_secrets(location)}"
+    import shutil
+
+    command = f"optuna-dashboard {masking.without_secrets(location)}"
+    if shutil.which("optuna-dashboard") is None:
+        command += f" (not installed: {DASHBOARD_INSTALL}, or pip install -e '.[dashboard]' in a clone)"
+    return command

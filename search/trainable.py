@@ -15,18 +15,21 @@ public-evaluation metrics of the model selected on the trial's
 `selection_metric` (`Trainer.evaluate('public_eval')`: F1, PSDS at 50
 operating points, threshold-free PSDS1/PSDS2 and intersection F1).
 
+Every report also carries the trial's compute so far (`search.trial_compute`:
+`energy_kwh`, `energy_source`, `macs_per_10s`, `train_steps`).
+
 A `TrainingDiverged` (NaN/inf loss) or any other exception fails the trial;
 its type and message are written to `failure.json` in the trial directory
 (read back into the leaderboard's `error` column) before re-raising.
 
 TensorBoard: the trainer writes its scalars (`train/*`, `val/*`) into the
 trial directory; this module adds the HParams session (hyperparameters of the
-trial, metrics `val/val_macro_f1`, `train/best_val_macro_f1`, `eval/*`) so
+trial, metrics `val/val_macro_f1`, `train/selected_val_macro_f1` (the selected epoch's F1), `eval/*`) so
 that `tensorboard --logdir OUT/NAME` shows the HParams table.
 
 Files: `tune.get_context().get_trial_dir()` is the trial's local working
 folder (Ray syncs it to `OUT/NAME/trial_<id>/` at every checkpoint and at the
-end: `search.run` sets `SyncConfig(sync_artifacts=True)`, needed because
+end: `search.tuner.new_tuner` sets `SyncConfig(sync_artifacts=True)`, needed because
 actors are reused between trials). Values the driver needs at once (eval
 per-class F1, metric versions) therefore travel in the report itself.
 Paths given to the trainable are absolute: Ray runs each trial in its own
@@ -44,6 +47,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sed.eval.scores import SCORES, VALIDATION_SCORE_NAMES, best_index
+from sed.io import write_json
+
+from . import trial_spec
+
 FAILURE_FILE = "failure.json"
 EVAL_FILE = "eval.json"
 #: Folder of a final trial with its DCASE-format files and best_model.pt (sed.eval.outputs).
@@ -52,7 +60,7 @@ OUTPUTS_DIR = "outputs"
 HPARAM_METRICS: tuple[str, ...] = (
     "val/val_macro_f1",
     "val/val_psds",
-    "train/best_val_macro_f1",
+    "train/selected_val_macro_f1",
     "eval/eval_macro_f1",
     "eval/eval_psds",
     "eval/eval_psds_ct",
@@ -60,13 +68,6 @@ HPARAM_METRICS: tuple[str, ...] = (
     "eval/eval_psds1",
     "eval/eval_psds2",
 )
-
-
-def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(TrainConfig overrides, meta keys) of a trial config."""
-    overrides = {k: v for k, v in config.items() if not k.startswith("_")}
-    meta = {k: v for k, v in config.items() if k.startswith("_")}
-    return overrides, meta
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
@@ -111,9 +112,7 @@ def _write_failure(trial_dir: Path, exc: BaseException, epoch: int | None) -> No
         "traceback": traceback.format_exc(limit=8),
         "time": time.time(),
     }
-    tmp = trial_dir / f".{FAILURE_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(trial_dir / FAILURE_FILE)
+    write_json(trial_dir / FAILURE_FILE, record, indent=1)
 
 
 def train_sed(
@@ -132,22 +131,28 @@ def train_sed(
     """
     from ray import tune
 
-    from sed.config import TrainConfig, apply_overrides
     from sed.training.trainer import Trainer
 
+    from .placement import trial_placement
+    from .trial_compute import compute_metrics, energy_offset, start_meter
+
+    placement = trial_placement(time.time())
     trial_dir = Path(tune.get_context().get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
-    overrides, meta = split_config(config)
-    evaluate = bool(meta.get("_evaluate", False))
+    overrides, meta = trial_spec.split(config)
+    evaluate = bool(meta.get(trial_spec.EVALUATE, False))
     trainer = None
+    meter = None
     hp_writer = None
     session_end = None
     try:
-        cfg = apply_overrides(TrainConfig(), {**dict(runtime_overrides or {}), **overrides})
+        cfg = trial_spec.train_config(config, runtime_overrides)
         hp_writer, session_end = write_hparams_session(
             trial_dir, {**overrides, **{k.lstrip("_"): v for k, v in meta.items()}}
         )
-        from .prepared import load_for_trial
+        from .prepared import load_for_trial, node_cache_dir
+
+        cache_dir = node_cache_dir(cache_dir)
 
         trainer = Trainer(
             cfg,
@@ -158,26 +163,31 @@ def train_sed(
             progress=False,
         )
         checkpoint = tune.get_checkpoint()
+        offset = 0.0
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 trainer.load_checkpoint(directory)
+                offset = energy_offset(directory)
+        meter = start_meter(cfg, offset)
         reported = False
         while trainer.epoch < cfg.epochs:
             metrics = numeric_metrics(trainer.train_epoch())
             if evaluate and trainer.epoch >= cfg.epochs:
                 metrics.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, metrics)
+            _report(trainer, {**metrics, **compute_metrics(trainer, meter), **placement})
             reported = True
         if evaluate and not reported:
             # Restored after the last epoch but before its report reached Tune.
             last = numeric_metrics(trainer.history[-1]) if trainer.history else {}
             last.update(_evaluate(trainer, trial_dir, hp_writer))
-            _report(trainer, last)
+            _report(trainer, {**last, **compute_metrics(trainer, meter), **placement})
     except BaseException as exc:
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             _write_failure(trial_dir, exc, None if trainer is None else trainer.epoch)
         raise
     finally:
+        if meter is not None:
+            meter.stop()
         if trainer is not None:
             trainer.close()
         if hp_writer is not None:
@@ -196,7 +206,7 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     record = {k: v for k, v in scores.items()}
     record["eval_seconds"] = seconds
-    (trial_dir / EVAL_FILE).write_text(json.dumps(record, indent=1, default=str))
+    write_json(trial_dir / EVAL_FILE, record, indent=1)
     out = {
         k: float(v)
         for k, v in scores.items()
@@ -209,7 +219,7 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
     out["model_epoch"] = float(scores.get("model_epoch") or 0)
     # validation scores of the model that was scored on eval (selected on config.selection_metric)
     best = getattr(trainer, "best_metrics", {}) or {}
-    for key in ("val_macro_f1", "val_psds", "val_psds1"):
+    for key in VALIDATION_SCORE_NAMES:
         if isinstance(best.get(key), (int, float)):
             out[f"selected_{key}"] = float(best[key])
     if writer is not None:
@@ -221,27 +231,33 @@ def _evaluate(trainer: Any, trial_dir: Path, writer: Any) -> dict[str, Any]:
 
 
 #: Validation scores whose best-so-far is reported as `best_<key>` (Space.tune_metric).
-BEST_SO_FAR_KEYS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+BEST_SO_FAR_KEYS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 
 
 def with_best_so_far(metrics: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
-    """`metrics` plus `best_<key>`: the maximum of each validation score over the epochs so far.
+    """`metrics` plus `best_<key>`: the best of each validation score over the epochs so far.
 
-    Computed from the trainer's history (kept in its checkpoint), so a resumed
-    trial reports the same number as an uninterrupted one.
+    Picked as the trainer's model selection picks (`sed.eval.scores.best_index`: a NaN never
+    wins; NaN when every epoch's value is NaN). Computed from the trainer's history (kept in
+    its checkpoint), so a resumed trial reports the same number as an uninterrupted one.
     """
     out = dict(metrics)
     for key in BEST_SO_FAR_KEYS:
         values = [float(row[key]) for row in history if isinstance(row.get(key), (int, float))]
         if values:
-            out[f"best_{key}"] = max(values)
+            index = best_index(values, SCORES[key].mode)
+            out[f"best_{key}"] = values[index] if index is not None else math.nan
     return out
 
 
 def _report(trainer: Any, metrics: dict[str, Any]) -> None:
     from ray import tune
 
+    from .trial_compute import save_energy
+
     metrics = with_best_so_far(metrics, trainer.history)
+    metrics["reported_at"] = time.time()  # the trial's place and times: search.placement
     with tempfile.TemporaryDirectory(prefix="sedtune-ckpt-") as directory:
         trainer.save_checkpoint(directory)
+        save_energy(directory, metrics)  # a retried attempt adds to it (search.trial_compute)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

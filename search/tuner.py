@@ -45,6 +45,9 @@ def ray_environment(debug: bool = False) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not debug:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    from .ray_quiet import quiet_experiment_start
+
+    quiet_experiment_start()  # no "Configuration for experiment" box at each stage (verbose=0 only)
 
 
 def start_ray(address: str | None, debug: bool) -> bool:
@@ -177,7 +180,7 @@ def new_tuner(
     trainable: Any,
     space: Space,
     *,
-    storage: Path,
+    storage: Path | str,
     name: str,
     search_alg: Any,
     num_samples: int,
@@ -222,7 +225,7 @@ def new_tuner(
     return StageTuner(tuner, snapshot)
 
 
-def restore_tuner(path: Path, trainable: Any, resume_errored: bool) -> StageTuner:
+def restore_tuner(path: Path | str, trainable: Any, resume_errored: bool) -> StageTuner:
     """Continue the experiment in `path` (its callbacks, the snapshot among them, come from its tuner.pkl)."""
     tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=resume_errored)
     return StageTuner(tuner, _restored_snapshot(tuner))

@@ -9,22 +9,22 @@ The objective is the paper's `L = L_class + w(t) * L_const + L_reg`
 of section 4.2, `regularization` chooses between eq. 4 (`none`), the mean
 teacher of eq. 1/3/11 (`mt`) and the L2 penalty of eq. 13 (`l2`).
 
-`PRESETS` holds the nine rows of the paper's Table 1 as ready configs;
-`REALISTIC_PRESETS` the named configs the realistic augmentations declare in
-their registry entries (`sed.augment`), which also own each
-augmentation's fields, their ranges and where it can be injected.
+The augmentation registry (`sed.augment`) owns each augmentation's fields, their
+ranges and where it can be injected; the named configs are in `sed.presets`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sed import augment as augmentations
 from sed.errors import ConfigError
+from sed.eval.scores import VALIDATION_SCORE_NAMES, VALIDATION_SCORES
 from sed.nn.model import LOCATION_ALIASES, LOCATIONS, CRNNFields, parse_locations
 
 #: Every value of `augmentation`, in registry order (sed.augment owns each one).
@@ -40,7 +40,7 @@ OFFSET_ROUNDINGS: tuple[str, ...] = ("floor", "ceil")
 REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
-SELECTION_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default")
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
@@ -136,13 +136,13 @@ class TrainConfig(CRNNFields):
     # --- evaluation ---
     threshold: float = 0.5
     median_window: int = 7
-    #: Compute PSDS at every validation (costly); F1 always.
-    val_psds: bool = False
+    #: Compute PSDS at every validation as the score `val_psds` (costly); F1 always.
+    compute_val_psds: bool = False
     #: Operating points of the validation PSDS (the final stage always uses 50).
     val_psds_thresholds: int = 10
-    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as `val_psds1`
+    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as the score `val_psds1`
     #: (~0.1 s for 200 clips; docs/dependencies.md).
-    val_psds1: bool = False
+    compute_val_psds1: bool = False
     #: Which model is selected and reported: the student (reference) or the EMA teacher.
     select: str = "student"
     #: The validation score whose best epoch is kept as the run's model (the reference: event
@@ -157,6 +157,10 @@ class TrainConfig(CRNNFields):
     reuse_host_memory: bool = True
     amp: bool = False
     num_workers: int = 0
+    #: Measure the run's energy with CodeCarbon's offline tracker (sed/training/energy.py); the
+    #: country (ISO 3166-1 alpha-3) sets its carbon intensity, no network is used.
+    track_energy: bool = True
+    energy_country: str = "FRA"
 
     # ------------------------------------------------------------------
     @property
@@ -207,7 +211,7 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
         if self.selection_metric not in SELECTION_METRICS:
             raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
-        for metric, flag in (("val_psds", "val_psds"), ("val_psds1", "val_psds1")):
+        for metric, flag in ((s.name, s.flag) for s in VALIDATION_SCORES if s.flag is not None):
             if self.selection_metric == metric and not getattr(self, flag):
                 raise ConfigError(
                     f"selection_metric={metric} needs {flag}=true (it is only computed then); "
@@ -253,6 +257,16 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
+        if not (
+            isinstance(self.energy_country, str)
+            and len(self.energy_country) == 3
+            and self.energy_country.isalpha()
+            and self.energy_country.isupper()
+        ):
+            raise ConfigError(
+                f"energy_country={self.energy_country!r}: give an ISO 3166-1 alpha-3 code in capitals "
+                "(FRA, USA, DEU, ...), the country whose carbon intensity CodeCarbon uses"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,6 +276,23 @@ class TrainConfig(CRNNFields):
 
 
 FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(TrainConfig)}
+
+#: Old names of renamed fields, still read (with a FutureWarning) from --set, spaces and stored
+#: configs: `val_psds` / `val_psds1` name the validation score columns, the flags are compute_*.
+RENAMED_KEYS: dict[str, str] = {"val_psds": "compute_val_psds", "val_psds1": "compute_val_psds1"}
+
+
+def canonical_key(key: str) -> str:
+    """`key`, or its new name if it is a renamed field's old one (with a deprecation warning)."""
+    new = RENAMED_KEYS.get(key)
+    if new is None:
+        return key
+    warnings.warn(
+        f"config key {key!r} is deprecated: it is now {new!r} ({key} is the name of the validation score); write {new}",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return new
 
 
 def coerce_value(key: str, value: Any) -> Any:
@@ -329,6 +360,7 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
     """
     updates: dict[str, Any] = {}
     for key, value in overrides.items():
+        key = canonical_key(key)
         if key not in FIELD_TYPES:
             close = [name for name in FIELD_TYPES if key.lower() in name or name in key.lower()]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -348,61 +380,6 @@ def parse_set_arguments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _preset(**kwargs: Any) -> TrainConfig:
-    return dataclasses.replace(TrainConfig(), **kwargs).validate()
-
-
-#: The nine rows of the paper's Table 1 (section 5), in table order.
-#: Strengths the paper does not state (noise scale, epsilon, l2) are this
-#: project's defaults and are meant to be searched.
-PRESETS: dict[str, TrainConfig] = {
-    "none": _preset(augmentation="none", locations="input", regularization="none", consistency_weight=0.0),
-    # Rows 2 and 3 "differ only by the regularization method" (paper 5.1): both take
-    # the reference's input noise, 30 dB SNR on the linear mel.
-    "baseline": _preset(augmentation="snr_noise", locations="input", regularization="mt", noise_snr=30.0),
-    "random-input-l2": _preset(augmentation="snr_noise", locations="input", regularization="l2", noise_snr=30.0),
-    "random-latent-l2": _preset(augmentation="random", locations="latent", regularization="l2", noise_scale=0.1),
-    "adversarial-latent-l2": _preset(augmentation="adversarial", locations="latent", regularization="l2", epsilon=0.1),
-    "vat-input-mt": _preset(augmentation="vat", locations="input", regularization="mt", epsilon=0.1),
-    "vat-input-l2": _preset(augmentation="vat", locations="input", regularization="l2", epsilon=0.1),
-    "vat-latent-l2": _preset(augmentation="vat", locations="latent", regularization="l2", epsilon=0.1),
-    "mixup-latent-l2": _preset(augmentation="mixup", locations="latent", regularization="l2", mixup_alpha=0.2),
-}
-
-#: Table 1 of the paper (public evaluation set), for side-by-side reports.
-PAPER_TABLE1: dict[str, tuple[float, float]] = {
-    "none": (0.291, 0.500),
-    "baseline": (0.381, 0.552),
-    "random-input-l2": (0.397, 0.534),
-    "random-latent-l2": (0.388, 0.565),
-    "adversarial-latent-l2": (0.374, 0.559),
-    "vat-input-mt": (0.311, 0.461),
-    "vat-input-l2": (0.358, 0.539),
-    "vat-latent-l2": (0.362, 0.542),
-    "mixup-latent-l2": (0.351, 0.507),
-}
-
-
-#: Beyond the paper (issue #16): each augmentation's own named configs, declared in its
-#: registry entry (sed.augment.realistic: the realistic input augmentations, with l2
-#: like the paper's best rows). Their strengths are this project's defaults, to be searched
-#: (spaces/realistic.yaml).
-REALISTIC_PRESETS: dict[str, TrainConfig] = {
-    name: _preset(augmentation=entry.name, **overrides)
-    for entry in augmentations.REGISTRY.values()
-    for name, overrides in entry.presets
-}
-
-#: Every named config: Table 1's nine rows, then the realistic ones.
-ALL_PRESETS: dict[str, TrainConfig] = {**PRESETS, **REALISTIC_PRESETS}
-
-
-def preset(name: str) -> TrainConfig:
-    if name not in ALL_PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(ALL_PRESETS)}")
-    return ALL_PRESETS[name]
-
-
 __all__ = [
     "AUGMENTATIONS",
     "CONSISTENCY_DROPOUTS",
@@ -413,13 +390,8 @@ __all__ = [
     "LOCATION_ALIASES",
     "ConfigError",
     "TrainConfig",
-    "PRESETS",
-    "REALISTIC_PRESETS",
-    "ALL_PRESETS",
-    "PAPER_TABLE1",
     "apply_overrides",
     "coerce_value",
     "parse_locations",
     "parse_set_arguments",
-    "preset",
 ]

@@ -38,13 +38,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from sed.errors import UserError
+
 __all__ = ["AUDIO_SUFFIXES", "LoadedModel", "load_model", "predict_file", "predict_paths", "main"]
 
 #: File endings taken from a folder (what libsndfile reads).
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
-class PredictError(ValueError):
+class PredictError(UserError):
     """Unusable model file or input; the message names it and the fix."""
 
 
@@ -69,9 +71,12 @@ class LoadedModel:
         except (ConfigError, ValueError) as error:
             raise PredictError(f"{path}: its config does not load here ({error}).") from None
         self.labels: list[str] = [str(label) for label in state["labels"]]
-        self.features = FeatureConfig.from_dict(dict(state["features"]))
+        try:
+            self.features = FeatureConfig.from_dict(dict(state["features"]))
+            self.scaler = Scaler.from_dict({k: np.asarray(v) for k, v in state["scaler"].items()})
+        except (KeyError, ValueError) as error:
+            raise PredictError(f"{path}: its features or scaler do not load ({error}).") from None
         self.frame_step = float(state["frame_step"])
-        self.scaler = Scaler.from_dict({k: np.asarray(v) for k, v in state["scaler"].items()})
         self.model = build_model(self.config, len(self.labels))
         self.model.load_state_dict(state["state_dict"])
         self.model.eval()
@@ -198,7 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.data.errors import DatasetError
 
     try:
         model = load_model(args.model)
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.median_window is not None and args.median_window < 1:
             raise PredictError(f"--median-window {args.median_window} must be >= 1 (1 = no filter).")
         out = predict_paths(model, list(args.inputs), args.out, args.threshold, args.median_window)
-    except (PredictError, DatasetError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out}", file=sys.stderr)

@@ -16,26 +16,38 @@ libraries and settings as sed.eval.metrics and sed.eval.threshold_free:
   thresholds of those scores (no further median filter: ``--median-window 1``
   by default).
 
+With one median window per class (``--median-window '{"Dog": 9, ...}'``, JSON)
+and/or one threshold per class (``--class-thresholds '{"Dog": 0.42, ...}'``),
+the raw scores of ``--scores`` are filtered class by class and the event F1
+is scored on the detections decoded at those thresholds, with PSDS1, PSDS2
+and intersection F1 on the same filtered scores (sed.eval.classwise: what
+``python -m sed.tune_postprocess`` tuned; the values stored in final.parquet's
+``pp_*`` columns); the psds_eval variants are not computed in that mode.
+
 Every clip of the durations file is evaluated (a clip without events or
 detections counts); the ground truth's clips without events may be written
 with empty onset/offset/label or left out. Prints the numbers and, with
-``--out``, writes them as strict JSON (sed.eval.outputs.write_json).
+``--out``, writes them as strict JSON (sed.io.write_json).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sed.errors import UserError
+
 __all__ = ["read_durations", "read_events", "read_score_folder", "score_files", "main"]
 
 
-class ScoreInputError(ValueError):
+class ScoreInputError(UserError):
     """An input file of sed.score is missing or malformed; the message names it and the fix."""
 
 
@@ -117,8 +129,9 @@ def score_files(
     detections: Path | str | None = None,
     scores: Path | str | None = None,
     threshold: float = 0.5,
-    median_window: int = 1,
+    median_window: int | Mapping[str, int] = 1,
     n_thresholds: int = 50,
+    class_thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The leaderboard metrics of detections and/or a score folder (module docstring)."""
     from sed.eval.metrics import event_f1, metric_versions, psds_scores
@@ -128,6 +141,10 @@ def score_files(
         raise ScoreInputError("nothing to score. Fix: give --detections and/or --scores.")
     names, seconds = read_durations(durations)
     reference = read_events(ground_truth, "ground truth")
+    if isinstance(median_window, Mapping) or class_thresholds is not None:
+        return _score_per_class(
+            reference, names, seconds, scores, detections, median_window, threshold, class_thresholds
+        )
     known = set(names)
     labelled = reference[reference["event_label"].notna()]
     unknown = sorted(set(labelled["filename"]) - known)
@@ -160,6 +177,70 @@ def score_files(
     return result
 
 
+def _score_per_class(
+    reference: pd.DataFrame,
+    names: list[str],
+    seconds: list[float],
+    scores: Path | str | None,
+    detections: Path | str | None,
+    median_window: int | Mapping[str, int],
+    threshold: float,
+    class_thresholds: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """Per-class windows / thresholds applied to raw scores (module docstring)."""
+    from sed.eval.classwise import ScoreSet, event_f1_of_tables, per_class, psds_of, scored_tables
+    from sed.eval.metrics import metric_versions
+    from sed.eval.threshold_free import metrics_from_tables
+
+    if scores is None or detections is not None:
+        raise ScoreInputError(
+            "per-class windows or thresholds apply to raw scores. Fix: give --scores (the scores/raw folder) "
+            "and no --detections."
+        )
+    _, _, _, tables = read_score_folder(scores, names)
+    score_set = ScoreSet(tables, names, seconds, reference)
+    windows = per_class(median_window, score_set.labels, "--median-window")
+    result: dict[str, Any] = {"n_clips": len(names)}
+    result["psds1"], _ = psds_of(score_set, windows, "psds1")
+    result["psds2"], _ = psds_of(score_set, windows, "psds2")
+    filtered = scored_tables(score_set, windows)
+    result["intersection_f1"] = (
+        metrics_from_tables(filtered, score_set.reference, score_set.by_id, threshold, ("intersection_f1",))[
+            "intersection_f1"
+        ]
+        if filtered is not None
+        else float("nan")
+    )
+    thresholds = per_class(
+        class_thresholds if class_thresholds is not None else threshold, score_set.labels, "--class-thresholds"
+    )
+    result.update(event_f1_of_tables(score_set, windows, thresholds))
+    result["median_windows"] = windows
+    result["class_thresholds"] = thresholds
+    result["metric_versions"] = metric_versions()
+    return result
+
+
+def _json_or_int(text: str) -> int | dict[str, int]:
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return dict(json.loads(text))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"not a JSON object: {error}") from None
+    return int(text)
+
+
+def _json_object(text: str) -> dict[str, float]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object {"class": threshold, ...}')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sed.score",
@@ -177,9 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold of the intersection F1")
     parser.add_argument(
         "--median-window",
-        type=int,
+        type=_json_or_int,
         default=1,
-        help="median filter (frames) applied to the scores first (1: none, for filtered scores)",
+        help="median filter (frames) applied to the scores first (1: none, for filtered scores); "
+        'or one per class as JSON {"Dog": 9, ...} (raw scores)',
+    )
+    parser.add_argument(
+        "--class-thresholds",
+        type=_json_object,
+        default=None,
+        help='one decision threshold per class as JSON {"Dog": 0.42, ...}: the event F1 of the detections '
+        "decoded from the (raw) scores at these thresholds",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
     return parser
@@ -187,14 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sed.eval.metrics import MetricsError
-    from sed.eval.outputs import write_json
+    from sed.io import write_json
 
     try:
         result = score_files(
-            args.ground_truth, args.durations, args.detections, args.scores, args.threshold, args.median_window
+            args.ground_truth,
+            args.durations,
+            args.detections,
+            args.scores,
+            args.threshold,
+            args.median_window,
+            class_thresholds=args.class_thresholds,
         )
-    except (ScoreInputError, MetricsError, ValueError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for key, value in result.items():

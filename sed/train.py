@@ -7,7 +7,10 @@ cache and used. Writes to `--out` (default `results/train/<preset>`):
   of the selected model (student by default, as the reference; `model` says
   which; the epoch is chosen on `selection_metric`), the DESED validation-set
   metrics, the per-epoch history, the full config, `trainable_parameters`,
-  the events clipped to their clip end and the package versions. Strict JSON:
+  the events clipped to their clip end, the package versions, and the
+  compute: `energy_kwh` / `energy_source` (CodeCarbon's offline tracker,
+  sed.training.energy: measured or estimated, and how), `macs_per_10s`
+  (sed.nn.macs), `train_steps`, `train_seconds`. Strict JSON:
   an undefined number (the F1 of a class absent from a split, 0/0) is `null`,
   not the bare `NaN` Python would write (sed.eval.outputs);
 - `best_model.pt`: the selected weights with config, labels, scaler, feature
@@ -28,18 +31,13 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from sed.config import (
-    PRESETS,
-    REALISTIC_PRESETS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    parse_set_arguments,
-    preset,
-)
-from sed.data.errors import DatasetError
+from sed.config import TrainConfig, apply_overrides, parse_set_arguments
+from sed.errors import UsageError, UserError
+from sed.presets import PRESETS, REALISTIC_PRESETS, preset
 
 
 def _field_help() -> str:
@@ -99,16 +97,31 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as error:
+    except UserError as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
+def compute_record(trainer: Any, config: Any, energy: Any, seconds: float) -> dict[str, Any]:
+    """metrics.json's compute figures: energy_kwh / energy_source (None when not tracked), macs_per_10s,
+    train_steps, train_seconds (the fit's wall time, this session's when resumed)."""
+    from sed.nn.macs import macs_per_10s
+
+    return {
+        "energy_kwh": None if energy is None else energy.kwh,
+        "energy_source": "not tracked (track_energy=false)" if energy is None else energy.source,
+        "energy_country": config.energy_country,
+        "macs_per_10s": macs_per_10s(config, len(trainer.data.labels)),
+        "train_steps": int(trainer.step),
+        "train_seconds": float(seconds),
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from sed.eval.metrics import metric_versions
-    from sed.eval.outputs import write_json
+    from sed.io import write_json
     from sed.training.trainer import Trainer, TrainingDiverged
 
     config = preset(args.preset)
@@ -127,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to output directory {out}: {error}; choose another --out") from None
+        raise UsageError(f"cannot write to output directory {out}: {error}; choose another --out") from None
 
     trainer = Trainer(config, cache_dir=args.cache, log_dir=out / "tensorboard")
     if args.resume and (out / "checkpoint").is_dir():
@@ -139,6 +152,10 @@ def _run(args: argparse.Namespace) -> int:
         f"{trainer.steps_per_epoch} steps/epoch on {trainer.device}, data {trainer.data.root}",
         file=sys.stderr,
     )
+    from sed.training.energy import EnergyMeter
+
+    meter = EnergyMeter(config.energy_country).start() if config.track_energy else None
+    fit_start = time.perf_counter()
     try:
         trainer.fit(callback=lambda m: trainer.save_checkpoint(out / "checkpoint"))
     except TrainingDiverged as error:
@@ -146,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         return 3
     finally:
         trainer.close()
+        energy = meter.stop() if meter is not None else None
+    compute = compute_record(trainer, config, energy, time.perf_counter() - fit_start)
     evaluation = trainer.evaluate("public_eval", out_dir=out / "public_eval")
     desed_val = trainer.evaluate("validation", prefix="validation", out_dir=out / "validation")
     trainer.save_best_model(out / "best_model.pt")
@@ -158,6 +177,8 @@ def _run(args: argparse.Namespace) -> int:
         "public_eval": {k: v for k, v in evaluation.items() if k != "metric_versions"},
         "history": trainer.history,
         "trainable_parameters": trainer.trainable_parameters,
+        # energy (CodeCarbon, offline), MACs per 10 s clip, steps and wall time of the training (fit)
+        **compute,
         "config": config.to_dict(),
         "data_root": str(trainer.data.root),
         "missing_audio": dict(trainer.data.dataset.missing_audio),

@@ -8,17 +8,8 @@ import pytest
 
 from sed import augment as augmentations
 from sed.augment import REGISTRY, Augmentation, field_rules, readers, register
-from sed.config import (
-    AUGMENTATIONS,
-    FIELD_TYPES,
-    INPUT_ONLY_AUGMENTATIONS,
-    PRESETS,
-    REALISTIC_PRESETS,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    preset,
-)
+from sed.config import AUGMENTATIONS, FIELD_TYPES, INPUT_ONLY_AUGMENTATIONS, ConfigError, TrainConfig, apply_overrides
+from sed.presets import PRESETS, REALISTIC_PRESETS, preset
 
 
 def test_config_enumerations_are_the_registrys():
@@ -109,3 +100,13 @@ def test_realistic_presets_beside_the_nine_table1_rows():
     for name in REALISTIC_PRESETS:
         for regularization in ("mt", "none"):
             dataclasses.replace(REALISTIC_PRESETS[name], regularization=regularization).validate()
+
+
+def test_the_readme_augmentation_table_is_the_registry():
+    """README.md's table is `sed.augment.table.markdown_table()` (python -m sed.augment.table prints it)."""
+    from pathlib import Path
+
+    from sed.augment.table import markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert markdown_table() in readme, "README.md's augmentation table differs: paste python -m sed.augment.table"

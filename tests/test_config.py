@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sed.config import (
-    PAPER_TABLE1,
-    PRESETS,
-    SNR_30DB_SCALE,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    parse_locations,
-    parse_set_arguments,
-)
+from sed.config import SNR_30DB_SCALE, ConfigError, TrainConfig, apply_overrides, parse_locations, parse_set_arguments
+from sed.presets import PAPER_TABLE1, PRESETS
 
 
 def test_defaults_are_the_reference_baseline():
@@ -56,10 +48,10 @@ def test_overrides_coerce_strings_and_validate():
     cfg = apply_overrides(
         TrainConfig(),
         parse_set_arguments(
-            ["epsilon=0.5", "cnn_filters=4,8,8", "val_psds=true", "max_steps_per_epoch=none", "epochs=3"]
+            ["epsilon=0.5", "cnn_filters=4,8,8", "compute_val_psds=true", "max_steps_per_epoch=none", "epochs=3"]
         ),
     )
-    assert cfg.epsilon == 0.5 and cfg.cnn_filters == (4, 8, 8) and cfg.val_psds is True
+    assert cfg.epsilon == 0.5 and cfg.cnn_filters == (4, 8, 8) and cfg.compute_val_psds is True
     assert cfg.max_steps_per_epoch is None and cfg.epochs == 3 and isinstance(cfg.epochs, int)
 
 
@@ -93,3 +85,12 @@ def test_wrong_values_are_refused_naming_the_key(overrides, key):
 def test_set_argument_without_equals_is_refused():
     with pytest.raises(ConfigError, match="key=value"):
         parse_set_arguments(["epsilon"])
+
+
+def test_the_old_flag_names_still_read_with_a_deprecation_message():
+    """`val_psds` / `val_psds1` name the score columns; the flags are compute_val_psds / compute_val_psds1."""
+    with pytest.warns(FutureWarning, match="'val_psds' is deprecated: it is now 'compute_val_psds'"):
+        cfg = apply_overrides(TrainConfig(), {"val_psds": "true"})
+    assert cfg.compute_val_psds is True and "val_psds" not in cfg.to_dict()
+    with pytest.warns(FutureWarning, match="compute_val_psds1"):
+        assert apply_overrides(TrainConfig(), {"val_psds1": True}).compute_val_psds1 is True

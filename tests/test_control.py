@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from search import final as final_stage
-from search import rows
+from search import summary as summary_module
 from search.console import print_summary
 from search.space import CONTROL_ID, CONTROL_NONE, SpaceError, parse_space
 
@@ -93,7 +93,7 @@ def test_comparison_verdicts_by_hand():
     # best 0.40, 0.42, 0.44: mean 0.42, std 0.02, half-width 4.3027 * 0.02 / sqrt(3) = 0.04968
     summary = _summary([0.40, 0.42, 0.44], [0.30, 0.31, 0.32])
     assert list(summary["control"]) == [False, True]
-    cmp = rows.control_comparison(summary, "eval_macro_f1")
+    cmp = summary_module.control_comparison(summary, "eval_macro_f1")
     assert cmp.best[0] == pytest.approx(0.42) and cmp.best[1] == pytest.approx(0.42 - 0.0496827, abs=1e-6)
     assert cmp.control[0] == pytest.approx(0.31)
     assert cmp.difference == pytest.approx(0.11)
@@ -102,15 +102,15 @@ def test_comparison_verdicts_by_hand():
     assert _summary_verdict([0.30, 0.36, 0.33], [0.31, 0.32, 0.33]) == "overlap"
     assert _summary_verdict([0.40], [0.30, 0.31]) == "unknown"
     # no control row -> no comparison
-    no_control = rows.summarize_final(
+    no_control = summary_module.summarize_final(
         pd.DataFrame({"config_id": ["a"], "seed": [1], "status": ["COMPLETED"], "eval_macro_f1": [0.5]}),
         metrics=("eval_macro_f1",),
     )
-    assert rows.control_comparison(no_control, "eval_macro_f1") is None
+    assert summary_module.control_comparison(no_control, "eval_macro_f1") is None
 
 
 def _summary_verdict(best: list[float], control: list[float]) -> str:
-    return rows.control_comparison(_summary(best, control), "eval_macro_f1").verdict
+    return summary_module.control_comparison(_summary(best, control), "eval_macro_f1").verdict
 
 
 def test_summary_prints_the_control_beside_the_best(tmp_path, capsys):
@@ -136,5 +136,5 @@ def test_rows_written_before_the_control_column_are_not_controls():
             "control": [True],
         }
     )
-    summary = rows.summarize_final(pd.concat([old, new], ignore_index=True), metrics=("eval_macro_f1",))
+    summary = summary_module.summarize_final(pd.concat([old, new], ignore_index=True), metrics=("eval_macro_f1",))
     assert list(summary["control"]) == [False, True]

@@ -21,11 +21,12 @@ import pytest
 import torch
 from batches import make_batch
 
-from sed.augment.perturb import LogMelSpace, _gradient_wrt, snr_noise, vat_perturbation
-from sed.config import PRESETS
+from sed.augment.families import vat_perturbation
+from sed.augment.perturb import LogMelSpace, additive_hooks, gradient_wrt, snr_noise
 from sed.features.scaler import Scaler
 from sed.nn.dropout import tied_dropout, untied_dropout
 from sed.nn.model import CRNN, CRNNConfig
+from sed.presets import PRESETS
 from sed.training.objectives import compute_losses
 from sed.training.trainer import Trainer, prepare_data
 
@@ -68,6 +69,7 @@ def vat_agreement(dropout: float, location: str, seed: int, tied: bool = True) -
     return sum(cosines) / len(cosines)
 
 
+@pytest.mark.slow  # a whole training run or several processes
 @pytest.mark.parametrize("location", ["input", "cnn", "rnn"])
 def test_vat_directions_under_dropout_agree_as_well_as_without_dropout(location):
     seeds = range(3)
@@ -88,9 +90,9 @@ def test_the_gradient_at_d_0_vanishes_on_the_clean_pass_instance():
         with torch.no_grad():
             clean = model.run(x)
         zero = {"input": torch.zeros_like(x)}
-        tied_grad = _gradient_wrt(model, x, "input", zero, clean.strong, clean.weak)["input"]
+        tied_grad = gradient_wrt(model, x, "input", zero, additive_hooks, clean.strong, clean.weak)["input"]
         with untied_dropout(model):
-            untied_grad = _gradient_wrt(model, x, "input", zero, clean.strong, clean.weak)["input"]
+            untied_grad = gradient_wrt(model, x, "input", zero, additive_hooks, clean.strong, clean.weak)["input"]
     assert float(tied_grad.abs().max()) == 0.0
     assert float(untied_grad.abs().max()) > 0.0
 

@@ -18,7 +18,7 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-import sed.features.store as store_module
+import sed.features.compute as compute_module
 from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
 from sed.features.logmel import FeatureConfig, LogMel
@@ -262,7 +262,7 @@ def test_store_builds_once_then_hits_without_decoding(tmp_path: Path, monkeypatc
     def no_decoding(*args, **kwargs):
         raise AssertionError("a cache hit must not decode audio")
 
-    monkeypatch.setattr(store_module, "read_audio", no_decoding)
+    monkeypatch.setattr(compute_module, "read_audio", no_decoding)
     again_store = FeatureStore(tmp_path / "cache")  # a fresh object, e.g. another trial
     second = again_store.features(split, SMALL, progress=False)
     assert again_store.last_stats is not None and again_store.last_stats.cache_hit
@@ -361,16 +361,17 @@ def test_store_builds_on_cuda_like_on_cpu(tmp_path: Path) -> None:
 _RACE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-import sed.features.store as F
+import sed.features.compute as C
 import sed.features.logmel as FC
+import sed.features.store as F
 split_dir, cache_dir, go_file, ready_file = map(Path, sys.argv[1:5])
 calls = []
-original = F.read_audio
+original = C.read_audio
 def slow_read(*args, **kwargs):
     calls.append(1)
     time.sleep(0.05)
     return original(*args, **kwargs)
-F.read_audio = slow_read
+C.read_audio = slow_read
 class S:
     name = "race"
     filenames = sorted(p.name for p in split_dir.glob("*.wav"))
@@ -384,6 +385,7 @@ print(json.dumps({"calls": len(calls), "hit": store.last_stats.cache_hit, "waite
 """
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_two_processes_asking_at_once_compute_once(tmp_path: Path) -> None:
     split = _write_clips(tmp_path / "audio", 8, seed=9)
     go = tmp_path / "go"

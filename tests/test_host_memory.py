@@ -61,6 +61,7 @@ def probe(mode: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_reuse_removes_the_page_faults_of_training_steps():
     default = probe("default")["steps"]
     reuse = probe("reuse")
@@ -73,6 +74,7 @@ def test_reuse_removes_the_page_faults_of_training_steps():
     assert reuse["restored"][0] > 0.5 * min(default[3:]), (reuse, default)
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_trainer_turns_it_on_for_the_cpu_only_when_asked(tiny_data_root, session_cache):
     code = textwrap.dedent(
         f"""

@@ -23,9 +23,11 @@ import dataclasses
 
 import pytest
 
-from sed.config import PRESETS
 from sed.data.synth import ensure_embedded
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, prepare_data
+
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
 
 EPOCHS = 8
 

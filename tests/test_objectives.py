@@ -14,9 +14,10 @@ from batches import make_batch
 from torch import nn
 
 from sed.augment.perturb import LogMelSpace
-from sed.config import PRESETS, TrainConfig
+from sed.config import TrainConfig
 from sed.features.scaler import Scaler
 from sed.nn.model import CRNN, CRNNConfig
+from sed.presets import PRESETS
 from sed.training.objectives import (
     classification_loss,
     compute_losses,

@@ -26,7 +26,7 @@ TINY = [
     "rampup_epochs=1",
     "num_threads=1",
     "embedded_size=tiny",
-    "val_psds1=true",
+    "compute_val_psds1=true",
     "selection_metric=val_psds1",
 ]
 

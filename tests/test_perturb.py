@@ -8,17 +8,16 @@ import pytest
 import torch
 from torch import nn
 
+from sed.augment.families import adversarial_perturbation, vat_perturbation
 from sed.augment.perturb import (
     MixupPlan,
     additive_hooks,
-    adversarial_perturbation,
     consistency_mse,
     frozen_batchnorm,
     per_example_norm,
     plan_mixup,
     power_iteration,
     random_noise,
-    vat_perturbation,
 )
 from sed.nn.model import CRNN, CRNNConfig, SEDOutput
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import sed.data.prepare as prepare_module
-from sed.config import PRESETS
 from sed.data.prepare import load_prepared, prepare_data, save_prepared
+from sed.presets import PRESETS
 
 CFG = dataclasses.replace(PRESETS["none"], embedded_size="tiny").validate()
 

@@ -14,10 +14,11 @@ from torch import nn
 
 from sed.augment.input_perturb import adversarial_theta, filter_family, snr_family, vat_theta
 from sed.augment.perturb import LogMelSpace, consistency_mse, gradient_wrt
-from sed.config import REALISTIC_PRESETS, TrainConfig
+from sed.config import TrainConfig
 from sed.features.scaler import Scaler
 from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN, CRNNConfig, SEDOutput
+from sed.presets import REALISTIC_PRESETS
 from sed.training.objectives import Batch, compute_losses
 
 SPACE = LogMelSpace(Scaler(mean=np.full(128, -40.0), std=np.full(128, 12.0)), top_db=80.0)
@@ -193,6 +194,7 @@ def test_adversarial_presets_perturb_more_than_their_random_counterparts():
     assert const(snr) > const(dataclasses.replace(snr, augmentation="snr_noise"))
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_each_realistic_preset_trains_one_epoch_on_tiny_data(tiny_data_root, session_cache):
     from sed.training.trainer import Trainer, prepare_data
 

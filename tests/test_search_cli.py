@@ -16,6 +16,8 @@ import pytest
 from search import leaderboard as lb
 from search.run import main
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parents[1]
 
 TINY_FIXED = """

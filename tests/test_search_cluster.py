@@ -1,99 +1,35 @@
-"""A two-node Ray cluster on this machine (loopback), and a tiny search through --address.
+"""A two-node Ray cluster on this machine (loopback) with logical GPUs, and a search through --address.
 
-The head and the worker are started with `ray start --block` in their own
-process groups; the test stops them by those PIDs (never by process name), so
-other Ray sessions on the machine are untouched.
+Each node declares 2 CPUs and one logical GPU (`ray start --num-gpus 1`; torch
+runs on the CPU). With `--trials-per-gpu 2` the cluster promises 4 trials at
+once: the test checks that 4 ran at once, on both nodes, never more than 2
+on one GPU, that every row of search.parquet names its node and GPU, and
+that each node, given its own feature cache (`SEDTUNE_NODE_CACHE`), built
+the features there once.
+The nodes are started and stopped by PID (tests/clusters.py).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
+import json
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from clusters import REPO, Node, gpu_space_text, local_cluster, max_overlap, ray_env
 
-REPO = Path(__file__).resolve().parents[1]
-RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
-def wait_for_nodes(address: str, n: int, env: dict, timeout: float = 90.0) -> None:
-    probe = (
-        "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
-        "print(sum(1 for node in ray.nodes() if node['Alive']))"
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        res = subprocess.run(
-            [sys.executable, "-c", probe, address], capture_output=True, text=True, env=env, timeout=60
-        )
-        if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n)]:
-            return
-        time.sleep(2)
-    raise AssertionError(f"the cluster at {address} did not reach {n} nodes")
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
 
 
 @pytest.mark.timeout(400)
-def test_two_node_cluster_runs_a_search_through_address(tmp_path, session_cache, tiny_data_root):
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are length-limited
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--block", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    head = subprocess.Popen(
-        [
-            RAY,
-            "start",
-            "--head",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--include-dashboard",
-            "false",
-            "--temp-dir",
-            temp_dir,
-            *common,
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker = None
-    try:
-        wait_for_nodes(address, 1, env)
-        worker = subprocess.Popen(
-            [RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_nodes(address, 2, env)
+def test_two_node_cluster_with_logical_gpus_packs_trials(tmp_path, session_cache, tiny_data_root):
+    space = tmp_path / "gpus.yaml"
+    space.write_text(gpu_space_text(num_samples=4, final=False))
+    # nodes that share no cache: each keeps its features in its own folder ($SEDTUNE_NODE_CACHE)
+    caches = [tmp_path / "cache-node1", tmp_path / "cache-node2"]
+    nodes = [Node(cpus=2, gpus=1, env={"SEDTUNE_NODE_CACHE": str(c)}) for c in caches]
+    with local_cluster(nodes) as address:
         out = tmp_path / "out"
         result = subprocess.run(
             [
@@ -101,10 +37,10 @@ def test_two_node_cluster_runs_a_search_through_address(tmp_path, session_cache,
                 "-m",
                 "search.run",
                 "--space",
-                str(REPO / "tests" / "spaces" / "tiny.yaml"),
+                str(space),
                 "--address",
                 address,
-                "--num-samples",
+                "--trials-per-gpu",
                 "2",
                 "--no-final",
                 "--no-report",
@@ -117,17 +53,26 @@ def test_two_node_cluster_runs_a_search_through_address(tmp_path, session_cache,
             ],
             capture_output=True,
             text=True,
-            env=env,
+            env=ray_env(),
             timeout=300,
             cwd=REPO,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        board = pd.read_parquet(out / "tiny" / "search.parquet")
-        assert len(board) == 2
-        assert set(board["status"]) <= {"COMPLETED", "EARLY_STOPPED"}
-        assert board["val_macro_f1"].notna().all()
-    finally:
-        if worker is not None:
-            stop_group(worker)
-        stop_group(head)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "search: 4 trials at once on 2 of 2 GPUs, 2 per GPU (--trials-per-gpu)" in result.stdout
+    board = pd.read_parquet(out / "gpus" / "search.parquet")
+    assert len(board) == 4
+    assert set(board["status"]) == {"COMPLETED"}
+    assert board["val_macro_f1"].notna().all()
+    search = json.loads((out / "gpus" / "concurrency.json").read_text())["search"]
+    assert (search["peak_running"], search["promised"], search["trials"]) == (4, 4, 4)
+    assert "checked on 2 nodes: each reads the driver's marker file and writes there" in result.stdout
+    assert board["node_id"].nunique() == 2  # both nodes ran trials
+    assert set(board["gpu_ids"]) == {"0"}  # one logical GPU per node, id 0 on each
+    for (_, _), group in board.groupby(["node_id", "gpu_ids"]):
+        assert max_overlap(group) <= 2
+    assert max_overlap(board) == 4
+    # each node built the features once, in its own cache, under the cache lock: one array per split
+    # (synthetic train / selection, weak, unlabeled, validation, public eval), no leftovers of a second build
+    built = [sorted(p.name for p in (c / "features").iterdir() if p.suffix in (".npy", ".json")) for c in caches]
+    assert built[0] == built[1] and len([n for n in built[0] if n.endswith(".npy")]) >= 4, built
+    assert not [p for c in caches for p in (c / "features").iterdir() if ".tmp-" in p.name]

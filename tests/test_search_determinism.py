@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from search.run import main
+
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
 
 REPO = Path(__file__).resolve().parents[1]
 

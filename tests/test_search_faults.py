@@ -35,6 +35,8 @@ from procs import alive, descendants, kill_all, output_lines, snapshot
 
 from search import leaderboard as lb
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parents[1]
 
 SPACE = """

@@ -15,6 +15,7 @@ import pytest
 from search import final as final_stage
 from search import leaderboard as lb
 from search import rows
+from search import summary as summary_module
 from search.failures import error_text
 from search.resources import ClusterError, derive_resources
 from search.rows import TrialRecord, best_of, leaderboard_status, search_frame
@@ -25,7 +26,7 @@ name: lb
 metric: [val_macro_f1, val_psds]
 num_samples: 4
 scheduler: {kind: asha, max_epochs: 3, grace_period: 1}
-fixed: {regularization: l2, val_psds: true}
+fixed: {regularization: l2, compute_val_psds: true}
 params:
   augmentation: {choice: [random, mixup]}
   noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}
@@ -42,7 +43,7 @@ def space():
 # ----------------------------------------------------------------------------- statistics
 def test_ci95_by_hand():
     # mean 0.32, sample std 0.02, t_{0.975, 2} = 4.302652729911275 (Student t table: 4.303)
-    n, mean, std, low, high = rows.mean_std_ci95([0.30, 0.34, 0.32])
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.30, 0.34, 0.32])
     assert n == 3
     assert mean == pytest.approx(0.32)
     assert std == pytest.approx(0.02)
@@ -50,13 +51,29 @@ def test_ci95_by_hand():
     assert half == pytest.approx(0.0496827, abs=1e-7)
     assert low == pytest.approx(0.32 - half) and high == pytest.approx(0.32 + half)
     # n = 2: t_{0.975, 1} = 12.7062047361747; values 1 and 3 -> mean 2, std sqrt(2)
-    n, mean, std, low, high = rows.mean_std_ci95([1.0, 3.0])
+    n, mean, std, low, high = summary_module.mean_std_ci95([1.0, 3.0])
     assert (mean, std) == (pytest.approx(2.0), pytest.approx(math.sqrt(2)))
     assert high - mean == pytest.approx(12.7062047361747 * math.sqrt(2) / math.sqrt(2))
     # one value: no spread; NaN values (failed seeds) are left out
-    n, mean, std, low, high = rows.mean_std_ci95([0.5, float("nan")])
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.5, float("nan")])
     assert n == 1 and mean == 0.5 and math.isnan(std) and math.isnan(low) and math.isnan(high)
-    assert rows.mean_std_ci95([])[0] == 0
+    assert summary_module.mean_std_ci95([])[0] == 0
+
+
+def test_ci95_is_clipped_to_the_score_range():
+    """Two seeds near 0: the t interval (12.7 x std / sqrt 2) crosses 0; a score's interval stops at its bounds."""
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.02, 0.10])
+    half = 12.7062047361747 * 0.08 / math.sqrt(2) / math.sqrt(2)  # 0.508: the interval reaches -0.448
+    assert (low, high) == (pytest.approx(0.06 - half), pytest.approx(0.06 + half)) and low < 0
+    n, mean, std, clipped_low, clipped_high = summary_module.mean_std_ci95([0.02, 0.10], summary_module.SCORE_BOUNDS)
+    assert (clipped_low, clipped_high) == (0.0, high) and mean == pytest.approx(0.06)
+    n, mean, std, low, high = summary_module.mean_std_ci95([0.98, 0.90], summary_module.SCORE_BOUNDS)
+    assert high == 1.0 and 0 < low < 0.94
+    summary = summary_module.summarize_final(
+        pd.DataFrame({"config_id": ["a", "a"], "seed": [1, 2], "status": "COMPLETED", "eval_psds1": [0.02, 0.1]}),
+        metrics=("eval_psds1",),
+    )
+    assert summary.loc[0, "eval_psds1_ci95_low"] == 0.0
 
 
 def test_summarize_final_groups_by_config_and_skips_failed_seeds():
@@ -72,7 +89,7 @@ def test_summarize_final_groups_by_config_and_skips_failed_seeds():
             "eval_psds": [0.5, 0.5, 0.5, 0.6, float("nan")],
         }
     )
-    summary = rows.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
+    summary = summary_module.summarize_final(final, metrics=("eval_macro_f1", "eval_psds"))
     assert list(summary["config_id"]) == ["a", "b"]
     a, b = summary.iloc[0], summary.iloc[1]
     assert a["n_seeds"] == 3 and a["seeds"] == "1,2,3"
@@ -311,13 +328,13 @@ def test_derive_resources(space):
     r = derive_resources(space, {"CPU": 4.0})
     assert (r.cpu, r.gpu, r.max_concurrent) == (1.0, 0.0, 4)  # gpu auto on a CPU cluster -> 0
     r = derive_resources(space, {"CPU": 8.0, "GPU": 1.0})
-    assert r.gpu == pytest.approx(0.125)  # auto: one GPU shared by 8 concurrent trials
+    assert (r.gpu, r.max_concurrent) == (0.25, 4)  # auto: the measured default of 4 trials per GPU
     gpu_space = parse_space(SPACE_TEXT + "resources: {cpu: 1, gpu: 0.25}\nmax_concurrent: 2\n", "gpu.yaml")
     assert derive_resources(gpu_space, {"CPU": 2.0, "GPU": 1.0}).gpu == 0.25
     with pytest.raises(ClusterError, match=r"gpu.yaml: resources\.gpu=0\.25 but the Ray cluster has no GPU.*gpu: auto"):
         derive_resources(gpu_space, {"CPU": 2.0})
     big = parse_space(SPACE_TEXT + "resources: {cpu: 4}\n", "big.yaml")
-    with pytest.raises(ClusterError, match=r"resources\.cpu=4 but the Ray cluster has 2 CPUs"):
+    with pytest.raises(ClusterError, match=r"resources\.cpu=4 but no node of the Ray cluster has that many CPUs"):
         derive_resources(big, {"CPU": 2.0})
     assert isinstance(ClusterError("x"), ValueError)
     assert os.environ.get("RAY_AUTH_MODE") == "disabled"  # set by conftest for every test
@@ -346,3 +363,17 @@ def test_error_text_names_a_dead_worker_over_an_earlier_attempts_failure_json(tm
     # without failure.json: Ray's last line, its wrapper removed
     (trial / "failure.json").unlink()
     assert error_text(trial, "ray::ImplicitFunc.train()\nRayTaskError(KeyError): 'x'") == "KeyError: 'x'"
+
+
+def test_upsert_final_row_warns_nothing_when_a_column_is_all_missing_on_one_side(tmp_path):
+    """pandas 2.x warned (FutureWarning) on every final trial: concat with a column all-NA on one side."""
+    import warnings
+
+    path = tmp_path / "final.parquet"
+    row = {"config_id": "a", "seed": 1, "rank": 1, "error": None, "noise_scale": None, "epsilon": 0.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows.upsert_final_row(path, row, {})
+        frame = rows.upsert_final_row(path, {**row, "seed": 2, "noise_scale": 0.3, "epsilon": None}, {})
+    assert frame["noise_scale"].dtype == float and frame["epsilon"].tolist()[0] == 0.5
+    assert math.isnan(frame["epsilon"].tolist()[1]) and frame["seed"].tolist() == [1, 2]

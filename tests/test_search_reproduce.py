@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from search.reproduce import TrainCommand
-from search.run import UsageError, build_parser, resolve_settings
+from search.settings import UsageError, build_parser, resolve_settings
 from search.space import load_space
-from sed.config import PRESETS, TrainConfig, apply_overrides, parse_set_arguments
+from sed.config import TrainConfig, apply_overrides, parse_set_arguments
+from sed.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"

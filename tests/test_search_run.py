@@ -41,6 +41,8 @@ from procs import alive, descendants, kill_all, output_lines, snapshot
 from search import leaderboard as lb
 from search.space import load_space
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
 SEARCH_COLUMNS = [
@@ -233,6 +235,16 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
         assert final[metric].between(0, 1).all(), metric
     for metric in ("eval_psds1", "eval_psds2", "eval_intersection_f1"):  # sed_scores_eval, threshold-free
         assert final[metric].between(0, 1).all(), metric
+    # compute per trial (issue 24): energy (CodeCarbon, offline), its source, MACs per 10 s, steps
+    for frame in (search, final):
+        assert (frame["energy_kwh"] > 0).all() and (frame["macs_per_10s"] > 0).all()
+        assert (frame["train_steps"] > 0).all() and frame["energy_source"].str.contains("cpu: ").all()
+    assert "Configuration for experiment" not in done.stdout  # Ray's box is silenced
+    assert "compute, experiment:" in done.stdout and "FutureWarning" not in done.stdout + done.stderr
+    # the post-processing stage (final.postprocess: true): tuned on validation, never worse there
+    for metric in ("macro_f1", "psds1", "psds2"):
+        assert final[f"eval_{metric}_tuned"].between(0, 1).all(), metric
+        assert (final[f"pp_val_{metric}_tuned"] >= final[f"pp_val_{metric}"]).all(), metric
     for trial_dir in final["trial_dir"]:  # each (config, seed) leaves its model and DCASE files
         outputs = Path(trial_dir) / "outputs"
         assert (outputs / "best_model.pt").is_file(), outputs
@@ -243,6 +255,7 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     assert lb.read_metadata(exp / "final.parquet")["stage"] == "final"
     summary = lb.read_parquet(exp / "final_summary.parquet")
     assert len(summary) == 1 and summary.loc[0, "n_seeds"] == 3
+    assert 0 <= summary.loc[0, "eval_macro_f1_tuned_mean"] <= 1
     assert summary.loc[0, "eval_psds_mean"] == pytest.approx(final["eval_psds"].mean())
 
     # TensorBoard: scalars and an HParams session in every trial folder

@@ -27,8 +27,10 @@ import pandas as pd
 import pytest
 
 from search import leaderboard as lb
-from search.run import UsageError, build_parser, resolve_settings
+from search.settings import UsageError, build_parser, resolve_settings
 from search.study_storage import JOURNAL_FILE, close_orphans, open_storage, storage_location, study_exists
+
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
@@ -44,8 +46,8 @@ def _load(path: Path, name: str) -> optuna.Study | None:
 def _two_metric_space(tmp_path: Path) -> Path:
     """tiny.yaml selecting on F1 and PSDS (validation PSDS on, 10 operating points of 8 clips)."""
     text = SPACE.read_text().replace("metric: val_macro_f1", "metric: [val_macro_f1, val_psds]")
-    text = text.replace("fixed:\n", "fixed:\n  val_psds: true\n")
-    assert "val_psds: true" in text and "[val_macro_f1, val_psds]" in text
+    text = text.replace("fixed:\n", "fixed:\n  compute_val_psds: true\n")
+    assert "compute_val_psds: true" in text and "[val_macro_f1, val_psds]" in text
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
     return path

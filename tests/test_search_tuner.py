@@ -13,6 +13,8 @@ from search.searchers import make_point_searcher
 from search.space import parse_space
 from search.tuner import StageTuner, StatusSnapshot, StopSignals, new_tuner, restore_tuner
 
+pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs -m "not slow"
+
 SPACE = parse_space(
     "num_samples: 2\nscheduler: {kind: fifo, max_epochs: 1}\nparams: {augmentation: {choice: [random]}}\n",
     "tuner.yaml",

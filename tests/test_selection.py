@@ -28,22 +28,24 @@ def _space(metric: str, fixed: str):
 
 
 def test_a_space_sets_the_selection_metric_of_its_trials():
-    space = _space("val_psds1", "{val_psds1: true}")
+    space = _space("val_psds1", "{compute_val_psds1: true}")
     assert space.fixed["selection_metric"] == "val_psds1"
     assert space.base_config().selection_metric == "val_psds1"
     assert "selection_metric" not in _space("val_macro_f1", "{regularization: l2}").fixed  # the default
-    with pytest.raises(SpaceError, match="val_psds1: true"):
+    with pytest.raises(SpaceError, match="compute_val_psds1: true"):
         _space("val_psds1", "{regularization: l2}")
     with pytest.raises(SpaceError, match="selection_metric"):
-        _space("val_psds1", "{val_psds1: true, selection_metric: val_macro_f1}")
+        _space("val_psds1", "{compute_val_psds1: true, selection_metric: val_macro_f1}")
 
 
 def test_the_config_refuses_a_selection_metric_that_is_not_computed():
-    with pytest.raises(ConfigError, match="val_psds=true"):
+    with pytest.raises(ConfigError, match="compute_val_psds=true"):
         apply_overrides(TrainConfig(), {"selection_metric": "val_psds"})
     with pytest.raises(ConfigError, match="choose one of"):
         apply_overrides(TrainConfig(), {"selection_metric": "eval_psds"})
-    assert apply_overrides(TrainConfig(), {"selection_metric": "val_psds1", "val_psds1": "true"}).val_psds1
+    assert apply_overrides(
+        TrainConfig(), {"selection_metric": "val_psds1", "compute_val_psds1": "true"}
+    ).compute_val_psds1
 
 
 class _Model(torch.nn.Module):
@@ -55,7 +57,7 @@ class _Model(torch.nn.Module):
 def _selector(metric: str) -> Trainer:
     """Only what Trainer._select reads: config, epoch, best_* and the selected model."""
     trainer = object.__new__(Trainer)
-    trainer.config = TrainConfig(val_psds=True, val_psds1=True, selection_metric=metric)
+    trainer.config = TrainConfig(compute_val_psds=True, compute_val_psds1=True, selection_metric=metric)
     trainer.student = _Model()
     trainer.teacher = None
     trainer.best_epoch, trainer.best_metrics, trainer.best_state = None, {}, None

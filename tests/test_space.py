@@ -10,7 +10,8 @@ import optuna
 import pytest
 
 from search.space import SpaceError, config_id, load_space, parse_space
-from sed.config import PRESETS, TrainConfig
+from sed.config import TrainConfig
+from sed.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,7 +185,8 @@ def test_int_log_and_value_list():
 
 def test_metric_list_and_val_psds():
     text = edited(
-        metric="metric: [val_macro_f1, val_psds]", fixed="fixed: {regularization: l2, epochs: 6, val_psds: true}"
+        metric="metric: [val_macro_f1, val_psds]",
+        fixed="fixed: {regularization: l2, epochs: 6, compute_val_psds: true}",
     )
     space = space_from(text)
     assert space.metrics == ("val_macro_f1", "val_psds") and space.metric == "val_macro_f1"
@@ -388,9 +390,9 @@ REFUSALS = [
         r"metric: 'eval_psds' is not reported during the search",
     ),
     (
-        "val_psds without val_psds: true",
+        "val_psds without compute_val_psds: true",
         edited(metric="metric: val_psds"),
-        r"metric: val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed",
+        r"metric: val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed",
     ),
     ("mode", edited(mode="mode: maximize"), r"mode: 'maximize': use max or min"),
     (
@@ -598,7 +600,7 @@ def test_realistic_refusals_come_from_the_registry(text, pattern):
 
 
 def test_a_grid_runs_realistic_presets_by_name_and_all_stays_table1():
-    from sed.config import REALISTIC_PRESETS
+    from sed.presets import REALISTIC_PRESETS
 
     text = "searcher: {kind: grid}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline, filter-vat-input-l2]\n"
     space = space_from(text)

@@ -12,8 +12,9 @@ from scipy.ndimage import median_filter
 
 from sed.constants import FRAME_STEP_S
 from sed.eval.metrics import evaluate_predictions, metric_versions, psds_scores
-from sed.eval.outputs import json_ready, write_json, write_set_outputs
+from sed.eval.outputs import write_set_outputs
 from sed.eval.threshold_free import PSDS_2020, audio_id, psds_of_tables, score_tables, threshold_free_metrics
+from sed.io import json_ready, write_json
 from sed.score import main as score_main
 from sed.score import score_files
 

@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from sed.config import PRESETS, TrainConfig
+from sed.config import TrainConfig
+from sed.presets import PRESETS
 from sed.training.trainer import Trainer, TrainingDiverged, prepare_data
 
 TINY_MODEL = dict(
@@ -72,6 +73,7 @@ def test_batch_fractions_set_the_part_sizes_and_a_zero_part_is_left_out(data):
         tiny("none", weak_fraction=0.6, strong_fraction=0.5)
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_checkpoint_resume_equals_an_uninterrupted_run(data, tmp_path):
     cfg = tiny("baseline", max_steps_per_epoch=2)
     straight = Trainer(cfg, data=data, progress=False)
@@ -115,6 +117,7 @@ def test_diverged_weights_stop_with_a_clear_error(data):
         tr.train_epoch()
 
 
+@pytest.mark.slow  # a whole training run or several processes
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
     tr = Trainer(tiny(name, max_steps_per_epoch=2), data=data, progress=False)
@@ -128,6 +131,7 @@ def test_each_table1_preset_trains_two_epochs_with_finite_losses(data, name):
         assert tr.history[-1]["loss_const"] > 0.0
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, session_cache, tmp_path):
     out = tmp_path / "run"
     cmd = [
@@ -167,6 +171,7 @@ def test_train_cli_writes_metrics_checkpoint_and_tensorboard(tiny_data_root, ses
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_train_cli_refuses_a_bad_override(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sed.train", "--set", "epsilon=-1", "--out", str(tmp_path)],
@@ -178,6 +183,7 @@ def test_train_cli_refuses_a_bad_override(tmp_path):
     assert "epsilon" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a whole training run or several processes
 def test_same_config_and_seed_give_identical_runs(data):
     cfg = tiny("vat-latent-l2", max_steps_per_epoch=2)
     runs = []

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sed.errors import UserError
+
 from .build import REPORT_FILE, build_report
-from .experiment import ReportError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         path = build_report(args.experiment, args.out)
-    except ReportError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"sedtune: report written to {path} in {time.perf_counter() - started:.1f} s")

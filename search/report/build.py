@@ -18,17 +18,18 @@ temporary file, then `os.replace`): a failed build keeps the previous page.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from sed.config import PAPER_TABLE1
+from sed.io import write_text
+from sed.presets import PAPER_TABLE1
 
 from ..masking import mask_url
-from ..rows import control_comparison
+from ..postprocess import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..study_storage import dashboard_command
+from ..summary import control_comparison
+from ..trial_compute import compute_line
 from . import figures
 from .experiment import ExperimentFolder, load_experiment
 from .page import Page
@@ -98,11 +99,16 @@ def _leaderboard(page: Page, exp: ExperimentFolder) -> None:
         "best_epoch",
         "epochs_run",
         "wall_seconds",
+        "train_steps",
+        "energy_kwh",
+        "macs_per_10s",
         "failures",
         "pareto",
         "error",
     ]
     page.table(exp.search, columns, scroll=True)
+    if not exp.search.empty:
+        page.note(compute_line("search", exp.search))
     if "pareto" in exp.search and exp.search["pareto"].any():
         page.note(
             "Pareto front over "
@@ -182,12 +188,17 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
             f"budget is {exp.space.final.epochs if exp.space.final else '?'} epochs per final run."
         )
     columns = ["config", "control", "n_seeds", "seeds"]
-    for metric in ("eval_macro_f1", "eval_psds", "eval_psds1", "eval_psds2", "val_macro_f1"):
+    for metric in (*SUMMARY_METRICS, "val_macro_f1"):
         columns += [f"{metric}_mean", f"{metric}_ci95_low", f"{metric}_ci95_high"]  # those it has
     columns += ["paper_eval_macro_f1", "paper_eval_psds"]
-    page.note("mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers).")
+    page.note(
+        "mean and Student-t 95 % CI over the COMPLETED seeds (final_summary.parquet's numbers), the interval "
+        "clipped to [0, 1] where it reaches past the range the scores live in."
+    )
+    if "eval_macro_f1_tuned_mean" in summary:
+        page.note(TUNED_NOTE.strip())
     page.table(summary, columns)
-    for metric in ("eval_macro_f1", "eval_psds"):
+    for metric in COMPARED_METRICS:
         comparison = control_comparison(exp.summary, metric)
         if comparison is not None:
             page.note(comparison.sentence())
@@ -203,6 +214,10 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
     if not per_class.empty:
         page.table(per_class.reset_index(names="config"))
     page.heading("Final runs (one row per config and seed)", "final-runs")
+    if not exp.final.empty:
+        page.note(compute_line("final stage", exp.final))
+        if not exp.search.empty:
+            page.note(compute_line("experiment", exp.search, exp.final))
     page.table(
         exp.final,
         [
@@ -220,7 +235,15 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
             "eval_psds_macro",
             "eval_psds1",
             "eval_psds2",
+            "eval_macro_f1_tuned",
+            "eval_psds1_tuned",
+            "eval_psds2_tuned",
+            "pp_windows_f1",
+            "pp_thresholds_f1",
             "epochs_run",
+            "train_steps",
+            "energy_kwh",
+            "macs_per_10s",
             "error",
         ],
         scroll=True,
@@ -232,7 +255,7 @@ def _pareto(page: Page, exp: ExperimentFolder) -> None:
     page.figure(
         figures.pareto(exp.search, exp.summary, _names(exp)),
         "Pareto front",
-        "no trial has both an F1 and a PSDS value (the search validates PSDS only with val_psds=true; "
+        "no trial has both an F1 and a PSDS value (the search validates PSDS only with compute_val_psds=true; "
         "the final stage scores both)",
     )
 
@@ -254,17 +277,4 @@ def build_report(exp_dir: Path | str, out: Path | str | None = None) -> Path:
     exp = load_experiment(exp_dir)
     path = Path(out) if out is not None else exp.exp_dir / REPORT_FILE
     text = render(exp)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def timed_build(exp_dir: Path | str) -> tuple[Path, float]:
-    started = time.perf_counter()
-    path = build_report(exp_dir)
-    return path, time.perf_counter() - started
+    return write_text(path, text)

@@ -10,7 +10,7 @@
 - `final`: final.parquet (it grows as final-stage trials end), empty if none;
 - `summary`: the final stage per configuration, mean / std / 95 % CI over
   seeds: final_summary.parquet when it covers every configuration of
-  final.parquet, else `search.rows.summarize_final` of final.parquet (the
+  final.parquet, else `search.summary.summarize_final` of final.parquet (the
   function that writes final_summary.parquet), so a partly finished final
   stage is shown too;
 - `histories`: per search trial, its per-epoch records (Ray's
@@ -31,17 +31,20 @@ from typing import Any
 
 import pandas as pd
 
-from .. import leaderboard as lb
-from ..rows import TrialRecord, search_frame, summarize_final
-from ..space import Space, SpaceError, parse_space
+from sed.errors import UserError
 
-RUN_FILE = "sedtune_run.json"  # search.run.RUN_FILE (not imported: that module starts Ray's imports)
+from .. import leaderboard as lb
+from ..rows import TrialRecord, search_frame
+from ..settings import RUN_FILE
+from ..space import Space, SpaceError, parse_space
+from ..summary import summarize_final
+
 PROGRESS_FILE = "progress.csv"
 PARAMS_FILE = "params.json"
 IN_PROGRESS = "IN_PROGRESS"
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The experiment folder cannot be reported on; the message names the file and the fix."""
 
 

@@ -4,7 +4,7 @@ Each function takes leaderboard frames (or the study built from one) and
 returns a matplotlib `Figure`, or None when the experiment has nothing to
 draw for it (no final stage yet, no PSDS values, ...). Nothing here
 computes a score: every plotted number is a leaderboard cell, or a mean /
-CI of `search.rows.summarize_final` (final_summary.parquet's own function).
+CI of `search.summary.summarize_final` (final_summary.parquet's own function).
 Rendering is offline (the Agg backend; no browser-side code).
 """
 

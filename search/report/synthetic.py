@@ -6,7 +6,7 @@ per epoch: ASHA-like stops at the rungs), `search.parquet` (through
 `search.rows.search_frame`, the function search.run uses),
 `final.parquet` (rows of `search.rows.final_row`, with a `control` column:
 the no-augmentation control, labelled `none` like Table 1's first row) and
-`final_summary.parquet` (`search.rows.summarize_final`). Scores are drawn
+`final_summary.parquet` (`search.summary.summarize_final`). Scores are drawn
 from a seeded generator; they mean nothing.
 """
 
@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .. import leaderboard as lb
-from ..rows import TrialRecord, final_row, search_frame, summarize_final
+from .. import trial_spec
+from ..rows import TrialRecord, final_row, search_frame
 from ..space import CONTROL_ID, config_id, parse_space
+from ..summary import summarize_final
 
 CLASSES = (
     "Alarm_bell_ringing",
@@ -44,7 +46,7 @@ num_samples: {n}
 searcher: {{kind: optuna-tpe, seed: 1}}
 scheduler: {{kind: asha, max_epochs: 9, grace_period: 1, reduction_factor: 3}}
 resources: {{cpu: 1, gpu: 0}}
-fixed: {{embedded_size: tiny, device: cpu, regularization: l2, val_psds: true}}
+fixed: {{embedded_size: tiny, device: cpu, regularization: l2, compute_val_psds: true}}
 params:
   augmentation: {{choice: [random, vat, mixup]}}
   locations: {{choice: [input, latent]}}
@@ -124,12 +126,18 @@ def write_synthetic_experiment(
         (rank + 1, json.loads(row.config_json), str(row.trial_id), False)
         for rank, row in enumerate(top.itertuples(index=False))
     ]
-    control = {**space.constants(), "augmentation": "none", "_label": "none", "_control": True}
+    control = {**space.constants(), "augmentation": "none", trial_spec.LABEL: "none", trial_spec.CONTROL: True}
     configs.append((top_k + 1, control, "", True))
     for rank, config, trial_id, is_control in configs:
         cid = CONTROL_ID if is_control else config_id(config)
         for s in (1, 2, 3):
-            point = {**config, "seed": s, "_config_id": cid, "_rank": rank, "_search_trial_id": trial_id}
+            point = {
+                **config,
+                "seed": s,
+                trial_spec.CONFIG_ID: cid,
+                trial_spec.RANK: rank,
+                trial_spec.SEARCH_TRIAL_ID: trial_id,
+            }
             base = 0.25 if is_control else 0.35
             f1 = float(base + rng.normal(0, 0.02))
             result = {

@@ -24,6 +24,7 @@ from sed.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
+    canonical_key,
     coerce_value,
     parse_locations,
 )
@@ -120,6 +121,9 @@ def yaml_number(name: str, value: Any) -> Any:
 
 
 def config_key(ctx: Context, where: str, key: Any) -> str:
+    """`key` (its new name if renamed: sed.config.canonical_key), refused unless a TrainConfig field."""
+    if isinstance(key, str):
+        key = canonical_key(key)
     if not isinstance(key, str) or key not in FIELD_TYPES:
         raise ctx.error(
             f"{where}.{key}",

@@ -13,7 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from sed.config import ALL_PRESETS, PRESETS, ConfigError, TrainConfig, apply_overrides
+from sed.config import ConfigError, TrainConfig, apply_overrides
+from sed.presets import ALL_PRESETS, PRESETS
 
 from .checks import Context, check_named_value, config_key, suggest, yaml_number
 from .model import GridPoint, Param, plain
@@ -60,7 +61,7 @@ def parse_grid(
 
 
 def _preset_points(ctx: Context, presets: Any, fixed: Mapping[str, Any]) -> list[GridPoint]:
-    """`presets:` (names of sed.config.ALL_PRESETS, or `all` = Table 1's nine) -> one point per preset."""
+    """`presets:` (names of sed.presets.ALL_PRESETS, or `all` = Table 1's nine) -> one point per preset."""
     if presets is None:
         return []
     if presets == "all":

@@ -21,16 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from sed.config import TrainConfig, apply_overrides
+from sed.errors import UserError
+from sed.eval.scores import VALIDATION_SCORE_NAMES
+
+from .. import trial_spec
 
 #: Metrics the trainable reports every epoch that a space may select on.
-SELECTABLE_METRICS: tuple[str, ...] = ("val_macro_f1", "val_psds", "val_psds1")
+SELECTABLE_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 #: The `params:` distributions (`Param.kind`).
 DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
 #: TrainConfig keys that change which data/features a trial reads (prepared in the driver).
 DATA_KEYS = ("data", "layout", "embedded_size", "embedded_seed", "skip_missing_audio", "val_fraction", "split_seed")
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A search-space file is wrong; the message names the file, the key and the fix."""
 
 
@@ -98,6 +102,8 @@ class ResourceSpec:
     cpu: float = 1.0
     #: A GPU fraction per trial, or "auto".
     gpu: float | str = "auto"
+    #: with gpu auto: trials sharing one GPU (None: search.packing.DEFAULT_TRIALS_PER_GPU)
+    trials_per_gpu: int | None = None
 
 
 #: `final.control: none`: the space's fixed values with the supervised-only
@@ -121,6 +127,8 @@ class FinalSpec:
     #: space's fixed values), or None for no control.
     control: dict[str, Any] | None = None
     control_label: str = ""
+    #: tune the post-processing per class on each final run's validation scores (search.postprocess)
+    postprocess: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,7 +227,7 @@ class Space:
     def trial_overrides(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         """Fixed values + epochs + sampled ones, meta keys (leading '_') dropped."""
         out = self.constants()
-        out.update({k: v for k, v in sampled.items() if not k.startswith("_")})
+        out.update(trial_spec.overrides_of(sampled))
         return out
 
     def sample_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
@@ -333,6 +341,6 @@ def plain(value: Any) -> Any:
 
 def config_id(overrides: Mapping[str, Any]) -> str:
     """A stable short id of a set of overrides (meta keys and seed/epochs ignored)."""
-    core = {k: plain(v) for k, v in sorted(overrides.items()) if not k.startswith("_") and k not in ("seed", "epochs")}
+    core = {k: plain(v) for k, v in sorted(trial_spec.overrides_of(overrides).items()) if k not in ("seed", "epochs")}
     text = json.dumps(core, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -13,9 +13,9 @@ File format (YAML, read with `yaml.safe_load`)::
 
     name: latent                      # experiment name (default: the file stem); [A-Za-z0-9_.-]
     description: free text
-    metric: val_macro_f1              # or val_psds (needs `val_psds: true` in fixed),
+    metric: val_macro_f1              # or val_psds (needs `compute_val_psds: true` in fixed),
                                       # or val_psds1 (threshold-free PSDS1, needs
-                                      # `val_psds1: true` in fixed),
+                                      # `compute_val_psds1: true` in fixed),
                                       # or [val_macro_f1, val_psds]: a two-objective Optuna
                                       # study (its best_trials: the Pareto front of the summary
                                       # and report); the first one drives ASHA, the top-k and
@@ -25,17 +25,20 @@ File format (YAML, read with `yaml.safe_load`)::
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
                                       # grid: no sampling; runs `presets:` (names of
-                                      # sed.config.ALL_PRESETS, or `all` = Table 1's
-                                      # sed.config.PRESETS), `configs:` (a list of
+                                      # sed.presets.ALL_PRESETS, or `all` = Table 1's
+                                      # sed.presets.PRESETS), `configs:` (a list of
                                       # override mappings, each with an optional `name`) and
                                       # the cartesian product of `choice`/`value` params
     scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}
                                       # or {kind: fifo, max_epochs: 30}; max_epochs is the
                                       # epochs of every search trial (TrainConfig.epochs)
-    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/max_concurrent
-                                      # of a GPU when the cluster has GPUs, else 0). A gpu > 0 on
+    resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/trials_per_gpu
+                                      # of a GPU when the cluster has GPUs, else 0); trials_per_gpu:
+                                      # optional with auto (default: search.packing.DEFAULT_TRIALS_PER_GPU,
+                                      # the measured optimum; --trials-per-gpu overrides). A gpu > 0 on
                                       # a cluster without GPUs is refused before any trial runs.
-    max_concurrent: 2                 # trials at once (default: cluster CPUs // resources.cpu)
+    max_concurrent: 8                 # optional cap on trials at once (default: every GPU busy at
+                                      # trials_per_gpu, bounded by the CPUs // resources.cpu)
     max_failures: 0                   # retries of a failed trial (default 0): a retry resumes
                                       # from the last epoch's checkpoint (a lost node, a killed
                                       # worker); a deterministic failure (TrainingDiverged)
@@ -58,7 +61,11 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # augmentation, no consistency term) with the same seeds
                                       # and epochs, the no-augmentation control the summary
                                       # compares the best config with; or a mapping of
-                                      # overrides (optional `name`) for another control
+                                      # overrides (optional `name`) for another control;
+                                      # final.postprocess: true -> then tune the median window
+                                      # and threshold per class on each final run's validation
+                                      # scores and score the public evaluation set with them
+                                      # (search.postprocess; the *_tuned columns)
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
@@ -96,11 +103,10 @@ from .checks import (
     suggest,
     yaml_number,
 )
+from .final_section import parse_final
 from .grid import check_combinations, parse_grid
 from .model import (
-    CONTROL_NONE,
     SELECTABLE_METRICS,
-    FinalSpec,
     GridPoint,
     Param,
     ResourceSpec,
@@ -134,8 +140,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
-RESOURCE_KEYS = ("cpu", "gpu")
-FINAL_KEYS = ("top_k", "seeds", "epochs", "control")
+RESOURCE_KEYS = ("cpu", "gpu", "trials_per_gpu")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -174,7 +179,7 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
     params = _params(ctx, data.get("params"), fixed, base)
     grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
-    final = _final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
+    final = parse_final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
     storage = _storage(ctx, data.get("storage"), searcher.kind)
     return Space(
         path=path,
@@ -298,7 +303,16 @@ def _resources(ctx: Context, raw: Any) -> ResourceSpec:
             raise ctx.error("resources.gpu", f"{gpu} must be >= 0 (or auto)")
         if gpu > 1 and not float(gpu).is_integer():
             raise ctx.error("resources.gpu", f"{gpu}: fractions are only allowed below 1 GPU")
-    return ResourceSpec(cpu=float(cpu), gpu=gpu)
+    per_gpu = res_raw.get("trials_per_gpu")
+    if per_gpu is not None:
+        per_gpu = integer(ctx, "resources.trials_per_gpu", per_gpu, 1)
+        if gpu != "auto":
+            raise ctx.error(
+                "resources.trials_per_gpu",
+                f"is for gpu: auto; gpu: {gpu} already says the share "
+                f"of a GPU per trial (gpu: {1 / per_gpu:.3g} = {per_gpu} per GPU): keep one of them",
+            )
+    return ResourceSpec(cpu=float(cpu), gpu=gpu, trials_per_gpu=per_gpu)
 
 
 def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) -> tuple[dict[str, Any], TrainConfig]:
@@ -306,7 +320,7 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
     fixed_raw = mapping(ctx, "fixed", raw, "{regularization: l2}")
     fixed: dict[str, Any] = {}
     for key, value in fixed_raw.items():
-        config_key(ctx, "fixed", key)
+        key = config_key(ctx, "fixed", key)
         check_named_value(ctx, f"fixed.{key}", key, value)
         fixed[key] = plain(yaml_number(key, value))
     if "epochs" in fixed and fixed["epochs"] != max_epochs:
@@ -316,17 +330,17 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
             "max_epochs epochs, so remove fixed.epochs or make them equal",
         )
     base = apply(ctx, "fixed", TrainConfig(), {**fixed, "epochs": max_epochs})
-    if "val_psds" in metrics and not base.val_psds:
+    if "val_psds" in metrics and not base.compute_val_psds:
         raise ctx.error(
             "metric",
-            "val_psds is only reported when validation PSDS is computed; add `val_psds: true` under fixed "
+            "val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed "
             "(it costs seconds per epoch) or select on val_macro_f1",
         )
-    if "val_psds1" in metrics and not base.val_psds1:
+    if "val_psds1" in metrics and not base.compute_val_psds1:
         raise ctx.error(
             "metric",
             "val_psds1 is only reported when the threshold-free validation PSDS1 is computed; add "
-            "`val_psds1: true` under fixed or select on val_macro_f1",
+            "`compute_val_psds1: true` under fixed or select on val_macro_f1",
         )
     # Each trial keeps the epoch that is best by the metric the search ranks it on.
     if "selection_metric" in fixed and fixed["selection_metric"] != metrics[0]:
@@ -347,7 +361,7 @@ def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig)
     for pname, spec in params_raw.items():
         config_key(ctx, "params", pname)
         params[pname] = parse_param(ctx, pname, spec, params, fixed)
-    for flag in ("val_psds", "val_psds1", "selection_metric"):
+    for flag in ("compute_val_psds", "compute_val_psds1", "selection_metric"):
         if flag in params:
             raise ctx.error(f"params.{flag}", f"{flag} is not a hyperparameter; set it under fixed")
     check_combinations(ctx, base, params, fixed)
@@ -379,52 +393,3 @@ def _grid_or_samples(
     if not params:
         raise ctx.error("params", "nothing to search; add params or use searcher.kind: grid")
     return [], num_samples
-
-
-def _final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig) -> FinalSpec | None:
-    if raw is None:
-        return None
-    final_raw = mapping(ctx, "final", raw, "{top_k: 3, seeds: [1, 2, 3], epochs: 30}")
-    check_keys(ctx, "final", final_raw, FINAL_KEYS)
-    top_k = integer(ctx, "final.top_k", final_raw.get("top_k", 3), 1)
-    if top_k > num_samples:
-        raise ctx.error(
-            "final.top_k",
-            f"{top_k} is larger than num_samples={num_samples} (the number of search trials); lower top_k",
-        )
-    seeds_raw = final_raw.get("seeds", [1, 2, 3])
-    if not isinstance(seeds_raw, list) or not seeds_raw:
-        raise ctx.error("final.seeds", f"expected a non-empty list of integer seeds, got {seeds_raw!r}")
-    seeds = tuple(integer(ctx, "final.seeds", s, 0) for s in seeds_raw)
-    if len(set(seeds)) != len(seeds):
-        raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
-    epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
-    control, label = _control(ctx, final_raw.get("control"), base)
-    return FinalSpec(top_k=top_k, seeds=seeds, epochs=epochs, control=control, control_label=label)
-
-
-def _control(ctx: Context, raw: Any, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:
-    """`final.control`: absent/null/false = none; `none` = the supervised-only objective;
-    a mapping = those TrainConfig overrides (an optional `name` labels it)."""
-    if raw is None or raw is False:
-        return None, ""
-    if raw == "none":
-        overrides, label = dict(CONTROL_NONE), "control: no augmentation"
-    elif isinstance(raw, Mapping):
-        overrides = dict(raw)
-        name = overrides.pop("name", None)
-        if name is not None and not isinstance(name, str):
-            raise ctx.error("final.control.name", f"expected text, got {name!r}")
-        for key in overrides:
-            config_key(ctx, "final.control", key)
-        label = f"control: {name}" if name else "control"
-    else:
-        raise ctx.error(
-            "final.control",
-            f"expected `none` (the supervised-only objective) or a mapping of TrainConfig overrides, got {raw!r}",
-        )
-    for key, value in overrides.items():
-        check_named_value(ctx, f"final.control.{key}", key, value)
-        overrides[key] = plain(yaml_number(key, value))
-    apply(ctx, "final.control", base, overrides)
-    return overrides, label

@@ -10,8 +10,8 @@ log-mel input, with a bounded parameter theta:
   mel band by ||z_b||^2 = T, so that the noise power of every band is
   exactly its power 10^(-snr / 10) below the band's: the SNR holds exactly.
 
-The worst case inside the bound is searched as the latent directions are
-(`sed.augment.perturb`, eq. 6-9): on the network instance (dropout masks) of the
+The worst case inside the bound is searched by the same code as the latent
+directions (`sed.augment.families`, eq. 6-9; `as_family` adapts a family here): on the network instance (dropout masks) of the
 pass that made the target (`tied_dropout`), gradients w.r.t. theta only,
 BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`).
 
@@ -26,15 +26,15 @@ BatchNorm statistics frozen (`sed.augment.perturb.gradient_wrt`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from sed.augment.band_filter import BandLayout, filter_input, random_gains
-from sed.augment.perturb import LogMelSpace, gradient_wrt, snr_noisy_input
-from sed.nn.dropout import tied_dropout
+from sed.augment.families import Family, Theta, adversarial, vat
+from sed.augment.perturb import LogMelSpace, snr_noisy_input
 from sed.nn.model import CRNN
 
 
@@ -90,22 +90,44 @@ def snr_family(h: Tensor, space: LogMelSpace, snr_db: float) -> InputFamily:
     )
 
 
-def _gradient(model: CRNN, x: Tensor, family: InputFamily, theta: Tensor, ts: Tensor, tw: Tensor) -> Tensor:
-    grads = gradient_wrt(model, x, "input", {"input": theta}, lambda t: family.hooks(t["input"]), ts, tw)
-    return grads["input"]
+@dataclass(frozen=True)
+class _AtInput:
+    """An `InputFamily` in the form of `sed.augment.families.Family` (theta = {"input": ...})."""
+
+    family: InputFamily
+
+    def hooks(self, theta: Mapping[str, Tensor]) -> dict[str, Callable[[Tensor], Tensor]]:
+        return self.family.hooks(theta["input"])
+
+    def draw(self) -> Theta:
+        return {"input": self.family.random()}
+
+    def draw_direction(self) -> Theta:
+        return {"input": torch.randn_like(self.family.random())}
+
+    def to_bound(self, start: Theta, gradient: Theta) -> Theta:
+        return {"input": self.family.ascend(start["input"], gradient["input"])}
+
+    def probe(self, direction: Theta, xi: float) -> Theta:
+        return {"input": self.family.scale(direction["input"], xi)}
+
+    def bound(self, direction: Theta) -> Theta:
+        return {"input": self.family.scale(direction["input"], 1.0)}
+
+
+def as_family(family: InputFamily) -> Family:
+    return _AtInput(family)
 
 
 def adversarial_theta(
     model: CRNN, x: Tensor, family: InputFamily, target_strong: Tensor, target_weak: Tensor
 ) -> Tensor:
-    """Eq. 6 on theta: the gradient at a random theta inside the bound, then one step to the bound.
+    """Eq. 6 on theta (`sed.augment.families.adversarial`): a random start, its gradient, the bound.
 
     Call it inside the `tied_dropout` scope of the pass that made the target;
     on its own it opens one (its passes agree with each other).
     """
-    with tied_dropout(model):
-        start = family.random()
-        return family.ascend(start, _gradient(model, x, family, start, target_strong, target_weak))
+    return adversarial(model, x, "input", as_family(family), target_strong, target_weak)["input"]
 
 
 def vat_theta(
@@ -117,13 +139,8 @@ def vat_theta(
     xi: float,
     iterations: int = 1,
 ) -> Tensor:
-    """Eq. 8 on theta: power iteration from a random direction with probe xi, scaled to the bound."""
-    with tied_dropout(model):
-        direction = torch.randn_like(family.random())
-        for _ in range(iterations):
-            probe = family.scale(direction, xi)
-            direction = _gradient(model, x, family, probe, target_strong, target_weak)
-        return family.scale(direction, 1.0)
+    """Eq. 8 on theta (`sed.augment.families.vat`): power iteration with probe xi, scaled to the bound."""
+    return vat(model, x, "input", as_family(family), target_strong, target_weak, xi, iterations)["input"]
 
 
-__all__ = ["InputFamily", "adversarial_theta", "filter_family", "snr_family", "vat_theta"]
+__all__ = ["InputFamily", "adversarial_theta", "as_family", "filter_family", "snr_family", "vat_theta"]

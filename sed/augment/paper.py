@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from sed.augment.perturb import (
-    additive_hooks,
-    adversarial_perturbation,
-    plan_mixup,
-    random_hooks,
-    snr_noise_hooks,
-    vat_perturbation,
-)
+from sed.augment.families import adversarial_perturbation, vat_perturbation
+from sed.augment.perturb import additive_hooks, plan_mixup, random_hooks, snr_noise_hooks
 from sed.augment.registry import (
     Augmentation,
+    AugmentationConfig,
     FieldRule,
     Perturbation,
     Probe,
@@ -24,9 +18,6 @@ from sed.augment.registry import (
     register,
 )
 from sed.nn.model import LOCATIONS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sed.config import TrainConfig
 
 NOISE_SCALE = finite_at_least("noise_scale", 0.0, "random: ||d|| = noise_scale * ||h|| per example (eq. 5)")
 EPSILON = finite_at_least("epsilon", 0.0, "adversarial/vat: ||d|| = epsilon * ||h|| per example (eq. 6-9)")
@@ -42,11 +33,11 @@ NOISE_SNR = FieldRule(
 )
 
 
-def _random(probe: Probe, config: TrainConfig) -> Perturbation:
+def _random(probe: Probe, config: AugmentationConfig) -> Perturbation:
     return Perturbation(random_hooks(probe.locations, config.noise_scale))
 
 
-def _adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     d = adversarial_perturbation(
         probe.model,
         probe.start_h,
@@ -60,7 +51,7 @@ def _adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _vat(probe: Probe, config: TrainConfig) -> Perturbation:
+def _vat(probe: Probe, config: AugmentationConfig) -> Perturbation:
     d = vat_perturbation(
         probe.model,
         probe.start_h,
@@ -76,12 +67,12 @@ def _vat(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(additive_hooks(d))
 
 
-def _mixup(probe: Probe, config: TrainConfig) -> Perturbation:
+def _mixup(probe: Probe, config: AugmentationConfig) -> Perturbation:
     plan = plan_mixup(probe.batch_size, probe.locations, config.mixup_alpha, probe.start_h.device, probe.rng)
     return Perturbation(plan.hooks(), start=plan.location, mix=plan.mix)
 
 
-def _snr_noise(probe: Probe, config: TrainConfig) -> Perturbation:
+def _snr_noise(probe: Probe, config: AugmentationConfig) -> Perturbation:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return Perturbation(snr_noise_hooks(probe.input_space, config.noise_snr))
 
@@ -89,7 +80,7 @@ def _snr_noise(probe: Probe, config: TrainConfig) -> Perturbation:
 NONE = register(
     Augmentation(
         name="none",
-        summary="no perturbation (L_const = 0)",
+        summary="none (`L_const = 0`; refused with `mt`)",
         locations=LOCATIONS,
         source="eq. 4",
     )
@@ -97,52 +88,52 @@ NONE = register(
 RANDOM = register(
     Augmentation(
         name="random",
-        summary="Gaussian d, ||d|| = noise_scale ||h||",
+        summary="Gaussian `d`, `|d| = noise_scale |h|`",
         locations=LOCATIONS,
         fields=(NOISE_SCALE,),
         build=_random,
-        source="paper eq. 5",
+        source="eq. 5",
     )
 )
 ADVERSARIAL = register(
     Augmentation(
         name="adversarial",
-        summary="one gradient step from a random start, ||d|| = epsilon ||h||",
+        summary="one gradient step from a random start, `|d| = epsilon |h|`",
         locations=LOCATIONS,
         fields=(EPSILON,),
         build=_adversarial,
-        source="paper eq. 6-7",
+        source="eq. 6-7",
     )
 )
 VAT = register(
     Augmentation(
         name="vat",
-        summary="power iteration for the most sensitive d, ||d|| = epsilon ||h||",
+        summary="power iteration, then `|d| = epsilon |h|`",
         locations=LOCATIONS,
         fields=(EPSILON, XI, VAT_ITERS),
         requires=(XI_POSITIVE,),
         build=_vat,
-        source="paper eq. 8-9",
+        source="eq. 8-9",
     )
 )
 MIXUP = register(
     Augmentation(
         name="mixup",
-        summary="lambda h + (1 - lambda) h[perm], target mixed alike; one location per step",
+        summary="`lambda h + (1 - lambda) h[perm]`, target mixed alike; one location per step",
         locations=LOCATIONS,
         fields=(MIXUP_ALPHA,),
         build=_mixup,
-        source="paper eq. 10",
+        source="eq. 10",
     )
 )
 SNR_NOISE = register(
     Augmentation(
         name="snr_noise",
-        summary="Gaussian noise at noise_snr dB per mel band on the linear mel",
+        summary="Gaussian noise at `noise_snr` dB per mel band on the linear mel",
         locations=("input",),
         fields=(NOISE_SNR,),
         build=_snr_noise,
         needs_input_space=True,
-        source="the 2020 baseline's teacher input noise (docs/reference.md)",
+        source="the 2020 baseline",
     )
 )

@@ -61,7 +61,6 @@ import torch
 from torch import Tensor, nn
 
 from sed.features.scaler import Scaler
-from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN, LOCATIONS
 
 _EPS = 1e-12
@@ -109,7 +108,10 @@ def consistency_mse(strong: Tensor, weak: Tensor, target_strong: Tensor, target_
 
 
 def additive_hooks(perturbations: Mapping[str, Tensor]) -> dict[str, Callable[[Tensor], Tensor]]:
-    return {loc: (lambda h, d=d: h + d) for loc, d in perturbations.items()}
+    def add(d: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda h: h + d
+
+    return {loc: add(d) for loc, d in perturbations.items()}
 
 
 def _sizing_activations(
@@ -218,68 +220,6 @@ def gradient_wrt(
         loss = consistency_mse(out.strong, out.weak, target_strong, target_weak)
         grads = torch.autograd.grad(loss, list(thetas.values()), allow_unused=True)
     return {name: (g if g is not None else torch.zeros_like(thetas[name])).detach() for name, g in zip(thetas, grads)}
-
-
-def _gradient_wrt(
-    model: CRNN,
-    start_h: Tensor,
-    start: str,
-    perturbations: dict[str, Tensor],
-    target_strong: Tensor,
-    target_weak: Tensor,
-) -> dict[str, Tensor]:
-    """grad_d MSE(target, f_l(h + d)) for every d, without touching parameter grads or BN stats."""
-    return gradient_wrt(model, start_h, start, perturbations, additive_hooks, target_strong, target_weak)
-
-
-def adversarial_perturbation(
-    model: CRNN,
-    start_h: Tensor,
-    start: str,
-    locations: Sequence[str],
-    target_strong: Tensor,
-    target_weak: Tensor,
-    epsilon: float,
-    activations: Mapping[str, Tensor] | None = None,
-) -> dict[str, Tensor]:
-    """Eq. 6: one gradient step from a random start on the epsilon sphere.
-
-    `activations` (the clean activations at `locations`, e.g. those of the
-    clean training pass) size d; without them a pass without gradient finds
-    them. Call it inside the `tied_dropout` scope of the pass that made the
-    target, so that the search sees that network instance (module docstring);
-    on its own it opens a scope of its own (its passes agree with each other).
-    """
-    with tied_dropout(model):
-        acts = _sizing_activations(model, start_h, start, locations, activations)
-        d0 = {loc: random_noise(acts[loc], epsilon) for loc in locations}
-        grads = _gradient_wrt(model, start_h, start, d0, target_strong, target_weak)
-    return {loc: scale_to(grads[loc], acts[loc], epsilon) for loc in locations}
-
-
-def vat_perturbation(
-    model: CRNN,
-    start_h: Tensor,
-    start: str,
-    locations: Sequence[str],
-    target_strong: Tensor,
-    target_weak: Tensor,
-    epsilon: float,
-    xi: float,
-    iterations: int = 1,
-    activations: Mapping[str, Tensor] | None = None,
-) -> dict[str, Tensor]:
-    """Eq. 8: power iteration for the most sensitive direction, scaled to epsilon * ||h||.
-
-    `activations` and the dropout scope as for `adversarial_perturbation`.
-    """
-    with tied_dropout(model):
-        acts = _sizing_activations(model, start_h, start, locations, activations)
-        direction = {loc: torch.randn_like(acts[loc]) for loc in locations}
-        for _ in range(iterations):
-            probe = {loc: scale_to(direction[loc], acts[loc], xi) for loc in locations}
-            direction = _gradient_wrt(model, start_h, start, probe, target_strong, target_weak)
-    return {loc: scale_to(direction[loc], acts[loc], epsilon) for loc in locations}
 
 
 def power_iteration(matvec: Callable[[Tensor], Tensor], start: Tensor, iterations: int) -> Tensor:

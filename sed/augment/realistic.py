@@ -11,16 +11,20 @@ through the features' dB floor and scaler (`sed.augment.input_perturb`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sed.augment.band_filter import FILTER_MODES, check_layout
 from sed.augment.input_perturb import InputFamily, adversarial_theta, filter_family, snr_family, vat_theta
 from sed.augment.paper import NOISE_SNR, VAT_ITERS, XI, XI_POSITIVE
-from sed.augment.registry import Augmentation, Perturbation, Probe, finite_at_least, int_at_least, one_of, register
+from sed.augment.registry import (
+    Augmentation,
+    AugmentationConfig,
+    Perturbation,
+    Probe,
+    finite_at_least,
+    int_at_least,
+    one_of,
+    register,
+)
 from sed.constants import N_MELS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sed.config import TrainConfig
 
 FILTER_BANDS = int_at_least("filter_bands", 1, "filter*: number of bands over the mel axis")
 FILTER_MIN_WIDTH = int_at_least("filter_min_width", 1, "filter*: minimum band width in mel bins")
@@ -31,11 +35,11 @@ FILTER_MODE = one_of("filter_mode", FILTER_MODES, "filter*: step (a gain per ban
 FILTER_FIELDS = (FILTER_BANDS, FILTER_MIN_WIDTH, FILTER_DB, FILTER_MODE)
 
 
-def _check_filter(config: TrainConfig) -> None:
+def _check_filter(config: AugmentationConfig) -> None:
     check_layout(N_MELS, config.filter_bands, config.filter_min_width, config.filter_mode)
 
 
-def _filter_of(probe: Probe, config: TrainConfig) -> InputFamily:
+def _filter_of(probe: Probe, config: AugmentationConfig) -> InputFamily:
     assert probe.input_space is not None  # needs_input_space: checked by the caller
     return filter_family(
         probe.start_h,
@@ -47,18 +51,18 @@ def _filter_of(probe: Probe, config: TrainConfig) -> InputFamily:
     )
 
 
-def _filter(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     return Perturbation(family.hooks(family.random()))
 
 
-def _filter_adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter_adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     gains = adversarial_theta(probe.model, probe.start_h, family, probe.target_strong, probe.target_weak)
     return Perturbation(family.hooks(gains))
 
 
-def _filter_vat(probe: Probe, config: TrainConfig) -> Perturbation:
+def _filter_vat(probe: Probe, config: AugmentationConfig) -> Perturbation:
     family = _filter_of(probe, config)
     gains = vat_theta(
         probe.model, probe.start_h, family, probe.target_strong, probe.target_weak, config.xi, config.vat_iters
@@ -66,7 +70,7 @@ def _filter_vat(probe: Probe, config: TrainConfig) -> Perturbation:
     return Perturbation(family.hooks(gains))
 
 
-def _snr_adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
+def _snr_adversarial(probe: Probe, config: AugmentationConfig) -> Perturbation:
     assert probe.input_space is not None
     family = snr_family(probe.start_h, probe.input_space, config.noise_snr)
     z = adversarial_theta(probe.model, probe.start_h, family, probe.target_strong, probe.target_weak)
@@ -76,7 +80,7 @@ def _snr_adversarial(probe: Probe, config: TrainConfig) -> Perturbation:
 FILTER = register(
     Augmentation(
         name="filter",
-        summary="random band gains in [-filter_db, filter_db] dB over the mel axis",
+        summary="random band gains in `[-filter_db, filter_db]` dB over the mel axis, `step` or `linear`",
         locations=("input",),
         fields=FILTER_FIELDS,
         build=_filter,
@@ -89,39 +93,39 @@ FILTER = register(
 FILTER_ADVERSARIAL = register(
     Augmentation(
         name="filter_adversarial",
-        summary="band gains filter_db * sign(gradient) from a random start",
+        summary="gains `filter_db * sign(gradient)` from a random start",
         locations=("input",),
         fields=FILTER_FIELDS,
         build=_filter_adversarial,
         check=_check_filter,
         needs_input_space=True,
-        source="eq. 6-7 on FilterAugment's gains (this project)",
+        source="beyond the paper",
         presets=(("filter-adversarial-input-l2", {"locations": "input", "regularization": "l2"}),),
     )
 )
 FILTER_VAT = register(
     Augmentation(
         name="filter_vat",
-        summary="band gains by power iteration, scaled to max |gain| = filter_db",
+        summary="gains by power iteration, scaled to `max |gain| = filter_db`",
         locations=("input",),
         fields=FILTER_FIELDS + (XI, VAT_ITERS),
         requires=(XI_POSITIVE,),
         build=_filter_vat,
         check=_check_filter,
         needs_input_space=True,
-        source="eq. 8-9 on FilterAugment's gains (this project)",
+        source="beyond the paper",
         presets=(("filter-vat-input-l2", {"locations": "input", "regularization": "l2"}),),
     )
 )
 SNR_ADVERSARIAL = register(
     Augmentation(
         name="snr_adversarial",
-        summary="the worst-case noise sample at noise_snr dB per mel band",
+        summary="the same noise, magnitudes of a random draw, signs of the loss gradient, exactly `noise_snr` dB per band",
         locations=("input",),
         fields=(NOISE_SNR,),
         build=_snr_adversarial,
         needs_input_space=True,
-        source="eq. 6-7 on the reference's noise sample (this project)",
+        source="beyond the paper",
         presets=(("snr-adversarial-input-l2", {"locations": "input", "regularization": "l2", "noise_snr": 30.0}),),
     )
 )

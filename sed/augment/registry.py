@@ -13,7 +13,7 @@ An `Augmentation` declares
   `none`, which has no perturbation), and `needs_input_space` when it goes
   back through the features' dB floor and scaler;
 - `presets`: its named configs beyond the paper's Table 1 (whose nine rows
-  stay in `sed.config.PRESETS`, beside the paper's numbers).
+  stay in `sed.presets.PRESETS`, beside the paper's numbers).
 
 `sed.config` validates a config from it, `sed.training.objectives` builds the
 perturbation from it, and `search.space` checks that a parameter's
@@ -28,7 +28,7 @@ import math
 import random as _random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import Tensor
 
@@ -37,9 +37,43 @@ from sed.nn.model import CRNN, LOCATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from sed.augment.perturb import LogMelSpace
-    from sed.config import TrainConfig
 
 Hook = Callable[[Tensor], Tensor]
+
+
+class AugmentationConfig(Protocol):
+    """The part of a `sed.config.TrainConfig` the augmentations read.
+
+    The registry sits below the config (the config validates itself and builds its presets
+    from the registry), so it names the fields it reads instead of importing the config.
+    """
+
+    @property
+    def augmentation(self) -> str: ...
+    @property
+    def locations(self) -> str: ...
+    @property
+    def location_set(self) -> tuple[str, ...]: ...
+    @property
+    def noise_scale(self) -> float: ...
+    @property
+    def noise_snr(self) -> float: ...
+    @property
+    def epsilon(self) -> float: ...
+    @property
+    def xi(self) -> float: ...
+    @property
+    def vat_iters(self) -> int: ...
+    @property
+    def mixup_alpha(self) -> float: ...
+    @property
+    def filter_bands(self) -> int: ...
+    @property
+    def filter_min_width(self) -> int: ...
+    @property
+    def filter_db(self) -> float: ...
+    @property
+    def filter_mode(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -121,7 +155,7 @@ class Perturbation:
         return prediction if self.mix is None else self.mix(prediction)
 
 
-Builder = Callable[[Probe, "TrainConfig"], Perturbation]
+Builder = Callable[[Probe, AugmentationConfig], Perturbation]
 
 
 @dataclass(frozen=True)
@@ -132,12 +166,12 @@ class Augmentation:
     fields: tuple[FieldRule, ...] = ()
     build: Builder | None = None
     requires: tuple[FieldRule, ...] = ()
-    check: Callable[[TrainConfig], None] | None = None
+    check: Callable[[AugmentationConfig], None] | None = None
     needs_input_space: bool = False
     #: Where its definition comes from (docs and tables).
     source: str = ""
     #: Named configs of this augmentation beyond Table 1: (preset name, overrides of
-    #: TrainConfig()); `sed.config.REALISTIC_PRESETS` is built from them.
+    #: TrainConfig()); `sed.presets.REALISTIC_PRESETS` is built from them.
     presets: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     @property
@@ -148,7 +182,7 @@ class Augmentation:
     def field_names(self) -> tuple[str, ...]:
         return tuple(rule.name for rule in self.fields)
 
-    def validate(self, config: TrainConfig) -> None:
+    def validate(self, config: AugmentationConfig) -> None:
         """The rules that hold only when this augmentation is chosen."""
         chosen = config.location_set
         if any(loc not in self.locations for loc in chosen):
@@ -201,6 +235,7 @@ def readers(field_name: str) -> tuple[str, ...]:
 
 __all__ = [
     "Augmentation",
+    "AugmentationConfig",
     "Builder",
     "FieldRule",
     "Hook",

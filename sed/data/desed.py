@@ -235,20 +235,20 @@ def load_desed(
         strong["validation"],
         strong["public_eval"],
     ]
-    for part in parts:
-        if not part.filenames:
-            _refuse_empty(part, val_fraction, split_seed, dropped=0)
+    for checked in parts:
+        if not checked.filenames:
+            _refuse_empty(checked, val_fraction, split_seed, dropped=0)
 
     splits: dict[str, Split] = {}
     missing: dict[str, int] = {}
     clipped: dict[str, int] = {}
-    for part in parts:
-        split, dropped, n_clipped = _check_audio(part, skip_missing_audio)
+    for checked in parts:
+        split, dropped, n_clipped = _check_audio(checked, skip_missing_audio)
         if not split.filenames:
-            _refuse_empty(part, val_fraction, split_seed, dropped)
-        splits[part.name] = split
-        missing[part.name] = dropped
-        clipped[part.name] = n_clipped
+            _refuse_empty(checked, val_fraction, split_seed, dropped)
+        splits[checked.name] = split
+        missing[checked.name] = dropped
+        clipped[checked.name] = n_clipped
     if any(missing.values()):
         log.warning(
             "skipped %d missing or unreadable audio files under %s (%s)",

@@ -9,8 +9,10 @@ class.
 
 from __future__ import annotations
 
+from sed.errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserError):
     """Bad dataset input (metadata or audio).
 
     The message names the offending file (and TSV line where there is one)

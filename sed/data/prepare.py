@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from sed.config import TrainConfig
 from sed.data.desed import DesedDataset, Event, Split, load_desed
+from sed.data.errors import DatasetError
 from sed.data.synth import ensure_embedded
 from sed.features.logmel import FeatureConfig
 from sed.features.scaler import Scaler, fit_scaler
 from sed.features.store import FeatureStore
+from sed.io import write_json
 
 __all__ = ["TRAIN_PARTS", "PreparedData", "load_prepared", "prepare_data", "resolve_data_root", "save_prepared"]
 
@@ -122,15 +122,8 @@ def _stored_scaler(folder: Path, parts: list[tuple[str, np.ndarray]]) -> Scaler:
     except (OSError, ValueError, TypeError):
         pass  # absent, half-written by a killed process, or foreign: fit it
     scaler = fit_scaler([array for _, array in parts])
-    _write_json_atomically(path, scaler.to_dict())
+    write_json(path, scaler.to_dict())
     return scaler
-
-
-def _write_json_atomically(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
 
 
 def save_prepared(data: PreparedData, path: Path | str) -> Path:
@@ -163,7 +156,7 @@ def save_prepared(data: PreparedData, path: Path | str) -> Path:
         "splits": splits,
     }
     path = Path(path)
-    _write_json_atomically(path, payload)
+    write_json(path, payload)
     return path
 
 
@@ -173,9 +166,9 @@ def load_prepared(path: Path | str) -> PreparedData:
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read the prepared-data file ({error}); prepare the data again") from None
+        raise DatasetError(f"{path}: cannot read the prepared-data file ({error}); prepare the data again") from None
     if payload.get("format") != PREPARED_FORMAT:
-        raise ValueError(f"{path}: prepared-data format {payload.get('format')!r} is not {PREPARED_FORMAT}")
+        raise DatasetError(f"{path}: prepared-data format {payload.get('format')!r} is not {PREPARED_FORMAT}")
     splits = {
         name: Split(
             name=name,

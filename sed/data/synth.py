@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def _write_tsv(path: Path, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _write_tsv(path: Path, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -163,9 +164,10 @@ def _build(out: Path, size: str, seed: int, workers: int | None = None) -> dict[
 
     for part, layout in LAYOUT.items():
         names = [_clip_name(part, index) for index in range(counts[part])]
+        assert layout.metadata is not None  # the embedded layout lists every part in a TSV
         metadata = out / layout.metadata
         if layout.kind == "strong":
-            rows = [
+            rows: list[tuple[str, ...]] = [
                 (name, f"{e.onset:.3f}", f"{e.offset:.3f}", e.label)
                 for name, clip in zip(names, events[part])
                 for e in clip

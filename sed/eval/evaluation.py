@@ -93,10 +93,10 @@ class Evaluator:
         scores = self.score(
             "synthetic_val",
             probs,
-            self.config.val_psds,
+            self.config.compute_val_psds,
             self.config.val_psds_thresholds,
             ("psds",),
-            threshold_free=("psds1",) if self.config.val_psds1 else False,
+            threshold_free=("psds1",) if self.config.compute_val_psds1 else False,
         )
         macro = float(scores["macro_f1"])
         return {

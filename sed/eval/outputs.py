@@ -1,7 +1,7 @@
-"""The files a run leaves for the DCASE tools: detections, score folders, durations, strict JSON.
+"""The files a run leaves for the DCASE tools: detections, score folders, durations.
 
 One job: write a model's frame probabilities on a set of clips in the formats
-the DCASE task 4 tools read, and write JSON that strict readers accept.
+the DCASE task 4 tools read.
 Layout of one set's folder (``write_set_outputs``; README "Outputs")::
 
     detections.tsv      filename onset offset event_label   events at the reported
@@ -20,21 +20,13 @@ score folders are written by ``sed_scores_eval.io.write_sed_scores`` and read
 back by ``sed_scores_eval.io.read_sed_scores``. Numbers are written at full
 precision (pandas writes the shortest text that reads back as the same float), so reading the files back gives the same metrics.
 
-JSON: Python's ``json`` writes a non-finite float as the bare word ``NaN``,
-which is not JSON (RFC 8259) and which strict readers (``jq``, JavaScript's
-``JSON.parse``, most other languages) refuse. ``metrics.json`` has such values
-whenever a class or score is undefined on a split (the F1 of a class with no
-reference event is 0/0), so :func:`json_ready` writes them as ``null``.
+JSON files are strict (NaN written as null): `sed.io.write_json`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,8 +41,6 @@ __all__ = [
     "GROUND_TRUTH_FILE",
     "RAW_SCORES",
     "FILTERED_SCORES",
-    "json_ready",
-    "write_json",
     "write_events",
     "write_durations",
     "write_set_outputs",
@@ -61,36 +51,6 @@ DURATIONS_FILE = "durations.tsv"
 GROUND_TRUTH_FILE = "ground_truth.tsv"
 RAW_SCORES = "scores/raw"
 FILTERED_SCORES = "scores/filtered"
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with NaN / inf as None and NumPy scalars and arrays as Python values."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: Path | str, payload: Any) -> Path:
-    """Strict JSON (no NaN: see the module docstring), written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(json_ready(payload), indent=2, allow_nan=False, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 def write_events(path: Path | str, events: pd.DataFrame) -> Path:

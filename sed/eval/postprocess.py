@@ -34,12 +34,13 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sed.constants import CLIP_SECONDS, FRAME_STEP_S
+from sed.errors import UserError
 
 #: Column order of every event table in sedtune (the DESED strong TSV columns).
 EVENT_COLUMNS: tuple[str, ...] = ("filename", "onset", "offset", "event_label")
 
 
-class PostprocessError(ValueError):
+class PostprocessError(UserError):
     """Invalid post-processing input; the message names the argument/config key and the fix."""
 
 
@@ -103,7 +104,7 @@ def binarize(strong_probs: np.ndarray, threshold: float = 0.5, median_window: in
     return active
 
 
-def _durations_array(durations: Sequence[float] | None, n_files: int) -> np.ndarray:
+def _durations_array(durations: Sequence[float] | np.ndarray | None, n_files: int) -> np.ndarray:
     if durations is None:
         return np.full(n_files, CLIP_SECONDS, dtype=np.float64)
     dur = np.asarray(durations, dtype=np.float64)
@@ -128,7 +129,7 @@ def decode_events(
     threshold: float = 0.5,
     median_window: int = 7,
     frame_step: float = FRAME_STEP_S,
-    durations: Sequence[float] | None = None,
+    durations: Sequence[float] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Turn frame probabilities into an event table.
 

@@ -44,6 +44,7 @@ import pandas as pd
 from scipy.ndimage import median_filter
 
 from sed.constants import FRAME_STEP_S
+from sed.eval.events import MetricsError, merge_overlaps, quiet_metric_library
 
 __all__ = [
     "PSDS1",
@@ -106,7 +107,7 @@ def score_tables(
     strong_probs: np.ndarray,
     filenames: Sequence[str],
     labels: Sequence[str],
-    durations: Sequence[float],
+    durations: Sequence[float] | np.ndarray,
     median_window: int = 1,
     frame_step: float = FRAME_STEP_S,
 ) -> dict[str, pd.DataFrame]:
@@ -117,12 +118,12 @@ def score_tables(
     """
     probs = np.asarray(strong_probs, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[0] != len(filenames) or probs.shape[2] != len(labels):
-        raise ValueError(
+        raise MetricsError(
             f"strong_probs has shape {probs.shape}, expected [{len(filenames)} files, frames, "
             f"{len(labels)} classes]; pass one row per file name and one column per label."
         )
     if len(durations) != len(filenames):
-        raise ValueError(f"{len(durations)} durations for {len(filenames)} files; pass one per file.")
+        raise MetricsError(f"{len(durations)} durations for {len(filenames)} files; pass one per file.")
     if int(median_window) > 1:
         probs = median_filter(probs, size=(1, int(median_window), 1))
     tables: dict[str, pd.DataFrame] = {}
@@ -130,7 +131,7 @@ def score_tables(
     for name, clip, duration in zip(filenames, probs, durations):
         key = audio_id(name)
         if key in tables:
-            raise ValueError(f"two files share the clip id {key!r} (file names differ only by extension).")
+            raise MetricsError(f"two files share the clip id {key!r} (file names differ only by extension).")
         # both from the same products, so each offset equals the next frame's onset exactly
         edges = np.arange(clip.shape[0] + 1) * float(frame_step)
         keep = edges[:-1] < float(duration)
@@ -155,16 +156,14 @@ def _prepared(
     tables: Mapping[str, pd.DataFrame], reference_df: pd.DataFrame, durations: Mapping[str, float]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[float, float, str]]], dict[str, float]] | None:
     """(score tables of the reference's classes, ground truth, durations) by clip id; None: no event."""
-    from sed.eval.metrics import merge_overlaps
-
     keys = list(tables)
     missing = [k for k in keys if k not in durations]
     if missing:
-        raise ValueError(f"no duration for clip {missing[0]!r} ({len(missing)} clips); add it to the durations.")
+        raise MetricsError(f"no duration for clip {missing[0]!r} ({len(missing)} clips); add it to the durations.")
     reference, _ = merge_overlaps(reference_df)
     unknown = sorted({audio_id(f) for f in reference["filename"]} - set(keys))
     if unknown:
-        raise ValueError(
+        raise MetricsError(
             f"the reference has events for clip {unknown[0]!r}, which has no scores ({len(unknown)} clips); "
             "score every clip of the reference."
         )
@@ -182,12 +181,10 @@ def psds_of_tables(
     settings: Mapping[str, Any],
 ) -> float:
     """sed_scores_eval's threshold-free PSDS with ``settings`` (e.g. :data:`PSDS1`); NaN without events."""
-    from sed.eval.metrics import _quiet_metric_library
-
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
         return float("nan")
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         return float(intersection_based.psds(*prepared, **settings)[0])
@@ -210,17 +207,15 @@ def metrics_from_tables(
     names with their extension, as in the DESED TSVs); ``durations`` keyed by
     clip id. Every clip of ``tables`` must have a duration.
     """
-    from sed.eval.metrics import _quiet_metric_library
-
     unknown = [m for m in which if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
+        raise MetricsError(f"unknown threshold-free metric(s) {unknown}; choose from {list(METRICS)}.")
     prepared = _prepared(tables, reference_df, durations)
     if prepared is None:
         return {m: float("nan") for m in which}
     scored, truth, audio_durations = prepared
     out: dict[str, float] = {}
-    with _quiet_metric_library():
+    with quiet_metric_library():
         from sed_scores_eval import intersection_based
 
         if "psds1" in which:
@@ -245,7 +240,7 @@ def threshold_free_metrics(
     filenames: Sequence[str],
     labels: Sequence[str],
     reference_df: pd.DataFrame,
-    durations: Sequence[float],
+    durations: Sequence[float] | np.ndarray,
     median_window: int = 7,
     threshold: float = 0.5,
     frame_step: float = FRAME_STEP_S,

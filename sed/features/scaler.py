@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -66,6 +66,10 @@ class Scaler:
             )
         return self._torch_cache[cache_key]
 
+    @overload
+    def transform(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def transform(self, x: np.ndarray) -> np.ndarray: ...
     def transform(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """``(x - mean) / std`` over the last axis; keeps float32 as float32 (numpy and torch)."""
         if isinstance(x, torch.Tensor):
@@ -79,6 +83,10 @@ class Scaler:
         dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.dtype(np.float32)
         return (array.astype(dtype, copy=False) - self.mean.astype(dtype)) / self.std.astype(dtype)
 
+    @overload
+    def inverse_transform(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray: ...
     def inverse_transform(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """``x * std + mean`` over the last axis."""
         if isinstance(x, torch.Tensor):

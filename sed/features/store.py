@@ -7,18 +7,44 @@ maps shared by every trial on the machine (docs/design.md, Features:
 computed once, never per trial or per epoch). Concurrent builders of one key
 wait on `sed.cache.exclusive_lock`; a crashed build leaves nothing that
 looks valid.
+
+Layout: ``<cache_dir>/<key>.npy`` (float32 [N, n_frames, n_mels],
+the split's file order) + ``<key>.json`` (sidecar: key, split name,
+filenames, config, code version, shape, created) + ``<key>.lock``.
+
+The key is sha256 over :data:`FEATURE_CODE_VERSION`, ``config.key()`` and,
+for every clip in order, its filename (as in the metadata), size in bytes
+and ``st_mtime_ns``. Content identity is taken from size + mtime, not from
+hashing the audio: hashing 20k clips (~6 GB of DESED audio) would take
+minutes on every run and on every trial, while a stat of all files takes
+milliseconds; any rewrite of a file (re-download, re-export, ``touch``)
+changes its mtime and so the key. The price: an in-place edit that keeps
+both size and mtime (deliberately reset) would go unnoticed. Because the
+absolute path is not part of the key, a dataset copied elsewhere with its
+timestamps (``cp -p``, ``rsync -a``) keeps its cache. The device the
+features were computed on is not part of the key either (CPU and CUDA
+agree to float32 rounding: at most 0.009 dB apart on 1000 clips, H200);
+the first builder wins.
+
+Builds are atomic and run once per key: a builder takes an exclusive
+``flock`` on ``<key>.lock`` (a second process, e.g. another Ray trial,
+waits and then finds the finished array), deletes stale ``<key>.tmp-*``
+leftovers of crashed builds (nobody else can be writing them while the
+lock is held), writes ``<key>.tmp-<pid>.npy``, then the sidecar
+(atomically), then ``os.replace``-s the array to ``<key>.npy``. Only that
+final name counts, and only if the sidecar agrees with it (key,
+filenames, shape) and the array opens with the expected shape and dtype;
+anything else is rebuilt. Use a local directory: flock over NFS is not
+reliable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +54,10 @@ import numpy as np
 import torch
 
 from sed.cache import cache_root, exclusive_lock
-from sed.data.audio import read_audio
 from sed.data.errors import DatasetError
-from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig, LogMel
+from sed.features.compute import compute_into
+from sed.features.logmel import FEATURE_CODE_VERSION, FeatureConfig
+from sed.io import fsync_dir, write_json
 
 __all__ = ["BuildStats", "FeatureStore", "SplitLike"]
 
@@ -56,50 +83,10 @@ class BuildStats:
     waited_for_lock_seconds: float = 0.0
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class FeatureStore:
     """On-disk, machine-wide cache of log-mel features, one memory-mapped array per split content.
 
-    Layout: ``<cache_dir>/<key>.npy`` (float32 [N, n_frames, n_mels],
-    the split's file order) + ``<key>.json`` (sidecar: key, split name,
-    filenames, config, code version, shape, created) + ``<key>.lock``.
-
-    The key is sha256 over :data:`FEATURE_CODE_VERSION`, ``config.key()`` and,
-    for every clip in order, its filename (as in the metadata), size in bytes
-    and ``st_mtime_ns``. Content identity is taken from size + mtime, not from
-    hashing the audio: hashing 20k clips (~6 GB of DESED audio) would take
-    minutes on every run and on every trial, while a stat of all files takes
-    milliseconds; any rewrite of a file (re-download, re-export, ``touch``)
-    changes its mtime and so the key. The price: an in-place edit that keeps
-    both size and mtime (deliberately reset) would go unnoticed. Because the
-    absolute path is not part of the key, a dataset copied elsewhere with its
-    timestamps (``cp -p``, ``rsync -a``) keeps its cache. The device the
-    features were computed on is not part of the key either (CPU and CUDA
-    agree to float32 rounding: at most 0.009 dB apart on 1000 clips, H200);
-    the first builder wins.
-
-    Builds are atomic and run once per key: a builder takes an exclusive
-    ``flock`` on ``<key>.lock`` (a second process, e.g. another Ray trial,
-    waits and then finds the finished array), deletes stale ``<key>.tmp-*``
-    leftovers of crashed builds (nobody else can be writing them while the
-    lock is held), writes ``<key>.tmp-<pid>.npy``, then the sidecar
-    (atomically), then ``os.replace``-s the array to ``<key>.npy``. Only that
-    final name counts, and only if the sidecar agrees with it (key,
-    filenames, shape) and the array opens with the expected shape and dtype;
-    anything else is rebuilt. Use a local directory: flock over NFS is not
-    reliable.
+    The layout, the key and the build protocol: the module docstring.
 
     Args:
         cache_dir: the folder that holds the feature files themselves; default
@@ -276,7 +263,6 @@ class FeatureStore:
     ) -> None:
         n_clips = shape[0]
         tmp_array = self.root / f"{key}.tmp-{os.getpid()}.npy"
-        tmp_sidecar = self.root / f"{key}.tmp-{os.getpid()}.json"
         if progress:
             print(
                 f"[sedtune features] building {split.name!r}: {n_clips} clips -> {self.path(key)} "
@@ -287,7 +273,16 @@ class FeatureStore:
         try:
             output = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.float32, shape=shape)
             try:
-                self._compute_into(output, split, config, progress)
+                compute_into(
+                    output,
+                    split.name,
+                    list(split.audio_paths),
+                    config,
+                    self.device,
+                    self.batch_size,
+                    self.decode_workers,
+                    progress,
+                )
                 output.flush()
             finally:
                 del output
@@ -306,100 +301,12 @@ class FeatureStore:
                 "device": str(self.device),
                 "filenames": list(split.filenames),
             }
-            with open(tmp_sidecar, "w") as handle:
-                json.dump(meta, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_sidecar, self._sidecar(key))
+            write_json(self._sidecar(key), meta, indent=None, fsync=True)
             os.replace(tmp_array, self.path(key))
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         finally:
-            for leftover in (tmp_array, tmp_sidecar):
+            for leftover in (tmp_array,):
                 try:
                     leftover.unlink()
                 except FileNotFoundError:
                     pass
-
-    def _compute_into(self, output: np.ndarray, split: SplitLike, config: FeatureConfig, progress: bool) -> None:
-        """Fill ``output`` clip by clip, in file order, with worker threads.
-
-        CPU: each worker decodes one clip and computes its log-mel with torch
-        limited to one intra-op thread for the duration of the build (parallel
-        over clips instead of inside each FFT: on a busy 2-core machine the
-        OpenMP pool made resampling and the STFT 5-10x slower, see
-        benchmarks/README.md). CUDA: workers decode, the main thread computes
-        batches of ``batch_size`` clips on the device. At most a bounded number
-        of clips are in flight, so memory does not grow with the split.
-        """
-        module = LogMel(config).to(self.device).eval()
-        paths = list(split.audio_paths)
-        n_clips = len(paths)
-        on_cpu = self.device.type == "cpu"
-        workers = max(1, self.decode_workers if self.decode_workers is not None else torch.get_num_threads())
-        in_flight = max(2 * workers, 2 * self.batch_size)
-        reporter = _Progress(split.name, n_clips, progress)
-
-        def decode(index: int) -> np.ndarray:
-            return read_audio(paths[index], config.sample_rate, config.clip_seconds)
-
-        def decode_and_compute(index: int) -> np.ndarray:
-            wave = torch.from_numpy(decode(index))
-            with torch.no_grad():
-                return module(wave.unsqueeze(0))[0].numpy()
-
-        task = decode_and_compute if on_cpu else decode
-        previous_threads = torch.get_num_threads()
-        if on_cpu:
-            torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as executor:
-                pending: deque[Future[np.ndarray]] = deque()
-                next_index = 0
-                waves: list[np.ndarray] = []
-                try:
-                    for index in range(n_clips):
-                        while next_index < n_clips and len(pending) < in_flight:
-                            pending.append(executor.submit(task, next_index))
-                            next_index += 1
-                        result = pending.popleft().result()
-                        if on_cpu:
-                            output[index] = result
-                            reporter.update(index + 1)
-                            continue
-                        waves.append(result)
-                        if len(waves) == self.batch_size or index == n_clips - 1:
-                            with torch.no_grad():
-                                batch = module(torch.from_numpy(np.stack(waves)).to(self.device))
-                            output[index + 1 - len(waves) : index + 1] = batch.cpu().numpy()
-                            waves = []
-                            reporter.update(index + 1)
-                except BaseException:
-                    for future in pending:
-                        future.cancel()
-                    raise
-        finally:
-            if on_cpu:
-                torch.set_num_threads(previous_threads)
-
-
-class _Progress:
-    """Progress lines on stderr at every 10 % of the clips, with clips/s and the time left."""
-
-    def __init__(self, name: str, total: int, enabled: bool) -> None:
-        self.name, self.total, self.enabled = name, total, enabled
-        self.tenths = 1  # next report at ceil(tenths * total / 10) clips
-        self.start = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        if not self.enabled or done < math.ceil(self.tenths * self.total / 10):
-            return
-        while self.tenths <= 10 and done >= math.ceil(self.tenths * self.total / 10):
-            self.tenths += 1
-        elapsed = time.perf_counter() - self.start
-        rate = done / max(elapsed, 1e-9)
-        print(
-            f"[sedtune features] {self.name}: {done}/{self.total} clips ({100 * done / self.total:.0f} %), "
-            f"{rate:.1f} clips/s, {elapsed:.0f} s elapsed, eta {(self.total - done) / max(rate, 1e-9):.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )

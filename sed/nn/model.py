@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -145,7 +146,7 @@ class CRNNConfig(CRNNFields):
     @classmethod
     def from_fields(cls, run: CRNNFields, n_classes: int) -> CRNNConfig:
         """The model of a run's configuration (any `CRNNFields`, e.g. a TrainConfig)."""
-        values = run.model_fields()
+        values: dict[str, Any] = run.model_fields()
         values["cnn_filters"] = tuple(int(f) for f in run.cnn_filters)
         return cls(**values, n_classes=n_classes)
 
@@ -296,7 +297,7 @@ class CRNN(nn.Module):
             if hooks is not None and loc in hooks:
                 out = hooks[loc](out)
             out = self._after(loc, out)
-        strong, weak = out  # type: ignore[misc]
+        strong, weak = out
         return SEDOutput(strong=strong, weak=weak, activations=activations)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -316,6 +317,7 @@ def reset_parameters(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, GatedUnit):
             nn.init.normal_(module.linear.weight, 0.0, 0.01)
+            assert module.linear.bias is not None
             nn.init.zeros_(module.linear.bias)
         elif isinstance(module, nn.Conv2d):
             if id(module) in gate_maps:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sed.config import TrainConfig
+from sed.errors import ConfigError
 from sed.training.host_memory import reuse_freed_memory
 
 __all__ = ["configure_process", "pick_device", "seed_everything"]
@@ -26,7 +27,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but torch sees no CUDA device; use device=auto or cpu")
+        raise ConfigError(f"device={name!r} but torch sees no CUDA device; use device=auto or cpu")
     return torch.device(name)
 
 

@@ -35,25 +35,40 @@ from sed.augment import get as get_augmentation
 from sed.augment.perturb import LogMelSpace
 from sed.config import TrainConfig
 from sed.data.prepare import PreparedData, prepare_data
+from sed.errors import ConfigError
 from sed.eval.evaluation import Evaluator
+from sed.eval.scores import best_index
 from sed.nn.model import CRNN, build_model, count_parameters
 from sed.training import checkpoint
 from sed.training.batches import Batch, MixedBatches
 from sed.training.objectives import compute_losses, sigmoid_rampup, update_ema
+from sed.training.progress import ScalarLog, format_progress
 from sed.training.runtime import configure_process, seed_everything
 
 __all__ = ["Trainer", "TrainingDiverged", "prepare_data", "PreparedData"]
 
 
-def _score(value: Any) -> float:
-    """A validation score as a comparable number: NaN or None -> -inf."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
-        return float(value)
-    return float("-inf")
+NO_STEP_MESSAGE = (
+    "an epoch had no training step: the smallest data part is smaller than its batch share; "
+    "lower batch_size or the weak/strong fractions"
+)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and terms."""
+
+
+def _diverged_message(
+    cfg: TrainConfig, epoch: int, step: int, values: dict[str, float], bad: list[str], reason: str
+) -> str:
+    return (
+        f"loss became non-finite at epoch {epoch}, step {step} "
+        f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
+        f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
+        + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
+        + f"consistency_weight={cfg.consistency_weight}, "
+        f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
+    )
 
 
 class Trainer:
@@ -79,9 +94,7 @@ class Trainer:
         self.teacher: CRNN | None = None
         if config.has_teacher:
             # Initialised independently, as in the reference (eq. 1's first update mixes half and half).
-            self.teacher = build_model(config, n_classes).to(self.device)
-            for p in self.teacher.parameters():
-                p.requires_grad_(False)
+            self.teacher = build_model(config, n_classes).to(self.device).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.student.parameters(), lr=config.lr, betas=(0.9, 0.999))
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
@@ -91,27 +104,18 @@ class Trainer:
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.evaluator = Evaluator(self.data, config, self.device, self.amp_dtype)
         self.rng = _random.Random(config.seed + 17)
-        self.epoch = 0
-        self.step = 0
+        self.epoch, self.step = 0, 0
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, Any] = {}
         self.best_state: dict[str, Tensor] | None = None
         self.trainable_parameters = count_parameters(self.student)
-        self.log_dir = Path(log_dir) if log_dir is not None else None
-        self._writer = None
+        self.log = ScalarLog(log_dir)
 
     # -- training ------------------------------------------------------------
     @property
     def rampup_steps(self) -> float:
         return self.config.rampup_epochs * self.steps_per_epoch
-
-    def writer(self):
-        if self._writer is None and self.log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.log_dir))
-        return self._writer
 
     def _train_step(self, batch: Batch) -> tuple[dict[str, float], float]:
         """One optimisation step; returns the logged loss terms and the ramp-up value."""
@@ -121,15 +125,8 @@ class Trainer:
             group["lr"] = cfg.lr * rampup
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                terms = compute_losses(
-                    self.student,
-                    self.teacher,
-                    batch,
-                    cfg,
-                    cfg.consistency_weight * rampup,
-                    self.rng,
-                    self.input_space,
-                )
+                weight = cfg.consistency_weight * rampup
+                terms = compute_losses(self.student, self.teacher, batch, cfg, weight, self.rng, self.input_space)
             values = terms.as_floats()
         except FloatingPointError as error:
             values, reason = {"model_outputs": float("nan")}, str(error)
@@ -137,14 +134,7 @@ class Trainer:
             reason = ""
         bad = [k for k, v in values.items() if not np.isfinite(v)]
         if bad:
-            raise TrainingDiverged(
-                f"loss became non-finite at epoch {self.epoch + 1}, step {self.step} "
-                f"({', '.join(f'{k}={values[k]}' for k in bad)}{'; ' + reason if reason else ''}); "
-                f"config: augmentation={cfg.augmentation}, locations={cfg.locations}, "
-                + "".join(f"{name}={getattr(cfg, name)}, " for name in get_augmentation(cfg.augmentation).field_names)
-                + f"consistency_weight={cfg.consistency_weight}, "
-                f"lr={cfg.lr}. Lower the perturbation strength or the learning rate."
-            )
+            raise TrainingDiverged(_diverged_message(cfg, self.epoch + 1, self.step, values, bad, reason))
         self.optimizer.zero_grad(set_to_none=True)
         self.grad_scaler.scale(terms.total).backward()
         self.grad_scaler.step(self.optimizer)
@@ -170,12 +160,9 @@ class Trainer:
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_steps += 1
-            writer = self.writer()
-            if writer is not None and self.step % 10 == 0:
-                for k, v in values.items():
-                    writer.add_scalar(f"train_step/{k}", v, self.step)
+            self.log.step(self.step, values)
         if n_steps == 0:
-            raise ValueError("an epoch had no training step: the smallest data part is smaller than its batch share")
+            raise ConfigError(NO_STEP_MESSAGE)
         self.epoch += 1
         metrics: dict[str, Any] = {k: v / n_steps for k, v in sums.items()}
         metrics.update(
@@ -193,10 +180,11 @@ class Trainer:
         metrics.update(val)
         self._select(val)
         metrics["best_epoch"] = self.best_epoch
-        metrics["best_val_macro_f1"] = self.best_metrics.get("val_macro_f1")
+        # the selected epoch's F1 (best_<score> is the best so far: search.trainable.with_best_so_far)
+        metrics["selected_val_macro_f1"] = self.best_metrics.get("val_macro_f1")
         metrics["epoch_seconds"] = time.perf_counter() - start
         self.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None})
-        self._log_epoch(metrics)
+        self.log.epoch(self.epoch, metrics)
         return metrics
 
     def _select(self, val: dict[str, Any]) -> None:
@@ -204,14 +192,13 @@ class Trainer:
         (validation event F1 by default, as the reference; a NaN or missing score never wins,
         ties keep the earlier epoch)."""
         key = self.config.selection_metric
-        value = _score(val.get(key))
-        if self.best_epoch is None or value > _score(self.best_metrics.get(key)):
+        if self.best_epoch is None or best_index([self.best_metrics.get(key), val.get(key)]) == 1:
             self.best_epoch = self.epoch
             self.best_metrics = {k: v for k, v in val.items() if isinstance(v, (int, float)) or v is None}
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.selected_model().state_dict().items()}
 
     def fit(
-        self, epochs: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None
+        self, epochs: int | None = None, callback: Callable[[dict[str, Any]], object] | None = None
     ) -> dict[str, Any]:
         """Train until `epochs` (default config.epochs) epochs are done in total."""
         target = epochs if epochs is not None else self.config.epochs
@@ -219,37 +206,13 @@ class Trainer:
         while self.epoch < target:
             metrics = self.train_epoch()
             if self.progress:
-                print(self.format_progress(metrics, target), file=sys.stderr, flush=True)
+                print(format_progress(metrics, target), file=sys.stderr, flush=True)
             if callback is not None:
                 callback(metrics)
         return metrics
 
-    @staticmethod
-    def format_progress(m: dict[str, Any], target: int) -> str:
-        psds = "" if m.get("val_psds") is None else f" val_psds {m['val_psds']:.3f}"
-        if m.get("val_psds1") is not None:
-            psds += f" val_psds1 {m['val_psds1']:.3f}"
-        return (
-            f"epoch {m['epoch']:>3}/{target} loss {m['loss_total']:.4f} "
-            f"(class {m['loss_class']:.4f} const {m['loss_const']:.4f} reg {m['loss_reg']:.4f}) "
-            f"val_macro_f1 {m['val_macro_f1']:.3f}{psds} best@{m['best_epoch']} "
-            f"{m['epoch_seconds']:.1f}s"
-        )
-
-    def _log_epoch(self, metrics: dict[str, Any]) -> None:
-        writer = self.writer()
-        if writer is None:
-            return
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
-                group = "val" if key.startswith("val_") else "train"
-                writer.add_scalar(f"{group}/{key}", value, self.epoch)
-        writer.flush()
-
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.log.close()
 
     # -- models and their scores ----------------------------------------------
     def selected_model(self) -> CRNN:
@@ -276,12 +239,8 @@ class Trainer:
         """Full metrics on a split of the model selected on `config.selection_metric` (`use_best`), student or
         teacher per `config.select` (reported as `model`). With `out_dir`, the split's DCASE-format
         files (sed.eval.outputs) go there too."""
-        model = self.selected_model()
-        if use_best and self.best_state is not None:
-            model = copy.deepcopy(model)
-            model.load_state_dict(self.best_state)
         return self.evaluator.evaluate(
-            model,
+            self._model_to_score(use_best),
             split_name,
             prefix,
             self.best_epoch if use_best else self.epoch,
@@ -290,26 +249,75 @@ class Trainer:
 
     def write_outputs(self, split_name: str, out_dir: Path | str, use_best: bool = True) -> Path:
         """The DCASE-format files (sed.eval.outputs) of the selected model on a split, without scoring it."""
+        model = self._model_to_score(use_best)
+        return self.evaluator.write_outputs(split_name, self.evaluator.predict(model, split_name), Path(out_dir))
+
+    def _model_to_score(self, use_best: bool) -> CRNN:
+        """The selected model, with the weights of the selected epoch if `use_best` (a copy)."""
         model = self.selected_model()
         if use_best and self.best_state is not None:
             model = copy.deepcopy(model)
             model.load_state_dict(self.best_state)
-        return self.evaluator.write_outputs(split_name, self.evaluator.predict(model, split_name), Path(out_dir))
+        return model
 
-    # -- checkpoints (sed.training.checkpoint) -------------------------------------------
+    # -- state (the file format is sed.training.checkpoint's) -------------------------
     def state_dict(self) -> dict[str, Any]:
-        return checkpoint.snapshot(self)
+        """The full state as a `weights_only`-loadable dict (a resumed run continues exactly)."""
+        rng = {**checkpoint.global_rng_state(), "python_trainer": checkpoint.json_safe(self.rng.getstate())}
+        rng["samplers"] = self.batches.generator_states()
+        return {
+            "format": checkpoint.CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "labels": list(self.labels),
+            "epoch": self.epoch,
+            "step": self.step,
+            "student": self.student.state_dict(),
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "grad_scaler": self.grad_scaler.state_dict(),
+            "best_epoch": self.best_epoch,
+            "best_metrics": dict(self.best_metrics),
+            "best_state": self.best_state,
+            "history": list(self.history),
+            "scaler": checkpoint.scaler_entry(self.data.scaler),
+            "rng": rng,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        checkpoint.restore(self, state)
+        """Put the trainer back into the state `state_dict` took (refusing another format or label set)."""
+        checkpoint.check_state(state, self.labels, has_teacher=self.teacher is not None)
+        self.student.load_state_dict(state["student"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_epoch, self.best_metrics = state["best_epoch"], dict(state["best_metrics"])
+        self.best_state = state["best_state"]
+        self.history = list(state["history"])
+        rng = state["rng"]
+        checkpoint.restore_global_rng(rng)
+        self.rng.setstate(checkpoint.from_json_safe(rng["python_trainer"]))
+        self.batches.load_generator_states(rng["samplers"])
 
     def save_checkpoint(self, directory: Path | str) -> Path:
         """Write the full state atomically to `directory/trainer_state.pt`."""
-        return checkpoint.save_checkpoint(self, directory)
+        return checkpoint.save_checkpoint(self.state_dict(), directory)
 
     def load_checkpoint(self, directory: Path | str) -> None:
-        checkpoint.load_checkpoint(self, directory)
+        self.load_state_dict(checkpoint.load_checkpoint(directory, self.device))
 
     def save_best_model(self, path: Path | str) -> Path:
         """The selected best weights with config and labels (weights_only loadable)."""
-        return checkpoint.save_best_model(self, path)
+        state = self.best_state if self.best_state is not None else self.selected_model().state_dict()
+        return checkpoint.save_best_model(
+            path,
+            config=self.config.to_dict(),
+            labels=list(self.labels),
+            model=self.config.select,
+            epoch=self.best_epoch,
+            selection=self.best_metrics,
+            state_dict=state,
+            scaler=self.data.scaler,
+            features=self.data.feature_config.to_dict(),
+        )

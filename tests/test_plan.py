@@ -1,0 +1,99 @@
+"""The run plan (search.plan, --plan): steps per epoch, ASHA epochs, scheduling, and the printed table."""
+
+from __future__ import annotations
+
+import pytest
+from clusters import REPO
+
+from search import step_rates
+from search.plan import (
+    DESED2020,
+    asha_epochs,
+    asha_rungs,
+    desed2020_sizes,
+    embedded_sizes,
+    makespan,
+    objective_configs,
+    plan_stages,
+    table_cost,
+)
+from search.resources import derive_resources
+from search.run import main
+from search.space import load_space
+from sed.config import TrainConfig
+
+
+def test_desed2020_is_263_steps_per_epoch_at_batch_24():
+    sizes = desed2020_sizes()
+    # batch 24 = 6 weak + 12 unlabeled + 6 strong: 1578 // 6 = 263 (the weak part runs out first)
+    assert sizes.steps_per_epoch(TrainConfig(batch_size=24)) == 263 == DESED2020["weak"] // 6
+    assert sizes.steps_per_epoch(TrainConfig(batch_size=24, max_steps_per_epoch=100)) == 100
+    # the demo's batch: 4 weak + 4 strong, no unlabeled part, on the embedded default data
+    demo = TrainConfig(batch_size=8, weak_fraction=0.5, strong_fraction=0.5)
+    embedded = embedded_sizes(TrainConfig())
+    assert (embedded.weak, embedded.synthetic_train + embedded.synthetic_val) == (200, 400)
+    assert embedded.steps_per_epoch(demo) == min(200 // 4, embedded.synthetic_train // 4)
+
+
+def test_asha_rungs_and_expected_epochs_follow_rays_rule():
+    assert asha_rungs(3, 3, 9) == [3]  # the demo: one rung, then the end
+    assert asha_rungs(5, 3, 30) == [5, 15]
+    # Ray's cutoff: the first trial at a rung always continues; the 2nd half the time, the 3rd a third
+    runs = asha_epochs(3, 3, 3, 9, simulations=3000)
+    promoted = [sum(run[i] == 9 for run in runs) / len(runs) for i in range(3)]
+    assert promoted[0] == 1.0
+    assert promoted[1] == pytest.approx(1 / 2, abs=0.04)
+    assert promoted[2] == pytest.approx(1 / 3, abs=0.04)
+
+
+def test_makespan_list_schedules_in_order():
+    assert makespan([10, 10, 10, 10], 2) == 20
+    assert makespan([30, 10, 10, 10], 2) == 30
+    assert makespan([5], 8) == 5
+
+
+def test_packing_slows_each_trial_as_measured():
+    assert step_rates.packing_factor(1) == 1.0
+    assert step_rates.packing_factor(4) == pytest.approx(30.8 / 50.4)
+    assert step_rates.packing_factor(8) == pytest.approx(11.0 / 50.4)
+    cfg = TrainConfig(augmentation="vat", locations="input", regularization="l2")
+    assert step_rates.gpu_step_seconds(cfg, 1).seconds == pytest.approx(1 / 22.3)
+
+
+def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
+    space = load_space(REPO / "spaces" / "latent.yaml")
+    packing = derive_resources(space, [{"CPU": 64.0, "GPU": 8.0}])
+    sizes = desed2020_sizes()
+    cost, _ = table_cost(packing, sizes, 64)
+    search, final = plan_stages(space, packing, sizes, cost)
+    assert (search.trials, search.at_once, search.steps_per_epoch) == (32, 32, 263)
+    assert (final.trials, final.at_once) == (9, 9)
+    # 12 objectives (4 augmentations x cnn/rnn/latent), all at the latent step rates
+    assert len(objective_configs(space)) == 12
+    # a search trial runs between 5 and 30 epochs; the longest bounds the stage when all run at once
+    longest = 30 * (263 * search.step_s + step_rates.validation_seconds(space.base_config(), 517, True))
+    assert longest < search.wall_s < longest + 60
+
+
+def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_path):
+    code = main(
+        [
+            "--space",
+            str(REPO / "spaces" / "table1.yaml"),
+            "--plan",
+            "--plan-cluster",
+            "16:1",
+            "--plan-data",
+            "desed2020",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "search: 4 trials at once on 1 of 1 GPUs, 4 per GPU" in out
+    assert "263 steps per epoch at batch 24" in out
+    assert "| search | 9 | 200 | 263 |" in out and "| final | 27 | 200 | 263 |" in out
+    assert not (tmp_path / "out").exists()
+    assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--plan", "--plan-cluster", "lots"]) == 2
+    assert "--plan-cluster 'lots': give CPUS:GPUS[:NODES]" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""`--out s3://...` against a real S3-compatible server on loopback (moto's server mode, started and stopped here).
+
+Ray keeps the experiment (state, trial checkpoints and files) in the
+bucket; the leaderboards, Optuna journal, prepared data and report are
+written on the driver and copied there at the end (search.remote_storage).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from clusters import REPO, free_port
+
+from search.run import main
+
+pytestmark = pytest.mark.slow  # Ray end-to-end: the inner loop runs -m "not slow"
+
+TINY = str(REPO / "tests" / "spaces" / "tiny.yaml")
+KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_ray():
+    """A moto S3 server on 127.0.0.1, the AWS environment pointing at it, and a local Ray inheriting it."""
+    pytest.importorskip("moto")
+    import pyarrow.fs as pafs
+    import ray
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    saved = {k: os.environ.get(k) for k in [*KEYS, "AWS_ENDPOINT_URL"]}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("moto's S3 server did not start") from None
+                time.sleep(0.3)
+        endpoint = f"http://127.0.0.1:{port}"
+        os.environ.update(KEYS, AWS_ENDPOINT_URL=endpoint)
+        fs = pafs.S3FileSystem(
+            access_key="testing",
+            secret_key="testing",
+            endpoint_override=endpoint,
+            scheme="http",
+            region="us-east-1",
+            allow_bucket_creation=True,
+        )
+        fs.create_dir("sedtune")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the AWS_* variables
+        yield fs
+    finally:
+        import ray
+
+        ray.shutdown()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.mark.timeout(400)
+def test_search_and_final_stage_with_out_on_s3(s3_ray, tmp_path, capsys, session_cache, tiny_data_root):
+    import pyarrow.fs as pafs
+
+    driver = tmp_path / "driver"
+    code = main(
+        [
+            "--space",
+            TINY,
+            "--num-samples",
+            "2",
+            "--out",
+            "s3://sedtune/runs",
+            "--driver-dir",
+            str(driver),
+            "--data",
+            str(tiny_data_root),
+            "--cache-dir",
+            str(session_cache),
+        ]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
+    assert "s3://sedtune/runs checked from the driver and 1 node(s)" in printed.out
+    assert f"written on the driver in {driver / 'tiny'} and copied to s3://sedtune/runs/tiny" in printed.out
+    fs = s3_ray
+    names = {
+        info.path.removeprefix("sedtune/runs/tiny/")
+        for info in fs.get_file_info(pafs.FileSelector("sedtune/runs/tiny", recursive=True))
+    }
+    # the driver's files, copied
+    for name in (
+        "search.parquet",
+        "final.parquet",
+        "final_summary.parquet",
+        "optuna.journal",
+        "sedtune_run.json",
+        "report.html",
+        "progress.log",
+        "concurrency.json",
+    ):
+        assert name in names, name
+    # Ray's own: experiment state, per-trial results and checkpoints, the final stage's outputs
+    assert any(n.startswith("experiment_state") for n in names)
+    assert sum(n.endswith("/progress.csv") and n.startswith("trial_") for n in names) == 2
+    assert any(n.startswith("trial_") and "/checkpoint_" in n for n in names)
+    assert any(n.startswith("final/") and n.endswith("/outputs/best_model.pt") for n in names)
+    with fs.open_input_file("sedtune/runs/tiny/search.parquet") as f:
+        board = pd.read_parquet(f)
+    assert len(board) == 2 and board["val_macro_f1"].notna().all()
+    assert (driver / "tiny" / "search.parquet").is_file()
+
+
+def test_storage_that_cannot_be_written_is_refused(s3_ray, tmp_path, capsys, session_cache, tiny_data_root):
+    code = main(
+        [
+            "--space",
+            TINY,
+            "--out",
+            "s3://no-such-bucket/runs",
+            "--driver-dir",
+            str(tmp_path / "driver"),
+            "--data",
+            str(tiny_data_root),
+            "--cache-dir",
+            str(session_cache),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--out s3://no-such-bucket/runs: the driver cannot write in s3://no-such-bucket/runs" in err
+    assert "AWS_ENDPOINT_URL" in err
+    assert not (tmp_path / "driver" / "tiny").exists()
