@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 
 from sed.io import write_atomic
 
+from .masking import mask_text
+
 META_PREFIX = "sedtune."
 SEARCH_FILE = "search.parquet"
 FINAL_FILE = "final.parquet"
@@ -82,7 +84,8 @@ def run_metadata(
     }
     for key, value in (extra or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return meta
+    # a space's storage: URL may hold a password, a path a key: masked (search.masking)
+    return {key: mask_text(value) for key, value in meta.items()}
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:

@@ -72,10 +72,12 @@ from sed.errors import UsageError, UserError
 from sed.io import write_json
 
 from . import leaderboard as lb
+from . import masking
 from .cluster_checks import preflight
 from .console import print_summary
 from .packing import node_resources
 from .prepared import PREPARED_DIR, save_for_trials
+from .ray_auth import cluster_auth_warning
 from .remote_storage import join, upload
 from .resources import derive_resources
 from .settings import RUN_FILE, RunSettings, build_parser, read_space_text, resolve_settings, resume_command
@@ -163,9 +165,9 @@ def write_report(exp_dir: Path, debug: bool) -> None:
         print(f"report:       {path} ({time.perf_counter() - started:.1f} s)", flush=True)
     except Exception as exc:  # the run's results are already on disk: never fail the run here
         if debug:
-            traceback.print_exc()
+            print(masking.mask_text(traceback.format_exc()), end="", file=sys.stderr)
         print(
-            f"sedtune: warning: report.html was not written ({type(exc).__name__}: {exc}); "
+            f"sedtune: warning: report.html was not written ({masking.mask_text(f'{type(exc).__name__}: {exc}')}); "
             f"retry with: python -m search.report {shlex.quote(str(exp_dir))}",
             file=sys.stderr,
             flush=True,
@@ -176,10 +178,11 @@ def copy_driver_files(exp_dir: Path, uri: str) -> None:
     """With a URI --out: the driver's files (leaderboards, journal, report, ...) copied next to Ray's."""
     try:
         copied = upload(exp_dir, uri)
-        print(f"sedtune: copied {', '.join(copied)} from {exp_dir} to {uri}", flush=True)
+        print(f"sedtune: copied {', '.join(copied)} from {exp_dir} to {masking.mask_url(uri)}", flush=True)
     except Exception as exc:  # the files are on the driver: say where, never fail the run here
         print(
-            f"sedtune: warning: could not copy {exp_dir} to {uri} ({type(exc).__name__}: {exc}); "
+            f"sedtune: warning: could not copy {exp_dir} to {masking.mask_url(uri)} "
+            f"({masking.mask_text(f'{type(exc).__name__}: {exc}')}); "
             "the files are on the driver",
             file=sys.stderr,
             flush=True,
@@ -205,13 +208,14 @@ def plan_command(args: Any) -> int:
 
 def _user_error(message: str, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
-    print(f"error: {message}", file=sys.stderr)
+        print(masking.mask_text(traceback.format_exc()), end="", file=sys.stderr)
+    print(f"error: {masking.mask_text(message)}", file=sys.stderr)
     return EXIT_USER_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    masking.install_excepthook()  # an unexpected error's traceback is printed with secrets masked
     if args.plan:
         return plan_command(args)
     try:
@@ -234,7 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     ray_started = False
     try:
-        print(space.summary(), flush=True)
+        if args.storage and masking.has_secret(args.storage):
+            print(
+                "sedtune: warning: the password in --storage is visible to other users of this machine (ps) "
+                "and in the Ray cluster's job list while the run lasts; it is written nowhere. Prefer a URL "
+                "without it and the password where the database library reads it (PostgreSQL: ~/.pgpass, "
+                "PGPASSFILE, PGPASSWORD)",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(masking.mask_text(space.summary()), flush=True)
         if args.resume:
             search = completed_search(space, exp_dir)
             if search is not None and (args.no_final or final_pending(space, exp_dir, search) == 0):
@@ -254,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _user_error(str(exc), args.debug)
         ray_started = start_ray(args.address, args.debug)
         signal.signal(signal.SIGTERM, on_sigterm)
+        if args.address:
+            warning = cluster_auth_warning(args.address)
+            if warning:
+                print(f"sedtune: warning: {warning}", file=sys.stderr, flush=True)
         try:
             resources = derive_resources(space, node_resources(ray.nodes()), args.trials_per_gpu)
             preflight(space.path, space.base_config().batch_size, resources, exp_dir.parent, settings.remote)

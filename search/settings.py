@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sed.errors import UsageError
 
+from . import masking
 from .remote_storage import is_uri
 from .space import Space, SpaceError, parse_space
 from .study_storage import StorageError, storage_location, study_exists
@@ -190,7 +191,10 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if args.overrides:
             raise UsageError("--resume: --set would change the experiment; leave it out (the run keeps its values)")
         given = read_space_text(args) if args.space is not None else None
-        name = args.name or parse_space(*given).name
+        given_space = parse_space(*given) if given is not None else None
+        if given_space is not None and given_space.storage and "://" in given_space.storage:
+            masking.remember(given_space.storage)  # its password, for this run only
+        name = args.name or given_space.name
         exp_dir = out / name
         run_file = exp_dir / RUN_FILE
         if not exp_dir.is_dir():
@@ -198,13 +202,15 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         if not run_file.is_file():
             raise UsageError(f"--resume: {exp_dir} is not a sedtune experiment (no {RUN_FILE}); check --out/--name")
         stored = RunSettings(**json.loads(run_file.read_text()))
+        if stored.storage and "://" in stored.storage:  # a run file of an older version may hold it unmasked
+            stored.storage = masking.remember(stored.storage)
         if remote != stored.remote:
             raise UsageError(
                 f"--resume: --out {args.out} differs from the original run's "
                 f"({stored.remote or out}); give the same --out"
             )
         if given is not None:
-            if given[0] != stored.space_text:
+            if masking.mask_text(given[0]) != stored.space_text:
                 raise UsageError(
                     f"--resume: {args.space} differs from the space {exp_dir} was started with "
                     f"({stored.space_path}); resume without --space, or start a new experiment with another --name"
@@ -221,7 +227,8 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
             )
         if args.storage is not None and storage_location(args.storage, exp_dir) != stored.storage:
             raise UsageError(
-                f"--resume: --storage {args.storage} differs from the original run ({stored.storage}); leave it out"
+                f"--resume: --storage {masking.mask_url(args.storage)} differs from the original run "
+                f"({stored.storage}); leave it out"
             )
         if args.cache_dir is not None and str(args.cache_dir.expanduser().resolve()) != stored.cache_dir:
             raise UsageError(f"--resume: --cache-dir differs from the original run ({stored.cache_dir}); leave it out")
@@ -260,7 +267,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         raise UsageError("--storage: a grid space has no Optuna study; leave it out")
     settings = RunSettings(
         space_path=str(space.path),
-        space_text=space.text,
+        space_text=masking.mask_text(space.text),  # a password in the space's storage: is masked
         num_samples=args.num_samples,
         max_epochs=args.max_epochs,
         data=data,

@@ -11,8 +11,16 @@ read locks that can make the writer fail with `database is locked` (SQLite's
 one-writer locking), which a journal file does not have. A space's
 `storage:` key or `search.run --storage` gives a shared location instead: a
 database URL (`sqlite:///PATH`, `postgresql://...`, `mysql://...`, through
-`RDBStorage`; drivers other than sqlite are not installed by sedtune) or
+`RDBStorage`; drivers other than sqlite are not installed by sedtune:
+PostgreSQL's is the `postgres` extra, `pip install -e '.[postgres]'`) or
 another journal file path.
+
+A database URL's password never reaches a file, a pickle or the console:
+`storage_location` returns the URL masked (`postgresql://alice:***@host/db`,
+`search.masking`), which is what the run file, the report and every message
+show, and `open_storage` connects through `search.rdb_storage`, whose
+pickled state (Ray pickles the searcher with its storage) holds only that
+masked URL.
 
 The study is named after the experiment (`OUT/NAME` -> `NAME`); a new run
 refuses a shared storage that already holds a study of that name (a second
@@ -32,6 +40,8 @@ from pathlib import Path
 
 from sed.errors import UserError
 
+from . import masking
+
 JOURNAL_FILE = "optuna.journal"
 
 
@@ -44,24 +54,19 @@ def storage_location(configured: str | None, exp_dir: Path) -> str:
     if not configured:
         return str(exp_dir / JOURNAL_FILE)
     if "://" in configured:
-        return configured
+        return masking.remember(configured)  # the password stays in this process (search.masking)
     return str(Path(configured).expanduser().resolve())
 
 
 def open_storage(location: str):
-    """An Optuna storage object for `location` (a database URL or a journal file path)."""
-    import optuna
+    """An Optuna storage object for `location` (a database URL, masked or not, or a journal file path)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in location:
-        try:
-            return optuna.storages.RDBStorage(location)
-        except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise StorageError(  # noqa: B904  (the cause is in the message; no chained traceback)
-                f"storage {location}: cannot open it ({type(exc).__name__}: {exc}); give a "
-                "reachable database URL (sqlite:///PATH needs nothing else) or a journal file path"
-            )
+        from .rdb_storage import SecretFreeRDBStorage
+
+        return SecretFreeRDBStorage(location)  # refusals: StorageError, secrets masked
     path = Path(location)
     if not path.parent.is_dir():
         raise StorageError(f"storage {location}: folder {path.parent} does not exist; create it or give another path")
@@ -115,10 +120,14 @@ DASHBOARD_INSTALL = "pip install 'sedtune[dashboard]'"
 
 def dashboard_command(location: str) -> str:
     """The optuna-dashboard command line that opens `location`, and how to install it when it is missing
-    (the `dashboard` extra: `DASHBOARD_INSTALL`)."""
+    (the `dashboard` extra: `DASHBOARD_INSTALL`).
+
+    A database URL is given without its password: optuna-dashboard's database library finds it
+    where the user keeps it (PostgreSQL: ~/.pgpass, PGPASSFILE, PGPASSWORD).
+    """
     import shutil
 
-    command = f"optuna-dashboard {location}"
+    command = f"optuna-dashboard {masking.without_secrets(location)}"
     if shutil.which("optuna-dashboard") is None:
         command += f" (not installed: {DASHBOARD_INSTALL}, or pip install -e '.[dashboard]' in a clone)"
     return command

@@ -24,6 +24,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from .failures import error_text
+from .ray_auth import private_cluster_auth
 from .resources import TrialResources
 from .rows import TrialRecord
 from .space import Space
@@ -57,8 +58,9 @@ def start_ray(address: str | None, debug: bool) -> bool:
     if address:
         ray.init(address=address, log_to_driver=debug)
     else:
-        # A private local cluster: no token file under ~/.ray (docs/dependencies.md).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # A private local cluster: token authentication with a token of this run, no file under ~/.ray
+        # (search.ray_auth; RAY_AUTH_MODE, when set, is kept)
+        private_cluster_auth()
         ray.init(
             num_cpus=os.cpu_count() or 1,
             include_dashboard=False,

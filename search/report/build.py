@@ -25,6 +25,7 @@ import pandas as pd
 from sed.io import write_text
 from sed.presets import PAPER_TABLE1
 
+from ..masking import mask_url
 from ..postprocess import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..study_storage import dashboard_command
 from ..summary import control_comparison
@@ -75,7 +76,8 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
         )
     if exp.storage:
         page.note(
-            f"Optuna study {exp.exp_dir.name!r} in {exp.storage} (open it with: {dashboard_command(exp.storage)})"
+            f"Optuna study {exp.exp_dir.name!r} in {mask_url(exp.storage)} "
+            f"(open it with: {dashboard_command(exp.storage)})"
         )
     if exp.metadata:
         page.note(
