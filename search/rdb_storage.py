@@ -21,8 +21,13 @@ from typing import Any
 
 from optuna.storages import RDBStorage
 
+from sed.errors import UserError
+
 from . import masking
-from .study_storage import StorageError
+
+
+class StorageError(UserError):
+    """The study's storage cannot be used; the message names it and the fix."""
 
 
 def connect_hint(masked: str) -> str:

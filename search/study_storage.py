@@ -38,15 +38,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sed.errors import UserError
-
 from . import masking
+from .rdb_storage import StorageError
+
+__all__ = ["StorageError"]
 
 JOURNAL_FILE = "optuna.journal"
-
-
-class StorageError(UserError):
-    """The study's storage cannot be used; the message names it and the fix."""
 
 
 def storage_location(configured: str | None, exp_dir: Path) -> str:
