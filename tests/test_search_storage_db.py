@@ -3,7 +3,8 @@
 PostgreSQL: a server of the Debian package started here on a loopback port
 with password authentication (tests/pg_server.py; skipped, with the reason,
 where none can be started). One flow per database, on tests/spaces/tiny.yaml
-(3 trials of 1 epoch, no final stage), with `RAY_AUTH_MODE` unset as for a
+(3 trials of 2 epochs, no final stage: long enough that the search cannot end in
+the 2 s between the first finished trial and the kill), with `RAY_AUTH_MODE` unset as for a
 user (the run's own Ray cluster then uses a token of that run only, written
 nowhere):
 
@@ -111,7 +112,7 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
         "--num-samples",
         "3",
         "--max-epochs",
-        "1",
+        "2",
         "--no-final",
         "--verbose",
     ]
