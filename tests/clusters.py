@@ -133,9 +133,9 @@ def gpu_space_text(num_samples: int, final: bool, trials_per_gpu: int | None = N
     )
     assert "gpu: auto" in text and "max_concurrent" not in text and "kind: fifo" in text
     if final:
-        return text.replace(
-            "final: {top_k: 1, seeds: [1, 2, 3], epochs: 1}", "final: {top_k: 1, seeds: [1, 2, 3, 4], epochs: 1}"
-        )
+        four_seeds = text.replace("seeds: [1, 2, 3], epochs: 1", "seeds: [1, 2, 3, 4], epochs: 1")
+        assert four_seeds != text, "tests/spaces/tiny.yaml's final stage changed: update gpu_space_text"
+        return four_seeds
     return text.split("\nfinal:")[0] + "\n"
 
 
