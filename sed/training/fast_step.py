@@ -54,7 +54,7 @@ from sed.config import FAST_STEPS, TrainConfig
 from sed.nn.dropout import tied_dropout
 from sed.nn.model import CRNN
 from sed.training.batches import Batch
-from sed.training.objectives import consistency_loss, l2_penalty
+from sed.training.objectives import objective_rest
 
 __all__ = ["FAST_STEPS", "LOSS_NAMES", "BatchRows", "FastStep", "bce", "resolve", "step_losses"]
 
@@ -124,25 +124,9 @@ def step_losses(
         clean = student.run(batch.features)
         loss_strong = bce(clean.strong.index_select(0, rows.strong), batch.strong_targets.index_select(0, rows.strong))
         loss_weak = bce(clean.weak.index_select(0, rows.clip), batch.weak_targets.index_select(0, rows.clip))
-        if with_const:
-            const = consistency_loss(
-                student,
-                teacher,
-                batch.features,
-                clean.strong,
-                clean.weak,
-                clean.activations,
-                config,
-                rng,
-                input_space,
-            )
-        else:
-            const = loss_strong.new_zeros(())
-        if config.regularization == "l2" and config.l2 > 0:
-            reg = config.l2 * l2_penalty(student)
-        else:
-            reg = loss_strong.new_zeros(())
-        total = loss_strong + loss_weak + weight * const + reg
+        const, reg, total = objective_rest(
+            student, teacher, batch.features, clean, (loss_strong, loss_weak), config, weight, rng, input_space
+        )
     terms = (total, loss_strong, loss_weak, loss_strong + loss_weak, const, reg)
     values = torch.stack([t.detach().float() for t in terms])
     return total, values

@@ -51,7 +51,7 @@ from sed.augment import get as get_augmentation
 from sed.augment.perturb import LogMelSpace, consistency_mse, first_location, frozen_batchnorm
 from sed.config import TrainConfig
 from sed.nn.dropout import replay_dropout, tied_dropout, untied_dropout
-from sed.nn.model import CRNN
+from sed.nn.model import CRNN, SEDOutput
 from sed.training.batches import Batch
 
 
@@ -214,6 +214,36 @@ def consistency_loss(
     return consistency_mse(perturbed.strong, perturbed.weak, target_strong, target_weak)
 
 
+def objective_rest(
+    student: CRNN,
+    teacher: CRNN | None,
+    x: Tensor,
+    clean: SEDOutput,
+    classification: tuple[Tensor, Tensor],
+    config: TrainConfig,
+    weight: Tensor | float,
+    rng: _random.Random,
+    input_space: LogMelSpace | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(L_const, L_reg, L) after the clean pass `clean` and its classification terms
+    (strong, weak): the rest of `L = L_class + w(t) L_const + L_reg`, shared by `compute_losses`
+    and the CUDA-graph step (`sed.training.fast_step`). Call it inside the clean pass's
+    `tied_dropout(student)` scope; `weight` may be a device scalar."""
+    loss_strong, loss_weak = classification
+    with_const = get_augmentation(config.augmentation).perturbs and config.consistency_weight > 0
+    if with_const:
+        const = consistency_loss(
+            student, teacher, x, clean.strong, clean.weak, clean.activations, config, rng, input_space
+        )
+    else:
+        const = loss_strong.new_zeros(())
+    if config.regularization == "l2" and config.l2 > 0:
+        reg = config.l2 * l2_penalty(student)
+    else:
+        reg = loss_strong.new_zeros(())
+    return const, reg, loss_strong + loss_weak + weight * const + reg
+
+
 def compute_losses(
     student: CRNN,
     teacher: CRNN | None,
@@ -237,25 +267,9 @@ def compute_losses(
             # unrelated message; say what happened instead.
             raise FloatingPointError("the model's outputs are NaN or infinite (the weights diverged)")
         loss_strong, loss_weak = classification_loss(clean.strong, clean.weak, batch, config.weak_loss_on_strong)
-        if with_const:
-            const = consistency_loss(
-                student,
-                teacher,
-                batch.features,
-                clean.strong,
-                clean.weak,
-                clean.activations,
-                config,
-                rng,
-                input_space,
-            )
-        else:
-            const = loss_strong.new_zeros(())
-        if config.regularization == "l2" and config.l2 > 0:
-            reg = config.l2 * l2_penalty(student)
-        else:
-            reg = loss_strong.new_zeros(())
-        total = loss_strong + loss_weak + weight * const + reg
+        const, reg, total = objective_rest(
+            student, teacher, batch.features, clean, (loss_strong, loss_weak), config, weight, rng, input_space
+        )
         return LossTerms(
             total=total, class_strong=loss_strong, class_weak=loss_weak, const=const, reg=reg, weight=weight
         )
