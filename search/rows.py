@@ -259,8 +259,7 @@ def final_row(
         "failures": int(failures),
         "epochs_run": int(result.get("epoch", 0) or 0),
         "wall_seconds": float(result.get("time_total_s", math.nan) or math.nan),
-        # training cost: optimisation steps and their FLOPs (sed.training.cost)
-        "train_steps": _float(result.get("step")),
+        # the FLOPs of the training steps (sed.training.cost); train_steps is a compute column below
         "train_gflop": _float(result.get("train_gflop")),
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
         "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
