@@ -18,10 +18,15 @@ line of `search.run`). The rules:
 - **Trials at once** = min(slots, the space's `max_concurrent` when set);
   a stage with fewer trials runs them all at once (`Packing.at_once`).
 
-`DEFAULT_TRIALS_PER_GPU` is a measurement, not a guess: on one H200,
-N processes of the baseline objective at batch 24 gave a total of 50.4
-(N=1), 59.8 (2), 123.4 (4) and 88.2 (8) steps/s (benchmarks/README.md,
-"GPU path"): the total peaks at 4 trials per GPU and falls at 8.
+`DEFAULT_TRIALS_PER_GPU` and `EAGER_TRIALS_PER_GPU` are measurements, not
+guesses (one H200, baseline objective, batch 24, N processes started together;
+benchmarks/README.md, "GPU path"). With the CUDA-graph step (`fast_step:
+auto`, the default on CUDA) one trial keeps the GPU busy: 73.8 steps/s alone,
+a total of 67.4 / 67.6 / 67.6 at 2 / 4 / 8 trials per GPU, so the default is
+**one trial per GPU**. The eager step (`fast_step: off`, or `amp: true`)
+leaves the GPU idle between launches and gains from sharing it: 46.8 steps/s
+alone, 61.1 in total at 4 per GPU, so a space whose trials all run eager
+defaults to 4 per GPU.
 """
 
 from __future__ import annotations
@@ -32,12 +37,21 @@ from dataclasses import dataclass
 
 from sed.errors import UserError
 
-#: Trials sharing one GPU by default: where the measured total throughput of one
-#: H200 peaks (4 -> 123.4 steps/s vs 50.4 for one, 88.2 for 8; benchmarks/README.md, "GPU path").
-DEFAULT_TRIALS_PER_GPU = 4
+#: Trials sharing one GPU by default, for the CUDA-graph step (the default on CUDA): one
+#: trial alone gives the highest total (73.8 steps/s vs 67.4-67.6 for 2-8; benchmarks/README.md, "GPU path").
+DEFAULT_TRIALS_PER_GPU = 1
+#: ... and for the eager step (`fast_step: off` or `amp: true` in every trial): 4 per GPU
+#: (61.1 steps/s in total vs 46.8 for one alone; same table).
+EAGER_TRIALS_PER_GPU = 4
 
 #: Where a packing came from, as the start-up line names it.
-DEFAULT_SOURCE = f"default {DEFAULT_TRIALS_PER_GPU} per GPU, the measured H200 optimum (benchmarks/README.md)"
+DEFAULT_SOURCE = (
+    f"default {DEFAULT_TRIALS_PER_GPU} per GPU: the CUDA-graph step keeps an H200 busy alone (benchmarks/README.md)"
+)
+EAGER_SOURCE = (
+    f"default {EAGER_TRIALS_PER_GPU} per GPU for the eager step (fast_step: off or amp), "
+    "the measured H200 optimum (benchmarks/README.md)"
+)
 
 
 class ClusterError(UserError):
@@ -130,8 +144,13 @@ def pack(
     space_trials_per_gpu: int | None = None,
     flag_trials_per_gpu: int | None = None,
     max_concurrent: int | None = None,
+    eager_step: bool = False,
 ) -> Packing:
-    """The packing of a space's trials on `nodes` (dicts with "CPU" and "GPU"); ClusterError if impossible."""
+    """The packing of a space's trials on `nodes` (dicts with "CPU" and "GPU"); ClusterError if impossible.
+
+    `eager_step`: every trial trains with the eager step (`fast_step: off` or `amp`), whose default
+    packing is `EAGER_TRIALS_PER_GPU`; otherwise the CUDA-graph step's `DEFAULT_TRIALS_PER_GPU`.
+    """
     where = f"{space_path}: resources"
     cpus = sum(float(n.get("CPU", 0.0)) for n in nodes)
     gpus = sum(float(n.get("GPU", 0.0)) for n in nodes)
@@ -157,6 +176,8 @@ def pack(
         tpg, source = (
             (space_trials_per_gpu, "resources.trials_per_gpu")
             if space_trials_per_gpu
+            else (EAGER_TRIALS_PER_GPU, EAGER_SOURCE)
+            if eager_step
             else (DEFAULT_TRIALS_PER_GPU, DEFAULT_SOURCE)
         )
     if tpg is not None and gpus <= 0:

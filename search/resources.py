@@ -41,4 +41,12 @@ def derive_resources(
         space_trials_per_gpu=space.resources.trials_per_gpu,
         flag_trials_per_gpu=trials_per_gpu,
         max_concurrent=space.max_concurrent,
+        eager_step=eager_step(space),
     )
+
+
+def eager_step(space: Space) -> bool:
+    """Whether every trial of the space trains with the eager step on a GPU (`fast_step: off` or
+    `amp: true` fixed; TrainConfig.fast_step). A space that searches either key gets the graph
+    step's packing; `resources.trials_per_gpu` or `--trials-per-gpu` set another."""
+    return space.fixed.get("fast_step") in ("off", False) or bool(space.fixed.get("amp", False))

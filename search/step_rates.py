@@ -5,9 +5,12 @@ none is a guess. Where a combination was not measured, `step_seconds` derives
 it from measured ones and says so (`StepCost.derived`).
 
 - **H200 GPU, full-size CRNN, batch 24, fp32, one trial alone** ("GPU path",
-  `benchmarks/gpu_check.py`): steps/s per objective, and the trials-per-GPU
-  sweep of the baseline objective (per-trial steps/s with N trials sharing
-  the GPU), the batch-size sweep (examples/s).
+  `benchmarks/gpu_check.py`, 2026-12-04, torch 2.11): steps/s per objective
+  for the CUDA-graph step (`fast_step: auto`, the default on CUDA) and the
+  eager step (`fast_step: off`, `amp`), measured in the same run; the
+  trials-per-GPU sweep of the baseline objective for each step (per-trial
+  steps/s with N processes sharing the GPU); the batch-size sweep
+  (examples/s, eager, an earlier run).
 - **CPU, full-size CRNN, batch 24, 2 threads** ("After issue #12" table of
   the training step time).
 - **CPU, the demo's narrow CRNN, batch 8, 1 thread** ("CPU recipe of the
@@ -20,18 +23,43 @@ from dataclasses import dataclass
 
 from sed.config import TrainConfig
 
-#: H200, full CRNN, batch 24, fp32, one trial: steps/s per (augmentation, location kind, regularization).
-H200_STEPS_PER_S: dict[tuple[str, str, str], float] = {
-    ("none", "-", "none"): 63.8,
-    ("snr_noise", "input", "mt"): 46.6,  # the baseline (mt, random input noise)
-    ("random", "latent", "l2"): 37.1,
-    ("adversarial", "latent", "l2"): 31.1,
-    ("vat", "input", "l2"): 22.3,
-    ("vat", "latent", "l2"): 33.3,
-    ("mixup", "latent", "l2"): 41.3,
+#: H200, full CRNN, batch 24, fp32, one trial, CUDA-graph step: steps/s per
+#: (augmentation, location kind, regularization) ("GPU path", "The step on a GPU" table).
+H200_GRAPH_STEPS_PER_S: dict[tuple[str, str, str], float] = {
+    ("none", "-", "none"): 101.2,
+    ("snr_noise", "input", "mt"): 73.8,  # the baseline (mt, random input noise)
+    ("random", "input", "l2"): 49.3,
+    ("random", "latent", "l2"): 81.3,
+    ("adversarial", "latent", "l2"): 72.5,
+    ("vat", "input", "mt"): 40.5,
+    ("vat", "input", "l2"): 35.4,
+    ("vat", "latent", "l2"): 72.4,
+    ("mixup", "latent", "l2"): 85.9,
+    ("filter", "input", "l2"): 49.4,
+    ("filter_adversarial", "input", "l2"): 35.2,
+    ("filter_vat", "input", "l2"): 35.2,
+    ("snr_adversarial", "input", "l2"): 35.0,
 }
-#: H200, baseline objective, batch 24: per-trial steps/s with N trials sharing the GPU (measured N: 1, 2, 4, 8).
-H200_PACKING_PER_TRIAL: dict[int, float] = {1: 50.4, 2: 29.9, 4: 30.8, 8: 11.0}
+#: ... the eager step, same run.
+H200_STEPS_PER_S: dict[tuple[str, str, str], float] = {
+    ("none", "-", "none"): 82.6,
+    ("snr_noise", "input", "mt"): 61.6,
+    ("random", "input", "l2"): 36.4,
+    ("random", "latent", "l2"): 54.1,
+    ("adversarial", "latent", "l2"): 46.9,
+    ("vat", "input", "mt"): 34.1,
+    ("vat", "input", "l2"): 31.6,
+    ("vat", "latent", "l2"): 47.1,
+    ("mixup", "latent", "l2"): 53.1,
+    ("filter", "input", "l2"): 36.1,
+    ("filter_adversarial", "input", "l2"): 30.3,
+    ("filter_vat", "input", "l2"): 30.1,
+    ("snr_adversarial", "input", "l2"): 30.3,
+}
+#: H200, baseline objective, batch 24: per-trial steps/s with N processes sharing the GPU
+#: ("Trials packed on one GPU" table), graph step (N: 1, 2, 4, 8) and eager step (N: 1, 4).
+H200_GRAPH_PACKING_PER_TRIAL: dict[int, float] = {1: 73.8, 2: 33.7, 4: 16.9, 8: 8.4}
+H200_PACKING_PER_TRIAL: dict[int, float] = {1: 46.8, 4: 15.3}
 #: H200, baseline objective, fp32: examples/s per batch size.
 H200_EXAMPLES_PER_S: dict[int, float] = {
     24: 1224.0,
@@ -132,22 +160,31 @@ def _lookup(table: dict[tuple[str, str, str], float], key: tuple[str, str, str])
     return next(iter(table.values())), True
 
 
+def graph_step(cfg: TrainConfig) -> bool:
+    """Whether `cfg` trains with the CUDA-graph step on a GPU (TrainConfig.fast_step)."""
+    return cfg.fast_step in ("auto", "graph") and not cfg.amp
+
+
 def gpu_step_seconds(cfg: TrainConfig, trials_per_gpu: int) -> StepCost:
-    """An H200 step of `cfg` with `trials_per_gpu` trials sharing the GPU."""
+    """An H200 step of `cfg` with `trials_per_gpu` trials sharing the GPU (graph or eager step, as `cfg` trains)."""
+    graph = graph_step(cfg)
+    table = H200_GRAPH_STEPS_PER_S if graph else H200_STEPS_PER_S
     key = objective_key(cfg)
-    rate, derived = _lookup(H200_STEPS_PER_S, key)
-    if derived and key[1] == "input" and (SAME_COST_AS.get(key[0], key[0]), "latent", "l2") in H200_STEPS_PER_S:
+    rate, derived = _lookup(table, key)
+    if derived and key[1] == "input" and (SAME_COST_AS.get(key[0], key[0]), "latent", "l2") in table:
         # an input location reruns the CNN: scale the latent rate by VAT's measured input / latent ratio
-        rate = H200_STEPS_PER_S[(SAME_COST_AS.get(key[0], key[0]), "latent", "l2")] * (
-            H200_STEPS_PER_S[("vat", "input", "l2")] / H200_STEPS_PER_S[("vat", "latent", "l2")]
+        rate = table[(SAME_COST_AS.get(key[0], key[0]), "latent", "l2")] * (
+            table[("vat", "input", "l2")] / table[("vat", "latent", "l2")]
         )
-    rate *= packing_factor(trials_per_gpu)
+    rate *= packing_factor(trials_per_gpu, graph)
     batch = cfg.batch_size
     if batch != 24:
         rate *= (_interpolate(H200_EXAMPLES_PER_S, batch) / batch) / (H200_EXAMPLES_PER_S[24] / 24)
     kind = model_kind(cfg)
     derived = derived or kind != "full"
-    source = "H200 table" + (" (nearest measured objective)" if derived else "")
+    source = ("H200 graph-step table" if graph else "H200 eager-step table") + (
+        " (nearest measured objective)" if derived else ""
+    )
     if kind != "full":
         source += "; model not measured on the GPU: full-size rates (an upper bound on time); use --probe"
     return StepCost(1.0 / rate, source, derived)
@@ -169,11 +206,12 @@ def cpu_step_seconds(cfg: TrainConfig) -> StepCost:
     )
 
 
-def packing_factor(trials_per_gpu: int) -> float:
-    """Per-trial speed with N trials on one GPU, relative to one alone (measured baseline objective)."""
+def packing_factor(trials_per_gpu: int, graph: bool = True) -> float:
+    """Per-trial speed with N trials on one GPU, relative to one alone (measured, baseline objective)."""
+    table = H200_GRAPH_PACKING_PER_TRIAL if graph else H200_PACKING_PER_TRIAL
     n = max(1, int(trials_per_gpu))
-    total = _interpolate({k: k * v for k, v in H200_PACKING_PER_TRIAL.items()}, n)
-    return (total / n) / H200_PACKING_PER_TRIAL[1]
+    total = _interpolate({k: k * v for k, v in table.items()}, n)
+    return (total / n) / table[1]
 
 
 def _interpolate(table: dict[int, float], x: float) -> float:

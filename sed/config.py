@@ -351,6 +351,8 @@ def coerce_value(key: str, value: Any) -> Any:
     if isinstance(default, (int, float)) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}={value!r}: expected a number")
+    if key == "fast_step" and value is False:
+        return "off"  # YAML 1.1 (PyYAML) reads an unquoted `fast_step: off` as false
     if isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"{key}={value!r}: expected a string")
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.packing import DEFAULT_TRIALS_PER_GPU, ClusterError, node_resources
+from search.packing import DEFAULT_TRIALS_PER_GPU, EAGER_TRIALS_PER_GPU, ClusterError, node_resources
 from search.resources import derive_resources
 from search.space import SpaceError, load_space, parse_space
 
@@ -25,18 +25,27 @@ def space(resources: str = "", extra: str = ""):
 
 def test_issue_cluster_fills_every_gpu_at_the_measured_packing():
     # the issue's case: 64 CPUs and 8 GPUs ran 2 trials (max_concurrent: 2) or 64 at 1/8 GPU
+    # the CUDA-graph step (default) keeps a GPU busy alone: one trial per GPU, every GPU busy
     packing = derive_resources(space(), [{"CPU": 64.0, "GPU": 8.0}])
-    assert DEFAULT_TRIALS_PER_GPU == 4
-    assert (packing.gpu, packing.max_concurrent, packing.bound) == (0.25, 32, "gpus")
+    assert DEFAULT_TRIALS_PER_GPU == 1
+    assert (packing.gpu, packing.max_concurrent, packing.bound) == (1.0, 8, "gpus")
     line = packing.describe(32)
-    assert "32 trials at once on 8 of 8 GPUs, 4 per GPU" in line and "every GPU busy" in line
-    # 256 CPUs / 32 GPUs over 4 nodes: 128 at once
+    assert "8 trials at once on 8 of 8 GPUs, 1 per GPU (default 1 per GPU: the CUDA-graph step" in line
+    assert "every GPU busy" in line
+    # 256 CPUs / 32 GPUs over 4 nodes: 32 at once
     nodes = [{"CPU": 64.0, "GPU": 8.0}] * 4
-    assert derive_resources(space(), nodes).max_concurrent == 128
+    assert derive_resources(space(), nodes).max_concurrent == 32
+    # the eager step (fast_step: off, or amp) gains from sharing a GPU: 4 per GPU
+    for fixed in ("fast_step: off", "amp: true"):
+        text = SPACE.replace("fixed: {regularization: l2", "fixed: {" + fixed + ", regularization: l2")
+        eager = derive_resources(parse_space(text, "pk.yaml"), [{"CPU": 64.0, "GPU": 8.0}])
+        assert EAGER_TRIALS_PER_GPU == 4
+        assert (eager.gpu, eager.max_concurrent, eager.trials_per_gpu) == (0.25, 32, 4)
+        assert "for the eager step" in eager.describe(32)
 
 
 def test_cpus_num_samples_and_max_concurrent_bound_it():
-    few_cpus = derive_resources(space(), [{"CPU": 6.0, "GPU": 2.0}])
+    few_cpus = derive_resources(space("{cpu: 1, gpu: auto, trials_per_gpu: 4}"), [{"CPU": 6.0, "GPU": 2.0}])
     assert (few_cpus.max_concurrent, few_cpus.bound) == (6, "cpus")
     assert "bounded by the CPUs: 6 CPUs at 1 per trial (the GPUs would take 8)" in few_cpus.describe()
     # counted per node: a GPU node without CPUs to spare adds nothing, a CPU node no GPU trials
@@ -44,10 +53,10 @@ def test_cpus_num_samples_and_max_concurrent_bound_it():
     assert derive_resources(space(), nodes).max_concurrent == 2
     capped = derive_resources(space(extra="max_concurrent: 3\n"), [{"CPU": 64.0, "GPU": 8.0}])
     assert (capped.max_concurrent, capped.bound) == (3, "max_concurrent")
-    assert "capped by the space's max_concurrent (the cluster has 32 slots)" in capped.describe()
+    assert "capped by the space's max_concurrent (the cluster has 8 slots)" in capped.describe()
     packing = derive_resources(space(), [{"CPU": 64.0, "GPU": 8.0}])
     assert packing.at_once(6) == 6
-    assert "6 trials at once on 2 of 8 GPUs" in packing.describe(6, "final")
+    assert "6 trials at once on 6 of 8 GPUs" in packing.describe(6, "final")
 
 
 def test_packing_from_space_flag_and_numeric_share():

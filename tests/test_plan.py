@@ -53,11 +53,20 @@ def test_makespan_list_schedules_in_order():
 
 
 def test_packing_slows_each_trial_as_measured():
+    # graph step (the default on CUDA): trials sharing a GPU only time-slice it
     assert step_rates.packing_factor(1) == 1.0
-    assert step_rates.packing_factor(4) == pytest.approx(30.8 / 50.4)
-    assert step_rates.packing_factor(8) == pytest.approx(11.0 / 50.4)
+    assert step_rates.packing_factor(4) == pytest.approx(16.9 / 73.8)
+    assert step_rates.packing_factor(8) == pytest.approx(8.4 / 73.8)
+    # eager step: 4 sharing a GPU give more in total than one alone
+    assert step_rates.packing_factor(4, graph=False) == pytest.approx(15.3 / 46.8)
+    assert 4 * step_rates.packing_factor(4, graph=False) > 1 > 2 * step_rates.packing_factor(2)
     cfg = TrainConfig(augmentation="vat", locations="input", regularization="l2")
-    assert step_rates.gpu_step_seconds(cfg, 1).seconds == pytest.approx(1 / 22.3)
+    assert step_rates.gpu_step_seconds(cfg, 1).seconds == pytest.approx(1 / 35.4)
+    assert "graph-step" in step_rates.gpu_step_seconds(cfg, 1).source
+    eager = TrainConfig(augmentation="vat", locations="input", regularization="l2", fast_step="off")
+    assert step_rates.gpu_step_seconds(eager, 1).seconds == pytest.approx(1 / 31.6)
+    amp = TrainConfig(augmentation="vat", locations="input", regularization="l2", amp=True)
+    assert "eager-step" in step_rates.gpu_step_seconds(amp, 4).source
 
 
 def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
@@ -66,15 +75,19 @@ def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
     sizes = desed2020_sizes()
     cost, _ = table_cost(packing, sizes, 64)
     search, final = plan_stages(space, packing, sizes, cost)
-    assert (search.trials, search.at_once, search.steps_per_epoch) == (32, 32, 263)
+    # one trial per GPU (the graph step's measured packing): 8 at once
+    assert (search.trials, search.at_once, search.steps_per_epoch) == (32, 8, 263)
     # per_group: [augmentation] -> the best of each of the 4 augmentations x 3 seeds
     expected = 4 * space.final.top_k * len(space.final.seeds) + (len(space.final.seeds) if space.final.control else 0)
-    assert (final.trials, final.at_once) == (expected, expected)
+    assert (final.trials, final.at_once) == (expected, 8)
     # 12 objectives (4 augmentations x cnn/rnn/latent), all at the latent step rates
     assert len(objective_configs(space)) == 12
-    # a search trial runs between 5 and 30 epochs; the longest bounds the stage when all run at once
-    longest = 30 * (263 * search.step_s + step_rates.validation_seconds(space.base_config(), 517, True))
-    assert longest < search.wall_s < longest + 60
+    # a search trial runs between 8 (the first rung) and 30 epochs; 32 trials on 8 slots: the wall time
+    # lies between the longest trial and a perfect packing of the mean trial plus the longest
+    epoch_s = 263 * search.step_s + step_rates.validation_seconds(space.base_config(), 517, True)
+    longest, mean = 30 * epoch_s, search.mean_epochs * epoch_s
+    assert max(longest, 32 * mean / 8) <= search.wall_s <= 32 * mean / 8 + longest + 60
+    assert search.gpu_hours == pytest.approx(32 * mean / 3600, rel=0.05)
 
 
 def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_path):
@@ -93,7 +106,7 @@ def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_pat
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "search: 4 trials at once on 1 of 1 GPUs, 4 per GPU" in out
+    assert "search: 1 trials at once on 1 of 1 GPUs, 1 per GPU" in out
     assert "263 steps per epoch at batch 24" in out
     assert "| search | 9 | 200 | 263 |" in out and "| final | 27 | 200 | 263 |" in out
     assert not (tmp_path / "out").exists()

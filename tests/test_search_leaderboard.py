@@ -328,7 +328,7 @@ def test_derive_resources(space):
     r = derive_resources(space, {"CPU": 4.0})
     assert (r.cpu, r.gpu, r.max_concurrent) == (1.0, 0.0, 4)  # gpu auto on a CPU cluster -> 0
     r = derive_resources(space, {"CPU": 8.0, "GPU": 1.0})
-    assert (r.gpu, r.max_concurrent) == (0.25, 4)  # auto: the measured default of 4 trials per GPU
+    assert (r.gpu, r.max_concurrent) == (1.0, 1)  # auto: the measured default of 1 trial per GPU (graph step)
     gpu_space = parse_space(SPACE_TEXT + "resources: {cpu: 1, gpu: 0.25}\nmax_concurrent: 2\n", "gpu.yaml")
     assert derive_resources(gpu_space, {"CPU": 2.0, "GPU": 1.0}).gpu == 0.25
     with pytest.raises(ClusterError, match=r"gpu.yaml: resources\.gpu=0\.25 but the Ray cluster has no GPU.*gpu: auto"):

@@ -34,8 +34,8 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # epochs of every search trial (TrainConfig.epochs)
     resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/trials_per_gpu
                                       # of a GPU when the cluster has GPUs, else 0); trials_per_gpu:
-                                      # optional with auto (default: search.packing.DEFAULT_TRIALS_PER_GPU,
-                                      # the measured optimum; --trials-per-gpu overrides). A gpu > 0 on
+                                      # optional with auto (default: search.packing.DEFAULT_TRIALS_PER_GPU = 1,
+                                      # 4 for the eager step, measured; --trials-per-gpu overrides). A gpu > 0 on
                                       # a cluster without GPUs is refused before any trial runs.
     max_concurrent: 8                 # optional cap on trials at once (default: every GPU busy at
                                       # trials_per_gpu, bounded by the CPUs // resources.cpu)
