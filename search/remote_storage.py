@@ -12,8 +12,10 @@ driver and on every node). With a URI `--out`:
 - the leaderboards, the Optuna journal, the prepared-data file, the run
   settings, `progress.log`, `concurrency.json` and `report.html` are written
   on the driver, in `--driver-dir/NAME` (default `results/NAME`), and
-  copied to `URI/NAME/` when the run ends (`upload`); the start-up line
-  says so. Trials on nodes that cannot read the driver's prepared-data
+  copied to `URI/NAME/` when the run ends or is interrupted (`upload`); the
+  start-up line says so. `--resume` on a driver whose `--driver-dir` lacks
+  the experiment (another machine, a lost disk) first copies them back from
+  `URI/NAME/` (`download`). Trials on nodes that cannot read the driver's prepared-data
   file prepare their data themselves (`search.prepared`).
 
 `probe` writes, reads back and deletes a marker under the URI: the driver
@@ -88,5 +90,25 @@ def upload(local_dir: Path, uri: str, names: Iterable[str] = DRIVER_FILES) -> li
             pafs.copy_files(
                 str(source), f"{path.rstrip('/')}/{name}", source_filesystem=local, destination_filesystem=fs
             )
+            copied.append(name)
+    return copied
+
+
+def download(uri: str, local_dir: Path, names: Iterable[str] = DRIVER_FILES) -> list[str]:
+    """Copy the driver-side files that exist under `uri` into `local_dir` (created); the names copied."""
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    local = pafs.LocalFileSystem()
+    wanted = [f"{path.rstrip('/')}/{name}" for name in names]
+    found = {info.path for info in fs.get_file_info(wanted) if info.type == pafs.FileType.File}
+    Path(local_dir).mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name, remote in zip(names, wanted):
+        if remote in found:
+            target = Path(local_dir) / name
+            partial = target.with_name(target.name + ".part")
+            pafs.copy_files(remote, str(partial), source_filesystem=fs, destination_filesystem=local)
+            partial.replace(target)  # a file is there whole or not at all
             copied.append(name)
     return copied

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as _dt
 import json
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from sed.errors import UsageError
 
 from . import masking
-from .remote_storage import is_uri
+from .remote_storage import download, is_uri, join
 from .space import Space, SpaceError, parse_space
 from .study_storage import StorageError, storage_location, study_exists
 
@@ -197,6 +198,8 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         name = args.name or given_space.name
         exp_dir = out / name
         run_file = exp_dir / RUN_FILE
+        if remote and not exp_dir.is_dir():
+            fetch_driver_files(remote, name, exp_dir)
         if not exp_dir.is_dir():
             raise UsageError(f"--resume: no experiment at {exp_dir}; check --out/--name, or start it without --resume")
         if not run_file.is_file():
@@ -277,6 +280,29 @@ def resolve_settings(args: argparse.Namespace) -> tuple[RunSettings, Space, Path
         remote=remote,
     )
     return settings, space, exp_dir
+
+
+def fetch_driver_files(remote: str, name: str, exp_dir: Path) -> None:
+    """`--resume` with a URI --out on a driver without the experiment: its driver files from URI/NAME.
+
+    They land in a hidden folder renamed to `exp_dir` once complete, so an interrupted copy leaves no
+    half experiment behind."""
+    source = join(remote, name)
+    partial = exp_dir.parent / f".{name}.fetching"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        copied = download(source, partial)
+    except Exception as exc:  # unreachable endpoint, missing credentials, no such bucket
+        shutil.rmtree(partial, ignore_errors=True)
+        raise UsageError(
+            f"--resume: {exp_dir} is not on this driver and {source} could not be read "
+            f"({type(exc).__name__}: {exc}); check --out and the storage credentials (e.g. AWS_ENDPOINT_URL)"
+        ) from None
+    if RUN_FILE not in copied:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise UsageError(f"--resume: no experiment at {source} (no {RUN_FILE}) nor in {exp_dir}; check --out/--name")
+    partial.rename(exp_dir)
+    print(f"sedtune: --resume: copied {', '.join(copied)} from {source} into {exp_dir}", flush=True)
 
 
 def resume_command(out: Path, name: str, address: str | None, remote: str | None = None) -> str:

@@ -153,3 +153,38 @@ def test_storage_that_cannot_be_written_is_refused(s3_ray, tmp_path, capsys, ses
     assert "--out s3://no-such-bucket/runs: the driver cannot write in s3://no-such-bucket/runs" in err
     assert "AWS_ENDPOINT_URL" in err
     assert not (tmp_path / "driver" / "tiny").exists()
+
+
+@pytest.mark.timeout(400)
+def test_resume_from_the_bucket_on_a_driver_without_the_experiment(
+    s3_ray, tmp_path, capsys, session_cache, tiny_data_root
+):
+    """A search on s3 without its final stage, then `--resume` from another driver folder: the driver
+    files come back from the bucket, the finished search is kept (no trial retrained), the final stage
+    runs and its leaderboards land in the bucket."""
+    import pyarrow.fs as pafs
+
+    common = ["--data", str(tiny_data_root), "--cache-dir", str(session_cache)]
+    first = ["--space", TINY, "--num-samples", "2", "--out", "s3://sedtune/resumed", "--no-final", "--no-report"]
+    assert main([*first, "--driver-dir", str(tmp_path / "one"), *common]) == 0, capsys.readouterr().err[-3000:]
+    capsys.readouterr()
+    fs = s3_ray
+    with fs.open_input_file("sedtune/resumed/tiny/search.parquet") as f:
+        before = pd.read_parquet(f)
+    other = tmp_path / "two"
+    missing = ["--resume", "--out", "s3://sedtune/resumed", "--name", "nope", "--driver-dir", str(other)]
+    assert main(missing) == 2
+    assert "--resume: no experiment at s3://sedtune/resumed/nope (no sedtune_run.json)" in capsys.readouterr().err
+    assert not other.exists() or not any(other.iterdir())  # nothing half-copied left behind
+    again = ["--resume", "--out", "s3://sedtune/resumed", "--name", "tiny", "--driver-dir", str(other), "--no-report"]
+    code = main(again)
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
+    assert "sedtune: --resume: copied sedtune_run.json, search.parquet" in printed.out
+    assert "from s3://sedtune/resumed/tiny into" in printed.out
+    assert (other / "tiny" / "search.parquet").is_file()
+    local = pd.read_parquet(other / "tiny" / "search.parquet")
+    assert sorted(local["trial_id"]) == sorted(before["trial_id"])  # the search was not run again
+    with fs.open_input_file("sedtune/resumed/tiny/final.parquet") as f:
+        final = pd.read_parquet(f)
+    assert len(final) >= 2 and final["eval_macro_f1"].notna().all()
