@@ -51,6 +51,10 @@ TRIAL_STARTUP_S = 3.0
 DRIVER_OVERHEAD_S = 15.0
 #: Building the embedded `default` data and its features from an empty cache (the demo: 27 s).
 EMBEDDED_BUILD_S = 27.0
+#: The second phase (`final.postprocess`), per final run and per clip of its validation + public-eval
+#: scores, on the driver after the final stage: 42.3 s for the demo's 6 runs of 100 + 100 clips
+#: (2026-12-05; benchmarks/README.md, "Plan vs real wall time"), linear in the clips ("Post-processing tuning").
+POSTPROCESS_S_PER_CLIP = 42.3 / 6 / 200
 SIMULATIONS = 400
 
 
@@ -64,6 +68,8 @@ class DataSizes:
     synthetic_val: int
     public_eval: int
     source: str
+    #: the validation part (DESED's validation set): the post-processing tunes on its scores
+    validation: int = 0
 
     def steps_per_epoch(self, cfg: TrainConfig) -> int:
         n_weak, n_unlabeled, n_strong = part_sizes(cfg.batch_size, cfg.weak_fraction, cfg.strong_fraction)
@@ -86,6 +92,7 @@ def desed2020_sizes(val_fraction: float = 0.2) -> DataSizes:
         val,
         DESED2020["public_eval"],
         "DESED 2020 part sizes (docs/reference.md), synthetic split 80/20 (approximately)",
+        DESED2020["validation"],
     )
 
 
@@ -104,6 +111,7 @@ def embedded_sizes(cfg: TrainConfig) -> DataSizes:
         val,
         sizes.public_eval,
         f"embedded '{cfg.embedded_size}' dataset",
+        sizes.validation,
     )
 
 
@@ -126,6 +134,7 @@ def dataset_sizes(cfg: TrainConfig, data_root: str) -> DataSizes:
         n.get("synthetic_val", 0),
         n.get("public_eval", 0),
         f"{data_root}",
+        n.get("validation", 0),
     )
 
 
@@ -291,6 +300,8 @@ def plan_stages(space: Space, packing: Packing, sizes: DataSizes, cost: StepCost
             durations_f = [duration] * trials
         at_once_f = packing.at_once(trials)
         wall_f = makespan(durations_f, at_once_f) + STAGE_OVERHEAD_S
+        if final.postprocess:  # one run after the other on the driver, after the stage
+            wall_f += trials * POSTPROCESS_S_PER_CLIP * (sizes.validation + sizes.public_eval)
         stages.append(
             StagePlan(
                 "final",

@@ -90,6 +90,25 @@ def test_latent_on_8_h200_fills_them_and_the_plan_adds_up():
     assert search.gpu_hours == pytest.approx(32 * mean / 3600, rel=0.05)
 
 
+def test_the_post_processing_of_the_final_runs_is_planned():
+    import dataclasses
+
+    from search.plan import POSTPROCESS_S_PER_CLIP
+
+    space = load_space(REPO / "spaces" / "demo.yaml")
+    assert space.final.postprocess
+    without = dataclasses.replace(space, final=dataclasses.replace(space.final, postprocess=False))
+    sizes = embedded_sizes(space.base_config())
+    assert (sizes.validation, sizes.public_eval) == (100, 100)
+    packing = derive_resources(space, [{"CPU": 2.0}])
+    cost, _ = table_cost(packing, sizes, 2)
+    final_on = plan_stages(space, packing, sizes, cost)[1]
+    final_off = plan_stages(without, packing, sizes, cost)[1]
+    # 6 final runs (best config x 3 seeds + the control x 3) of 100 + 100 clips, one after the other
+    assert final_on.wall_s - final_off.wall_s == pytest.approx(6 * 200 * POSTPROCESS_S_PER_CLIP)
+    assert 6 * 200 * POSTPROCESS_S_PER_CLIP == pytest.approx(42.3)
+
+
 def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_path):
     code = main(
         [

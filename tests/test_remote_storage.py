@@ -162,7 +162,6 @@ def test_resume_from_the_bucket_on_a_driver_without_the_experiment(
     """A search on s3 without its final stage, then `--resume` from another driver folder: the driver
     files come back from the bucket, the finished search is kept (no trial retrained), the final stage
     runs and its leaderboards land in the bucket."""
-    import pyarrow.fs as pafs
 
     common = ["--data", str(tiny_data_root), "--cache-dir", str(session_cache)]
     first = ["--space", TINY, "--num-samples", "2", "--out", "s3://sedtune/resumed", "--no-final", "--no-report"]

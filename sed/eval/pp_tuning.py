@@ -209,11 +209,14 @@ def tune_outputs(
                 f"{outputs / part}: no scores/raw/ or ground_truth.tsv. Fix: give a folder written by "
                 "python -m sed.train (or a final trial's outputs/ folder), which has validation/ and public_eval/."
             )
+    from sed.eval.events import quiet_metric_library
+
     start = time.perf_counter()
-    validation = read_score_set(outputs / "validation")
-    tuned = tune(validation, median_window, threshold, windows)
-    public = read_score_set(outputs / "public_eval")
-    scores = apply(public, tuned)
+    with quiet_metric_library():  # dcase_util's pkg_resources warning on first import, among others
+        validation = read_score_set(outputs / "validation")
+        tuned = tune(validation, median_window, threshold, windows)
+        public = read_score_set(outputs / "public_eval")
+        scores = apply(public, tuned)
     folder = outputs / POSTPROCESS_DIR
     write_events(
         folder / "public_eval" / "detections.tsv", decode_tables(public, tuned.windows_f1, tuned.thresholds_f1)
