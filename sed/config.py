@@ -376,13 +376,10 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
 
 def parse_set_arguments(pairs: list[str]) -> dict[str, str]:
     """Parse repeated `--set key=value` arguments."""
-    out: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
             raise ConfigError(f"--set {pair!r}: write key=value, e.g. --set epsilon=0.5")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value
-    return out
+    return {key.strip(): value for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 __all__ = [
