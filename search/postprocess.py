@@ -10,7 +10,9 @@ class there (never on the public evaluation set), scores
 gets the tuned numbers beside the untuned ones and the values that produced
 them (`TUNED_COLUMNS`, `PP_COLUMNS`; results/README.md), and
 `final_summary.parquet` their mean / CI over seeds. Rows already tuned are
-not tuned again (`--again` does); the run's own files are never changed.
+not tuned again (`--again` does); the run's own files are never changed. The runs
+are tuned at once, one per CPU (`--workers`), each in a `python -m sed.tune_postprocess`
+process of its own.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -93,21 +99,68 @@ def row_columns(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _outputs_of(row: Mapping[str, Any]) -> Path | None:
+    trial_dir = row.get("trial_dir")
+    outputs = Path(str(trial_dir)) / OUTPUTS_DIR if trial_dir else None
+    return outputs if outputs is not None and (outputs / "validation").is_dir() else None
+
+
 def tune_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Tune one final row's run (None when its outputs/ folder is missing)."""
+    """Tune one final row's run in this process (None when its outputs/ folder is missing)."""
     from sed.eval.pp_tuning import tune_outputs
     from sed.tune_postprocess import run_config
 
-    trial_dir = row.get("trial_dir")
-    outputs = Path(str(trial_dir)) / OUTPUTS_DIR if trial_dir else None
-    if outputs is None or not (outputs / "validation").is_dir():
+    outputs = _outputs_of(row)
+    if outputs is None:
         return None
     config = run_config(outputs)
     return row_columns(tune_outputs(outputs, int(config["median_window"]), float(config["threshold"])))
 
 
-def tune_final(final_path: Path, metadata: Mapping[str, str] | None = None, again: bool = False) -> pd.DataFrame:
-    """Tune every COMPLETED row of final.parquet not yet tuned; rewrites the file atomically."""
+def _tune_in_a_process(outputs: Path) -> dict[str, Any]:
+    """Tune one run in its own `python -m sed.tune_postprocess` process (a thread of the pool waits for it):
+    a fresh interpreter, so nothing of the driver (Ray's threads, torch) is forked."""
+    from sed.eval.pp_tuning import read_record
+    from sed.tune_postprocess import run_config
+
+    config = run_config(outputs)
+    command = [sys.executable, "-m", "sed.tune_postprocess", str(outputs)]
+    command += ["--median-window", str(int(config["median_window"])), "--threshold", repr(float(config["threshold"]))]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    record = read_record(outputs)
+    if done.returncode != 0 or record is None:
+        raise RuntimeError(f"post-processing of {outputs} failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return row_columns(record)
+
+
+def default_workers(rows: int) -> int:
+    """Runs tuned at once: one per CPU this process may use, at most one per run."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(rows, cpus))
+
+
+def _tune_rows(rows: dict[Any, Path], workers: int) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(index, columns) per run, as each finishes: in this process for one worker, else `workers` at once."""
+    if workers <= 1:
+        for index, outputs in rows.items():
+            columns = tune_row({"trial_dir": str(outputs.parent)})
+            if columns is not None:
+                yield index, columns
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_tune_in_a_process, outputs): index for index, outputs in rows.items()}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def tune_final(
+    final_path: Path, metadata: Mapping[str, str] | None = None, again: bool = False, workers: int | None = None
+) -> pd.DataFrame:
+    """Tune every COMPLETED row of final.parquet not yet tuned; rewrites the file atomically.
+
+    `workers` runs are tuned at once, each in its own process (default: one per CPU, at most one per run;
+    1 = one after the other in this process). The file is written once, when every run is tuned.
+    """
     frame = lb.read_parquet(final_path)
     metadata = dict(lb.read_metadata(final_path) if metadata is None else metadata)
     for column in (*TUNED_COLUMNS, *PP_COLUMNS):
@@ -115,15 +168,20 @@ def tune_final(final_path: Path, metadata: Mapping[str, str] | None = None, agai
             frame[column] = None if column.startswith("pp_windows") or column.startswith("pp_thresholds") else math.nan
     for column in ("pp_windows_f1", "pp_thresholds_f1", "pp_windows_psds1", "pp_windows_psds2"):
         frame[column] = frame[column].astype(object)
-    done = skipped = 0
-    seconds = 0.0
+    pending: dict[Any, Path] = {}
+    skipped = 0
     for index, row in frame.iterrows():
         if row.get("status") != "COMPLETED" or (not again and pd.notna(row.get("pp_seconds"))):
             continue
-        columns = tune_row(row.to_dict())
-        if columns is None:
+        outputs = _outputs_of(row.to_dict())
+        if outputs is None:
             skipped += 1
-            continue
+        else:
+            pending[index] = outputs
+    done, seconds = 0, 0.0
+    start = time.perf_counter()
+    workers = default_workers(len(pending)) if workers is None else max(1, workers)
+    for index, columns in _tune_rows(pending, workers):
         for key, value in columns.items():
             frame.at[index, key] = value
         done += 1
@@ -132,7 +190,7 @@ def tune_final(final_path: Path, metadata: Mapping[str, str] | None = None, agai
         lb.write_parquet_atomic(frame, final_path, metadata)
         print(
             f"sedtune: post-processing tuned per class on the validation scores of {done} final run(s), "
-            f"{seconds:.1f} s in all",
+            f"{seconds:.1f} s of tuning in {time.perf_counter() - start:.1f} s ({min(workers, done)} at once)",
             flush=True,
         )
     if skipped:
@@ -148,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("experiment", type=Path, help="an experiment folder OUT/NAME with final.parquet")
     parser.add_argument("--again", action="store_true", help="tune rows already tuned again")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="runs tuned at once (default: one per CPU, at most one per run)"
+    )
     return parser
 
 
@@ -164,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    final = tune_final(final_path, again=args.again)
+    final = tune_final(final_path, again=args.again, workers=args.workers)
     summary_path = exp_dir / lb.FINAL_SUMMARY_FILE
     if summary_path.is_file():
         old = lb.read_parquet(summary_path)

@@ -226,7 +226,7 @@ def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:
     if space.final.postprocess and final_path.is_file():
         from .postprocess import tune_final
 
-        tune_final(final_path, metadata)  # the second phase (search.postprocess), seconds per run
+        tune_final(final_path, metadata)  # the second phase (search.postprocess), runs at once, one per CPU
     final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
     summary = final_stage.summary_frame(final, list(top["config_id"]), control=space.final.control is not None)
     lb.write_parquet_atomic(summary, exp_dir / lb.FINAL_SUMMARY_FILE, {**metadata, "stage": "final_summary"})

@@ -164,6 +164,36 @@ def test_leaderboard_values_reproduce_the_tuned_numbers_through_sed_score(run, t
         assert (value is None and math.isnan(expected)) or value == expected, metric
 
 
+def test_runs_tuned_in_parallel_processes_give_the_numbers_of_one_after_the_other(run, tmp_path):
+    """tune_final with two workers (each run in its own `python -m sed.tune_postprocess` process) fills the same
+    columns as one after the other in this process; a run that fails names its folder."""
+    from search import leaderboard as lb
+    from search.postprocess import PP_COLUMNS, TUNED_COLUMNS, tune_final
+
+    frames = {}
+    for workers in (1, 2):
+        rows = []
+        for seed in (1, 2)[:workers]:
+            trial = tmp_path / f"w{workers}" / f"trial_{seed}"
+            shutil.copytree(run, trial / "outputs", ignore=shutil.ignore_patterns("postprocess", "checkpoint"))
+            rows.append({"config_id": "a", "seed": seed, "status": "COMPLETED", "trial_dir": str(trial)})
+        path = tmp_path / f"w{workers}" / lb.FINAL_FILE
+        lb.write_parquet_atomic(pd.DataFrame(rows), path, {"stage": "final"})
+        frames[workers] = tune_final(path, workers=workers)
+        assert (Path(rows[-1]["trial_dir"]) / "outputs" / "postprocess" / "postprocess.json").is_file()
+    columns = [c for c in (*TUNED_COLUMNS, *PP_COLUMNS) if c != "pp_seconds"]
+    assert frames[2][columns].notna().all().all()
+    for row in range(2):  # the same run, copied: the same numbers as in this process
+        pd.testing.assert_series_equal(frames[1][columns].iloc[0], frames[2][columns].iloc[row], check_names=False)
+
+    final = lb.read_parquet(tmp_path / "w2" / lb.FINAL_FILE)
+    final.loc[1, "pp_seconds"] = math.nan  # trial_2 to be tuned again, alone, in a process of its own
+    lb.write_parquet_atomic(final, tmp_path / "w2" / lb.FINAL_FILE, {"stage": "final"})
+    (tmp_path / "w2" / "trial_2" / "outputs" / "validation" / "durations.tsv").write_text("not a table\n")
+    with pytest.raises(RuntimeError, match=r"post-processing of .*trial_2.outputs failed \(exit 2\)"):
+        tune_final(tmp_path / "w2" / lb.FINAL_FILE, workers=2)
+
+
 def test_sed_score_refuses_per_class_values_without_raw_scores_or_a_class(run, tmp_path, capsys):
     public = run / "public_eval"
     common = ["--ground-truth", str(public / "ground_truth.tsv"), "--durations", str(public / "durations.tsv")]
