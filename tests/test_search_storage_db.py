@@ -69,9 +69,19 @@ def _files_holding(root: Path, secret: bytes) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret in p.read_bytes()]
 
 
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+
+
 def _study(url: str) -> optuna.Study | None:
+    """The study as optuna-dashboard reads it, through one storage per URL (a storage per read would open a
+    connection pool per read: a slow resume exhausted the server's connection slots)."""
+    if url not in _STORAGES:
+        try:
+            _STORAGES[url] = optuna.storages.RDBStorage(url)
+        except Exception:  # noqa: BLE001 -- e.g. the SQLite file's schema not written yet
+            return None
     try:
-        return optuna.load_study(study_name="tiny", storage=url)
+        return optuna.load_study(study_name="tiny", storage=_STORAGES[url])
     except KeyError:  # not created yet
         return None
 
@@ -84,6 +94,9 @@ def test_study_in_a_database_survives_kill_and_resume(kind, tmp_path, request):
     try:
         _kill_resume_check(server, tmp_path, ray_tmp)
     finally:
+        storage = _STORAGES.pop(server.url() if server else f"sqlite:///{tmp_path / 'studies.db'}", None)
+        if storage is not None:
+            storage.engine.dispose()
         subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)
 
 
