@@ -49,7 +49,11 @@ def test_each_group_searches_what_applies_to_it():
     assert s.num_samples == 12 and s.final.per_group == ("group",) and s.final.top_k == 1
     by_name = {g.name: g for g in s.groups}
     # the preset's strength (noise_scale 0.1) is where the search starts, not a fixed value
-    assert by_name["random-latent-l2"].values == {"augmentation": "random", "locations": "latent", "regularization": "l2"}
+    assert by_name["random-latent-l2"].values == {
+        "augmentation": "random",
+        "locations": "latent",
+        "regularization": "l2",
+    }
     assert by_name["none"].values["consistency_weight"] == 0.0
     sub = group_space(s, by_name["vat-input-mt"])
     assert sub.name == "g--vat-input-mt" and sub.num_samples == 5 and sub.fixed["regularization"] == "mt"
@@ -91,7 +95,11 @@ def test_config_groups_fix_every_key_they_give():
         ("groups: {num_samples: 2, presets: [none], extra: 1}", "groups.extra", "allowed keys"),
         ("groups: {num_samples: 2}", "groups", "add `presets: [...]`"),
         ("groups: {num_samples: 2, configs: [{augmentation: vat}]}", "groups.configs[0].name", "needs a name"),
-        ("groups: {num_samples: 2, configs: [{name: a, augmentaton: vat}]}", "groups.configs[0].augmentaton", "did you mean"),
+        (
+            "groups: {num_samples: 2, configs: [{name: a, augmentaton: vat}]}",
+            "groups.configs[0].augmentaton",
+            "did you mean",
+        ),
         ("groups: {num_samples: 2, presets: [none, none]}", "groups", "duplicate group names"),
         ("groups: {num_samples: 2, presets: [none]}\nnum_samples: 3", "num_samples", "under groups.num_samples"),
     ],
@@ -141,7 +149,13 @@ def test_a_finished_group_is_not_rerun_and_an_unfinished_one_resumes(tmp_path, m
         ("search--random-latent-l2", "g--random-latent-l2", True, 2),
         ("search--vat-input-mt", "g--vat-input-mt", True, 2),
     ]
-    assert sorted(frame["trial_id"]) == ["a", "random-latent-l20", "random-latent-l21", "vat-input-mt0", "vat-input-mt1"]
+    assert sorted(frame["trial_id"]) == [
+        "a",
+        "random-latent-l20",
+        "random-latent-l21",
+        "vat-input-mt0",
+        "vat-input-mt1",
+    ]
     assert frame["selection_value"].is_monotonic_decreasing
 
 
@@ -149,7 +163,11 @@ def summary_rows() -> pd.DataFrame:
     def row(label, trial, f1, psds, spread):
         out = {"label": label, "config_id": label, "search_trial_id": trial, "n_seeds": 3, "control": False}
         for metric, value in (("eval_macro_f1", f1), ("eval_psds", psds), ("eval_psds1", psds), ("eval_psds2", f1)):
-            out |= {f"{metric}_mean": value, f"{metric}_ci95_low": value - spread, f"{metric}_ci95_high": value + spread}
+            out |= {
+                f"{metric}_mean": value,
+                f"{metric}_ci95_low": value - spread,
+                f"{metric}_ci95_high": value + spread,
+            }
         return out
 
     return pd.DataFrame(
@@ -166,7 +184,13 @@ def test_table1_rows_tuned_values_scores_paper_and_verdicts():
     search = pd.DataFrame(
         [
             {"trial_id": "t0", "group": "none", "noise_scale": math.nan, "consistency_weight": 0.0},
-            {"trial_id": "t1", "group": "random-latent-l2", "noise_scale": 0.0123, "consistency_weight": 2.5, "l2": 3e-6},
+            {
+                "trial_id": "t1",
+                "group": "random-latent-l2",
+                "noise_scale": 0.0123,
+                "consistency_weight": 2.5,
+                "l2": 3e-6,
+            },
             {"trial_id": "t2", "group": "baseline", "noise_scale": math.nan},
         ]
     )
@@ -202,7 +226,20 @@ def test_table1_yaml_tunes_every_row_but_the_reference_and_none():
 def test_plan_counts_each_groups_trials(capsys):
     from search.run import main
 
-    assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--plan", "--plan-cluster", "16:1", "--plan-data", "desed2020"]) == 0
+    assert (
+        main(
+            [
+                "--space",
+                str(REPO / "spaces" / "table1.yaml"),
+                "--plan",
+                "--plan-cluster",
+                "16:1",
+                "--plan-data",
+                "desed2020",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| search none | 1 | 200 | 263 |" in out and "| search baseline | 1 | 200 | 263 |" in out
     assert out.count("| 12 | 50-200 (ASHA rungs [50, 150]") == 7
