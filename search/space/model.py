@@ -318,6 +318,7 @@ class Space:
             f"space {self.name!r} ({self.path}): {self.description.strip()}".rstrip(": "),
             f"  select on {'/'.join(self.metrics)} ({self.mode}); searcher {self.searcher.kind}"
             + ("" if self.is_grid else f" seed {self.searcher.seed}, {self.num_samples} samples")
+            + (f" over {len(self.groups)} groups, a search each" if self.groups else "")
             + f"; scheduler {self.scheduler.kind}, max {self.scheduler.max_epochs} epochs",
         ]
         for name, value in self.fixed.items():
