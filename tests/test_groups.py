@@ -101,6 +101,7 @@ def test_config_groups_fix_every_key_they_give():
             "did you mean",
         ),
         ("groups: {num_samples: 2, presets: [none, none]}", "groups", "duplicate group names"),
+        ("groups: {num_samples: 2, configs: [{name: a/b, augmentation: vat}]}", "groups.configs[0].name", "letters"),
         ("groups: {num_samples: 2, presets: [none]}\nnum_samples: 3", "num_samples", "under groups.num_samples"),
     ],
 )

@@ -66,7 +66,7 @@ def test_cli_refusals(tmp_path, capsys):
     assert f"--resume: no experiment at {out / 'nothing'}" in capsys.readouterr().err
     assert main(["--space", str(space), "--out", str(out), "--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
-    assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--num-samples", "3"]) == 2
+    assert main(["--space", str(REPO / "spaces" / "table1-short.yaml"), "--num-samples", "3"]) == 2
     assert "--num-samples does not apply to a grid space" in capsys.readouterr().err
     assert main(["--space", str(space), "--num-samples", "0", "--out", str(out)]) == 2
     assert main([]) == 2

@@ -28,6 +28,7 @@ budget; `Space.num_samples` is the total over the groups.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,7 @@ from .grid import check_combinations, preset_overrides
 from .model import GridPoint, Group, Param, SearcherSpec, Space, matches, plain
 
 GROUP_KEYS = ("num_samples", "presets", "configs", "reference")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: A preset's values that define its group (never searched, whatever the params say).
 DEFINING_KEYS = ("augmentation", "locations", "regularization")
 
@@ -117,6 +119,10 @@ def _config_groups(ctx: Context, configs: Any, fixed: Mapping[str, Any]) -> list
         name = entry.pop("name", None)
         if not isinstance(name, str) or not name:
             raise ctx.error(f"{ckey}.name", "missing; every group needs a name (its study and column value)")
+        if not _NAME_RE.match(name):
+            raise ctx.error(
+                f"{ckey}.name", f"{name!r}: use letters, digits, '_', '-', '.' (it names a folder and a study)"
+            )
         if not entry:
             raise ctx.error(ckey, f"group {name!r} fixes nothing; give the TrainConfig values that define it")
         values = {}
