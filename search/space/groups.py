@@ -201,7 +201,7 @@ def group_space(space: Space, group: Group) -> Space:
     """
     fixed = {**space.fixed, **group.values}
     meta = {trial_spec.GROUP: group.name, trial_spec.LABEL: group.name}
-    common = {"name": f"{space.name}--{group.name}", "fixed": fixed, "groups": (), "meta": meta}
+    common: dict[str, Any] = {"name": f"{space.name}--{group.name}", "fixed": fixed, "groups": (), "meta": meta}
     if not group.searched:
         return dataclasses.replace(
             space,
