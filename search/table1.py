@@ -1,7 +1,7 @@
 """The best configuration of each group, printed as the paper's Table 1 (a `groups:` space).
 
 One row per group of the space (in the order the space lists them): the values its search
-tuned on validation (or `fixed` for a group trained once at its values), the public-eval
+tuned on validation (`fixed ...` for a group trained once at its values), the public-eval
 event macro F1, PSDS (DCASE 2020, psds_eval) and the threshold-free PSDS1 / PSDS2 of
 its final runs as mean [95 % CI] over seeds (`final_summary.parquet`), the paper's macro
 F1 / PSDS beside them where the group is one of its rows (`sed.presets.PAPER_TABLE1`),
@@ -57,15 +57,13 @@ def _num(value: Any) -> float:
 
 
 def tuned_values(space: Space, search: pd.DataFrame, trial_id: Any) -> str:
-    """`key=value` of the searched params the group's best trial took ('fixed' for a one-trial group)."""
+    """`key=value` of the params the group's best trial took ('fixed ...': a group trained at its values)."""
     rows = search[search["trial_id"].astype(str) == str(trial_id)] if "trial_id" in search else search.iloc[:0]
     if rows.empty:
         return "-"
     row = rows.iloc[0]
     group = next((g for g in space.groups if g.name == row.get("group")), None)
-    if group is not None and not group.searched:
-        return "fixed"
-    parts = []
+    parts = ["fixed"] if group is not None and not group.searched else []
     for name in space.params:
         value = row.get(name)
         if value is None or (isinstance(value, float) and math.isnan(value)):

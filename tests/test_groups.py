@@ -55,6 +55,13 @@ def test_each_group_searches_what_applies_to_it():
         "regularization": "l2",
     }
     assert by_name["none"].values["consistency_weight"] == 0.0
+    # the reference's values of the params that would apply to it are explicit: its columns say them
+    assert by_name["baseline"].values == {
+        "augmentation": "snr_noise",
+        "locations": "input",
+        "regularization": "mt",
+        "consistency_weight": 2.0,
+    }
     sub = group_space(s, by_name["vat-input-mt"])
     assert sub.name == "g--vat-input-mt" and sub.num_samples == 5 and sub.fixed["regularization"] == "mt"
     assert sub.meta == {"_group": "vat-input-mt", "_label": "vat-input-mt"}
@@ -192,13 +199,13 @@ def test_table1_rows_tuned_values_scores_paper_and_verdicts():
                 "consistency_weight": 2.5,
                 "l2": 3e-6,
             },
-            {"trial_id": "t2", "group": "baseline", "noise_scale": math.nan},
+            {"trial_id": "t2", "group": "baseline", "noise_scale": math.nan, "consistency_weight": 2.0},
         ]
     )
     frame = table1_frame(s, search, summary_rows()).set_index("row")
     assert list(frame.index) == ["none", "baseline", "random-latent-l2"]  # the space's order
     assert frame.loc["random-latent-l2", "tuned"] == "noise_scale=0.0123 consistency_weight=2.5 l2=3e-06"
-    assert frame.loc["baseline", "tuned"] == "fixed"
+    assert frame.loc["baseline", "tuned"] == "fixed consistency_weight=2"
     assert frame.loc["random-latent-l2", "F1"] == "0.400 [0.390, 0.410]"
     assert frame.loc["random-latent-l2", "paper F1/PSDS"] == "0.388/0.565"
     # every CI above none's; against baseline: F1 (and PSDS2) above, PSDS (and PSDS1) overlap

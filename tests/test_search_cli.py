@@ -12,7 +12,6 @@ import re
 import textwrap
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from search import leaderboard as lb
@@ -202,8 +201,8 @@ def test_a_search_per_group_then_the_best_of_each_printed_as_table1(ray_session,
     assert sorted(search["group"]) == ["baseline", "random-latent-l2", "random-latent-l2"]
     assert (search["label"] == search["group"]).all()
     reference = search[search["group"] == "baseline"].iloc[0]
-    # the reference is not searched: its preset's values, nothing sampled (the default weight, 2)
-    assert reference["augmentation"] == "snr_noise" and pd.isna(reference["consistency_weight"])
+    # the reference is not searched: its preset's values, its weight the default 2, nothing sampled
+    assert reference["augmentation"] == "snr_noise" and reference["consistency_weight"] == 2.0
     searched = search[search["group"] == "random-latent-l2"]
     assert searched["noise_scale"].nunique() == 2 and (searched["augmentation"] == "random").all()
     for group in ("baseline", "random-latent-l2"):  # each group its own Ray experiment

@@ -187,6 +187,8 @@ def finish_groups(
         values = {k: v for k, v in group.values.items() if not (searched and k in active)}
         gkey = f"groups {group.name!r}"
         group_base = apply(ctx, gkey, base, values)
+        if not searched:  # a reference: the values its params would tune, explicit (leaderboard columns)
+            values.update({k: plain(getattr(group_base, k)) for k in active if k not in values})
         if searched:
             rest = {k: p for k, p in params.items() if k not in values}
             check_combinations(ctx, group_base, rest, {**fixed, **values})
