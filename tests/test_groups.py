@@ -80,6 +80,8 @@ def test_each_group_searches_what_applies_to_it():
     fixed = group_space(s, by_name["baseline"])
     assert fixed.is_grid and fixed.num_samples == 1 and fixed.grid[0].label == "baseline"
     assert s.with_overrides(num_samples=3).num_samples == 1 + 1 + 3 + 3
+    own = space(GROUPS.replace("reference: [baseline]", "reference: [baseline], budgets: {vat-input-mt: 9}"))
+    assert [g.num_samples for g in own.groups] == [1, 1, 5, 9] and own.num_samples == 16
 
 
 def test_config_groups_fix_every_key_they_give():
@@ -108,6 +110,8 @@ def test_config_groups_fix_every_key_they_give():
             "did you mean",
         ),
         ("groups: {num_samples: 2, presets: [none, none]}", "groups", "duplicate group names"),
+        ("groups: {num_samples: 2, presets: [none], budgets: {nonne: 3}}", "groups.budgets", "did you mean 'none'"),
+        ("groups: {num_samples: 2, presets: [none], budgets: {none: 0}}", "groups.budgets.none", "must be >= 1"),
         ("groups: {num_samples: 2, configs: [{name: a/b, augmentation: vat}]}", "groups.configs[0].name", "letters"),
         ("groups: {num_samples: 2, presets: [none]}\nnum_samples: 3", "num_samples", "under groups.num_samples"),
     ],

@@ -17,12 +17,13 @@ search.parquet); the final stage takes the best configuration of each group
       configs:                        # a group per mapping of TrainConfig values, `name` required;
         - {name: vat-cnn, augmentation: vat, locations: cnn}   # every key given is fixed in it
       reference: [baseline]           # groups trained once at their values, not searched
+      budgets: {vat-input-l2: 20}     # optional: a group's own trial budget instead of num_samples
 
 A param applies to a group when its `when:` can hold with the group's values
 (conditions may name the groups' keys). A group no param applies to (e.g. the
 supervised `none`: no strength, no consistency weight) and a `reference` group
-run one trial at their values (no study). `--num-samples` sets the per-group
-budget; `Space.num_samples` is the total over the groups.
+run one trial at their values (no study). `--num-samples` sets every searched
+group's budget; `Space.num_samples` is the total over the groups.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .checks import Context, apply, check_keys, check_named_value, config_key, i
 from .grid import check_combinations, preset_overrides
 from .model import GridPoint, Group, Param, SearcherSpec, Space, matches, plain
 
-GROUP_KEYS = ("num_samples", "presets", "configs", "reference")
+GROUP_KEYS = ("num_samples", "presets", "configs", "reference", "budgets")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: A preset's values that define its group (never searched, whatever the params say).
 DEFINING_KEYS = ("augmentation", "locations", "regularization")
@@ -55,8 +56,8 @@ class RawGroup:
     preset: bool
 
 
-def read_groups(ctx: Context, raw: Any, fixed: Mapping[str, Any]) -> tuple[list[RawGroup], int, set[str]]:
-    """(the groups as written, the per-group num_samples, the names of the reference groups)."""
+def read_groups(ctx: Context, raw: Any, fixed: Mapping[str, Any]) -> tuple[list[RawGroup], dict[str, int], set[str]]:
+    """(the groups as written, each group's trial budget if searched, the names of the reference groups)."""
     if not isinstance(raw, Mapping) or not raw:
         raise ctx.error(
             "groups", f"expected a mapping such as {{num_samples: 12, presets: [none, vat-input-l2]}}, got {raw!r}"
@@ -75,10 +76,18 @@ def read_groups(ctx: Context, raw: Any, fixed: Mapping[str, Any]) -> tuple[list[
     reference = raw.get("reference", [])
     if not isinstance(reference, list) or not all(isinstance(n, str) for n in reference):
         raise ctx.error("groups.reference", f"expected a list of group names, got {reference!r}")
-    for name in reference:
+    budgets_raw = raw.get("budgets", {})
+    if not isinstance(budgets_raw, Mapping):
+        raise ctx.error(
+            "groups.budgets",
+            f"expected a mapping of group name -> trials, e.g. {{vat-input-l2: 20}}, got {budgets_raw!r}",
+        )
+    for name in [*reference, *budgets_raw]:
         if name not in names:
-            raise ctx.error("groups.reference", f"{name!r} is not a group{suggest(name, names)}; name one of {names}")
-    return groups, num_samples, set(reference)
+            where = "groups.reference" if name in reference else "groups.budgets"
+            raise ctx.error(where, f"{name!r} is not a group{suggest(str(name), names)}; name one of {names}")
+    budgets = {name: integer(ctx, f"groups.budgets.{name}", budgets_raw.get(name, num_samples), 1) for name in names}
+    return groups, budgets, set(reference)
 
 
 def _preset_groups(ctx: Context, presets: Any, fixed: Mapping[str, Any]) -> list[RawGroup]:
@@ -167,7 +176,7 @@ def applies(param: Param, known: Mapping[str, Any], params: Mapping[str, Param])
 def finish_groups(
     ctx: Context,
     raw: list[RawGroup],
-    num_samples: int,
+    budgets: Mapping[str, int],
     reference: set[str],
     base: TrainConfig,
     fixed: Mapping[str, Any],
@@ -192,7 +201,7 @@ def finish_groups(
         if searched:
             rest = {k: p for k, p in params.items() if k not in values}
             check_combinations(ctx, group_base, rest, {**fixed, **values})
-        groups.append(Group(group.name, values, num_samples if searched else 1, searched))
+        groups.append(Group(group.name, values, budgets[group.name] if searched else 1, searched))
     return tuple(groups)
 
 

@@ -186,11 +186,12 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     max_failures = integer(ctx, "max_failures", data.get("max_failures", 0), 0)
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
     if "groups" in data:
-        raw_groups, per_group, reference = read_groups(ctx, data["groups"], fixed)
+        raw_groups, budgets, reference = read_groups(ctx, data["groups"], fixed)
         check_sampling_keys(ctx, data, searcher.kind)
         params = _params(ctx, data.get("params"), fixed, base, group_keys(raw_groups))
-        groups = finish_groups(ctx, raw_groups, per_group, reference, base, fixed, params)
+        groups = finish_groups(ctx, raw_groups, budgets, reference, base, fixed, params)
         grid, num_samples = [], sum(g.num_samples for g in groups)
+        per_group = max(g.num_samples for g in groups)
         overrides = [g.values for g in groups]
     else:
         params = _params(ctx, data.get("params"), fixed, base)
