@@ -2,7 +2,9 @@
 
 - `run_search`: Optuna (or a grid's list) + ASHA over the space, through
   Ray Tune, in `OUT/NAME`; writes `search.parquet`. With `--resume` a
-  finished search is not rerun and an unfinished one is restored.
+  finished search is not rerun and an unfinished one is restored. A space
+  with `groups:` runs one such search per group (`run_group_searches`, each
+  in `OUT/NAME/search--GROUP`).
 - `run_final`: the top-k configs x seeds of `search.final`, in
   `OUT/NAME/final*`; `final.parquet` grows as trials end
   (`final.FinalRecorder`), `final_summary.parquet` is written at the end.
