@@ -22,7 +22,8 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # each trial's best-epoch selection (set as fixed
                                       # `selection_metric` when it is not val_macro_f1)
     mode: max                         # max | min
-    num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
+    num_samples: 32                   # trials sampled by the searcher (not for kind: grid; with
+                                      # groups: groups.num_samples, the trials of each group)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
                                       # grid: no sampling; runs `presets:` (names of
                                       # sed.presets.ALL_PRESETS, or `all` = Table 1's
