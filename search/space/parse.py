@@ -68,7 +68,7 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # final.postprocess: true -> then tune the median window and
                                       # threshold per class on each final run's validation scores and
                                       # score the public evaluation set with them (search.postprocess)
-    groups: {num_samples: 12, presets: [none, vat-input-l2], reference: [baseline]}
+    groups: {num_samples: 12, presets: [none, baseline, vat-input-l2], reference: [baseline]}
                                       # optional: a search per group (its own study, scheduler and
                                       # budget; format: search/space/groups.py), then the best of each
                                       # group in the final stage; replaces the top-level num_samples
