@@ -10,9 +10,9 @@ and whether the row beats the `none` row and the `baseline` row.
 "Beats" is decided per metric by non-overlapping Student-t 95 % CIs over the seeds
 (`search.summary.ControlComparison.verdict`): `>` the row's CI lies above the other row's,
 `<` below, `=` they overlap, `?` fewer than 2 completed seeds on a side. With three seeds
-this is conservative (a true difference often reads `=`); the seeds are not paired (a
-seed of one configuration shares nothing with the same seed of another but the data
-order), so no paired test is made.
+this is conservative (a true difference often reads `=`). No paired test across seeds is
+made: seed k gives two rows the same data order and initial weights, but three pairs give
+a t-test 2 degrees of freedom, and how much the pairing correlates the runs is unmeasured.
 """
 
 from __future__ import annotations
