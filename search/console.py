@@ -7,7 +7,8 @@ prefixed by the stage (`[search]`, `[final]`); each epoch's loss and
 selection metric go to `OUT/NAME/progress.log` (and to the console with
 `--verbose`). `print_summary`
 prints the search leaderboard with its failures and the Pareto front, and
-the final stage's mean [95 % CI] over seeds beside the paper's Table 1.
+the final stage's mean [95 % CI] over seeds beside the paper's Table 1 (with `groups:`,
+also each group's best as Table 1: `search.table1`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .failures import trial_error_text
 from .postprocess import CI_NOTE, COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from .space import Space
 from .summary import control_comparison
+from .table1 import format_table1
 from .trial_compute import compute_line
 
 # ----------------------------------------------------------------------------- progress
@@ -328,6 +330,8 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             comparison = control_comparison(summary, metric)
             if comparison is not None:
                 print("  " + comparison.sentence())
+        if space.groups:  # a search per group: each group's best, as the paper's Table 1
+            print("\n" + format_table1(space, search, summary))
     final_path = exp_dir / lb.FINAL_FILE
     if summary is not None and final_path.is_file():
         final = lb.read_parquet(final_path)

@@ -205,10 +205,13 @@ class StagePlan:
 
 
 def objective_configs(space: Space) -> list[TrainConfig]:
-    """One config per objective the stage's trials can have (grid: its points; sampled: the discrete choices)."""
+    """One config per objective the stage's trials can have (grid: its points; groups: each group's
+    values; sampled: the discrete choices)."""
     base = space.base_config()
-    if space.is_grid:
-        return [apply_overrides(base, point.overrides) for point in space.grid]
+    if space.is_grid or space.groups:
+        return [apply_overrides(base, p.overrides) for p in space.grid] + [
+            apply_overrides(base, g.values) for g in space.groups
+        ]
     params = {k: p for k, p in space.params.items() if k in OBJECTIVE_KEYS or k == "batch_size"}
     combos = discrete_combinations(params, space.fixed) or [{}]
     return [apply_overrides(base, combo) for combo in combos]

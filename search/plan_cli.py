@@ -27,6 +27,7 @@ from .plan import (
     plan_stages,
     table_cost,
 )
+from .plan_groups import plan_group_stages
 from .resources import derive_resources
 from .space import Space
 
@@ -101,7 +102,7 @@ def run_plan(args: Any, space: Space, address: str | None) -> int:
                     f"this machine is busy (load average {os.getloadavg()[0]:.1f} on {cores} cores): "
                     "the measured rates are for an idle one; --probe times it as it is now"
                 )
-        stages = plan_stages(space, packing, sizes, cost)
+        stages = (plan_group_stages if space.groups else plan_stages)(space, packing, sizes, cost)
         print(format_plan(space, packing, sizes, stages, rates, DRIVER_OVERHEAD_S + build_s, notes), flush=True)
         return 0
     except (ClusterError, PlanError, ValueError) as exc:

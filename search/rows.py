@@ -11,7 +11,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   NOT_STARTED; `error` (`Type: message`, `search.failures`); `failures`
   (failed attempts: each retry allowed by the space's `max_failures`
   resumes the trial from its last epoch's checkpoint, so a COMPLETED trial
-  may have `failures` > 0); `label` (grid point name); `config_id`; one
+  may have `failures` > 0); `label` (grid point name, or the group's); `group`
+  (only in a space with `groups:`: the group whose search ran the trial); `config_id`; one
   column per hyperparameter of the trial config (every searched parameter,
   empty where its `when` condition did not hold, and every fixed value;
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
@@ -201,6 +202,8 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
             "label": record.config.get(trial_spec.LABEL, ""),
             "config_id": config_id(record.config),
         }
+        if space.groups or trial_spec.GROUP in space.meta:  # a `groups:` space: the trial's group
+            row["group"] = record.config.get(trial_spec.GROUP, "")
         # every searched parameter has its column, also when a condition left it unsampled
         row.update({name: None for name in space.params})
         row.update(hyperparameter_columns(record.config))
@@ -221,8 +224,13 @@ def search_frame(records: Sequence[TrialRecord], space: Space) -> pd.DataFrame:
         return frame
     if len(space.metrics) > 1:
         frame["pareto"] = pareto_front(frame, list(space.metrics), space.mode)
+    return sort_leaderboard(frame, space)
+
+
+def sort_leaderboard(frame: pd.DataFrame, space: Space) -> pd.DataFrame:
+    """search.parquet's order: by `selection_value` (the space's mode), trials without one last."""
     ascending = space.mode == "min"
-    frame["_missing"] = frame["selection_value"].isna()
+    frame = frame.assign(_missing=frame["selection_value"].isna())
     frame = frame.sort_values(["_missing", "selection_value"], ascending=[True, ascending], kind="stable")
     return frame.drop(columns="_missing").reset_index(drop=True)
 

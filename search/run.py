@@ -302,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if settings.storage:
             print(
-                f"sedtune: Optuna study {exp_dir.name!r} in {settings.storage} "
+                f"sedtune: Optuna study {exp_dir.name + ('--GROUP, one per group' if space.groups else '')!r} "
+                f"in {settings.storage} "
                 f"(live view: {dashboard_command(settings.storage)})",
                 flush=True,
             )

@@ -79,7 +79,8 @@ def make_search_alg(space: Space, storage: str | None = None, study_name: str | 
     """
     if space.is_grid:
         points = [
-            {**space.constants(), **point.overrides, trial_spec.LABEL: point.label} for point in space.grid_configs()
+            {**space.constants(), **point.overrides, trial_spec.LABEL: point.label, **space.meta}
+            for point in space.grid_configs()
         ]
         return make_point_searcher(points, space.tune_metric, space.mode)
     import optuna

@@ -2,7 +2,9 @@
 
 - `run_search`: Optuna (or a grid's list) + ASHA over the space, through
   Ray Tune, in `OUT/NAME`; writes `search.parquet`. With `--resume` a
-  finished search is not rerun and an unfinished one is restored.
+  finished search is not rerun and an unfinished one is restored. A space
+  with `groups:` runs one such search per group (`run_group_searches`, each
+  in `OUT/NAME/search--GROUP`).
 - `run_final`: the top-k configs x seeds of `search.final`, in
   `OUT/NAME/final*`; `final.parquet` grows as trials end
   (`final.FinalRecorder`), `final_summary.parquet` is written at the end.
@@ -30,11 +32,15 @@ from .prepared import PREPARED_DIR
 from .remote_storage import join
 from .reproduce import TrainCommand, command_for_run
 from .resources import TrialResources
-from .rows import search_frame
+from .rows import search_frame, sort_leaderboard
 from .searchers import make_point_searcher, make_scheduler, make_search_alg
 from .space import Space
+from .space.groups import group_space
 from .study_storage import close_orphans, pareto_trial_ids
 from .tuner import StopSignals, make_trainable, new_tuner, restore_tuner, trial_runtime
+
+#: search.parquet statuses of a trial that will not run again
+FINISHED = ("COMPLETED", "EARLY_STOPPED", "ERROR")
 
 
 class Interrupted(Exception):
@@ -109,7 +115,7 @@ def completed_search(space: Space, exp_dir: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     frame = lb.read_parquet(path)
-    finished = frame["status"].isin(["COMPLETED", "EARLY_STOPPED", "ERROR"]).all() if len(frame) else False
+    finished = frame["status"].isin(FINISHED).all() if len(frame) else False
     return frame if len(frame) >= space.num_samples and finished else None
 
 
@@ -132,22 +138,73 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
         if frame is not None:
             print(f"sedtune: the search stage of {exp_dir} is complete ({len(frame)} trials); not rerun", flush=True)
             return frame
+    if space.groups:
+        return run_group_searches(exp, resume)
+    storage = exp.remote or exp_dir.parent
+    frame, interrupted = fit_search(exp, space, resume, str(storage), exp_dir.name, exp_dir.name, "search")
+    lb.write_parquet_atomic(frame, exp_dir / lb.SEARCH_FILE, exp.metadata("search", mode=space.mode))
+    if interrupted:
+        raise Interrupted("search")
+    return frame
+
+
+def run_group_searches(exp: Experiment, resume: bool) -> pd.DataFrame:
+    """A search per group of a `groups:` space (search.space.groups), one after the other.
+
+    Group G is its own Ray experiment `OUT/NAME/search--G` with its own study `NAME--G`, searcher
+    and scheduler; search.parquet (all groups, `group` column) is rewritten after each group. With
+    `--resume` a finished group is not rerun and an unfinished one is restored.
+    """
+    space, exp_dir = exp.space, exp.exp_dir
+    path = exp_dir / lb.SEARCH_FILE
+    earlier = lb.read_parquet(path) if resume and path.is_file() else pd.DataFrame()
+    frames: dict[str, pd.DataFrame] = {}
+    if "group" in earlier:
+        frames = {str(g): rows for g, rows in earlier.groupby("group", sort=False)}
+    metadata = exp.metadata("search", mode=space.mode)
+    for group in space.groups:
+        kept = frames.get(group.name)
+        if kept is not None and len(kept) >= group.num_samples and kept["status"].isin(FINISHED).all():
+            print(f"sedtune: group {group.name}: its search is complete ({len(kept)} trials); not rerun", flush=True)
+            continue
+        print(
+            f"sedtune: group {group.name}: "
+            + (f"{group.num_samples} trials" if group.searched else "1 trial at its values (nothing searched)"),
+            flush=True,
+        )
+        name = f"search--{group.name}"
+        sub = group_space(space, group)
+        frame, interrupted = fit_search(exp, sub, resume, exp.ray_dir(), name, f"{exp_dir.name}--{group.name}", name)
+        frames[group.name] = frame.assign(group=group.name) if not frame.empty else frame
+        combined = sort_leaderboard(pd.concat([f for f in frames.values() if not f.empty], ignore_index=True), space)
+        lb.write_parquet_atomic(combined, path, metadata)
+        if interrupted:
+            raise Interrupted("search")
+    return lb.read_parquet(path)
+
+
+def fit_search(
+    exp: Experiment, space: Space, resume: bool, storage: str, name: str, study_name: str, stage_name: str
+) -> tuple[pd.DataFrame, bool]:
+    """(leaderboard rows, interrupted?) of one search: Ray experiment `storage/name`, Optuna study `study_name`."""
+    exp_dir = exp.exp_dir
     trainable = exp.trainable()
-    if resume and tune.Tuner.can_restore(exp.ray_dir()):
-        print(f"sedtune: restoring the search in {exp.ray_dir()}", flush=True)
-        stage = restore_tuner(exp.ray_dir(), trainable, resume_errored=True)
+    ray_path = join(storage, name) if "://" in storage else str(Path(storage) / name)
+    if resume and tune.Tuner.can_restore(ray_path):
+        print(f"sedtune: restoring the search in {ray_path}", flush=True)
+        stage = restore_tuner(ray_path, trainable, resume_errored=True)
     else:
-        printer = exp.printer("search", list(space.params), space.scheduler.max_epochs, space.num_samples)
+        printer = exp.printer(stage_name, list(space.params), space.scheduler.max_epochs, space.num_samples)
         stage = new_tuner(
             trainable,
             space,
-            storage=exp.remote or exp_dir.parent,
-            name=exp_dir.name,
-            search_alg=make_search_alg(space, exp.storage, exp_dir.name),
+            storage=storage,
+            name=name,
+            search_alg=make_search_alg(space, exp.storage, study_name),
             scheduler=make_scheduler(space),
             num_samples=space.num_samples,
             max_concurrent=exp.resources.max_concurrent,
-            callbacks=[printer, ConcurrencyMeter("search", exp.resources.at_once(space.num_samples), exp_dir)],
+            callbacks=[printer, ConcurrencyMeter(stage_name, exp.resources.at_once(space.num_samples), exp_dir)],
             debug=exp.debug or exp.verbose,
         )
     result_grid = stage.fit()
@@ -157,19 +214,17 @@ def run_search(exp: Experiment, resume: bool) -> pd.DataFrame:
         frame["command"] = [command(json.loads(text)) for text in frame["config_json"]]
     if len(space.metrics) > 1 and exp.storage and not space.is_grid and not frame.empty:
         # the multi-objective study's Pareto front (best_trials) is the one the summary and report show
-        frame["pareto"] = frame["trial_id"].astype(str).isin(pareto_trial_ids(exp.storage, exp_dir.name))
-    lb.write_parquet_atomic(frame, exp_dir / lb.SEARCH_FILE, exp.metadata("search", mode=space.mode))
-    if stage.interrupted(result_grid, space.num_samples, exp.signals):
-        raise Interrupted("search")
-    if exp.storage and not space.is_grid:
-        orphans = close_orphans(exp.storage, exp_dir.name)
+        frame["pareto"] = frame["trial_id"].astype(str).isin(pareto_trial_ids(exp.storage, study_name))
+    interrupted = stage.interrupted(result_grid, space.num_samples, exp.signals)
+    if not interrupted and exp.storage and not space.is_grid:
+        orphans = close_orphans(exp.storage, study_name)
         if orphans:
             print(
                 f"sedtune: {orphans} study trial(s) asked for by an earlier, killed driver and never run "
                 f"are marked FAIL in {exp.storage}",
                 flush=True,
             )
-    return frame
+    return frame, interrupted
 
 
 def run_final(exp: Experiment, search: pd.DataFrame) -> pd.DataFrame | None:

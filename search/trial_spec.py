@@ -9,7 +9,8 @@ are named here once:
 - `CONFIG_ID` (`_config_id`), `RANK` (`_rank`), `SEARCH_TRIAL_ID` (`_search_trial_id`):
   which search config a final-stage trial retrains, its rank, and its search trial;
 - `EVALUATE` (`_evaluate`): score the selected model on the public evaluation set;
-- `CONTROL` (`_control`): the final stage's control config.
+- `CONTROL` (`_control`): the final stage's control config;
+- `GROUP` (`_group`): the group of a `groups:` space the trial belongs to (`search.space.groups`).
 
 `train_config(trial, runtime)` is how `search.trainable`, `search.reproduce` and
 `search.space` turn a trial into the config it trains: runtime values first, the trial's
@@ -30,7 +31,8 @@ RANK = "_rank"
 SEARCH_TRIAL_ID = "_search_trial_id"
 EVALUATE = "_evaluate"
 CONTROL = "_control"
-META_KEYS: tuple[str, ...] = (LABEL, CONFIG_ID, RANK, SEARCH_TRIAL_ID, EVALUATE, CONTROL)
+GROUP = "_group"
+META_KEYS: tuple[str, ...] = (LABEL, CONFIG_ID, RANK, SEARCH_TRIAL_ID, EVALUATE, CONTROL, GROUP)
 
 
 def is_meta(key: str) -> bool:
@@ -61,6 +63,7 @@ __all__ = [
     "CONFIG_ID",
     "CONTROL",
     "EVALUATE",
+    "GROUP",
     "LABEL",
     "META_KEYS",
     "META_PREFIX",

@@ -127,7 +127,8 @@ def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_pat
     assert code == 0
     assert "search: 1 trials at once on 1 of 1 GPUs, 1 per GPU" in out
     assert "263 steps per epoch at batch 24" in out
-    assert "| search | 9 | 200 | 263 |" in out and "| final | 27 | 200 | 263 |" in out
+    # a search per Table 1 row (tests/test_groups.py), then the best of each x 3 seeds
+    assert "| search none | 1 | 200 | 263 |" in out and "| final | 27 | 200 | 263 |" in out
     assert not (tmp_path / "out").exists()
     assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--plan", "--plan-cluster", "lots"]) == 2
     assert "--plan-cluster 'lots': give CPUS:GPUS[:NODES]" in capsys.readouterr().err

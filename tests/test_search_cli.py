@@ -8,6 +8,7 @@ initialised Ray and leaves it running).
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_cli_refusals(tmp_path, capsys):
     assert f"--resume: no experiment at {out / 'nothing'}" in capsys.readouterr().err
     assert main(["--space", str(space), "--out", str(out), "--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
-    assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--num-samples", "3"]) == 2
+    assert main(["--space", str(REPO / "spaces" / "table1-short.yaml"), "--num-samples", "3"]) == 2
     assert "--num-samples does not apply to a grid space" in capsys.readouterr().err
     assert main(["--space", str(space), "--num-samples", "0", "--out", str(out)]) == 2
     assert main([]) == 2
@@ -169,3 +170,57 @@ def test_grid_with_a_diverging_config(ray_session, tmp_path, capsys):
     assert list(summary["label"]) == ["ok", "control: no augmentation"] and summary.loc[0, "n_seeds"] == 1
     assert list(summary["control"]) == [False, True]
     assert "vs control" in printed and "fewer than 2 completed seeds" in printed
+
+
+def test_a_search_per_group_then_the_best_of_each_printed_as_table1(ray_session, tmp_path, capsys):
+    # issue #21: each Table 1 row searched on its own (baseline: the fixed reference, one trial;
+    # random-latent-l2: 2 trials of its own study), then each one's best x 2 seeds
+    space = write(
+        tmp_path,
+        "groups.yaml",
+        """
+        name: groups
+        searcher: {kind: optuna-tpe, seed: 0, n_startup_trials: 1}
+        scheduler: {kind: asha, max_epochs: 2, grace_period: 1, reduction_factor: 2}
+        resources: {cpu: 1, gpu: 0}
+        max_concurrent: 2
+        groups: {num_samples: 2, presets: [baseline, random-latent-l2], reference: [baseline]}
+        params:
+          noise_scale: {loguniform: [0.01, 1.0], when: {augmentation: random}}
+          consistency_weight: {loguniform: [0.1, 10.0], when: {augmentation: [random, snr_noise]}}
+          l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
+        final: {seeds: [1, 2], epochs: 1}
+        """,
+        TINY_FIXED.replace("  regularization: l2\n", ""),
+    )
+    out = tmp_path / "out"
+    assert main(["--space", str(space), "--out", str(out), "--no-report"]) == 0
+    printed = capsys.readouterr().out
+
+    search = lb.read_parquet(out / "groups" / "search.parquet")
+    assert sorted(search["group"]) == ["baseline", "random-latent-l2", "random-latent-l2"]
+    assert (search["label"] == search["group"]).all()
+    reference = search[search["group"] == "baseline"].iloc[0]
+    # the reference is not searched: its preset's values, its weight the default 2, nothing sampled
+    assert reference["augmentation"] == "snr_noise" and reference["consistency_weight"] == 2.0
+    searched = search[search["group"] == "random-latent-l2"]
+    assert searched["noise_scale"].nunique() == 2 and (searched["augmentation"] == "random").all()
+    for group in ("baseline", "random-latent-l2"):  # each group its own Ray experiment
+        assert (out / "groups" / f"search--{group}").is_dir()
+
+    final = lb.read_parquet(out / "groups" / "final.parquet")
+    assert sorted(final["label"]) == sorted(["baseline", "random-latent-l2"] * 2)
+    best = searched.sort_values("selection_value", ascending=False).iloc[0]
+    chosen = final[final["label"] == "random-latent-l2"]
+    assert set(chosen["search_trial_id"]) == {best["trial_id"]}
+    assert list(chosen["noise_scale"]) == pytest.approx([best["noise_scale"]] * 2)
+
+    assert "== Table 1: each group tuned on validation" in printed
+    table = printed.split("== Table 1")[1]
+    assert f"noise_scale={best['noise_scale']:.3g}" in table
+    assert "0.388/0.565" in table and "0.381/0.552" in table  # the paper's rows beside ours
+    line = next(x for x in table.splitlines() if x.startswith("random-latent-l2"))
+    assert re.search(r" 2 .* - +[<>=?]{4}\s*$", line), line  # 2 seeds; vs none: no such row; vs baseline
+    # resumed: every group finished, nothing to run
+    assert main(["--resume", "--name", "groups", "--out", str(out), "--no-report"]) == 0
+    assert "is complete; nothing to resume" in capsys.readouterr().out

@@ -76,7 +76,13 @@ def _overview(page: Page, exp: ExperimentFolder) -> None:
         )
     if exp.storage:
         page.note(
-            f"Optuna study {exp.exp_dir.name!r} in {mask_url(exp.storage)} "
+            (
+                "Optuna studies "
+                + ", ".join(repr(f"{exp.exp_dir.name}--{g.name}") for g in exp.space.groups if g.searched)
+                if exp.space.groups
+                else f"Optuna study {exp.exp_dir.name!r}"
+            )
+            + f" in {mask_url(exp.storage)} "
             f"(open it with: {dashboard_command(exp.storage)})"
         )
     if exp.metadata:

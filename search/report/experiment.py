@@ -131,7 +131,8 @@ def read_history(folder: Path | None) -> pd.DataFrame:
 def _live_search(exp_dir: Path, space: Space) -> pd.DataFrame:
     """search.parquet's rows rebuilt from the trial folders of a search still running."""
     records = []
-    for folder in sorted(exp_dir.glob("trial_*")):
+    # a `groups:` space keeps each group's trials in its own experiment, search--GROUP/
+    for folder in sorted([*exp_dir.glob("trial_*"), *exp_dir.glob("search--*/trial_*")]):
         params = folder / PARAMS_FILE
         if not params.is_file():
             continue

@@ -4,6 +4,7 @@
 - `search.space.parse`   a space file -> `Space` (the file format is in its docstring).
 - `search.space.params`  one `params:` entry: distribution and `when` condition.
 - `search.space.grid`    grid points (presets, configs, choice products) and combination checks.
+- `search.space.groups`  `groups:`: a search per group, each group's own `Space` (`group_space`).
 - `search.space.checks`  the shared value checks and the wording of refusals (`SpaceError`).
 
 Callers import from here: `from search.space import load_space, Space, SpaceError`.

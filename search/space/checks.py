@@ -161,3 +161,18 @@ def apply(ctx: Context, key: str, base: TrainConfig, overrides: Mapping[str, Any
         raise ctx.error(key, f"{exc}") from None
     except (TypeError, ValueError) as exc:
         raise ctx.error(key, f"invalid value: {exc}") from None
+
+
+def parse_storage(ctx: Context, value: Any, searcher_kind: str) -> str | None:
+    """`storage:` -- where the Optuna study lives (search.study_storage): a database URL or a journal file."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(
+            "storage",
+            f"{value!r}: give a database URL (sqlite:///PATH, postgresql://...) or the "
+            "path of an Optuna journal file (e.g. /shared/studies.journal)",
+        )
+    if searcher_kind == "grid":
+        raise ctx.error("storage", "a grid space has no Optuna study; remove storage: or use an optuna searcher")
+    return value.strip()

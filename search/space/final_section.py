@@ -2,6 +2,8 @@
 
 `final.per_group: [augmentation, locations]`: the top_k (default 1) best configurations of
 each group (each combination of those keys' values), so every method is seen at its best.
+In a space with `groups:` (search.space.groups) `per_group` defaults to `[group]`: the best
+configuration of each group's own search.
 
 `final.control`: absent/null/false = none; `none` = the supervised-only objective
 (`CONTROL_NONE`); a mapping = those TrainConfig overrides (an optional `name` labels it).
@@ -21,12 +23,15 @@ from .model import CONTROL_NONE, FinalSpec, plain
 FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess", "per_group")
 
 
-def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig) -> FinalSpec | None:
+def parse_final(
+    ctx: Context, raw: Any, num_samples: int, max_epochs: int, base: TrainConfig, grouped: bool = False
+) -> FinalSpec | None:
+    """`final:`; `num_samples`: the trials of the search (of each group with `grouped`)."""
     if raw is None:
         return None
     final_raw = mapping(ctx, "final", raw, "{top_k: 3, seeds: [1, 2, 3], epochs: 30}")
     check_keys(ctx, "final", final_raw, FINAL_KEYS)
-    per_group = _per_group(ctx, final_raw.get("per_group"))
+    per_group = _per_group(ctx, final_raw.get("per_group", ["group"] if grouped else None), grouped)
     top_k = integer(ctx, "final.top_k", final_raw.get("top_k", 1 if per_group else 3), 1)
     if top_k > num_samples:
         raise ctx.error(
@@ -59,9 +64,10 @@ def parse_final(ctx: Context, raw: Any, num_samples: int, max_epochs: int, base:
     )
 
 
-def _per_group(ctx: Context, raw: Any) -> tuple[str, ...]:
+def _per_group(ctx: Context, raw: Any, grouped: bool) -> tuple[str, ...]:
     """`final.per_group`: TrainConfig keys whose value combinations are the groups (e.g. every
-    augmentation x location), each represented by its own top_k in the final stage."""
+    augmentation x location), each represented by its own top_k in the final stage; `group`
+    (a `groups:` space's own groups) only with `groups:`."""
     if raw is None or raw is False:
         return ()
     keys = [raw] if isinstance(raw, str) else raw
@@ -70,7 +76,10 @@ def _per_group(ctx: Context, raw: Any) -> tuple[str, ...]:
             "final.per_group", f"expected a list of TrainConfig keys, e.g. [augmentation, locations], got {raw!r}"
         )
     for key in keys:
-        config_key(ctx, "final.per_group", key)
+        if key == "group" and not grouped:
+            raise ctx.error("final.per_group", "`group` names the groups of a `groups:` section; add one or remove it")
+        if key != "group":
+            config_key(ctx, "final.per_group", key)
     return tuple(keys)
 
 

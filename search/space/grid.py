@@ -16,7 +16,7 @@ from typing import Any
 from sed.config import ConfigError, TrainConfig, apply_overrides
 from sed.presets import ALL_PRESETS, PRESETS
 
-from .checks import Context, check_named_value, config_key, suggest, yaml_number
+from .checks import Context, apply, check_named_value, config_key, integer, suggest, yaml_number
 from .model import GridPoint, Param, plain
 
 #: Combinations of discrete values checked exhaustively up to this many.
@@ -178,3 +178,30 @@ def check_combinations(ctx: Context, base: TrainConfig, params: Mapping[str, Par
                     raise ctx.error(
                         f"params.{param.name}.{param.kind}", f"bound {bound!r} is not valid: {exc}"
                     ) from None
+
+
+def grid_or_samples(
+    ctx: Context,
+    data: Mapping[str, Any],
+    kind: str,
+    fixed: Mapping[str, Any],
+    params: Mapping[str, Param],
+    base: TrainConfig,
+) -> tuple[list[GridPoint], int]:
+    """(grid points, num_samples): a grid's points and their count, or the sampled space's num_samples."""
+    if kind == "grid":
+        if "num_samples" in data:
+            raise ctx.error("num_samples", "a grid runs each of its points once; remove num_samples")
+        grid = parse_grid(ctx, data, fixed, params)
+        for point in grid:
+            apply(ctx, f"configs/presets point {point.label!r}", base, point.overrides)
+        return grid, len(grid)
+    for key in ("presets", "configs"):
+        if key in data:
+            raise ctx.error(key, "only used with searcher.kind: grid; remove it or switch the searcher to grid")
+    if "num_samples" not in data:
+        raise ctx.error("num_samples", "missing; give the number of trials to sample, e.g. num_samples: 32")
+    num_samples = integer(ctx, "num_samples", data["num_samples"], 1)
+    if not params:
+        raise ctx.error("params", "nothing to search; add params or use searcher.kind: grid")
+    return [], num_samples

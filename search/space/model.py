@@ -135,6 +135,19 @@ class FinalSpec:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One group of a `groups:` space (`search.space.groups`): its own search over the params it leaves open."""
+
+    name: str
+    #: TrainConfig values every trial of the group gets (on top of the space's fixed values)
+    values: dict[str, Any]
+    #: its trial budget: the space's per-group num_samples, or 1 when nothing is searched
+    num_samples: int
+    #: False: trained once at its values (a `reference` group, or no param applies to it)
+    searched: bool = True
+
+
+@dataclass(frozen=True)
 class GridPoint:
     """One configuration of a grid space: a label and its TrainConfig overrides."""
 
@@ -164,6 +177,10 @@ class Space:
     final: FinalSpec | None = None
     #: where the Optuna study lives (`storage:`; None = the experiment's journal file)
     storage: str | None = None
+    #: `groups:`: one search per group (search.space.groups); num_samples is then their total
+    groups: tuple[Group, ...] = ()
+    #: meta keys (`search.trial_spec`) every trial config of this space carries (a group's `_group`)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # -- derived -------------------------------------------------------
     @property
@@ -221,7 +238,7 @@ class Space:
                 value = param.value
                 constants[param.name] = plain(value)
             known[param.name] = value
-        return constants
+        return {**constants, **self.meta}
 
     def grid_configs(self) -> list[GridPoint]:
         """Every point of a grid space: presets/configs, then the product of params."""
@@ -269,7 +286,9 @@ class Space:
                 )
             if num_samples < 1:
                 raise SpaceError(f"--num-samples {num_samples}: give a number >= 1")
-            space = dataclasses.replace(space, num_samples=num_samples)
+            groups = tuple(dataclasses.replace(g, num_samples=num_samples if g.searched else 1) for g in self.groups)
+            total = sum(g.num_samples for g in groups) if groups else num_samples
+            space = dataclasses.replace(space, num_samples=total, groups=groups)
         if max_epochs is not None:
             if max_epochs < 1:
                 raise SpaceError(f"--max-epochs {max_epochs}: give a number >= 1")
@@ -285,10 +304,11 @@ class Space:
             # fixed `epochs` (if any) follows the override; re-check the grid with it
             if "epochs" in space.fixed:
                 space = dataclasses.replace(space, fixed={**space.fixed, "epochs": max_epochs})
-        if space.final is not None and space.final.top_k > space.num_samples:
+        budget = max((g.num_samples for g in space.groups), default=space.num_samples)  # per group with groups
+        if space.final is not None and space.final.top_k > budget:
             raise SpaceError(
                 f"{self.path}: final.top_k={space.final.top_k} is larger than num_samples="
-                f"{space.num_samples}; lower final.top_k or raise --num-samples"
+                f"{budget}; lower final.top_k or raise --num-samples"
             )
         return space
 
@@ -298,6 +318,7 @@ class Space:
             f"space {self.name!r} ({self.path}): {self.description.strip()}".rstrip(": "),
             f"  select on {'/'.join(self.metrics)} ({self.mode}); searcher {self.searcher.kind}"
             + ("" if self.is_grid else f" seed {self.searcher.seed}, {self.num_samples} samples")
+            + (f" over {len(self.groups)} groups, a search each" if self.groups else "")
             + f"; scheduler {self.scheduler.kind}, max {self.scheduler.max_epochs} epochs",
         ]
         for name, value in self.fixed.items():
@@ -306,6 +327,9 @@ class Space:
             lines.append(f"  param  {param.name}: {param.describe()}")
         for point in self.grid:
             lines.append(f"  point  {point.label}")
+        for group in self.groups:
+            searched = f"{group.num_samples} trials" if group.searched else "1 trial at its values"
+            lines.append(f"  group  {group.name}: {searched}")
         if self.final is not None:
             lines.append(
                 f"  final: top {self.final.top_k} x seeds {list(self.final.seeds)}, "

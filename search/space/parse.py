@@ -22,7 +22,8 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # each trial's best-epoch selection (set as fixed
                                       # `selection_metric` when it is not val_macro_f1)
     mode: max                         # max | min
-    num_samples: 32                   # trials sampled by the searcher (not for kind: grid)
+    num_samples: 32                   # trials sampled by the searcher (not for kind: grid; with
+                                      # groups: groups.num_samples, the trials of each group)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
                                       # grid: no sampling; runs `presets:` (names of
                                       # sed.presets.ALL_PRESETS, or `all` = Table 1's
@@ -67,6 +68,10 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # final.postprocess: true -> then tune the median window and
                                       # threshold per class on each final run's validation scores and
                                       # score the public evaluation set with them (search.postprocess)
+    groups: {num_samples: 12, presets: [none, baseline, vat-input-l2], reference: [baseline]}
+                                      # optional: a search per group (its own study, scheduler and
+                                      # budget; format: search/space/groups.py), then the best of each
+                                      # group in the final stage; replaces the top-level num_samples
     storage: sqlite:////shared/sedtune.db   # optional: the Optuna study in a shared database URL
                                       # or journal file (default: OUT/NAME/optuna.journal);
                                       # search.run --storage overrides it (search.study_storage)
@@ -101,14 +106,15 @@ from .checks import (
     integer,
     mapping,
     number,
+    parse_storage,
     suggest,
     yaml_number,
 )
 from .final_section import parse_final
-from .grid import check_combinations, parse_grid
+from .grid import check_combinations, grid_or_samples
+from .groups import check_sampling_keys, finish_groups, group_keys, read_groups
 from .model import (
     SELECTABLE_METRICS,
-    GridPoint,
     Param,
     ResourceSpec,
     SchedulerSpec,
@@ -139,6 +145,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "configs",
     "final",
     "storage",
+    "groups",
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
 SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
@@ -179,12 +186,22 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
         max_concurrent = integer(ctx, "max_concurrent", max_concurrent, 1)
     max_failures = integer(ctx, "max_failures", data.get("max_failures", 0), 0)
     fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
-    params = _params(ctx, data.get("params"), fixed, base)
-    grid, num_samples = _grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
-    grid_rampups = [float(p.overrides["rampup_epochs"]) for p in grid if "rampup_epochs" in p.overrides]
+    if "groups" in data:
+        raw_groups, budgets, reference = read_groups(ctx, data["groups"], fixed)
+        check_sampling_keys(ctx, data, searcher.kind)
+        params = _params(ctx, data.get("params"), fixed, base, group_keys(raw_groups))
+        groups = finish_groups(ctx, raw_groups, budgets, reference, base, fixed, params)
+        grid, num_samples = [], sum(g.num_samples for g in groups)
+        per_group = max(g.num_samples for g in groups)
+        overrides = [g.values for g in groups]
+    else:
+        params = _params(ctx, data.get("params"), fixed, base)
+        grid, num_samples = grid_or_samples(ctx, data, searcher.kind, fixed, params, base)
+        groups, per_group, overrides = (), num_samples, [p.overrides for p in grid]
+    grid_rampups = [float(o["rampup_epochs"]) for o in overrides if "rampup_epochs" in o]
     check_first_rung(ctx, scheduler, base, fixed, params, grid_rampups)
-    final = parse_final(ctx, data.get("final"), num_samples, scheduler.max_epochs, base)
-    storage = _storage(ctx, data.get("storage"), searcher.kind)
+    final = parse_final(ctx, data.get("final"), per_group, scheduler.max_epochs, base, grouped=bool(groups))
+    storage = parse_storage(ctx, data.get("storage"), searcher.kind)
     return Space(
         path=path,
         text=text,
@@ -203,22 +220,8 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
         grid=tuple(grid),
         final=final,
         storage=storage,
+        groups=groups,
     )
-
-
-def _storage(ctx: Context, value: Any, searcher_kind: str) -> str | None:
-    """`storage:` -- where the Optuna study lives (search.study_storage): a database URL or a journal file."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ctx.error(
-            "storage",
-            f"{value!r}: give a database URL (sqlite:///PATH, postgresql://...) or the "
-            "path of an Optuna journal file (e.g. /shared/studies.journal)",
-        )
-    if searcher_kind == "grid":
-        raise ctx.error("storage", "a grid space has no Optuna study; remove storage: or use an optuna searcher")
-    return value.strip()
 
 
 def load_space(path: Path | str) -> Space:
@@ -359,41 +362,19 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
     return fixed, base
 
 
-def _params(ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig) -> dict[str, Param]:
+def _params(
+    ctx: Context, raw: Any, fixed: Mapping[str, Any], base: TrainConfig, group_keys: Mapping[str, Param] | None = None
+) -> dict[str, Param]:
+    """`params:`; with `group_keys` (a grouped space) conditions may name the groups' keys, and each
+    group's combinations are checked with its own values (`search.space.groups.finish_groups`)."""
     params_raw = mapping(ctx, "params", raw, "{epsilon: {loguniform: [0.01, 1.0]}}")
     params: dict[str, Param] = {}
     for pname, spec in params_raw.items():
         config_key(ctx, "params", pname)
-        params[pname] = parse_param(ctx, pname, spec, params, fixed)
+        params[pname] = parse_param(ctx, pname, spec, {**(group_keys or {}), **params}, fixed)
     for flag in ("compute_val_psds", "compute_val_psds1", "selection_metric"):
         if flag in params:
             raise ctx.error(f"params.{flag}", f"{flag} is not a hyperparameter; set it under fixed")
-    check_combinations(ctx, base, params, fixed)
+    if group_keys is None:
+        check_combinations(ctx, base, params, fixed)
     return params
-
-
-def _grid_or_samples(
-    ctx: Context,
-    data: Mapping[str, Any],
-    kind: str,
-    fixed: Mapping[str, Any],
-    params: Mapping[str, Param],
-    base: TrainConfig,
-) -> tuple[list[GridPoint], int]:
-    """(grid points, num_samples): a grid's points and their count, or the sampled space's num_samples."""
-    if kind == "grid":
-        if "num_samples" in data:
-            raise ctx.error("num_samples", "a grid runs each of its points once; remove num_samples")
-        grid = parse_grid(ctx, data, fixed, params)
-        for point in grid:
-            apply(ctx, f"configs/presets point {point.label!r}", base, point.overrides)
-        return grid, len(grid)
-    for key in ("presets", "configs"):
-        if key in data:
-            raise ctx.error(key, "only used with searcher.kind: grid; remove it or switch the searcher to grid")
-    if "num_samples" not in data:
-        raise ctx.error("num_samples", "missing; give the number of trials to sample, e.g. num_samples: 32")
-    num_samples = integer(ctx, "num_samples", data["num_samples"], 1)
-    if not params:
-        raise ctx.error("params", "nothing to search; add params or use searcher.kind: grid")
-    return [], num_samples
