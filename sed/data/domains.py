@@ -10,12 +10,12 @@ weak, unlabeled, validation and evaluation sets (docs/reference.md):
 =================== ================== ==================================
 knob                clean (synthetic)  recorded (weak, unlabeled, val, eval)
 =================== ================== ==================================
-event-to-background 12 to 24 dB        0 to 18 dB
-background level    -48 to -36 dBFS    -42 to -30 dBFS
+event-to-background 12 to 24 dB        6 to 21 dB
+background level    -48 to -36 dBFS    -45 to -30 dBFS
 microphone / room   flat               3 random peaking bands of
 response                               +-``eq_db`` = 10 dB (0.3-1 octave)
                                        and a tilt of +-5 dB over 10 octaves
-level               as mixed           -10 to 0 dB
+level               as mixed           -12 to 0 dB
 =================== ================== ==================================
 
 A domain's draws come after every draw of the clip itself, so the events and
@@ -55,7 +55,7 @@ class Domain:
 #: The synthetic soundscapes' domain: clean, loud events over quiet backgrounds.
 CLEAN = Domain(ebr_db=(12.0, 24.0), background_dbfs=(-48.0, -36.0))
 #: The recordings' domain: quieter events over louder backgrounds through a coloured chain.
-RECORDED = Domain(ebr_db=(0.0, 18.0), background_dbfs=(-42.0, -30.0), eq_db=10.0, level_db=(-10.0, 0.0))
+RECORDED = Domain(ebr_db=(6.0, 21.0), background_dbfs=(-45.0, -30.0), eq_db=10.0, level_db=(-12.0, 0.0))
 
 #: The ``gap`` size: synthetic (strong labels) clean, every other part recorded, as in DESED.
 GAP_DOMAINS: dict[str, Domain] = {
