@@ -45,8 +45,8 @@ import soundfile as sf
 
 from sed.cache import cache_root, exclusive_lock
 from sed.constants import CLIP_SECONDS
-from sed.data.domains import GAP_DOMAINS, Domain
 from sed.data.desed import LAYOUT, PUBLIC_META, STRONG_COLUMNS, WEAK_COLUMNS, Event
+from sed.data.domains import GAP_DOMAINS, Domain
 from sed.data.errors import DatasetError
 from sed.data.sounds import CLASS_DURATIONS, SR, render_background, render_clip, render_event
 
