@@ -85,7 +85,14 @@ def run_one(cfg: TrainConfig, cache: str | None) -> dict[str, Any]:
     val = [float(trainer.train_epoch()["val_macro_f1"]) for _ in range(cfg.epochs)]
     train_s = time.perf_counter() - started
     ev = trainer.evaluate("public_eval")
-    return dict(val_f1=val, best_epoch=trainer.best_epoch, eval_f1=float(ev["eval_macro_f1"]), train_s=train_s)
+    psds = ev.get("eval_psds")
+    return dict(
+        val_f1=val,
+        best_epoch=trainer.best_epoch,
+        eval_f1=float(ev["eval_macro_f1"]),
+        eval_psds=None if psds is None else float(psds),
+        train_s=train_s,
+    )
 
 
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
@@ -100,19 +107,21 @@ def _t_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def report(rows: list[dict[str, Any]], control: str = "none") -> str:
-    """The markdown table: per (configuration, overrides) group, mean [95 % CI] and the paired test vs control."""
+def report(rows: list[dict[str, Any]], control: str = "none", metric: str = "eval_f1") -> str:
+    """The markdown table of `metric` (eval_f1 | eval_psds): per (configuration, overrides) group,
+    mean [95 % CI] and the paired test vs the control (the seeds both have)."""
     from scipy import stats
 
     groups: dict[str, dict[int, float]] = defaultdict(dict)
     best_val: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         key = row["name"] + (" " + " ".join(row["set"]) if row.get("set") else "")
-        groups[key][row["seed"]] = row["eval_f1"]
+        if row.get(metric) is not None:
+            groups[key][row["seed"]] = row[metric]
         best_val[key].append(max(row["val_f1"]))
     reference = groups.get(control, {})
     lines = [
-        "| configuration | seeds | val F1 (clean) | public-eval F1 [95 % CI] | paired diff vs control [95 % CI] "
+        f"| configuration | seeds | val F1 (clean) | public-eval {metric} [95 % CI] | paired diff vs control [95 % CI] "
         "| t-test p | Wilcoxon p |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -144,6 +153,7 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="sedtune cache folder (data and features)")
     parser.add_argument("--jsonl", default="benchmarks/results/regime.jsonl")
     parser.add_argument("--report", action="store_true", help="only print the table of --jsonl")
+    parser.add_argument("--metric", default="eval_f1", choices=["eval_f1", "eval_psds"], help="what --report tabulates")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
@@ -162,7 +172,7 @@ def main() -> None:
                 with path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print(report(rows))
+    print(report(rows, metric=args.metric))
 
 
 if __name__ == "__main__":
