@@ -8,7 +8,8 @@ validation F1 on the public evaluation set (event macro F1, threshold 0.5,
 as the final stage of a search). The report gives, per configuration, the
 mean public-eval F1 over seeds with its 95 % t interval, and the paired
 difference from the control (same seeds) with its 95 % interval, the paired
-t-test and the Wilcoxon signed-rank p-values.
+t-test and the Wilcoxon signed-rank p-values. Results and what they mean:
+benchmarks/README.md, "A regime with a known answer?".
 
 Run (one thread per run, runs one after the other, each appended to --jsonl):
     OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none filter snr_noise --seeds 1 2 3 4 5
