@@ -50,6 +50,7 @@ import scipy.fft
 
 from sed.constants import CLIP_SECONDS, DESED_CLASSES, SAMPLE_RATE
 from sed.data.desed import Event
+from sed.data.domains import Domain, record
 from sed.data.errors import DatasetError
 from sed.data.signal_blocks import (  # the sounds' private toolkit
     F32,
@@ -350,9 +351,14 @@ def render_background(n: int, rng: np.random.Generator) -> np.ndarray:
     return _unit(x * drift)
 
 
-def render_clip(rng: np.random.Generator) -> tuple[np.ndarray, list[Event]]:
-    """One 10 s soundscape as int16 samples and its events (sorted by onset)."""
-    background_rms = 10 ** (rng.uniform(*_BACKGROUND_DBFS) / 20)
+def render_clip(rng: np.random.Generator, domain: Domain | None = None) -> tuple[np.ndarray, list[Event]]:
+    """One 10 s soundscape as int16 samples and its events (sorted by onset).
+
+    ``domain`` (sed.data.domains) sets the level ranges and the recording chain;
+    None is the original generator (the same draws and bytes as before domains existed).
+    """
+    ebr_range = _EBR_DB if domain is None else domain.ebr_db
+    background_rms = 10 ** (rng.uniform(*(_BACKGROUND_DBFS if domain is None else domain.background_dbfs)) / 20)
     mix = F32(background_rms) * render_background(CLIP_SAMPLES, rng)
     events: list[Event] = []
     placed: list[tuple[str, int, int]] = []  # label, start, stop (samples)
@@ -369,10 +375,12 @@ def render_clip(rng: np.random.Generator) -> tuple[np.ndarray, list[Event]]:
                 break
         else:
             continue  # no room for another event of this class
-        ebr_db = rng.uniform(*_EBR_DB)
+        ebr_db = rng.uniform(*ebr_range)
         mix[start:stop] += F32(background_rms * 10 ** (ebr_db / 20)) * audio
         placed.append((label, start, stop))
         events.append(Event(round(start / SR, 3), round(stop / SR, 3), label))
+    if domain is not None:
+        mix = record(mix, domain, rng)
     if not np.isfinite(mix).all():  # a synthesis bug, never the user's input
         raise RuntimeError("the embedded-data generator produced a non-finite sample")
     peak = float(np.max(np.abs(mix)))

@@ -46,11 +46,13 @@ import soundfile as sf
 from sed.cache import cache_root, exclusive_lock
 from sed.constants import CLIP_SECONDS
 from sed.data.desed import LAYOUT, PUBLIC_META, STRONG_COLUMNS, WEAK_COLUMNS, Event
+from sed.data.domains import GAP_DOMAINS, Domain
 from sed.data.errors import DatasetError
 from sed.data.sounds import CLASS_DURATIONS, SR, render_background, render_clip, render_event
 
 __all__ = [
     "SIZES",
+    "DOMAINS",
     "CLASS_DURATIONS",
     "GENERATOR_VERSION",
     "COMPLETE_MARKER",
@@ -82,11 +84,19 @@ class PartSizes:
 
 
 #: Dataset sizes (clips per part). ``default`` is what the CLI and the trainer use without --data.
+#: ``gap`` is DESED's regime in miniature (sed.data.domains): the clean synthetic part
+#: (150; DESED 2020: 2584 training soundscapes) carries the strong labels, while the
+#: weak (50; DESED 1578) and unlabeled (600; DESED 14412 in-domain) training clips and
+#: the validation (100; DESED 1168) and public evaluation (100; DESED 692) clips are
+#: "recorded": louder backgrounds, quieter events, a coloured response, level changes.
 SIZES: dict[str, PartSizes] = {
     "tiny": PartSizes(20, 8, 16, 8, 8),
     "small": PartSizes(160, 80, 160, 40, 40),
     "default": PartSizes(400, 200, 400, 100, 100),
+    "gap": PartSizes(150, 50, 600, 100, 100),
 }
+#: Each part's acoustic domain per size (a size or part not listed: the original generator).
+DOMAINS: dict[str, dict[str, Domain]] = {"gap": GAP_DOMAINS}
 
 # Stream keys of the parts: fixed numbers, so adding a part never changes another.
 _PART_KEYS: dict[str, int] = {"synthetic": 1, "weak": 2, "unlabeled": 3, "validation": 4, "public_eval": 5}
@@ -124,12 +134,13 @@ def _clip_name(part: str, index: int) -> str:
 _CHUNK = 25  # clips per task when generating in several processes
 
 
-def _render_chunk(task: tuple[int, str, int, int, str]) -> list[list[Event]]:
+def _render_chunk(task: tuple[int, str, int, int, str, str]) -> list[list[Event]]:
     """Render and write clips ``start .. stop-1`` of one part; returns their events."""
-    seed, part, start, stop, audio_dir = task
+    seed, part, start, stop, audio_dir, size = task
+    domain = DOMAINS.get(size, {}).get(part)
     events: list[list[Event]] = []
     for index in range(start, stop):
-        samples, clip_events = render_clip(_clip_rng(seed, part, index))
+        samples, clip_events = render_clip(_clip_rng(seed, part, index), domain)
         _write_wav(Path(audio_dir) / _clip_name(part, index), samples)
         events.append(clip_events)
     return events
@@ -145,12 +156,12 @@ def _build(out: Path, size: str, seed: int, workers: int | None = None) -> dict[
     """
     sizes = SIZES[size]
     counts = {part: getattr(sizes, part) for part in LAYOUT}
-    tasks: list[tuple[int, str, int, int, str]] = []
+    tasks: list[tuple[int, str, int, int, str, str]] = []
     for part, layout in LAYOUT.items():
         audio_dir = out / layout.audio_dir
         audio_dir.mkdir(parents=True, exist_ok=True)
         for start in range(0, counts[part], _CHUNK):
-            tasks.append((seed, part, start, min(counts[part], start + _CHUNK), str(audio_dir)))
+            tasks.append((seed, part, start, min(counts[part], start + _CHUNK), str(audio_dir), size))
     workers = 1 if workers is None else max(1, int(workers))
     if workers > 1:
         context = multiprocessing.get_context("spawn")
@@ -280,7 +291,7 @@ def ensure_embedded(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sed.data.synth OUT [--size tiny|small|default] [--seed N] [--force] [--workers N]``."""
+    """``python -m sed.data.synth OUT [--size tiny|small|default|gap] [--seed N] [--force] [--workers N]``."""
     parser = argparse.ArgumentParser(
         prog="python -m sed.data.synth",
         description=(

@@ -1,0 +1,100 @@
+"""The `gap` embedded regime: old sizes unchanged, DESED-like part counts, a measurable domain gap."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from sed.config import EMBEDDED_SIZES
+from sed.data import synth
+from sed.data.desed import load_desed
+from sed.data.domains import CLEAN, GAP_DOMAINS, RECORDED, Domain
+from sed.data.sounds import SR, render_clip
+
+#: sha256 of render_clip's samples and events for seeds 0 and 3, every part, clips 0 and 7,
+#: computed with the generator as committed before domains existed (728cc53).
+ORIGINAL_CLIPS_SHA256 = "eed6975dea10f35ff0f349d30d4202760af7597bf5b26705731ee61f671df04b"
+
+
+def test_the_original_sizes_render_the_same_bytes_as_before_domains():
+    digest = hashlib.sha256()
+    for seed in (0, 3):
+        for part in ("synthetic", "weak", "unlabeled", "validation", "public_eval"):
+            for index in (0, 7):
+                samples, events = render_clip(synth._clip_rng(seed, part, index))
+                digest.update(samples.tobytes())
+                digest.update(repr(events).encode())
+    assert digest.hexdigest() == ORIGINAL_CLIPS_SHA256
+    assert synth.SIZES["default"] == synth.PartSizes(400, 200, 400, 100, 100)
+    assert synth.SIZES["small"] == synth.PartSizes(160, 80, 160, 40, 40)
+    assert synth.SIZES["tiny"] == synth.PartSizes(20, 8, 16, 8, 8)
+    assert not any(size in synth.DOMAINS for size in ("tiny", "small", "default"))
+
+
+def test_gap_is_semi_supervised_with_a_clean_strong_part_and_recorded_rest():
+    assert "gap" in EMBEDDED_SIZES
+    sizes = synth.SIZES["gap"]
+    labelled = sizes.synthetic + sizes.weak
+    assert sizes.unlabeled >= 3 * labelled  # DESED 2020: 14412 vs 2584 + 1578 (3.5x)
+    assert sizes.unlabeled >= 10 * sizes.weak  # DESED: 9.1x
+    assert synth.DOMAINS["gap"] is GAP_DOMAINS
+    assert GAP_DOMAINS["synthetic"] is CLEAN
+    assert all(GAP_DOMAINS[p] is RECORDED for p in ("weak", "unlabeled", "validation", "public_eval"))
+
+
+def _ebr_db(samples: np.ndarray, events) -> float:
+    """dB RMS inside the labelled regions minus dB RMS outside them."""
+    x = samples.astype(np.float64)
+    inside = np.zeros(len(x), dtype=bool)
+    for event in events:
+        inside[int(event.onset * SR) : int(event.offset * SR)] = True
+    if inside.all() or not inside.any():
+        return float("nan")
+    return float(10 * np.log10(np.mean(x[inside] ** 2) / np.mean(x[~inside] ** 2)))
+
+
+def _clips(domain: Domain, n: int = 8):
+    return [render_clip(synth._clip_rng(0, "public_eval", i), domain) for i in range(n)]
+
+
+def test_the_domain_gap_is_measurable_in_the_audio():
+    clean, recorded = _clips(CLEAN), _clips(RECORDED)  # same streams: the same events
+    ebr_clean = np.nanmedian([_ebr_db(s, e) for s, e in clean])
+    ebr_recorded = np.nanmedian([_ebr_db(s, e) for s, e in recorded])
+    assert ebr_clean - ebr_recorded > 4.0, (ebr_clean, ebr_recorded)
+
+    # the recording chain colours the spectrum: the same clip (same stream) with and without it
+    flat = Domain(ebr_db=RECORDED.ebr_db, background_dbfs=RECORDED.background_dbfs)
+
+    def spectrum_db(samples: np.ndarray) -> np.ndarray:
+        power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+        bands = np.array_split(power[len(power) // 80 :], 16)  # 100 Hz - 8 kHz in 16 bands
+        return 10 * np.log10(np.array([b.mean() for b in bands]) + 1e-9)
+
+    colour = []
+    for index in range(4):
+        coloured, _ = render_clip(synth._clip_rng(0, "public_eval", index), RECORDED)
+        plain, _ = render_clip(synth._clip_rng(0, "public_eval", index), flat)
+        colour.append(float(np.std(spectrum_db(coloured) - spectrum_db(plain))))
+    assert np.median(colour) > 2.0, colour
+
+
+def test_the_recording_chain_draws_after_the_clip_so_events_do_not_move():
+    flat = Domain(ebr_db=RECORDED.ebr_db, background_dbfs=RECORDED.background_dbfs)
+    for index in range(3):
+        _, events_flat = render_clip(synth._clip_rng(1, "weak", index), flat)
+        _, events_recorded = render_clip(synth._clip_rng(1, "weak", index), RECORDED)
+        assert events_flat == events_recorded
+
+
+def test_a_gap_dataset_loads_with_its_parts(tmp_path, monkeypatch):
+    monkeypatch.setitem(synth.SIZES, "gap", synth.PartSizes(6, 3, 9, 3, 3))
+    root = synth.generate_dataset(tmp_path / "gap", "gap", seed=0)
+    dataset = load_desed(root)
+    counts = {name: len(split.filenames) for name, split in dataset.splits.items()}
+    assert counts["weak"] == 3 and counts["unlabeled"] == 9
+    assert counts["synthetic_train"] + counts["synthetic_val"] == 6
+    with pytest.raises(Exception, match="unknown embedded dataset size"):
+        synth.generate_dataset(tmp_path / "other", "huge", seed=0)
