@@ -116,6 +116,20 @@ def _event_tags(directory: Path) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.timeout(500)
+def _recorded_as_ended(exp: Path, trial_id: str) -> bool:
+    """Whether Ray's experiment state (what --resume restores) already holds the trial as ended: killed
+    before that snapshot, the resume restores the trial from its checkpoint and runs it again."""
+    for path in exp.glob("experiment_state-*.json"):
+        try:
+            state = json.loads(path.read_text())
+            trials = [json.loads(entry[0]) for entry in state.get("trial_data", [])]
+        except (OSError, ValueError, TypeError, IndexError):
+            continue  # being written
+        if any(t.get("trial_id") == trial_id and t.get("status") == "TERMINATED" for t in trials):
+            return True
+    return False
+
+
 def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     out = tmp_path / "results"
     exp = out / "tiny"
@@ -135,7 +149,11 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
         progress = exp / f"trial_{first}" / "progress.csv"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if progress.is_file() and len(progress.read_text().strip().splitlines()) == epochs + 1:
+            if (
+                progress.is_file()
+                and len(progress.read_text().strip().splitlines()) == epochs + 1
+                and _recorded_as_ended(exp, first)
+            ):
                 break
             time.sleep(0.2)
         orphans = _kill_driver(proc)
