@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,20 +14,29 @@ from sed.data.desed import load_desed
 from sed.data.domains import CLEAN, GAP_DOMAINS, RECORDED, Domain
 from sed.data.sounds import SR, render_clip
 
-#: sha256 of render_clip's samples and events for seeds 0 and 3, every part, clips 0 and 7,
-#: computed with the generator as committed before domains existed (728cc53).
-ORIGINAL_CLIPS_SHA256 = "eed6975dea10f35ff0f349d30d4202760af7597bf5b26705731ee61f671df04b"
+#: Per clip (seeds 0 and 3, every part, clips 0 and 7): the events, and the sum and the sum of
+#: absolute values of the int16 samples in each of 100 blocks of 0.1 s, rendered with the generator
+#: as committed before domains existed (728cc53; the samples' sha256 was eed6975d...f671df04b).
+ORIGINAL_CLIPS = Path(__file__).parent / "data" / "original_clips.json"
+#: How far a block's sums may move. scipy's FFT differs in the last bit between releases (1.17 vs
+#: 1.18: up to 301 of 160000 samples one int16 step apart, block sums at most 6 apart), so the
+#: bytes are not portable; a change to the generator moves block sums by thousands.
+BLOCK_TOLERANCE = 16  # 1 % of a block's 1600 samples
 
 
-def test_the_original_sizes_render_the_same_bytes_as_before_domains():
-    digest = hashlib.sha256()
+def test_the_original_sizes_render_the_same_clips_as_before_domains():
+    reference = json.loads(ORIGINAL_CLIPS.read_text())
     for seed in (0, 3):
         for part in ("synthetic", "weak", "unlabeled", "validation", "public_eval"):
             for index in (0, 7):
                 samples, events = render_clip(synth._clip_rng(seed, part, index))
-                digest.update(samples.tobytes())
-                digest.update(repr(events).encode())
-    assert digest.hexdigest() == ORIGINAL_CLIPS_SHA256
+                expected = reference[f"{seed}_{part}_{index}"]
+                assert repr(events) == expected["events"], (seed, part, index)
+                blocks = samples.astype(np.int64).reshape(100, -1)
+                sums = np.abs(blocks.sum(axis=1) - np.array(expected["block_sum"]))
+                magnitudes = np.abs(np.abs(blocks).sum(axis=1) - np.array(expected["block_abs"]))
+                assert sums.max() <= BLOCK_TOLERANCE, (seed, part, index, int(sums.max()))
+                assert magnitudes.max() <= BLOCK_TOLERANCE, (seed, part, index, int(magnitudes.max()))
     assert synth.SIZES["default"] == synth.PartSizes(400, 200, 400, 100, 100)
     assert synth.SIZES["small"] == synth.PartSizes(160, 80, 160, 40, 40)
     assert synth.SIZES["tiny"] == synth.PartSizes(20, 8, 16, 8, 8)
