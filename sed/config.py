@@ -41,7 +41,7 @@ REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
-EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap")
+EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap", "scarce")
 #: The training step on a GPU (sed.training.fast_step).
 FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
 

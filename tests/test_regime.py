@@ -108,3 +108,18 @@ def test_a_gap_dataset_loads_with_its_parts(tmp_path, monkeypatch):
     assert counts["synthetic_train"] + counts["synthetic_val"] == 6
     with pytest.raises(Exception, match="unknown embedded dataset size"):
         synth.generate_dataset(tmp_path / "other", "huge", seed=0)
+
+
+def test_scarce_is_gap_with_a_quarter_of_its_labelled_clips(tmp_path, monkeypatch):
+    gap, scarce = synth.SIZES["gap"], synth.SIZES["scarce"]
+    assert "scarce" in EMBEDDED_SIZES and synth.DOMAINS["scarce"] is GAP_DOMAINS
+    assert (scarce.synthetic, scarce.weak) == (40, 20) and (gap.synthetic, gap.weak) == (150, 50)
+    assert (scarce.unlabeled, scarce.validation, scarce.public_eval) == (gap.unlabeled, 100, 100)
+    # a clip is the same in both sizes: scarce's labelled parts are the first clips of gap's
+    monkeypatch.setitem(synth.SIZES, "gap", synth.PartSizes(4, 2, 2, 1, 1))
+    monkeypatch.setitem(synth.SIZES, "scarce", synth.PartSizes(2, 1, 2, 1, 1))
+    roots = {size: synth.generate_dataset(tmp_path / size, size, seed=0) for size in ("gap", "scarce")}
+    wavs = {size: sorted(p.relative_to(root) for p in root.rglob("*.wav")) for size, root in roots.items()}
+    assert set(wavs["scarce"]) < set(wavs["gap"])
+    for name in wavs["scarce"]:
+        assert (roots["scarce"] / name).read_bytes() == (roots["gap"] / name).read_bytes(), name

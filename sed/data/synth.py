@@ -89,14 +89,18 @@ class PartSizes:
 #: weak (50; DESED 1578) and unlabeled (600; DESED 14412 in-domain) training clips and
 #: the validation (100; DESED 1168) and public evaluation (100; DESED 692) clips are
 #: "recorded": louder backgrounds, quieter events, a coloured response, level changes.
+#: ``scarce`` is ``gap`` with a quarter of its labelled clips (its first 40 synthetic and 20
+#: weak clips: a clip depends on (seed, part, index), not on the size) and the same 600
+#: unlabeled ones, so that a supervised model over-fits its labels within a CPU budget.
 SIZES: dict[str, PartSizes] = {
     "tiny": PartSizes(20, 8, 16, 8, 8),
     "small": PartSizes(160, 80, 160, 40, 40),
     "default": PartSizes(400, 200, 400, 100, 100),
     "gap": PartSizes(150, 50, 600, 100, 100),
+    "scarce": PartSizes(40, 20, 600, 100, 100),
 }
 #: Each part's acoustic domain per size (a size or part not listed: the original generator).
-DOMAINS: dict[str, dict[str, Domain]] = {"gap": GAP_DOMAINS}
+DOMAINS: dict[str, dict[str, Domain]] = {"gap": GAP_DOMAINS, "scarce": GAP_DOMAINS}
 
 # Stream keys of the parts: fixed numbers, so adding a part never changes another.
 _PART_KEYS: dict[str, int] = {"synthetic": 1, "weak": 2, "unlabeled": 3, "validation": 4, "public_eval": 5}
@@ -291,7 +295,7 @@ def ensure_embedded(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sed.data.synth OUT [--size tiny|small|default|gap] [--seed N] [--force] [--workers N]``."""
+    """``python -m sed.data.synth OUT [--size tiny|small|default|gap|scarce] [--seed N] [--force] [--workers N]``."""
     parser = argparse.ArgumentParser(
         prog="python -m sed.data.synth",
         description=(
