@@ -80,59 +80,6 @@ def s3_ray():
                 os.environ[key] = value
 
 
-@pytest.mark.timeout(400)
-def test_search_and_final_stage_with_out_on_s3(s3_ray, tmp_path, capsys, session_cache, tiny_data_root):
-    import pyarrow.fs as pafs
-
-    driver = tmp_path / "driver"
-    code = main(
-        [
-            "--space",
-            TINY,
-            "--num-samples",
-            "2",
-            "--out",
-            "s3://sedtune/runs",
-            "--driver-dir",
-            str(driver),
-            "--data",
-            str(tiny_data_root),
-            "--cache-dir",
-            str(session_cache),
-        ]
-    )
-    printed = capsys.readouterr()
-    assert code == 0, printed.err[-3000:]
-    assert "s3://sedtune/runs checked from the driver and 1 node(s)" in printed.out
-    assert f"written on the driver in {driver / 'tiny'} and copied to s3://sedtune/runs/tiny" in printed.out
-    fs = s3_ray
-    names = {
-        info.path.removeprefix("sedtune/runs/tiny/")
-        for info in fs.get_file_info(pafs.FileSelector("sedtune/runs/tiny", recursive=True))
-    }
-    # the driver's files, copied
-    for name in (
-        "search.parquet",
-        "final.parquet",
-        "final_summary.parquet",
-        "optuna.journal",
-        "sedtune_run.json",
-        "report.html",
-        "progress.log",
-        "concurrency.json",
-    ):
-        assert name in names, name
-    # Ray's own: experiment state, per-trial results and checkpoints, the final stage's outputs
-    assert any(n.startswith("experiment_state") for n in names)
-    assert sum(n.endswith("/progress.csv") and n.startswith("trial_") for n in names) == 2
-    assert any(n.startswith("trial_") and "/checkpoint_" in n for n in names)
-    assert any(n.startswith("final/") and n.endswith("/outputs/best_model.pt") for n in names)
-    with fs.open_input_file("sedtune/runs/tiny/search.parquet") as f:
-        board = pd.read_parquet(f)
-    assert len(board) == 2 and board["val_macro_f1"].notna().all()
-    assert (driver / "tiny" / "search.parquet").is_file()
-
-
 def test_storage_that_cannot_be_written_is_refused(s3_ray, tmp_path, capsys, session_cache, tiny_data_root):
     code = main(
         [
@@ -155,35 +102,59 @@ def test_storage_that_cannot_be_written_is_refused(s3_ray, tmp_path, capsys, ses
     assert not (tmp_path / "driver" / "tiny").exists()
 
 
-@pytest.mark.timeout(400)
-def test_resume_from_the_bucket_on_a_driver_without_the_experiment(
+@pytest.mark.timeout(500)
+def test_search_on_s3_then_resume_from_the_bucket_on_a_driver_without_the_experiment(
     s3_ray, tmp_path, capsys, session_cache, tiny_data_root
 ):
-    """A search on s3 without its final stage, then `--resume` from another driver folder: the driver
-    files come back from the bucket, the finished search is kept (no trial retrained), the final stage
-    runs and its leaderboards land in the bucket."""
+    """A search with `--out s3://...` without its final stage, then `--resume` from another driver folder:
+    the driver files come back from the bucket, the finished search is kept (no trial retrained), the
+    final stage runs, and the experiment in the bucket holds Ray's files and the driver's."""
+    import pyarrow.fs as pafs
 
     common = ["--data", str(tiny_data_root), "--cache-dir", str(session_cache)]
-    first = ["--space", TINY, "--num-samples", "2", "--out", "s3://sedtune/resumed", "--no-final", "--no-report"]
-    assert main([*first, "--driver-dir", str(tmp_path / "one"), *common]) == 0, capsys.readouterr().err[-3000:]
-    capsys.readouterr()
+    first = ["--space", TINY, "--num-samples", "2", "--out", "s3://sedtune/runs", "--no-final", "--no-report"]
+    one = tmp_path / "one"
+    assert main([*first, "--driver-dir", str(one), *common]) == 0, capsys.readouterr().err[-3000:]
+    printed = capsys.readouterr()
+    assert "s3://sedtune/runs checked from the driver and 1 node(s)" in printed.out
+    assert f"written on the driver in {one / 'tiny'} and copied to s3://sedtune/runs/tiny" in printed.out
     fs = s3_ray
-    with fs.open_input_file("sedtune/resumed/tiny/search.parquet") as f:
+    with fs.open_input_file("sedtune/runs/tiny/search.parquet") as f:
         before = pd.read_parquet(f)
+    assert len(before) == 2 and before["val_macro_f1"].notna().all()
     other = tmp_path / "two"
-    missing = ["--resume", "--out", "s3://sedtune/resumed", "--name", "nope", "--driver-dir", str(other)]
+    missing = ["--resume", "--out", "s3://sedtune/runs", "--name", "nope", "--driver-dir", str(other)]
     assert main(missing) == 2
-    assert "--resume: no experiment at s3://sedtune/resumed/nope (no sedtune_run.json)" in capsys.readouterr().err
+    assert "--resume: no experiment at s3://sedtune/runs/nope (no sedtune_run.json)" in capsys.readouterr().err
     assert not other.exists() or not any(other.iterdir())  # nothing half-copied left behind
-    again = ["--resume", "--out", "s3://sedtune/resumed", "--name", "tiny", "--driver-dir", str(other), "--no-report"]
-    code = main(again)
+    code = main(["--resume", "--out", "s3://sedtune/runs", "--name", "tiny", "--driver-dir", str(other)])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]
     assert "sedtune: --resume: copied sedtune_run.json, search.parquet" in printed.out
-    assert "from s3://sedtune/resumed/tiny into" in printed.out
-    assert (other / "tiny" / "search.parquet").is_file()
+    assert "from s3://sedtune/runs/tiny into" in printed.out
     local = pd.read_parquet(other / "tiny" / "search.parquet")
     assert sorted(local["trial_id"]) == sorted(before["trial_id"])  # the search was not run again
-    with fs.open_input_file("sedtune/resumed/tiny/final.parquet") as f:
+    names = {
+        info.path.removeprefix("sedtune/runs/tiny/")
+        for info in fs.get_file_info(pafs.FileSelector("sedtune/runs/tiny", recursive=True))
+    }
+    # the driver's files, copied
+    for name in (
+        "search.parquet",
+        "final.parquet",
+        "final_summary.parquet",
+        "optuna.journal",
+        "sedtune_run.json",
+        "report.html",
+        "progress.log",
+        "concurrency.json",
+    ):
+        assert name in names, name
+    # Ray's own: experiment state, per-trial results and checkpoints, the final stage's outputs
+    assert any(n.startswith("experiment_state") for n in names)
+    assert sum(n.endswith("/progress.csv") and n.startswith("trial_") for n in names) == 2
+    assert any(n.startswith("trial_") and "/checkpoint_" in n for n in names)
+    assert any(n.startswith("final/") and n.endswith("/outputs/best_model.pt") for n in names)
+    with fs.open_input_file("sedtune/runs/tiny/final.parquet") as f:
         final = pd.read_parquet(f)
     assert len(final) >= 2 and final["eval_macro_f1"].notna().all()
