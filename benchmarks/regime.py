@@ -15,6 +15,7 @@ Run (one thread per run, runs one after the other, each appended to --jsonl):
     OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none filter snr_noise --seeds 1 2 3 4 5
     python benchmarks/regime.py --report --jsonl benchmarks/results/regime.jsonl
     python benchmarks/regime.py --list
+    OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none random-input --set embedded_size=scarce epochs=36
 """
 
 from __future__ import annotations
