@@ -110,7 +110,7 @@ def test_a_gap_dataset_loads_with_its_parts(tmp_path, monkeypatch):
         synth.generate_dataset(tmp_path / "other", "huge", seed=0)
 
 
-def test_scarce_is_gap_with_a_quarter_of_its_labelled_clips(tmp_path, monkeypatch):
+def test_scarce_is_gap_with_60_of_its_200_labelled_clips(tmp_path, monkeypatch):
     gap, scarce = synth.SIZES["gap"], synth.SIZES["scarce"]
     assert "scarce" in EMBEDDED_SIZES and synth.DOMAINS["scarce"] is GAP_DOMAINS
     assert (scarce.synthetic, scarce.weak) == (40, 20) and (gap.synthetic, gap.weak) == (150, 50)

@@ -89,7 +89,7 @@ class PartSizes:
 #: weak (50; DESED 1578) and unlabeled (600; DESED 14412 in-domain) training clips and
 #: the validation (100; DESED 1168) and public evaluation (100; DESED 692) clips are
 #: "recorded": louder backgrounds, quieter events, a coloured response, level changes.
-#: ``scarce`` is ``gap`` with a quarter of its labelled clips (its first 40 synthetic and 20
+#: ``scarce`` is ``gap`` with 60 of its 200 labelled clips (its first 40 synthetic and 20
 #: weak clips: a clip depends on (seed, part, index), not on the size) and the same 600
 #: unlabeled ones, so that a supervised model over-fits its labels within a CPU budget.
 SIZES: dict[str, PartSizes] = {
