@@ -32,7 +32,7 @@ from . import trial_spec
 from .failures import trial_error_text
 from .postprocess import CI_NOTE, COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from .space import Space
-from .summary import control_comparison
+from .summary import control_comparison, paired_comparison
 from .table1 import format_table1
 from .trial_compute import compute_line
 
@@ -326,10 +326,15 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         print(format_table(frame, list(frame.columns)))
         if "eval_macro_f1_tuned_mean" in summary:
             print(TUNED_NOTE)
+        final_path = exp_dir / lb.FINAL_FILE
+        final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
         for metric in COMPARED_METRICS:
             comparison = control_comparison(summary, metric)
             if comparison is not None:
                 print("  " + comparison.sentence())
+            paired = paired_comparison(final, summary, metric)
+            if paired is not None:
+                print("  " + paired.sentence())
         if space.groups:  # a search per group: each group's best, as the paper's Table 1
             print("\n" + format_table1(space, search, summary))
     final_path = exp_dir / lb.FINAL_FILE

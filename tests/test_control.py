@@ -72,8 +72,12 @@ def test_control_mapping_and_refusals():
 
 
 def _summary(best: list[float], control: list[float]) -> pd.DataFrame:
+    return final_stage.summary_frame(_final(best, control), ["a"], control=True)
+
+
+def _final(best: list[float], control: list[float]) -> pd.DataFrame:
     n_best, n_ctl = len(best), len(control)
-    final = pd.DataFrame(
+    return pd.DataFrame(
         {
             "config_id": ["a"] * n_best + [CONTROL_ID] * n_ctl,
             "label": ["A"] * n_best + ["control: no augmentation"] * n_ctl,
@@ -86,7 +90,6 @@ def _summary(best: list[float], control: list[float]) -> pd.DataFrame:
             "eval_psds": best + control,
         }
     )
-    return final_stage.summary_frame(final, ["a"], control=True)
 
 
 def test_comparison_verdicts_by_hand():
@@ -109,6 +112,41 @@ def test_comparison_verdicts_by_hand():
     assert summary_module.control_comparison(no_control, "eval_macro_f1") is None
 
 
+def test_paired_comparison_by_hand():
+    # differences 0.01, 0.02, 0.03 (seeds 1-3): mean 0.02, sd 0.01, t = 0.02 / (0.01 / sqrt 3) = 3.4641 on
+    # 2 degrees of freedom: two-sided p = 0.0742; interval 0.02 +- 4.3027 * 0.01 / sqrt 3 = [-0.00484, 0.04484];
+    # Wilcoxon: all 3 signs positive, exact p = 2 / 2**3 = 0.25
+    best, control = [0.31, 0.42, 0.53], [0.30, 0.40, 0.50]
+    paired = summary_module.paired_comparison(_final(best, control), _summary(best, control), "eval_macro_f1")
+    assert paired.seeds == (1, 2, 3)
+    assert paired.differences == pytest.approx((0.01, 0.02, 0.03))
+    assert paired.mean == pytest.approx(0.02)
+    assert (paired.low, paired.high) == pytest.approx((-0.0048414, 0.0448414), abs=1e-6)
+    assert paired.t_p == pytest.approx(0.07418, abs=1e-4)
+    assert paired.wilcoxon_p == pytest.approx(0.25)
+    assert paired.verdict == "same"
+    assert "higher on 3 of 3 seeds" in paired.sentence() and "no difference at p < 0.05" in paired.sentence()
+    # the CIs of the two configurations overlap widely, yet 5 seeds that all gain 0.02-0.04 are a paired win:
+    # differences 0.02, 0.03, 0.04, 0.03, 0.03: mean 0.03, sd 0.00707, t = 9.487 on 4 df, p = 0.000689;
+    # Wilcoxon exact 2 / 2**5 = 0.0625
+    best, control = [0.22, 0.43, 0.34, 0.53, 0.63], [0.20, 0.40, 0.30, 0.50, 0.60]
+    summary = _summary(best, control)
+    assert summary_module.control_comparison(summary, "eval_macro_f1").verdict == "overlap"
+    paired = summary_module.paired_comparison(_final(best, control), summary, "eval_macro_f1")
+    assert paired.t_p == pytest.approx(0.000689, rel=1e-2)
+    assert paired.wilcoxon_p == pytest.approx(0.0625)
+    assert paired.verdict == "beats" and "beats the control (paired t-test p < 0.05)" in paired.sentence()
+    flipped = summary_module.paired_comparison(_final(control, best), _summary(control, best), "eval_macro_f1")
+    assert flipped.verdict == "below" and flipped.mean == pytest.approx(-0.03)
+    # only the seeds both completed are paired; a failed seed (NaN) is left out
+    final = _final([0.22, float("nan"), 0.34], [0.20, 0.40, 0.30, 0.50])
+    paired = summary_module.paired_comparison(final, _summary([0.22, 0.34], [0.20, 0.40]), "eval_macro_f1")
+    assert paired.seeds == (1, 3) and paired.differences == pytest.approx((0.02, 0.04))
+    # no control: no comparison
+    no_control = final[final["control"] == False]  # noqa: E712
+    assert summary_module.paired_comparison(no_control, summary_module.summarize_final(no_control), "x") is None
+
+
 def _summary_verdict(best: list[float], control: list[float]) -> str:
     return summary_module.control_comparison(_summary(best, control), "eval_macro_f1").verdict
 
@@ -121,6 +159,24 @@ def test_summary_prints_the_control_beside_the_best(tmp_path, capsys):
     assert "control: no augmentation" in out
     assert "eval_macro_f1: best config A 0.4200 [0.3703, 0.4697] (n=3) vs control 0.3100" in out
     assert "beats the control" in out
+    assert "eval_macro_f1, paired by seed" not in out  # no final.parquet in exp_dir: no seeds to pair
+
+
+def test_summary_prints_the_paired_test(tmp_path, capsys):
+    from search import leaderboard as lb
+
+    space = space_with("none")
+    search = pd.DataFrame({"trial_id": ["t1"], "status": ["COMPLETED"], "val_macro_f1": [0.4]})
+    best, control = [0.22, 0.43, 0.34, 0.53, 0.63], [0.20, 0.40, 0.30, 0.50, 0.60]
+    lb.write_parquet_atomic(_final(best, control), tmp_path / lb.FINAL_FILE, {})
+    print_summary(space, search, _summary(best, control), tmp_path)
+    out = capsys.readouterr().out
+    assert "not distinguishable from the control" in out  # the intervals overlap...
+    assert (
+        "eval_macro_f1, paired by seed (5 seeds: 1, 2, 3, 4, 5): A minus control +0.0300 [+0.0212, +0.0388], "
+        "higher on 5 of 5 seeds, paired t-test p = 0.000689, Wilcoxon p = 0.0625: the best configuration beats "
+        "the control (paired t-test p < 0.05)"
+    ) in out  # ...the paired test sees the win
 
 
 def test_rows_written_before_the_control_column_are_not_controls():
