@@ -297,6 +297,8 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             + ": "
             + ", ".join(search.loc[search["pareto"], "trial_id"])
         )
+    final_path = exp_dir / lb.FINAL_FILE
+    final = lb.read_parquet(final_path) if summary is not None and final_path.is_file() else pd.DataFrame()
     if summary is not None and not summary.empty:
         print()
         print("== final stage: public evaluation set, mean [95 % CI] over seeds ==")
@@ -326,8 +328,6 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         print(format_table(frame, list(frame.columns)))
         if "eval_macro_f1_tuned_mean" in summary:
             print(TUNED_NOTE)
-        final_path = exp_dir / lb.FINAL_FILE
-        final = lb.read_parquet(final_path) if final_path.is_file() else pd.DataFrame()
         for metric in COMPARED_METRICS:
             comparison = control_comparison(summary, metric)
             if comparison is not None:
@@ -337,9 +337,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
                 print("  " + paired.sentence())
         if space.groups:  # a search per group: each group's best, as the paper's Table 1
             print("\n" + format_table1(space, search, summary))
-    final_path = exp_dir / lb.FINAL_FILE
     if summary is not None and final_path.is_file():
-        final = lb.read_parquet(final_path)
         print(compute_line("final stage", final))
         print(compute_line("experiment", search, final))
     print()

@@ -134,15 +134,23 @@ class ControlComparison:
         )
 
 
-def control_comparison(summary: pd.DataFrame, metric: str) -> ControlComparison | None:
-    """Rank-1 config vs the control row of final_summary (None without both)."""
+def _best_and_control(summary: pd.DataFrame | None) -> tuple[pd.Series, pd.Series] | None:
+    """The rank-1 configuration's row and the control's row of final_summary (None without both)."""
     if summary is None or summary.empty or "control" not in summary:
         return None
     is_control = summary["control"].fillna(False).astype(bool)
     controls, configs = summary[is_control], summary[~is_control]
-    if controls.empty or configs.empty or f"{metric}_mean" not in summary:
+    if controls.empty or configs.empty:
         return None
-    best, control = configs.iloc[0], controls.iloc[0]
+    return configs.iloc[0], controls.iloc[0]
+
+
+def control_comparison(summary: pd.DataFrame, metric: str) -> ControlComparison | None:
+    """Rank-1 config vs the control row of final_summary (None without both)."""
+    pair = _best_and_control(summary)
+    if pair is None or f"{metric}_mean" not in summary:
+        return None
+    best, control = pair
 
     def triple(row: pd.Series) -> tuple[float, float, float]:
         return tuple(_float(row.get(f"{metric}_{part}")) for part in ("mean", "ci95_low", "ci95_high"))  # type: ignore[return-value]
@@ -169,8 +177,8 @@ class PairedComparison:
     augmentation draws up to where the objectives differ), so the per-seed
     difference removes most of the seed-to-seed spread that makes the two
     configurations' intervals overlap. `t_p` is the two-sided paired t-test,
-    `wilcoxon_p` the exact two-sided Wilcoxon signed-rank test (no normality
-    assumed; with n seeds it cannot go below 2 / 2**n: 0.0625 with 5).
+    `wilcoxon_p` the two-sided Wilcoxon signed-rank test (scipy's exact distribution
+    for small n without ties; no normality assumed; with n seeds it cannot go below 2 / 2**n: 0.0625 with 5).
     """
 
     metric: str
@@ -228,15 +236,10 @@ def paired_comparison(final: pd.DataFrame, summary: pd.DataFrame, metric: str) -
     """
     from scipy import stats
 
-    if summary is None or summary.empty or "control" not in summary or final is None or final.empty:
+    pair = _best_and_control(summary)
+    if pair is None or final is None or final.empty or metric not in final or "seed" not in final:
         return None
-    if metric not in final or "seed" not in final:
-        return None
-    is_control = summary["control"].fillna(False).astype(bool)
-    controls, configs = summary[is_control], summary[~is_control]
-    if controls.empty or configs.empty:
-        return None
-    best, control = configs.iloc[0], controls.iloc[0]
+    best, control = pair
     done = final[final["status"] == "COMPLETED"] if "status" in final else final
 
     def by_seed(config_id: Any) -> dict[int, float]:
