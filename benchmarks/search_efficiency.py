@@ -1,33 +1,44 @@
-"""Search efficiency (issue 13, item 4): Optuna TPE + ASHA vs random search (FIFO) vs TPE without ASHA.
+"""Search efficiency (issue 13 item 4, issue 26 item 3): Optuna TPE + ASHA vs random search (FIFO) vs TPE without ASHA.
 
 A tabular benchmark in two steps, so that many repetitions of each search
 cost seconds instead of hours on a 2-core machine:
 
-1. `table`: train every configuration of a discrete version of the demo
-   space once (the `fixed` block of `spaces/demo.yaml`, the demo's CRNN,
-   data and 9 x 25-step epochs; `augmentation` x `locations` x
-   `consistency_weight`, one strength per augmentation) and record each
-   epoch's validation macro F1 and wall time: the learning curves the
-   searches read. Two processes at a time, one thread each. Appends one
-   JSON line per configuration to `--table` (restartable: finished
-   configurations are skipped).
+1. `table`: train every configuration of a discrete version of a space
+   once (`--regime`, see `REGIMES`) and record each epoch's validation
+   macro F1 and wall time: the learning curves the searches read. Two
+   processes at a time, one thread each. Appends one JSON line per
+   configuration to `--table` (restartable: finished configurations are
+   skipped). Regimes:
+   - `demo` (the default): spaces/demo.yaml's recipe of 2026-12-02 (the
+     `default` embedded data, no unlabeled part, 9 x 25-step epochs; frozen
+     in `DEMO_2026_12_02`); augmentation random / adversarial / VAT / mixup
+     x locations cnn / rnn / latent x consistency weight 0.5 / 5.
+   - `scarce`: today's spaces/demo.yaml (the `scarce` embedded data with its
+     domain gap and the unlabeled half of every batch, 24 x 25-step epochs,
+     ASHA grace 8), where FilterAugment consistency is known to help;
+     random / mixup at input or latent, filter, snr_noise x weight
+     0.5 / 1.5 / 4.
 2. `simulate`: the real searcher and scheduler objects of
    `search.searchers` (`make_search_alg`, `make_scheduler`: Ray Tune's
    OptunaSearch with TPE or random sampling, Ray Tune's ASHAScheduler or
-   FIFO) over the same discrete space, called in the order Tune's
-   controller calls them by a discrete-event loop with 2 slots (as in the
-   demo) that replays each configuration's recorded curve and epoch times
-   (`run_search`). Running them through Tune itself costs ~20 s per
-   replayed trial on this machine, hours for the repetitions; the loop
-   takes milliseconds. For each method and searcher seed: the epochs (and
-   recorded training seconds) spent until the best-so-far validation score
-   first reaches the best score full random search finds with the same
-   number of samples, and the best-so-far curve per epoch spent.
+   FIFO with the regime's epochs and grace period) over the same discrete
+   space, called in the order Tune's controller calls them by a
+   discrete-event loop with 2 slots (as in the demo) that replays each
+   configuration's recorded curve and epoch times (`run_search`). Running
+   them through Tune itself costs ~20 s per replayed trial on this
+   machine, hours for the repetitions; the loop takes milliseconds. For
+   each method and searcher seed: the epochs (and recorded training
+   seconds) spent until the best-so-far validation score first reaches
+   the best score full random search finds with the same number of
+   samples, and the best-so-far curve per epoch spent.
 
 Run:
     python benchmarks/search_efficiency.py table --table benchmarks/results/search_efficiency_table.jsonl
     python benchmarks/search_efficiency.py simulate --table benchmarks/results/search_efficiency_table.jsonl \
-        --samples 12 --reps 5
+        --samples 12 --reps 10
+    python benchmarks/search_efficiency.py table --regime scarce --table benchmarks/results/search_efficiency_scarce.jsonl
+    python benchmarks/search_efficiency.py simulate --regime scarce \
+        --table benchmarks/results/search_efficiency_scarce.jsonl --samples 8 --reps 10
 
 What this does not measure: the noise between training runs of one
 configuration (the table holds one seed per configuration, so every search
@@ -38,35 +49,106 @@ choices here). Results: benchmarks/README.md, "Search efficiency".
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-AUGMENTATIONS = ("random", "adversarial", "vat", "mixup")
-LOCATIONS = ("cnn", "rnn", "latent")
-WEIGHTS = (0.5, 5.0)
-#: One strength per augmentation (the demo samples these; the table fixes them).
-STRENGTH = {
-    "random": {"noise_scale": 0.1},
-    "adversarial": {"epsilon": 0.1},
-    "vat": {"epsilon": 0.1},
-    "mixup": {"mixup_alpha": 0.5},
-}
 METRIC = "val_macro_f1"
 
 
-def grid() -> list[dict[str, Any]]:
-    """The discrete space: every (augmentation, locations, consistency_weight)."""
-    return [
-        {"augmentation": aug, "locations": loc, "consistency_weight": w, **STRENGTH[aug]}
-        for aug, loc, w in itertools.product(AUGMENTATIONS, LOCATIONS, WEIGHTS)
-    ]
+@dataclass(frozen=True)
+class Regime:
+    """One tabular benchmark: the recipe every configuration shares and the discrete space searched."""
+
+    #: TrainConfig values of every configuration (a search space's `fixed` block)
+    constants: dict[str, Any]
+    #: the choices of the discrete space, in the order the space lists them
+    augmentations: tuple[str, ...]
+    #: locations per augmentation (an augmentation with one location has it fixed)
+    locations: dict[str, tuple[str, ...]]
+    weights: tuple[float, ...]
+    #: the one strength per augmentation (the table fixes what a search would sample)
+    strength: dict[str, dict[str, Any]]
+    epochs: int
+    grace: int
+
+    def grid(self) -> list[dict[str, Any]]:
+        """The discrete space: every (augmentation, location, consistency_weight)."""
+        return [
+            {"augmentation": aug, "locations": loc, "consistency_weight": w, **self.strength[aug]}
+            for aug in self.augmentations
+            for loc in self.locations[aug]
+            for w in self.weights
+        ]
+
+
+#: `demo`: spaces/demo.yaml's recipe as of 2026-12-02 (the `default` embedded data, no unlabeled part,
+#: 9 x 25-step epochs; frozen here, as the table in results/search_efficiency_table.jsonl was trained on it).
+DEMO_2026_12_02 = Regime(
+    constants=dict(
+        embedded_size="default",
+        cnn_filters=[8, 16, 16, 16],
+        rnn_hidden=16,
+        pooling="max",
+        weight_init="torch",
+        dropout=0.0,
+        regularization="l2",
+        batch_size=8,
+        weak_fraction=0.5,
+        strong_fraction=0.5,
+        max_steps_per_epoch=25,
+        lr=0.01,
+        rampup_epochs=0,
+        median_window=11,
+    ),
+    augmentations=("random", "adversarial", "vat", "mixup"),
+    locations={a: ("cnn", "rnn", "latent") for a in ("random", "adversarial", "vat", "mixup")},
+    weights=(0.5, 5.0),
+    strength={
+        "random": {"noise_scale": 0.1},
+        "adversarial": {"epsilon": 0.1},
+        "vat": {"epsilon": 0.1},
+        "mixup": {"mixup_alpha": 0.5},
+    },
+    epochs=9,
+    grace=3,
+)
+
+
+def _scarce() -> Regime:
+    """`scarce`: the `fixed` block of today's spaces/demo.yaml (issue 26) and its families."""
+    from search.space import load_space
+
+    space = load_space(ROOT / "spaces" / "demo.yaml")
+    constants = {k: v for k, v in space.constants().items() if k != "epochs"}
+    return Regime(
+        constants=constants,
+        augmentations=("random", "mixup", "filter", "snr_noise"),
+        locations={
+            "random": ("input", "latent"),
+            "mixup": ("input", "latent"),
+            "filter": ("input",),
+            "snr_noise": ("input",),
+        },
+        weights=(0.5, 1.5, 4.0),
+        strength={
+            "random": {"noise_scale": 0.1},
+            "mixup": {"mixup_alpha": 0.5},
+            "filter": {"filter_db": 10.0},
+            "snr_noise": {"noise_snr": 30.0},
+        },
+        epochs=int(space.scheduler.max_epochs),
+        grace=int(space.scheduler.grace_period),
+    )
+
+
+REGIMES: dict[str, Any] = {"demo": lambda: DEMO_2026_12_02, "scarce": _scarce}
 
 
 def key_of(config: dict[str, Any]) -> str:
@@ -74,23 +156,18 @@ def key_of(config: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- 1. table
-def demo_constants() -> dict[str, Any]:
-    from search.space import load_space
-
-    space = load_space(ROOT / "spaces" / "demo.yaml")
-    return space.constants()
-
-
-def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
+def train_curve(args: tuple[dict[str, Any], int, str | None, str]) -> dict[str, Any]:
     """One configuration's learning curve (runs in a worker process, one thread)."""
-    overrides, seed, cache = args
+    overrides, seed, cache, regime_name = args
+    regime = REGIMES[regime_name]()
     import torch
 
     torch.set_num_threads(1)
     from sed.config import TrainConfig, apply_overrides
     from sed.training.trainer import Trainer, prepare_data
 
-    cfg = apply_overrides(TrainConfig(), {**demo_constants(), **overrides, "seed": seed})
+    constants = {**regime.constants, "epochs": regime.epochs, "num_threads": 1, "track_energy": False}
+    cfg = apply_overrides(TrainConfig(), {**constants, **overrides, "seed": seed})
     data = prepare_data(cfg, cache_dir=cache, progress=False)
     trainer = Trainer(cfg, data=data, progress=False)
     curve = []
@@ -108,14 +185,15 @@ def train_curve(args: tuple[dict[str, Any], int, str | None]) -> dict[str, Any]:
     }
 
 
-def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
+def build_table(path: Path, workers: int, seed: int, cache: str | None, regime_name: str) -> None:
     import multiprocessing as mp
 
     path.parent.mkdir(parents=True, exist_ok=True)
     done = (
         {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
     )
-    todo = [c for c in grid() if key_of(c) not in done]
+    regime = REGIMES[regime_name]()
+    todo = [c for c in regime.grid() if key_of(c) not in done]
     print(f"{len(done)} configurations in {path}, {len(todo)} to train ({workers} at a time)", flush=True)
     if not todo:
         return
@@ -123,10 +201,12 @@ def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
     from sed.config import TrainConfig, apply_overrides
     from sed.training.trainer import prepare_data
 
-    prepare_data(apply_overrides(TrainConfig(), demo_constants()), cache_dir=cache, progress=True)
+    prepare_data(apply_overrides(TrainConfig(), regime.constants), cache_dir=cache, progress=True)
     started = time.perf_counter()
     with mp.get_context("spawn").Pool(workers) as pool:
-        for n, row in enumerate(pool.imap_unordered(train_curve, [(c, seed, cache) for c in todo]), start=1):
+        for n, row in enumerate(
+            pool.imap_unordered(train_curve, [(c, seed, cache, regime_name) for c in todo]), start=1
+        ):
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             best = max(e[METRIC] for e in row["curve"])
@@ -137,10 +217,10 @@ def build_table(path: Path, workers: int, seed: int, cache: str | None) -> None:
             )
 
 
-def read_table(path: Path) -> dict[str, dict[str, Any]]:
+def read_table(path: Path, regime: Regime) -> dict[str, dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = {row["key"]: row for row in rows}
-    missing = [key_of(c) for c in grid() if key_of(c) not in table]
+    missing = [key_of(c) for c in regime.grid() if key_of(c) not in table]
     if missing:
         raise SystemExit(f"{path}: {len(missing)} configurations missing (e.g. {missing[0]}); run the `table` step")
     return table
@@ -155,20 +235,41 @@ num_samples: {samples}
 searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}  # random sampling ignores it
 scheduler: {scheduler}
 max_concurrent: 2
+fixed: {{rampup_epochs: {rampup}}}  # the recipe's; the space checks ASHA's first rung against it
 params:
   augmentation: {{choice: {augmentations}}}
-  locations: {{choice: {locations}}}
-  consistency_weight: {{choice: {weights}}}
+{locations}  consistency_weight: {{choice: {weights}}}
 """
 
 METHODS = {
-    "tpe+asha": ("optuna-tpe", "{kind: asha, max_epochs: 9, grace_period: 3, reduction_factor: 3}"),
-    "random (fifo)": ("optuna-random", "{kind: fifo, max_epochs: 9}"),
-    "tpe (fifo)": ("optuna-tpe", "{kind: fifo, max_epochs: 9}"),
+    "tpe+asha": ("optuna-tpe", "{{kind: asha, max_epochs: {epochs}, grace_period: {grace}, reduction_factor: 3}}"),
+    "random (fifo)": ("optuna-random", "{{kind: fifo, max_epochs: {epochs}}}"),
+    "tpe (fifo)": ("optuna-tpe", "{{kind: fifo, max_epochs: {epochs}}}"),
 }
 
 
-def make_space(method: str, samples: int, seed: int, startup: int):
+def _locations_lines(regime: Regime) -> str:
+    """`locations` as a space samples it: a choice per group of augmentations with the same ones."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for aug in regime.augmentations:
+        groups.setdefault(regime.locations[aug], []).append(aug)
+    if len(groups) == 1:
+        (locations,) = groups
+        return f"  locations: {{choice: {list(locations)}}}\n"
+    several = [(locs, augs) for locs, augs in groups.items() if len(locs) > 1]
+    if len(several) > 1:
+        raise ValueError("one `locations` parameter per space: give the augmentations with several the same ones")
+    single = {aug: locs[0] for locs, augs in groups.items() if len(locs) == 1 for aug in augs}
+    if len(set(single.values())) > 1:
+        raise ValueError("augmentations with one location must share it (it is the `fixed` value)")
+    lines = ""
+    if several:
+        locs, augs = several[0]
+        lines += f"  locations: {{choice: {list(locs)}, when: {{augmentation: {augs}}}}}\n"
+    return lines
+
+
+def make_space(method: str, samples: int, seed: int, startup: int, regime: Regime):
     from search.space import parse_space
 
     searcher, scheduler = METHODS[method]
@@ -176,11 +277,12 @@ def make_space(method: str, samples: int, seed: int, startup: int):
         samples=samples,
         searcher=searcher,
         seed=seed,
-        scheduler=scheduler,
+        scheduler=scheduler.format(epochs=regime.epochs, grace=regime.grace),
         startup=startup,
-        augmentations=list(AUGMENTATIONS),
-        locations=list(LOCATIONS),
-        weights=list(WEIGHTS),
+        augmentations=list(regime.augmentations),
+        locations=_locations_lines(regime),
+        weights=list(regime.weights),
+        rampup=regime.constants["rampup_epochs"],
     )
     return parse_space(text, "efficiency.yaml")
 
@@ -193,7 +295,13 @@ class _Trial:
 
 
 def run_search(
-    table: dict[str, dict[str, Any]], method: str, samples: int, seed: int, startup: int, slots: int = 2
+    table: dict[str, dict[str, Any]],
+    method: str,
+    samples: int,
+    seed: int,
+    startup: int,
+    regime: Regime,
+    slots: int = 2,
 ) -> list[dict[str, Any]]:
     """Every epoch one search runs, in the order results arrive (a discrete-event loop over the table).
 
@@ -211,7 +319,7 @@ def run_search(
 
     from search.searchers import make_scheduler, make_search_alg
 
-    space = make_space(method, samples, seed, startup)
+    space = make_space(method, samples, seed, startup, regime)
     searcher, scheduler = make_search_alg(space), make_scheduler(space)
     scheduler.set_search_properties(space.tune_metric, space.mode)
     events: list[dict[str, Any]] = []
@@ -223,7 +331,9 @@ def run_search(
     def start(now: float) -> None:
         nonlocal started
         trial_id = f"t{started:03d}"
-        config = searcher.suggest(trial_id)
+        config = dict(searcher.suggest(trial_id))
+        if "locations" not in config:  # an augmentation defined at one location only
+            config["locations"] = regime.locations[config["augmentation"]][0]
         started += 1
         row = table[key_of(config)]
         state[trial_id] = {"row": row, "epoch": 0, "best": -math.inf, "key": key_of(config)}
@@ -281,16 +391,17 @@ def spend_to_reach(events: list[dict[str, Any]], target: float) -> tuple[int | N
     return reached[0], reached[1], curve
 
 
-def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path | None) -> None:
+def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path | None, regime_name: str) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = read_table(table_path)
+    regime = REGIMES[regime_name]()
+    table = read_table(table_path, regime)
     best_possible = max(max(e[METRIC] for e in row["curve"]) for row in table.values())
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     for rep in range(reps):
         seed = 100 + rep
-        runs = {m: run_search(table, m, samples, seed, startup) for m in METHODS}
+        runs = {m: run_search(table, m, samples, seed, startup, regime) for m in METHODS}
         target = max(e[METRIC] for e in runs["random (fifo)"])
         for method, events in runs.items():
             epochs, seconds, curve = spend_to_reach(events, target)
@@ -315,20 +426,31 @@ def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path 
             ),
             flush=True,
         )
-    report(results, samples, reps, best_possible, len(table))
+    report(results, samples, reps, best_possible, len(table), regime.epochs)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
-            json.dumps({"samples": samples, "reps": reps, "best_in_table": best_possible, "results": results}, indent=1)
+            json.dumps(
+                {
+                    "regime": regime_name,
+                    "samples": samples,
+                    "reps": reps,
+                    "best_in_table": best_possible,
+                    "results": results,
+                },
+                indent=1,
+            )
         )
         print(f"wrote {out}")
 
 
-def report(results: dict[str, list[dict[str, Any]]], samples: int, reps: int, best_possible: float, n: int) -> None:
+def report(
+    results: dict[str, list[dict[str, Any]]], samples: int, reps: int, best_possible: float, n: int, epochs: int
+) -> None:
     random_epochs = [r["epochs_total"] for r in results["random (fifo)"]]
     print()
     print(
-        f"{samples} samples per search over {n} configurations x 9 epochs, {reps} searcher seeds; "
+        f"{samples} samples per search over {n} configurations x {epochs} epochs, {reps} searcher seeds; "
         f"best validation F1 in the table {best_possible:.4f}"
     )
     print(
@@ -355,17 +477,19 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--workers", type=int, default=2)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--cache", default=None)
+    t.add_argument("--regime", choices=sorted(REGIMES), default="demo", help="the recipe and discrete space")
     s = sub.add_parser("simulate", help="run the searchers over the recorded curves")
     s.add_argument("--table", type=Path, required=True)
     s.add_argument("--samples", type=int, default=12)
     s.add_argument("--reps", type=int, default=5)
     s.add_argument("--startup", type=int, default=4, help="TPE's n_startup_trials (random ones first)")
     s.add_argument("--out", type=Path, default=None)
+    s.add_argument("--regime", choices=sorted(REGIMES), default="demo", help="the recipe and discrete space")
     args = parser.parse_args(argv)
     if args.step == "table":
-        build_table(args.table, args.workers, args.seed, args.cache)
+        build_table(args.table, args.workers, args.seed, args.cache, args.regime)
     else:
-        simulate(args.table, args.samples, args.reps, args.startup, args.out)
+        simulate(args.table, args.samples, args.reps, args.startup, args.out, args.regime)
     return 0
 
 
