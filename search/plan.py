@@ -228,7 +228,8 @@ def table_cost(packing: Packing, sizes: DataSizes, cores: int) -> tuple[StepCost
     cpu_factor = (step_rates.CPU_SIDE_BY_SIDE_SLOWDOWN if packing.max_concurrent > 1 else 1.0) * max(1.0, crowd)
 
     def cost(cfg: TrainConfig) -> tuple[float, float]:
-        val = step_rates.validation_seconds(cfg, sizes.synthetic_val, on_gpu)
+        selection = sizes.validation if cfg.selection_split == "validation" else sizes.synthetic_val
+        val = step_rates.validation_seconds(cfg, selection, on_gpu)
         if on_gpu:
             return step_rates.gpu_step_seconds(cfg, packing.trials_per_gpu or 1).seconds, val
         return step_rates.cpu_step_seconds(cfg).seconds * cpu_factor, val * cpu_factor

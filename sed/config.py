@@ -41,6 +41,8 @@ REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
+#: Splits the validation scores (and so the selected epoch) can be computed on.
+SELECTION_SPLITS: tuple[str, ...] = ("synthetic_val", "validation")
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap", "scarce")
 #: The training step on a GPU (sed.training.fast_step).
 FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
@@ -150,6 +152,12 @@ class TrainConfig(CRNNFields):
     #: The validation score whose best epoch is kept as the run's model (the reference: event
     #: F1). A search sets it to its space's first metric.
     selection_metric: str = "val_macro_f1"
+    #: The split the validation scores are computed on: `synthetic_val`, the held-out synthetic
+    #: clips (the reference and the paper: "a split of D_s"), or `validation`, the strongly
+    #: labelled recorded part (DESED's real validation set), which sees the synthetic/recorded
+    #: gap that the synthetic split cannot; its scores then select, so they are no longer an
+    #: unbiased estimate -- the public evaluation set still is.
+    selection_split: str = "synthetic_val"
 
     # --- runtime ---
     device: str = "auto"
@@ -214,6 +222,11 @@ class TrainConfig(CRNNFields):
             )
         if self.select not in SELECTIONS:
             raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
+        if self.selection_split not in SELECTION_SPLITS:
+            raise ConfigError(
+                f"selection_split={self.selection_split!r}: choose one of {list(SELECTION_SPLITS)} "
+                "(synthetic_val: the held-out synthetic clips, as the reference; validation: the recorded part)"
+            )
         if self.selection_metric not in SELECTION_METRICS:
             raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
         for metric, flag in ((s.name, s.flag) for s in VALIDATION_SCORES if s.flag is not None):

@@ -201,3 +201,21 @@ def test_same_config_and_seed_give_identical_runs(data):
     other = Trainer(dataclasses.replace(cfg, seed=7), data=data, progress=False)
     other.fit(1)
     assert other.history[0]["loss_total"] != runs[0].history[0]["loss_total"]
+
+
+def test_the_selection_split_is_the_one_the_validation_scores_come_from(data, monkeypatch):
+    """selection_split=validation scores the recorded part, not the held-out synthetic clips."""
+    from sed.config import ConfigError, apply_overrides
+
+    with pytest.raises(ConfigError, match=r"selection_split='public_eval'.*synthetic_val.*validation"):
+        apply_overrides(tiny(), {"selection_split": "public_eval"})
+    assert set(data.split("synthetic_val").filenames).isdisjoint(data.split("validation").filenames)
+    for split in ("synthetic_val", "validation"):
+        tr = Trainer(tiny(selection_split=split), data=data, progress=False)
+        read: list[str] = []
+        predict = tr.evaluator.predict
+        monkeypatch.setattr(tr.evaluator, "predict", lambda model, name: read.append(name) or predict(model, name))
+        val = tr.validate()
+        assert read == [split]
+        on_split = tr.evaluator.score(split, predict(tr.selected_model(), split), False, 10)
+        assert val["val_micro_f1"] == pytest.approx(float(on_split["micro_f1"]))

@@ -82,16 +82,17 @@ class Evaluator:
         )
 
     def validate(self, model: CRNN) -> dict[str, Any]:
-        """Event F1 (and PSDS if `val_psds`) on the synthetic validation split.
+        """Event F1 (and PSDS if `val_psds`) on the selection split (`config.selection_split`).
 
         Inside the search only the (alpha_ct, alpha_st) = (0, 0) PSDS is computed,
         with `val_psds_thresholds` operating points (cheaper; 10 points read about
         0.03 lower than 50, so compare val_psds only between runs with the same
         setting). A NaN F1 (a split with no reference event) counts as 0.
         """
-        probs = self.predict(model, "synthetic_val")
+        split = self.config.selection_split
+        probs = self.predict(model, split)
         scores = self.score(
-            "synthetic_val",
+            split,
             probs,
             self.config.compute_val_psds,
             self.config.val_psds_thresholds,

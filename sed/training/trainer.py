@@ -204,7 +204,7 @@ class Trainer:
         return self.evaluator.predict(model or self.selected_model(), split_name, batch_size)
 
     def validate(self) -> dict[str, Any]:
-        """Event F1 (and PSDS if `val_psds`) of the selected model on the synthetic validation split."""
+        """Event F1 (and PSDS if `val_psds`) of the selected model on the selection split."""
         return self.evaluator.validate(self.selected_model())
 
     def evaluate(
