@@ -49,6 +49,7 @@ choices here). Results: benchmarks/README.md, "Search efficiency".
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -391,11 +392,21 @@ def spend_to_reach(events: list[dict[str, Any]], target: float) -> tuple[int | N
     return reached[0], reached[1], curve
 
 
-def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path | None, regime_name: str) -> None:
+def simulate(
+    table_path: Path,
+    samples: int,
+    reps: int,
+    startup: int,
+    out: Path | None,
+    regime_name: str,
+    grace: int | None = None,
+) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     regime = REGIMES[regime_name]()
+    if grace is not None:
+        regime = dataclasses.replace(regime, grace=grace)
     table = read_table(table_path, regime)
     best_possible = max(max(e[METRIC] for e in row["curve"]) for row in table.values())
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
@@ -433,6 +444,7 @@ def simulate(table_path: Path, samples: int, reps: int, startup: int, out: Path 
             json.dumps(
                 {
                     "regime": regime_name,
+                    "grace": regime.grace,
                     "samples": samples,
                     "reps": reps,
                     "best_in_table": best_possible,
@@ -485,11 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--startup", type=int, default=4, help="TPE's n_startup_trials (random ones first)")
     s.add_argument("--out", type=Path, default=None)
     s.add_argument("--regime", choices=sorted(REGIMES), default="demo", help="the recipe and discrete space")
+    s.add_argument("--grace", type=int, default=None, help="ASHA's first rung (default: the regime's)")
     args = parser.parse_args(argv)
     if args.step == "table":
         build_table(args.table, args.workers, args.seed, args.cache, args.regime)
     else:
-        simulate(args.table, args.samples, args.reps, args.startup, args.out, args.regime)
+        simulate(args.table, args.samples, args.reps, args.startup, args.out, args.regime, args.grace)
     return 0
 
 
