@@ -18,6 +18,8 @@ cost seconds instead of hours on a 2-core machine:
      ASHA grace 8), where FilterAugment consistency is known to help;
      random / mixup at input or latent, filter, snr_noise x weight
      0.5 / 1.5 / 4.
+   - `scarce-recorded`: the same, selecting on the recorded validation part
+     (`selection_split=validation`) instead of the clean synthetic split.
 2. `simulate`: the real searcher and scheduler objects of
    `search.searchers` (`make_search_alg`, `make_scheduler`: Ray Tune's
    OptunaSearch with TPE or random sampling, Ray Tune's ASHAScheduler or
@@ -149,7 +151,13 @@ def _scarce() -> Regime:
     )
 
 
-REGIMES: dict[str, Any] = {"demo": lambda: DEMO_2026_12_02, "scarce": _scarce}
+def _scarce_recorded() -> Regime:
+    """`scarce` selecting on the recorded validation part (`selection_split=validation`)."""
+    regime = _scarce()
+    return dataclasses.replace(regime, constants={**regime.constants, "selection_split": "validation"})
+
+
+REGIMES: dict[str, Any] = {"demo": lambda: DEMO_2026_12_02, "scarce": _scarce, "scarce-recorded": _scarce_recorded}
 
 
 def key_of(config: dict[str, Any]) -> str:
