@@ -41,11 +41,21 @@ REGULARIZATIONS: tuple[str, ...] = ("none", "mt", "l2")
 SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
-#: Splits the validation scores (and so the selected epoch) can be computed on.
-SELECTION_SPLITS: tuple[str, ...] = ("synthetic_val", "validation")
+SELECTION_SPLITS: tuple[str, ...] = ("synthetic_val", "validation")  # where validation scores come from
 EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap", "scarce")
 #: The training step on a GPU (sed.training.fast_step).
 FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
+
+_CHOICES: dict[str, tuple[str, ...]] = {  # fields with a fixed set of values
+    "regularization": REGULARIZATIONS,
+    "consistency_dropout": CONSISTENCY_DROPOUTS,
+    "offset_rounding": OFFSET_ROUNDINGS,
+    "select": SELECTIONS,
+    "selection_split": SELECTION_SPLITS,
+    "selection_metric": SELECTION_METRICS,
+    "embedded_size": EMBEDDED_SIZES,
+    "fast_step": FAST_STEPS,
+}
 
 #: 30 dB SNR expressed as a relative norm: ||d|| / ||h|| = 10 ** (-30 / 20).
 SNR_30DB_SCALE: float = 10 ** (-30 / 20)
@@ -152,11 +162,9 @@ class TrainConfig(CRNNFields):
     #: The validation score whose best epoch is kept as the run's model (the reference: event
     #: F1). A search sets it to its space's first metric.
     selection_metric: str = "val_macro_f1"
-    #: The split the validation scores are computed on: `synthetic_val`, the held-out synthetic
-    #: clips (the reference and the paper: "a split of D_s"), or `validation`, the strongly
-    #: labelled recorded part (DESED's real validation set), which sees the synthetic/recorded
-    #: gap that the synthetic split cannot; its scores then select, so they are no longer an
-    #: unbiased estimate -- the public evaluation set still is.
+    #: Where the validation scores come from: `synthetic_val` (the held-out synthetic clips, as the
+    #: reference and the paper) or `validation` (the recorded part: it sees the synthetic/recorded
+    #: gap; its scores then select, so only the public evaluation set stays unbiased).
     selection_split: str = "synthetic_val"
 
     # --- runtime ---
@@ -187,22 +195,15 @@ class TrainConfig(CRNNFields):
     def validate(self) -> TrainConfig:
         """Refuse inconsistent values with a message naming the key and the fix."""
         augmentation = augmentations.get(self.augmentation)
-        if self.regularization not in REGULARIZATIONS:
-            raise ConfigError(
-                f"regularization={self.regularization!r} is unknown; choose one of {list(REGULARIZATIONS)}"
-            )
+        for key, choices in _CHOICES.items():
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: choose one of {list(choices)}")
         parse_locations(self.locations)
         # Every augmentation field's range, whichever augmentation is chosen; then the
         # chosen one's own rules (locations, requirements, cross-field checks).
         for rule in augmentations.field_rules().values():
             rule.check(self)
         augmentation.validate(self)
-        if self.consistency_dropout not in CONSISTENCY_DROPOUTS:
-            raise ConfigError(
-                f"consistency_dropout={self.consistency_dropout!r}: choose one of {list(CONSISTENCY_DROPOUTS)}"
-            )
-        if self.offset_rounding not in OFFSET_ROUNDINGS:
-            raise ConfigError(f"offset_rounding={self.offset_rounding!r}: choose one of {list(OFFSET_ROUNDINGS)}")
         for key in ("consistency_weight", "l2"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
@@ -220,15 +221,6 @@ class TrainConfig(CRNNFields):
                 f"select='teacher' needs regularization='mt' (no teacher is built for "
                 f"regularization={self.regularization!r}); use select=student"
             )
-        if self.select not in SELECTIONS:
-            raise ConfigError(f"select={self.select!r}: choose one of {list(SELECTIONS)}")
-        if self.selection_split not in SELECTION_SPLITS:
-            raise ConfigError(
-                f"selection_split={self.selection_split!r}: choose one of {list(SELECTION_SPLITS)} "
-                "(synthetic_val: the held-out synthetic clips, as the reference; validation: the recorded part)"
-            )
-        if self.selection_metric not in SELECTION_METRICS:
-            raise ConfigError(f"selection_metric={self.selection_metric!r}: choose one of {list(SELECTION_METRICS)}")
         for metric, flag in ((s.name, s.flag) for s in VALIDATION_SCORES if s.flag is not None):
             if self.selection_metric == metric and not getattr(self, flag):
                 raise ConfigError(
@@ -263,8 +255,6 @@ class TrainConfig(CRNNFields):
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"max_steps_per_epoch={self.max_steps_per_epoch} must be >= 1 or None")
         self.check_model_fields()
-        if self.embedded_size not in EMBEDDED_SIZES:
-            raise ConfigError(f"embedded_size={self.embedded_size!r}: choose one of {list(EMBEDDED_SIZES)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction} must be in (0, 1)")
         if not 0.0 < self.threshold < 1.0:
@@ -273,8 +263,6 @@ class TrainConfig(CRNNFields):
             raise ConfigError(f"median_window={self.median_window} must be >= 1 (1 = no filter)")
         if self.val_psds_thresholds < 2:
             raise ConfigError(f"val_psds_thresholds={self.val_psds_thresholds} must be >= 2")
-        if self.fast_step not in FAST_STEPS:
-            raise ConfigError(f"fast_step={self.fast_step!r}: choose one of {list(FAST_STEPS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r}: use auto, cpu, cuda or cuda:N")
         country = self.energy_country

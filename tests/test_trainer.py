@@ -207,7 +207,9 @@ def test_the_selection_split_is_the_one_the_validation_scores_come_from(data, mo
     """selection_split=validation scores the recorded part, not the held-out synthetic clips."""
     from sed.config import ConfigError, apply_overrides
 
-    with pytest.raises(ConfigError, match=r"selection_split='public_eval'.*synthetic_val.*validation"):
+    with pytest.raises(
+        ConfigError, match=r"selection_split='public_eval': choose one of \['synthetic_val', 'validation'\]"
+    ):
         apply_overrides(tiny(), {"selection_split": "public_eval"})
     assert set(data.split("synthetic_val").filenames).isdisjoint(data.split("validation").filenames)
     for split in ("synthetic_val", "validation"):
