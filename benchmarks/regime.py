@@ -102,6 +102,24 @@ def run_one(cfg: TrainConfig, cache: str | None) -> dict[str, Any]:
     )
 
 
+def machine() -> dict[str, str]:
+    """Where a row was measured: a seed's numbers differ between CPU kernel paths and CPU models
+    (same seed, same numbers only on one machine kind), so pair rows from the same machine."""
+    import platform
+
+    import torch
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    return {"cpu": model, "kernels": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
     from scipy import stats
 
@@ -177,7 +195,7 @@ def main() -> None:
         for seed in args.seeds:
             for name in args.configs:
                 result = run_one(build_config(name, seed, extra), args.cache)
-                row = dict(name=name, seed=seed, set=args.set, **result)
+                row = dict(name=name, seed=seed, set=args.set, **result, machine=machine())
                 print(json.dumps(row), flush=True)
                 with path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")

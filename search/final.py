@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
+from sed.config import TrainConfig
 from sed.io import write_json
 
 from . import leaderboard as lb
@@ -81,6 +82,16 @@ def select_top(search: pd.DataFrame, space: Space) -> pd.DataFrame:
     return usable.head(space.final.top_k).drop(columns="_order").reset_index(drop=True)
 
 
+def describe(values: Mapping[str, Any]) -> str:
+    """A config in words: its augmentation and where it is injected ("mixup at latent"), or "no
+    augmentation"; TrainConfig's defaults where `values` leaves a key out."""
+    defaults = TrainConfig()
+    augmentation = str(values.get("augmentation", defaults.augmentation))
+    if augmentation == "none":
+        return "no augmentation"
+    return f"{augmentation} at {values.get('locations', defaults.locations)}"
+
+
 def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
     """Trial configs of the final stage: each top config x each seed, epochs = final.epochs."""
     assert space.final is not None
@@ -91,6 +102,8 @@ def final_points(top: pd.DataFrame, space: Space) -> list[dict[str, Any]]:
         label = getattr(row, "label", "") or ""
         if not label and space.final.per_group:  # the group it stands for
             label = " ".join(f"{key}={getattr(row, key, None)}" for key in space.final.per_group)
+        if not label:  # a sampled config: what it does, so tables and sentences read without a lookup
+            label = describe({**space.constants(), **base})
         for seed in space.final.seeds:
             points.append(
                 {

@@ -44,6 +44,10 @@ def test_control_none_is_the_supervised_objective_on_the_fixed_values():
     points = final_stage.final_points(top, space)
     controls = [p for p in points if p.get("_control")]
     assert len(points) == 6 and len(controls) == 2
+    # sampled configs carry no grid label: the final stage names them by what they do
+    assert [p["_label"] for p in points if not p.get("_control")] == ["random at input"] * 2 + ["mixup at input"] * 2
+    assert final_stage.describe({"augmentation": "filter", "locations": "input"}) == "filter at input"
+    assert final_stage.describe({"augmentation": "none"}) == "no augmentation"
     assert sorted(p["seed"] for p in controls) == [1, 2]
     for point in controls:
         assert point["_config_id"] == CONTROL_ID and point["_rank"] == 3

@@ -216,3 +216,24 @@ def test_the_page_opens_offline_in_a_browser(experiment: Path, tmp_path: Path) -
     assert pixels.shape == (2400, 1280)
     assert pixels.std() > 20  # text, tables and figures, not a blank page
     assert (pixels < 128).mean() > 0.01
+
+
+def test_final_configs_are_named_by_label_and_told_apart_by_rank(experiment: Path) -> None:
+    from search.report.build import _names
+
+    exp = load_experiment(experiment)
+    ids = list(dict.fromkeys(exp.summary["config_id"].astype(str)))
+    ranked = [cid for cid in ids if cid not in exp.control_ids]
+    assert len(ranked) >= 2
+    summary = exp.summary.copy()
+    final = exp.final.copy()
+    for frame in (summary, final):  # two top configs of one family: the same words
+        mask = frame["config_id"].astype(str).isin(ranked)
+        frame.loc[mask, "label"] = "mixup at latent"
+    exp.summary, exp.final = summary, final
+    names = _names(exp)
+    ranks = dict(zip(summary["config_id"].astype(str), summary["rank"]))
+    for cid in ranked:
+        assert names[cid] == f"#{int(ranks[cid])} mixup at latent"
+    for cid in exp.control_ids:
+        assert names[cid].startswith("control")

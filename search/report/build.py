@@ -42,6 +42,7 @@ REPORT_FILE = "report.html"
 def _names(exp: ExperimentFolder) -> dict[str, str]:
     """config_id -> what the page calls it: the grid label, else 'rank N (config_id)'."""
     names: dict[str, str] = {}
+    ranks: dict[str, int] = {}
     for frame in (exp.summary, exp.final):
         if frame.empty:
             continue
@@ -49,10 +50,16 @@ def _names(exp: ExperimentFolder) -> dict[str, str]:
             cid = str(row["config_id"])
             label = row.get("label")
             rank = row.get("rank")
+            if rank is not None and pd.notna(rank):
+                ranks.setdefault(cid, int(rank))
             if isinstance(label, str) and label:
                 names.setdefault(cid, label)
             elif rank is not None and pd.notna(rank):
                 names.setdefault(cid, f"#{int(rank)} {cid[:8]}")
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    for cid, name in names.items():  # two top configs of one family: told apart by their rank
+        if name in shared and cid in ranks:
+            names[cid] = f"#{ranks[cid]} {name}"
     for cid in exp.control_ids:
         name = names.get(cid, cid[:8])
         names[cid] = name if name.startswith("control") else f"control: {name}"
