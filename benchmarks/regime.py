@@ -83,7 +83,13 @@ def build_config(name: str, seed: int, extra: dict[str, str]) -> TrainConfig:
     return apply_overrides(cfg, extra)
 
 
-def run_one(cfg: TrainConfig, cache: str | None) -> dict[str, Any]:
+def run_one(cfg: TrainConfig, cache: str | None, postprocess: bool = False) -> dict[str, Any]:
+    """One training run scored on the public evaluation set; with `postprocess`, also after the
+    final stage's post-processing (a median window and a threshold per class tuned on the
+    validation part's scores, sed.eval.pp_tuning): `eval_f1_tuned`, `eval_psds1_tuned`."""
+    import tempfile
+
+    from sed.eval.pp_tuning import tune_outputs
     from sed.training.trainer import Trainer, prepare_data
 
     data = prepare_data(cfg, cache_dir=cache, progress=False)
@@ -91,7 +97,17 @@ def run_one(cfg: TrainConfig, cache: str | None) -> dict[str, Any]:
     started = time.perf_counter()
     val = [float(trainer.train_epoch()["val_macro_f1"]) for _ in range(cfg.epochs)]
     train_s = time.perf_counter() - started
-    ev = trainer.evaluate("public_eval")
+    tuned: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="regime-") as folder:
+        outputs = Path(folder)
+        ev = trainer.evaluate("public_eval", out_dir=outputs / "public_eval" if postprocess else None)
+        if postprocess:
+            trainer.write_outputs("validation", outputs / "validation")
+            public = tune_outputs(outputs, cfg.median_window, cfg.threshold)["public_eval"]
+            tuned = {
+                "eval_f1_tuned": float(public["macro_f1"]),
+                "eval_psds1_tuned": float(public["psds1"]) if public.get("psds1") is not None else None,
+            }
     psds = ev.get("eval_psds")
     return dict(
         val_f1=val,
@@ -99,6 +115,7 @@ def run_one(cfg: TrainConfig, cache: str | None) -> dict[str, Any]:
         eval_f1=float(ev["eval_macro_f1"]),
         eval_psds=None if psds is None else float(psds),
         train_s=train_s,
+        **tuned,
     )
 
 
@@ -181,7 +198,15 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="sedtune cache folder (data and features)")
     parser.add_argument("--jsonl", default="benchmarks/results/regime.jsonl")
     parser.add_argument("--report", action="store_true", help="only print the table of --jsonl")
-    parser.add_argument("--metric", default="eval_f1", choices=["eval_f1", "eval_psds"], help="what --report tabulates")
+    parser.add_argument(
+        "--metric",
+        default="eval_f1",
+        choices=["eval_f1", "eval_psds", "eval_f1_tuned", "eval_psds1_tuned"],
+        help="what --report tabulates",
+    )
+    parser.add_argument(
+        "--postprocess", action="store_true", help="also score after the tuned post-processing (eval_f1_tuned)"
+    )
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
@@ -194,7 +219,7 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for name in args.configs:
-                result = run_one(build_config(name, seed, extra), args.cache)
+                result = run_one(build_config(name, seed, extra), args.cache, args.postprocess)
                 row = dict(name=name, seed=seed, set=args.set, **result, machine=machine())
                 print(json.dumps(row), flush=True)
                 with path.open("a", encoding="utf-8") as handle:

@@ -123,3 +123,19 @@ def test_scarce_is_gap_with_60_of_its_200_labelled_clips(tmp_path, monkeypatch):
     assert set(wavs["scarce"]) < set(wavs["gap"])
     for name in wavs["scarce"]:
         assert (roots["scarce"] / name).read_bytes() == (roots["gap"] / name).read_bytes(), name
+
+
+def test_scarce_eval400_is_scarce_with_more_evaluation_clips(tmp_path, monkeypatch):
+    scarce, wide = synth.SIZES["scarce"], synth.SIZES["scarce-eval400"]
+    assert "scarce-eval400" in EMBEDDED_SIZES and synth.DOMAINS["scarce-eval400"] is GAP_DOMAINS
+    assert wide == synth.PartSizes(scarce.synthetic, scarce.weak, scarce.unlabeled, scarce.validation, 400)
+    # every clip of scarce is in it, byte for byte; it only adds evaluation clips
+    monkeypatch.setitem(synth.SIZES, "scarce", synth.PartSizes(2, 1, 2, 1, 1))
+    monkeypatch.setitem(synth.SIZES, "scarce-eval400", synth.PartSizes(2, 1, 2, 1, 3))
+    roots = {size: synth.generate_dataset(tmp_path / size, size, seed=0) for size in ("scarce", "scarce-eval400")}
+    wavs = {size: sorted(p.relative_to(root) for p in root.rglob("*.wav")) for size, root in roots.items()}
+    added = set(wavs["scarce-eval400"]) - set(wavs["scarce"])
+    assert set(wavs["scarce"]) < set(wavs["scarce-eval400"]) and len(added) == 2
+    assert all("eval" in str(name) for name in added)
+    for name in wavs["scarce"]:
+        assert (roots["scarce"] / name).read_bytes() == (roots["scarce-eval400"] / name).read_bytes(), name
