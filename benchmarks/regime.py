@@ -16,6 +16,12 @@ Run (one thread per run, runs one after the other, each appended to --jsonl):
     python benchmarks/regime.py --report --jsonl benchmarks/results/regime.jsonl
     python benchmarks/regime.py --list
     OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none random-input --set embedded_size=scarce epochs=36
+    OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none filter --postprocess \
+        --set embedded_size=scarce-eval400 epochs=24 val_fraction=0.5 selection_split=validation
+    python benchmarks/regime.py --report --metric eval_f1_tuned --jsonl benchmarks/results/regime-scarce-eval400.jsonl
+
+Each row records the machine it ran on (`machine`): a seed's run is reproducible on one
+CPU kind only, so pair rows measured on the same machine.
 """
 
 from __future__ import annotations
