@@ -42,6 +42,8 @@ Run:
     python benchmarks/search_efficiency.py table --regime scarce --table benchmarks/results/search_efficiency_scarce.jsonl
     python benchmarks/search_efficiency.py simulate --regime scarce \
         --table benchmarks/results/search_efficiency_scarce.jsonl --samples 8 --reps 10
+    python benchmarks/search_efficiency.py simulate --regime scarce-recorded --grace 8 --eta 2 --startup 2 \
+        --table benchmarks/results/search_efficiency_scarce_recorded.jsonl --samples 12 --reps 10
 
 What this does not measure: the noise between training runs of one
 configuration (the table holds one seed per configuration, so every search
