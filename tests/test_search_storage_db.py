@@ -3,8 +3,10 @@
 PostgreSQL: a server of the Debian package started here on a loopback port
 with password authentication (tests/pg_server.py; skipped, with the reason,
 where none can be started). One flow per database, on tests/spaces/tiny.yaml
-(3 trials of 2 epochs, no final stage: long enough that the search cannot end in
-the 2 s between the first finished trial and the kill), with `RAY_AUTH_MODE` unset as for a
+(4 trials of 12 one-step epochs, no final stage: when the first trial ends, two
+have not started and each takes 12 validations, so the search cannot end in the
+2 s between the first finished trial and the kill -- with 3 trials of 2 epochs it
+did, on an idle 2-core machine where an epoch takes ~0.5 s and Ray reuses the worker), with `RAY_AUTH_MODE` unset as for a
 user (the run's own Ray cluster then uses a token of that run only, written
 nowhere):
 
@@ -123,9 +125,9 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
         "--storage",
         url,
         "--num-samples",
-        "3",
+        "4",
         "--max-epochs",
-        "2",
+        "12",
         "--no-final",
         "--verbose",
     ]
@@ -174,7 +176,7 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
 
     # ---- 3. the study is the leaderboard; the report is there
     search = lb.read_parquet(exp / lb.SEARCH_FILE).set_index("trial_id")
-    assert len(search) == 3 and set(search["status"]) <= {"COMPLETED", "EARLY_STOPPED"}, search
+    assert len(search) == 4 and set(search["status"]) <= {"COMPLETED", "EARLY_STOPPED"}, search
     study = _study(url)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.user_attrs["ray_trial_id"] for t in complete) == sorted(search.index)
