@@ -34,7 +34,8 @@ The files live in the experiment folder `OUT/NAME/` (written by
   selects on two metrics (not dominated on both).
 - `final.parquet`, one row per (config, seed) of the final stage
   (`final_row`, added as each trial ends, `upsert_final_row`):
-  `config_id`, `label`, `rank` (of the config in the search),
+  `config_id`, `label` (grid point or group, else `search.final.describe`: "mixup at latent"),
+  `rank` (of the config in the search),
   `search_trial_id`, `control` (True for the rows of the space's
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
   `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns

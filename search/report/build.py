@@ -40,7 +40,8 @@ REPORT_FILE = "report.html"
 
 
 def _names(exp: ExperimentFolder) -> dict[str, str]:
-    """config_id -> what the page calls it: the grid label, else 'rank N (config_id)'."""
+    """config_id -> what the page calls it: its label (grid point, group, or the final stage's words for a
+    sampled config), with '#rank' in front where two configs share one; else '#rank config_id'."""
     names: dict[str, str] = {}
     ranks: dict[str, int] = {}
     for frame in (exp.summary, exp.final):
