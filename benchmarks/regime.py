@@ -126,11 +126,13 @@ def run_one(cfg: TrainConfig, cache: str | None, postprocess: bool = False) -> d
 
 
 def machine() -> dict[str, str]:
-    """Where a row was measured: a seed's numbers differ between CPU kernel paths and CPU models
-    (same seed, same numbers only on one machine kind), so pair rows from the same machine."""
+    """Where a row was measured: the CPU model beside `sed.eval.metrics.metric_versions()` (package
+    versions and torch's CPU kernel path). A seed's numbers differ between kernel paths and CPU
+    models (same seed, same numbers only on one machine kind), so pair rows from the same machine.
+    (The rows of 2026-12-06 carry only `cpu`, `kernels` = the kernel path, and `torch`.)"""
     import platform
 
-    import torch
+    from sed.eval.metrics import metric_versions
 
     model = ""
     try:
@@ -140,7 +142,7 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         model = platform.processor()
-    return {"cpu": model, "kernels": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    return {"cpu": model, **metric_versions()}
 
 
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
