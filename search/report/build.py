@@ -18,6 +18,7 @@ temporary file, then `os.replace`): a failed build keeps the previous page.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -57,9 +58,9 @@ def _names(exp: ExperimentFolder) -> dict[str, str]:
                 names.setdefault(cid, label)
             elif rank is not None and pd.notna(rank):
                 names.setdefault(cid, f"#{int(rank)} {cid[:8]}")
-    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    uses = Counter(names.values())
     for cid, name in names.items():  # two top configs of one family: told apart by their rank
-        if name in shared and cid in ranks:
+        if uses[name] > 1 and cid in ranks:
             names[cid] = f"#{ranks[cid]} {name}"
     for cid in exp.control_ids:
         name = names.get(cid, cid[:8])
