@@ -221,3 +221,43 @@ def test_the_selection_split_is_the_one_the_validation_scores_come_from(data, mo
         assert read == [split]
         on_split = tr.evaluator.score(split, predict(tr.selected_model(), split), False, 10)
         assert val["val_micro_f1"] == pytest.approx(float(on_split["micro_f1"]))
+
+
+def test_n_mels_sets_the_features_the_model_and_the_saved_model(tiny_data_root, session_cache, data, tmp_path):
+    """`n_mels` is a data field: prepare_data builds features with that many bands, the CNN reads
+    them, a prepared dataset of another band count is refused, and best_model.pt predicts with it."""
+    import numpy as np
+
+    from sed.errors import ConfigError
+    from sed.predict import load_model
+
+    cfg = tiny("none", n_mels=32, cnn_filters=(4, 8, 8, 8), max_steps_per_epoch=2, epochs=1)
+    prepared = prepare_data(cfg, data_root=tiny_data_root, cache_dir=session_cache, progress=False)
+    assert prepared.feature_config.n_mels == 32
+    assert {array.shape[-1] for array in prepared.features.values()} == {32}
+    assert prepared.scaler.mean.shape == (32,)
+
+    trainer = Trainer(cfg, data=prepared, progress=False)
+    assert trainer.student.cnn.out_features == 8 * 2  # 32 bands pooled by 2 four times
+    metrics = trainer.fit()
+    assert math.isfinite(metrics["val_macro_f1"])
+    loaded = load_model(trainer.save_best_model(tmp_path / "best_model.pt"))
+    assert loaded.features.n_mels == 32 and loaded.config.n_mels == 32
+    probs = loaded.window_probs(np.zeros((1, loaded.features.clip_samples), dtype=np.float32))
+    assert probs.shape == (1, 157, len(prepared.labels))
+
+    with pytest.raises(ConfigError, match=r"n_mels=32, but the prepared data's features have 128 mel bands"):
+        Trainer(cfg, data=data, progress=False)
+    with pytest.raises(ConfigError, match=r"cnn_filters has 7 blocks.*too many for n_mels=32 \(at most 5\)"):
+        tiny("none", n_mels=32)
+    with pytest.raises(ConfigError, match=r"n_mels=4: give between 8 and 256"):
+        tiny("none", n_mels=4, cnn_filters=(4, 8))
+    # the FilterAugment band layout is checked against the run's bands, not the reference's 128
+    from sed.presets import ALL_PRESETS
+
+    layout = dict(TINY_MODEL, filter_bands=5, filter_min_width=8)
+    dataclasses.replace(ALL_PRESETS["filter-input-l2"], **layout).validate()
+    with pytest.raises(ConfigError, match=r"= 40 mel bins > the 32 bands of the input"):
+        dataclasses.replace(
+            ALL_PRESETS["filter-input-l2"], **{**layout, "n_mels": 32, "cnn_filters": (4, 8, 8, 8)}
+        ).validate()

@@ -31,7 +31,16 @@ SELECTABLE_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 #: The `params:` distributions (`Param.kind`).
 DISTRIBUTIONS: tuple[str, ...] = ("choice", "uniform", "loguniform", "int", "value")
 #: TrainConfig keys that change which data/features a trial reads (prepared in the driver).
-DATA_KEYS = ("data", "layout", "embedded_size", "embedded_seed", "skip_missing_audio", "val_fraction", "split_seed")
+DATA_KEYS = (
+    "data",
+    "layout",
+    "embedded_size",
+    "embedded_seed",
+    "skip_missing_audio",
+    "val_fraction",
+    "split_seed",
+    "n_mels",
+)
 
 
 class SpaceError(UserError):

@@ -36,7 +36,7 @@ FILTER_FIELDS = (FILTER_BANDS, FILTER_MIN_WIDTH, FILTER_DB, FILTER_MODE)
 
 
 def _check_filter(config: AugmentationConfig) -> None:
-    check_layout(N_MELS, config.filter_bands, config.filter_min_width, config.filter_mode)
+    check_layout(getattr(config, "n_mels", N_MELS), config.filter_bands, config.filter_min_width, config.filter_mode)
 
 
 def _filter_of(probe: Probe, config: AugmentationConfig) -> InputFamily:

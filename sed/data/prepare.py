@@ -91,7 +91,7 @@ def prepare_data(
         layout=config.layout,
     )
     store = FeatureStore(None if cache is None else cache / "features")
-    feature_config = FeatureConfig()
+    feature_config = FeatureConfig(n_mels=config.n_mels)
     features: dict[str, np.ndarray] = {}
     keys: dict[str, str] = {}
     for name, split in dataset.splits.items():

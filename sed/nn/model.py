@@ -44,6 +44,8 @@ LOCATIONS: tuple[str, ...] = ("input", "cnn", "rnn")
 #: Named location sets: the paper's Figure 1 calls {cnn, rnn} "latent".
 LOCATION_ALIASES: dict[str, tuple[str, ...]] = {"latent": ("cnn", "rnn"), "all": LOCATIONS}
 GATED_UNITS: tuple[str, ...] = ("linear_sigmoid", "glu", "none")
+#: Bounds of `n_mels` (the mel filterbank of 2048-point frames at 16 kHz has 1025 bins).
+MIN_MELS, MAX_MELS = 8, 256
 
 
 def parse_locations(value: str) -> tuple[str, ...]:
@@ -78,6 +80,10 @@ class CRNNFields:
     """
 
     cnn_filters: tuple[int, ...] = (16, 32, 64, 128, 128, 128, 128)
+    #: Log-mel bands of the input (the features are built with this many; 128 = the reference).
+    #: Fewer bands halve the first blocks' work (the CPU demo uses 64); a data field: every
+    #: run of one dataset and feature cache reads features built for its own value.
+    n_mels: int = N_MELS
     rnn_hidden: int = 128
     rnn_layers: int = 2
     dropout: float = 0.5
@@ -111,10 +117,14 @@ class CRNNFields:
         """Refuse inconsistent model values with a message naming the key and the fix."""
         if len(self.cnn_filters) < 2 or any(int(f) < 1 for f in self.cnn_filters):
             raise ConfigError(f"cnn_filters={self.cnn_filters!r}: give at least 2 positive widths, e.g. 16,32,64")
-        if len(self.cnn_filters) > 7:
+        if not MIN_MELS <= self.n_mels <= MAX_MELS:
             raise ConfigError(
-                f"cnn_filters has {len(self.cnn_filters)} blocks; the 128 mel bands allow at most 7 "
-                "frequency poolings by 2"
+                f"n_mels={self.n_mels}: give between {MIN_MELS} and {MAX_MELS} log-mel bands (128 = the reference)"
+            )
+        if 2 ** len(self.cnn_filters) > self.n_mels:
+            raise ConfigError(
+                f"cnn_filters has {len(self.cnn_filters)} blocks, each pooling frequency by 2: too many for "
+                f"n_mels={self.n_mels} (at most {self.n_mels.bit_length() - 1}); drop blocks or raise n_mels"
             )
         if self.rnn_hidden < 1 or self.rnn_layers < 1:
             raise ConfigError("rnn_hidden and rnn_layers must be >= 1")
@@ -136,10 +146,9 @@ class CRNNFields:
 
 @dataclass(frozen=True)
 class CRNNConfig(CRNNFields):
-    """Architecture hyperparameters: the run's `CRNNFields` plus what the data fixes."""
+    """Architecture hyperparameters: the run's `CRNNFields` plus what the data fixes (classes)."""
 
     n_classes: int = 10
-    n_mels: int = N_MELS
     #: (time, freq) pooling per block; None = (2,2), (2,2), then (1,2).
     cnn_pooling: tuple[tuple[int, int], ...] | None = None
 

@@ -72,6 +72,11 @@ class Trainer:
         self.device = configure_process(config)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.data = data or prepare_data(config, data_root, self.cache_dir, progress=progress)
+        if self.data.feature_config.n_mels != config.n_mels:
+            raise ConfigError(
+                f"n_mels={config.n_mels}, but the prepared data's features have {self.data.feature_config.n_mels} "
+                "mel bands; prepare the data with this config (prepare_data(config, ...)) or set n_mels to match"
+            )
         self.labels = self.data.labels
         n_classes = len(self.labels)
 
