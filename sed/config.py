@@ -42,7 +42,7 @@ SELECTIONS: tuple[str, ...] = ("student", "teacher")
 #: Validation scores the best epoch of a run can be selected on (higher is better).
 SELECTION_METRICS: tuple[str, ...] = VALIDATION_SCORE_NAMES
 SELECTION_SPLITS: tuple[str, ...] = ("synthetic_val", "validation")  # where validation scores come from
-EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap", "scarce", "scarce-eval400")
+EMBEDDED_SIZES: tuple[str, ...] = ("tiny", "small", "default", "gap", "scarce", "scarce-eval400", "scarce-far")
 #: The training step on a GPU (sed.training.fast_step).
 FAST_STEPS: tuple[str, ...] = ("auto", "off", "graph")
 

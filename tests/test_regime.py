@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from sed.config import EMBEDDED_SIZES
 from sed.data import synth
 from sed.data.desed import load_desed
-from sed.data.domains import CLEAN, GAP_DOMAINS, RECORDED, Domain
+from sed.data.domains import CLEAN, FAR_DOMAINS, GAP_DOMAINS, RECORDED, RECORDED_FAR, Domain
 from sed.data.sounds import SR, render_clip
 
 #: Per clip (seeds 0 and 3, every part, clips 0 and 7): the events, and the sum and the sum of
@@ -139,3 +140,44 @@ def test_scarce_eval400_is_scarce_with_more_evaluation_clips(tmp_path, monkeypat
     assert all("eval" in str(name) for name in added)
     for name in wavs["scarce"]:
         assert (roots["scarce"] / name).read_bytes() == (roots["scarce-eval400"] / name).read_bytes(), name
+
+
+def test_scarce_far_is_scarce_eval400_through_a_stronger_recording_chain(tmp_path, monkeypatch):
+    assert "scarce-far" in EMBEDDED_SIZES and synth.DOMAINS["scarce-far"] is FAR_DOMAINS
+    assert synth.SIZES["scarce-far"] == synth.SIZES["scarce-eval400"]
+    assert FAR_DOMAINS["synthetic"] is CLEAN
+    assert all(FAR_DOMAINS[p] is RECORDED_FAR for p in ("weak", "unlabeled", "validation", "public_eval"))
+    assert dataclasses.replace(RECORDED_FAR, eq_db=RECORDED.eq_db) == RECORDED  # only the chain is stronger
+    assert RECORDED_FAR.eq_db == 16.0
+
+    # the same stream through both chains: the response in dB is 16/10 times as large (gains and tilt
+    # are uniform draws scaled by eq_db), the events and the level change are the same
+    flat = Domain(ebr_db=RECORDED.ebr_db, background_dbfs=RECORDED.background_dbfs, level_db=RECORDED.level_db)
+
+    def spectrum_db(samples: np.ndarray) -> np.ndarray:
+        power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+        bands = np.array_split(power[len(power) // 80 :], 16)  # 100 Hz - 8 kHz in 16 bands
+        return 10 * np.log10(np.array([b.mean() for b in bands]) + 1e-9)
+
+    for index in range(3):
+        plain, events = render_clip(synth._clip_rng(0, "validation", index), flat)
+        near, events_near = render_clip(synth._clip_rng(0, "validation", index), RECORDED)
+        far, events_far = render_clip(synth._clip_rng(0, "validation", index), RECORDED_FAR)
+        assert events == events_near == events_far
+        colour_near = spectrum_db(near) - spectrum_db(plain)
+        colour_far = spectrum_db(far) - spectrum_db(plain)
+        assert np.std(colour_far) == pytest.approx(1.6 * np.std(colour_near), rel=0.15), index
+
+    # on disk: the clean synthetic clips and every label file are scarce-eval400's, byte for byte;
+    # the recorded clips differ
+    monkeypatch.setitem(synth.SIZES, "scarce-eval400", synth.PartSizes(2, 1, 2, 1, 2))
+    monkeypatch.setitem(synth.SIZES, "scarce-far", synth.PartSizes(2, 1, 2, 1, 2))
+    roots = {size: synth.generate_dataset(tmp_path / size, size, seed=0) for size in ("scarce-eval400", "scarce-far")}
+    files = {
+        size: sorted(p.relative_to(root) for p in root.rglob("*") if p.suffix in (".wav", ".tsv"))
+        for size, root in roots.items()
+    }
+    assert files["scarce-eval400"] == files["scarce-far"] and files["scarce-far"]
+    for name in files["scarce-far"]:
+        same = (roots["scarce-eval400"] / name).read_bytes() == (roots["scarce-far"] / name).read_bytes()
+        assert same == (name.suffix == ".tsv" or "syn" in name.name), name
