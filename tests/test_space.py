@@ -256,6 +256,10 @@ def test_shipped_spaces_load(name):
     if not space.is_grid:
         params, constants = run_define_by_run(space, 5)[0]
         space.sample_config({**params, **constants})
+    elif name == "demo":  # one trial per family, every one on 64 mel bands
+        labels = [p.label for p in space.grid_configs()]
+        assert labels == ["filter-adversarial", "random-latent", "mixup-latent"]
+        assert {space.sample_config(p.overrides).n_mels for p in space.grid_configs()} == {64}
     else:
         assert [p.label for p in space.grid_configs()] == list(PRESETS)
 
