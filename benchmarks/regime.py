@@ -19,6 +19,9 @@ Run (one thread per run, runs one after the other, each appended to --jsonl):
     OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none filter --postprocess \
         --set embedded_size=scarce-eval400 epochs=24 val_fraction=0.5 selection_split=validation
     python benchmarks/regime.py --report --metric eval_f1_tuned --jsonl benchmarks/results/regime-scarce-eval400.jsonl
+    OMP_NUM_THREADS=1 python benchmarks/regime.py --configs none filter_adversarial --postprocess --seeds 1 2 3 4 5 \
+        --set embedded_size=scarce-far epochs=24 val_fraction=0.5 selection_split=validation n_mels=64 \
+        --jsonl benchmarks/results/regime-scarce-far.jsonl    # spaces/demo.yaml's regime and its answer
 
 Each row records the machine it ran on (`machine`): a seed's run is reproducible on one
 CPU kind only, so pair rows measured on the same machine.
