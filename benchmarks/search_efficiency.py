@@ -21,6 +21,9 @@ cost seconds instead of hours on a 2-core machine:
      0.5 / 1.5 / 4.
    - `scarce-recorded`: the same, selecting on the recorded validation part
      (`selection_split=validation`) instead of the clean synthetic split.
+   - `scarce-far`: spaces/demo.yaml's recipe of 2026-12-06: `scarce-recorded`
+     on the `scarce-far` data (a stronger recording chain) with 64 mel
+     bands, `filter_adversarial` added.
 2. `simulate`: the real searcher and scheduler objects of
    `search.searchers` (`make_search_alg`, `make_scheduler`: Ray Tune's
    OptunaSearch with TPE or random sampling, Ray Tune's ASHAScheduler or
@@ -162,7 +165,27 @@ def _scarce_recorded() -> Regime:
     return dataclasses.replace(regime, constants={**regime.constants, "selection_split": "validation"})
 
 
-REGIMES: dict[str, Any] = {"demo": lambda: DEMO_2026_12_02, "scarce": _scarce, "scarce-recorded": _scarce_recorded}
+def _scarce_far() -> Regime:
+    """spaces/demo.yaml's recipe of 2026-12-06: `scarce-far` (the stronger recording chain), 64 mel bands,
+    selecting on the recorded validation part; the FilterAugment family with its worst-case variant
+    (`filter_adversarial`, the demo's winner) beside random / mixup at input or latent and snr_noise,
+    x weight 0.5 / 1.5 / 4."""
+    regime = _scarce_recorded()
+    return dataclasses.replace(
+        regime,
+        constants={**regime.constants, "embedded_size": "scarce-far", "n_mels": 64},
+        augmentations=("random", "mixup", "filter", "filter_adversarial", "snr_noise"),
+        locations={**regime.locations, "filter_adversarial": ("input",)},
+        strength={**regime.strength, "filter_adversarial": {"filter_db": 10.0}},
+    )
+
+
+REGIMES: dict[str, Any] = {
+    "demo": lambda: DEMO_2026_12_02,
+    "scarce": _scarce,
+    "scarce-recorded": _scarce_recorded,
+    "scarce-far": _scarce_far,
+}
 
 
 def key_of(config: dict[str, Any]) -> str:
