@@ -176,7 +176,7 @@ def report(rows: list[dict[str, Any]], control: str = "none", metric: str = "eva
             groups[key][row["seed"]] = row[metric]
         best_val[key].append(max(row["val_f1"]))
     lines = [
-        f"| configuration | seeds | val F1 (clean) | public-eval {metric} [95 % CI] | paired diff vs control [95 % CI] "
+        f"| configuration | seeds | selection score (best val F1, the selection split) | public-eval {metric} [95 % CI] | paired diff vs control [95 % CI] "
         "| t-test p | Wilcoxon p |",
         "|---|---|---|---|---|---|---|",
     ]
