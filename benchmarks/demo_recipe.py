@@ -11,6 +11,8 @@ Run:
     python benchmarks/demo_recipe.py --variants old-demo recipe --seeds 1 2
     python benchmarks/demo_recipe.py --variants recipe --set lr=0.01 --epochs 8
     python benchmarks/demo_recipe.py --variants recipe --step-times
+    python benchmarks/demo_recipe.py --variants recipe --step-times --set batch_size=16 --set weak_fraction=0.25 \
+        --set strong_fraction=0.25 --set n_mels=64    # spaces/demo.yaml's batch and bands of 2026-12-06
     python benchmarks/demo_recipe.py --list
 
 Prints one learning-curve table per run and a summary table (markdown), and
@@ -245,6 +247,10 @@ STEP_OBJECTIVES: dict[str, dict[str, Any]] = {
         for aug in ("random", "adversarial", "vat", "mixup")
         for loc in ("input", "latent")
     },
+    **{
+        f"{aug} input": dict(augmentation=aug, locations="input", regularization="l2", consistency_weight=1.0)
+        for aug in ("snr_noise", "filter", "filter_adversarial")
+    },
 }
 
 
@@ -268,16 +274,25 @@ def step_times(variant: str, extra: dict[str, str], reps: int = 7) -> None:
     weak[:n_weak] = True
     strong[b - n_strong :] = True
     batch = Batch(
-        torch.randn(b, 628, 128),
+        torch.randn(b, 628, base.n_mels),
         (torch.rand(b, 157, 10) > 0.8).float(),
         (torch.rand(b, 10) > 0.5).float(),
         strong,
         weak,
     )
-    print(f"\n| objective | s/step (batch {b}: {n_weak} weak, {n_unlabeled} unlabeled, {n_strong} strong) |")
+    print(
+        f"\n| objective | s/step (batch {b}: {n_weak} weak, {n_unlabeled} unlabeled, {n_strong} strong; "
+        f"{base.n_mels} mel bands) |"
+    )
     print("|---|---|")
+    from sed.errors import ConfigError
+
     for name, objective in STEP_OBJECTIVES.items():
-        cfg = dataclasses.replace(base, **objective).validate()
+        try:
+            cfg = dataclasses.replace(base, **objective).validate()
+        except ConfigError as error:  # e.g. adversarial without dropout
+            print(f"| {name} | - ({str(error).split(':')[0]}) |", flush=True)
+            continue
         step = ObjectiveStep(cfg, batch)
         times = []
         for _ in range(reps):

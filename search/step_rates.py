@@ -14,7 +14,8 @@ it from measured ones and says so (`StepCost.derived`).
 - **CPU, full-size CRNN, batch 24, 2 threads** ("After issue #12" table of
   the training step time).
 - **CPU, the demo's narrow CRNN, batch 8, 1 thread** ("CPU recipe of the
-  demo", step time per objective), and its validation cost per epoch.
+  demo", step time per objective), and its validation cost per epoch; the
+  same CRNN at batch 16 and 64 mel bands (spaces/demo.yaml of 2026-12-06).
 """
 
 from __future__ import annotations
@@ -99,6 +100,23 @@ CPU_DEMO_STEP_S: dict[tuple[str, str, str], float] = {
 }
 #: The demo's validation per epoch on the `default` data, 1 thread (~1 s; "CPU recipe of the demo").
 CPU_DEMO_VAL_S = 1.0
+#: The same CRNN at spaces/demo.yaml's batch and bands of 2026-12-06 (batch 16 = 4 weak + 8 unlabeled
+#: + 4 strong, 64 mel bands, dropout 0), 1 thread, idle: seconds per step ("CPU step of the demo at
+#: batch 16 and 64 mel bands"; `benchmarks/demo_recipe.py --step-times`).
+CPU_DEMO_B16_M64_STEP_S: dict[tuple[str, str, str], float] = {
+    ("none", "-", "none"): 0.194,
+    ("random", "input", "l2"): 0.395,
+    ("random", "latent", "l2"): 0.303,
+    ("vat", "input", "l2"): 0.591,
+    ("vat", "latent", "l2"): 0.341,
+    ("mixup", "input", "l2"): 0.371,
+    ("mixup", "latent", "l2"): 0.192,
+    ("snr_noise", "input", "l2"): 0.378,
+    ("filter", "input", "l2"): 0.374,
+    ("filter_adversarial", "input", "l2"): 0.556,
+}
+#: ... and its validation: 0.378 s per 100 clips (median of 5, the same section).
+CPU_DEMO_M64_VAL_S_PER_CLIP = 0.378 / 100
 #: Two trials side by side on 2 cores: each 13 % slower than alone ("Two trials at a time on 2 cores").
 CPU_SIDE_BY_SIDE_SLOWDOWN = 1.13
 #: Full CRNN on the CPU: validation of 77 clips 1.6 s, 2 threads ("Validation cost per epoch").
@@ -197,6 +215,10 @@ def cpu_step_seconds(cfg: TrainConfig) -> StepCost:
     if kind == "demo" and cfg.batch_size == 8:
         seconds, derived = _lookup(CPU_DEMO_STEP_S, key)
         return StepCost(seconds, "CPU demo-model table" + (" (nearest objective)" if derived else ""), derived)
+    if kind == "demo" and cfg.batch_size == 16 and cfg.n_mels == 64:
+        seconds, derived = _lookup(CPU_DEMO_B16_M64_STEP_S, key)
+        source = "CPU demo-model table, batch 16, 64 mel bands"
+        return StepCost(seconds, source + (" (nearest objective)" if derived else ""), derived)
     seconds, derived = _lookup(CPU_FULL_STEP_S, key)
     seconds *= cfg.batch_size / 24
     return StepCost(
@@ -228,7 +250,9 @@ def _interpolate(table: dict[int, float], x: float) -> float:
 def validation_seconds(cfg: TrainConfig, val_clips: int, on_gpu: bool) -> float:
     """One epoch's validation: inference of the selection split and its event F1 (+ PSDS when on)."""
     kind = model_kind(cfg)
-    if not on_gpu and kind == "demo":
+    if not on_gpu and kind == "demo" and cfg.n_mels == 64:
+        seconds = CPU_DEMO_M64_VAL_S_PER_CLIP * val_clips
+    elif not on_gpu and kind == "demo":
         seconds = CPU_DEMO_VAL_S * val_clips / 77
     elif on_gpu:
         seconds = VAL_F1_S_PER_CLIP * val_clips + val_clips / H200_EXAMPLES_PER_S[96] / 3  # forward ~1/3 of a step

@@ -133,3 +133,23 @@ def test_plan_command_prints_the_table_without_starting_anything(capsys, tmp_pat
     assert not (tmp_path / "out").exists()
     assert main(["--space", str(REPO / "spaces" / "table1.yaml"), "--plan", "--plan-cluster", "lots"]) == 2
     assert "--plan-cluster 'lots': give CPUS:GPUS[:NODES]" in capsys.readouterr().err
+
+
+def test_the_demo_is_planned_from_its_own_measured_step_times():
+    import dataclasses
+
+    # spaces/demo.yaml's model at batch 16 and 64 mel bands has its own table (not the full CRNN's)
+    space = load_space(REPO / "spaces" / "demo.yaml")
+    configs = [space.sample_config(point.overrides) for point in space.grid_configs()]
+    assert {(c.batch_size, c.n_mels) for c in configs} == {(16, 64)}
+    for cfg in configs:
+        cost = step_rates.cpu_step_seconds(cfg)
+        assert cost.source == "CPU demo-model table, batch 16, 64 mel bands" and not cost.derived
+        assert cost.seconds == step_rates.CPU_DEMO_B16_M64_STEP_S[step_rates.objective_key(cfg)]
+        assert step_rates.validation_seconds(cfg, 100, on_gpu=False) == pytest.approx(0.378)
+    # the worst-case band gains cost about three forward-backward passes: the slowest of the grid
+    slowest = max(configs, key=lambda c: step_rates.cpu_step_seconds(c).seconds)
+    assert slowest.augmentation == "filter_adversarial"
+    # at 128 bands the batch-16 table does not apply: the full model's rates, marked as derived
+    wide = dataclasses.replace(configs[0], n_mels=128)
+    assert step_rates.cpu_step_seconds(wide).derived
