@@ -70,6 +70,13 @@ def _clips(domain: Domain, n: int = 8):
     return [render_clip(synth._clip_rng(0, "public_eval", i), domain) for i in range(n)]
 
 
+def _spectrum_db(samples: np.ndarray) -> np.ndarray:
+    """Power in dB of 16 equal bands from 100 Hz to 8 kHz."""
+    power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    bands = np.array_split(power[len(power) // 80 :], 16)
+    return 10 * np.log10(np.array([b.mean() for b in bands]) + 1e-9)
+
+
 def test_the_domain_gap_is_measurable_in_the_audio():
     clean, recorded = _clips(CLEAN), _clips(RECORDED)  # same streams: the same events
     ebr_clean = np.nanmedian([_ebr_db(s, e) for s, e in clean])
@@ -79,16 +86,11 @@ def test_the_domain_gap_is_measurable_in_the_audio():
     # the recording chain colours the spectrum: the same clip (same stream) with and without it
     flat = Domain(ebr_db=RECORDED.ebr_db, background_dbfs=RECORDED.background_dbfs)
 
-    def spectrum_db(samples: np.ndarray) -> np.ndarray:
-        power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
-        bands = np.array_split(power[len(power) // 80 :], 16)  # 100 Hz - 8 kHz in 16 bands
-        return 10 * np.log10(np.array([b.mean() for b in bands]) + 1e-9)
-
     colour = []
     for index in range(4):
         coloured, _ = render_clip(synth._clip_rng(0, "public_eval", index), RECORDED)
         plain, _ = render_clip(synth._clip_rng(0, "public_eval", index), flat)
-        colour.append(float(np.std(spectrum_db(coloured) - spectrum_db(plain))))
+        colour.append(float(np.std(_spectrum_db(coloured) - _spectrum_db(plain))))
     assert np.median(colour) > 2.0, colour
 
 
@@ -154,18 +156,13 @@ def test_scarce_far_is_scarce_eval400_through_a_stronger_recording_chain(tmp_pat
     # are uniform draws scaled by eq_db), the events and the level change are the same
     flat = Domain(ebr_db=RECORDED.ebr_db, background_dbfs=RECORDED.background_dbfs, level_db=RECORDED.level_db)
 
-    def spectrum_db(samples: np.ndarray) -> np.ndarray:
-        power = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
-        bands = np.array_split(power[len(power) // 80 :], 16)  # 100 Hz - 8 kHz in 16 bands
-        return 10 * np.log10(np.array([b.mean() for b in bands]) + 1e-9)
-
     for index in range(3):
         plain, events = render_clip(synth._clip_rng(0, "validation", index), flat)
         near, events_near = render_clip(synth._clip_rng(0, "validation", index), RECORDED)
         far, events_far = render_clip(synth._clip_rng(0, "validation", index), RECORDED_FAR)
         assert events == events_near == events_far
-        colour_near = spectrum_db(near) - spectrum_db(plain)
-        colour_far = spectrum_db(far) - spectrum_db(plain)
+        colour_near = _spectrum_db(near) - _spectrum_db(plain)
+        colour_far = _spectrum_db(far) - _spectrum_db(plain)
         assert np.std(colour_far) == pytest.approx(1.6 * np.std(colour_near), rel=0.15), index
 
     # on disk: the clean synthetic clips and every label file are scarce-eval400's, byte for byte;

@@ -32,7 +32,7 @@ their times do not depend on the chain, only on (size, seed, part, index).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,7 +75,7 @@ GAP_DOMAINS: dict[str, Domain] = {
 }
 
 #: Recordings through a stronger chain: +-16 dB peaking bands and a +-8 dB tilt (``scarce-far``).
-RECORDED_FAR = Domain(ebr_db=(6.0, 21.0), background_dbfs=(-45.0, -30.0), eq_db=16.0, level_db=(-12.0, 0.0))
+RECORDED_FAR = replace(RECORDED, eq_db=16.0)
 #: The ``scarce-far`` size: the synthetic part clean, every other part through :data:`RECORDED_FAR`.
 FAR_DOMAINS: dict[str, Domain] = {part: (CLEAN if part == "synthetic" else RECORDED_FAR) for part in GAP_DOMAINS}
 
