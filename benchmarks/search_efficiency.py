@@ -8,7 +8,8 @@ cost seconds instead of hours on a 2-core machine:
    macro F1 and wall time: the learning curves the searches read. Two
    processes at a time, one thread each. Appends one JSON line per
    configuration to `--table` (restartable: finished configurations are
-   skipped). Regimes:
+   skipped). With `--signals` each epoch also records the `SIGNALS`
+   (threshold-free scores ASHA could read instead of the F1). Regimes:
    - `demo` (the default): spaces/demo.yaml's recipe of 2026-12-02 (the
      `default` embedded data, no unlabeled part, 9 x 25-step epochs; frozen
      in `DEMO_2026_12_02`); augmentation random / adversarial / VAT / mixup
@@ -36,7 +37,11 @@ cost seconds instead of hours on a 2-core machine:
    each method and searcher seed: the epochs (and recorded training
    seconds) spent until the best-so-far validation score first reaches
    the best score full random search finds with the same number of
-   samples, and the best-so-far curve per epoch spent.
+   samples, and the best-so-far curve per epoch spent. `--rung-metric`
+   makes ASHA compare the trials on another recorded score
+   (`scheduler.rung_metric`); `--first-seed` picks the searcher seeds.
+3. `ranks`: Spearman rho of every recorded score at epoch k with the final
+   best F1 (how well a rung at k could rank the configurations).
 
 Run:
     python benchmarks/search_efficiency.py table --table benchmarks/results/search_efficiency_table.jsonl
@@ -47,6 +52,11 @@ Run:
         --table benchmarks/results/search_efficiency_scarce.jsonl --samples 8 --reps 10
     python benchmarks/search_efficiency.py simulate --regime scarce-recorded --grace 8 --eta 2 --startup 2 \
         --table benchmarks/results/search_efficiency_scarce_recorded.jsonl --samples 12 --reps 10
+    python benchmarks/search_efficiency.py table --regime scarce-far --signals \
+        --table benchmarks/results/search_efficiency_scarce_far.jsonl
+    python benchmarks/search_efficiency.py ranks --table benchmarks/results/search_efficiency_scarce_far.jsonl
+    python benchmarks/search_efficiency.py simulate --regime scarce-far --grace 4 --rung-metric val_frame_ap \
+        --table benchmarks/results/search_efficiency_scarce_far.jsonl --samples 24 --reps 50 --first-seed 300
 
 What this does not measure: the noise between training runs of one
 configuration (the table holds one seed per configuration, so every search
@@ -193,9 +203,46 @@ def key_of(config: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- 1. table
-def train_curve(args: tuple[dict[str, Any], int, str | None, str]) -> dict[str, Any]:
+#: Per-epoch scores besides the selection F1 that `table --signals` records, each a candidate for what
+#: ASHA reads at its rungs: all on the selection split, computed from one extra prediction pass after
+#: the epoch (outside its recorded `epoch_seconds`):
+#: `val_psds1` (threshold-free PSDS1, sed_scores_eval), `val_frame_ap` (macro average precision of
+#: the frame probabilities against the frame targets, scikit-learn), `val_clip_ap` (the same of each
+#: clip's highest frame probability against its weak labels), `val_frame_bce` (mean frame
+#: binary cross-entropy, lower is better).
+SIGNALS = ("val_psds1", "val_frame_ap", "val_clip_ap", "val_frame_bce")
+
+
+def epoch_signals(trainer: Any) -> dict[str, float]:
+    """The `SIGNALS` of the trainer's current model on its selection split."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    from sed.eval.frame_scores import frame_average_precision
+
+    split_name = trainer.config.selection_split
+    split = trainer.data.split(split_name)
+    probs = trainer.evaluator.predict(trainer.selected_model(), split_name)
+    frames = split.strong_targets(trainer.data.labels, trainer.config.offset_rounding)
+    clips = split.weak_targets(trainer.data.labels)
+    peak = probs.max(axis=1)
+    # the classes with an active frame and a clip without the class (AP needs both)
+    scored = [c for c in range(frames.shape[-1]) if frames[..., c].any() and clips[:, c].sum() < len(clips)]
+    clip_ap = [average_precision_score(clips[:, c], peak[:, c]) for c in scored]
+    p = np.clip(probs, 1e-7, 1 - 1e-7)
+    bce = -(frames * np.log(p) + (1 - frames) * np.log(1 - p)).mean()
+    psds1 = trainer.evaluator.score(split_name, probs, False, 10, threshold_free=("psds1",))["psds1"]
+    return {
+        "val_psds1": float(psds1),
+        "val_frame_ap": frame_average_precision(probs, frames),
+        "val_clip_ap": float(np.mean(clip_ap)),
+        "val_frame_bce": float(bce),
+    }
+
+
+def train_curve(args: tuple[dict[str, Any], int, str | None, str, bool]) -> dict[str, Any]:
     """One configuration's learning curve (runs in a worker process, one thread)."""
-    overrides, seed, cache, regime_name = args
+    overrides, seed, cache, regime_name, signals = args
     regime = REGIMES[regime_name]()
     import torch
 
@@ -211,7 +258,14 @@ def train_curve(args: tuple[dict[str, Any], int, str | None, str]) -> dict[str, 
     started = time.perf_counter()
     for _ in range(cfg.epochs):
         m = trainer.train_epoch()
-        curve.append({"epoch": m["epoch"], METRIC: m[METRIC], "epoch_seconds": m["epoch_seconds"]})
+        curve.append(
+            {
+                "epoch": m["epoch"],
+                METRIC: m[METRIC],
+                "epoch_seconds": m["epoch_seconds"],
+                **(epoch_signals(trainer) if signals else {}),
+            }
+        )
     return {
         "key": key_of(overrides),
         "config": overrides,
@@ -222,7 +276,9 @@ def train_curve(args: tuple[dict[str, Any], int, str | None, str]) -> dict[str, 
     }
 
 
-def build_table(path: Path, workers: int, seed: int, cache: str | None, regime_name: str) -> None:
+def build_table(
+    path: Path, workers: int, seed: int, cache: str | None, regime_name: str, signals: bool = False
+) -> None:
     import multiprocessing as mp
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +298,7 @@ def build_table(path: Path, workers: int, seed: int, cache: str | None, regime_n
     started = time.perf_counter()
     with mp.get_context("spawn").Pool(workers) as pool:
         for n, row in enumerate(
-            pool.imap_unordered(train_curve, [(c, seed, cache, regime_name) for c in todo]), start=1
+            pool.imap_unordered(train_curve, [(c, seed, cache, regime_name, signals) for c in todo]), start=1
         ):
             with path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -272,14 +328,19 @@ num_samples: {samples}
 searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}  # random sampling ignores it
 scheduler: {scheduler}
 max_concurrent: 2
-fixed: {{rampup_epochs: {rampup}}}  # the recipe's; the space checks ASHA's first rung against it
+# the recipe's ramp-up (the space checks ASHA's first rung against it); the flags of the recorded scores
+# ASHA may read (`--rung-metric`)
+fixed: {{rampup_epochs: {rampup}, compute_val_frame_ap: true, compute_val_psds1: true}}
 params:
   augmentation: {{choice: {augmentations}}}
 {locations}  consistency_weight: {{choice: {weights}}}
 """
 
 METHODS = {
-    "tpe+asha": ("optuna-tpe", "{{kind: asha, max_epochs: {epochs}, grace_period: {grace}, reduction_factor: {eta}}}"),
+    "tpe+asha": (
+        "optuna-tpe",
+        "{{kind: asha, max_epochs: {epochs}, grace_period: {grace}, reduction_factor: {eta}, rung_metric: {rung}}}",
+    ),
     "random (fifo)": ("optuna-random", "{{kind: fifo, max_epochs: {epochs}}}"),
     "tpe (fifo)": ("optuna-tpe", "{{kind: fifo, max_epochs: {epochs}}}"),
 }
@@ -306,7 +367,7 @@ def _locations_lines(regime: Regime) -> str:
     return lines
 
 
-def make_space(method: str, samples: int, seed: int, startup: int, regime: Regime):
+def make_space(method: str, samples: int, seed: int, startup: int, regime: Regime, rung_metric: str = METRIC):
     from search.space import parse_space
 
     searcher, scheduler = METHODS[method]
@@ -314,7 +375,7 @@ def make_space(method: str, samples: int, seed: int, startup: int, regime: Regim
         samples=samples,
         searcher=searcher,
         seed=seed,
-        scheduler=scheduler.format(epochs=regime.epochs, grace=regime.grace, eta=regime.eta),
+        scheduler=scheduler.format(epochs=regime.epochs, grace=regime.grace, eta=regime.eta, rung=rung_metric),
         startup=startup,
         augmentations=list(regime.augmentations),
         locations=_locations_lines(regime),
@@ -339,6 +400,7 @@ def run_search(
     startup: int,
     regime: Regime,
     slots: int = 2,
+    rung_metric: str = METRIC,
 ) -> list[dict[str, Any]]:
     """Every epoch one search runs, in the order results arrive (a discrete-event loop over the table).
 
@@ -348,7 +410,11 @@ def run_search(
     free, `on_trial_result` for every epoch (the scheduler may answer
     STOP), `on_trial_complete` when a trial ends or is stopped. `slots`
     trials run at once; an epoch takes the wall time recorded for it, so a
-    slow configuration holds its slot longer, as on the machine.
+    slow configuration holds its slot longer, as on the machine. Each
+    result carries every score the table recorded and its best so far
+    (`best_<score>`, as search.trainable reports them), so ASHA can compare
+    trials on `rung_metric` (`scheduler.rung_metric`) while the searcher reads
+    the F1.
     """
     import heapq
 
@@ -356,7 +422,7 @@ def run_search(
 
     from search.searchers import make_scheduler, make_search_alg
 
-    space = make_space(method, samples, seed, startup, regime)
+    space = make_space(method, samples, seed, startup, regime, rung_metric)
     searcher, scheduler = make_search_alg(space), make_scheduler(space)
     scheduler.set_search_properties(space.tune_metric, space.mode)
     events: list[dict[str, Any]] = []
@@ -373,7 +439,7 @@ def run_search(
             config["locations"] = regime.locations[config["augmentation"]][0]
         started += 1
         row = table[key_of(config)]
-        state[trial_id] = {"row": row, "epoch": 0, "best": -math.inf, "key": key_of(config)}
+        state[trial_id] = {"row": row, "epoch": 0, "best": {}, "key": key_of(config)}
         scheduler.on_trial_add(None, _Trial(trial_id))
         heapq.heappush(running, (now + row["curve"][0]["epoch_seconds"], started, trial_id))
 
@@ -384,13 +450,10 @@ def run_search(
         info = state[trial_id]
         epoch = info["row"]["curve"][info["epoch"]]
         info["epoch"] += 1
-        info["best"] = max(info["best"], epoch[METRIC])
-        result = {
-            "training_iteration": info["epoch"],
-            "epoch": info["epoch"],
-            METRIC: epoch[METRIC],
-            f"best_{METRIC}": info["best"],
-        }
+        result = {"training_iteration": info["epoch"], "epoch": info["epoch"]}
+        for score in (k for k in epoch if k.startswith("val_") and k != "val_frame_bce"):  # higher is better
+            info["best"][score] = max(info["best"].get(score, -math.inf), epoch[score])
+            result.update({score: epoch[score], f"best_{score}": info["best"][score]})
         events.append(
             {
                 "trial": trial_id,
@@ -437,6 +500,8 @@ def simulate(
     regime_name: str,
     grace: int | None = None,
     eta: int | None = None,
+    first_seed: int = 100,
+    rung_metric: str = METRIC,
 ) -> None:
     import optuna
 
@@ -447,11 +512,13 @@ def simulate(
     if eta is not None:
         regime = dataclasses.replace(regime, eta=eta)
     table = read_table(table_path, regime)
+    if any(rung_metric not in row["curve"][0] for row in table.values()):
+        raise SystemExit(f"{table_path}: no per-epoch {rung_metric}; build the table with `table --signals`")
     best_possible = max(max(e[METRIC] for e in row["curve"]) for row in table.values())
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     for rep in range(reps):
-        seed = 100 + rep
-        runs = {m: run_search(table, m, samples, seed, startup, regime) for m in METHODS}
+        seed = first_seed + rep
+        runs = {m: run_search(table, m, samples, seed, startup, regime, rung_metric=rung_metric) for m in METHODS}
         target = max(e[METRIC] for e in runs["random (fifo)"])
         for method, events in runs.items():
             epochs, seconds, curve = spend_to_reach(events, target)
@@ -483,6 +550,8 @@ def simulate(
             json.dumps(
                 {
                     "regime": regime_name,
+                    "rung_metric": rung_metric,
+                    "first_seed": first_seed,
                     "grace": regime.grace,
                     "eta": regime.eta,
                     "startup": startup,
@@ -523,6 +592,31 @@ def report(
         )
 
 
+def ranks(table_path: Path, epochs: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 20)) -> None:
+    """How well each recorded score at epoch k ranks the configurations' final best F1 (Spearman rho),
+    as the last value and as the best so far (what ASHA reads)."""
+    from scipy.stats import spearmanr
+
+    rows = [json.loads(line) for line in table_path.read_text().splitlines() if line.strip()]
+    final = [max(e[METRIC] for e in row["curve"]) for row in rows]
+    scores = [k for k in rows[0]["curve"][0] if k.startswith("val_")]
+    print(f"{len(rows)} configurations; Spearman rho with the final best {METRIC}, last value / best so far")
+    print("| score | " + " | ".join(f"epoch {k}" for k in epochs) + " |")
+    print("|---|" + "---|" * len(epochs))
+    for score in scores:
+        sign = -1.0 if score == "val_frame_bce" else 1.0  # lower is better
+
+        def rho(values: list[float]) -> float:
+            return float(spearmanr(values, final)[0])
+
+        cells = [
+            f"{rho([sign * row['curve'][k - 1][score] for row in rows]):+.2f} / "
+            f"{rho([max(sign * e[score] for e in row['curve'][:k]) for row in rows]):+.2f}"
+            for k in epochs
+        ]
+        print(f"| {score} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -532,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--cache", default=None)
     t.add_argument("--regime", choices=sorted(REGIMES), default="demo", help="the recipe and discrete space")
+    t.add_argument("--signals", action="store_true", help=f"also record {', '.join(SIGNALS)} per epoch")
     s = sub.add_parser("simulate", help="run the searchers over the recorded curves")
     s.add_argument("--table", type=Path, required=True)
     s.add_argument("--samples", type=int, default=12)
@@ -541,11 +636,33 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--regime", choices=sorted(REGIMES), default="demo", help="the recipe and discrete space")
     s.add_argument("--grace", type=int, default=None, help="ASHA's first rung (default: the regime's)")
     s.add_argument("--eta", type=int, default=None, help="ASHA's reduction factor (default: the regime's, 3)")
+    s.add_argument(
+        "--rung-metric",
+        default=METRIC,
+        choices=(METRIC, "val_frame_ap", "val_psds1"),
+        help="the score ASHA compares at its rungs (scheduler.rung_metric; the table must hold it: table --signals)",
+    )
+    s.add_argument("--first-seed", type=int, default=100, help="the first searcher seed (reps use the next ones)")
+    r = sub.add_parser("ranks", help="how well each recorded score at epoch k ranks the final best F1")
+    r.add_argument("--table", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.step == "table":
-        build_table(args.table, args.workers, args.seed, args.cache, args.regime)
+    if args.step == "ranks":
+        ranks(args.table)
+    elif args.step == "table":
+        build_table(args.table, args.workers, args.seed, args.cache, args.regime, args.signals)
     else:
-        simulate(args.table, args.samples, args.reps, args.startup, args.out, args.regime, args.grace, args.eta)
+        simulate(
+            args.table,
+            args.samples,
+            args.reps,
+            args.startup,
+            args.out,
+            args.regime,
+            args.grace,
+            args.eta,
+            args.first_seed,
+            args.rung_metric,
+        )
     return 0
 
 

@@ -16,7 +16,7 @@ The files live in the experiment folder `OUT/NAME/` (written by
   column per hyperparameter of the trial config (every searched parameter,
   empty where its `when` condition did not hold, and every fixed value;
   lists such as `cnn_filters` as comma text); `val_macro_f1` / `val_psds` /
-  `val_psds1` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
+  `val_psds1` / `val_frame_ap` (each the best value over the trial's epochs, NaN when not computed); `selection_value` (best
   of the space's first metric: what the final stage's top-k uses) and
   `best_epoch` (its epoch); `epochs_run`; `wall_seconds`; the compute
   (`search.trial_compute`): `energy_kwh`, `energy_source` (measured or
@@ -40,7 +40,7 @@ The files live in the experiment folder `OUT/NAME/` (written by
   `final.control`, config_id "control"), `seed`, `trial_id`, `status` (COMPLETED or ERROR),
   `error`, `failures`, `epochs_run`, `wall_seconds`, the compute columns
   and `train_gflop` (as in search.parquet), `val_macro_f1` /
-  `val_psds` / `val_psds1` and `model_epoch` of the model selected on the
+  `val_psds` / `val_psds1` / `val_frame_ap` and `model_epoch` of the model selected on the
   trial's `selection_metric` (the space's first metric), its
   public-evaluation scores `eval_macro_f1`, `eval_micro_f1`, `eval_psds`,
   `eval_psds_ct`, `eval_psds_macro` (psds_eval, DCASE 2020 settings, 50
@@ -272,8 +272,7 @@ def final_row(
         "train_gflop": _float(result.get("train_gflop")),
         # validation scores of the selected (best-F1) model, i.e. of the model scored on eval
         "val_macro_f1": _float(result.get("selected_val_macro_f1", result.get("best_val_macro_f1"))),
-        "val_psds": _float(result.get("selected_val_psds")),
-        "val_psds1": _float(result.get("selected_val_psds1")),
+        **{key: _float(result.get(f"selected_{key}")) for key in VALIDATION_SCORE_NAMES[1:]},
         "model_epoch": result.get("model_epoch"),
         "control": bool(config.get(trial_spec.CONTROL, False)),
     }

@@ -10,7 +10,9 @@
   once, in order (Optuna rejects `tune.grid_search`);
 - `ASHAScheduler` on `training_iteration` (= epochs), or FIFO. ASHA
   compares trials at its rungs on the first metric only (the Tuner's
-  metric), also when the study has two objectives.
+  metric), also when the study has two objectives; with
+  `scheduler.rung_metric` on that score's best so far instead
+  (`RungMetricASHA`), while Optuna and the Tuner keep the space's metric.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -109,15 +112,32 @@ def make_search_alg(space: Space, storage: str | None = None, study_name: str | 
     )
 
 
+class RungMetricASHA(ASHAScheduler):
+    """ASHA that compares trials on its own score, not the Tuner's metric.
+
+    Tune hands every scheduler the Tuner's metric (`set_search_properties`) and
+    refuses one built with a metric of its own; this one keeps the score it was
+    built with and accepts the call, so the searcher, the result grid and the
+    leaderboards stay on the space's metric while the rungs read another
+    (`scheduler.rung_metric`).
+    """
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+
 def make_scheduler(space: Space):
     """ASHA over the space's epochs (`training_iteration`), or FIFO."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     if space.scheduler.kind == "asha":
-        return ASHAScheduler(
+        kwargs: dict[str, Any] = dict(
             time_attr="training_iteration",
             max_t=space.scheduler.max_epochs,
             grace_period=space.scheduler.grace_period,
             reduction_factor=space.scheduler.reduction_factor,
         )
+        if space.rung_tune_metric != space.tune_metric:
+            return RungMetricASHA(metric=space.rung_tune_metric, mode="max", **kwargs)
+        return ASHAScheduler(**kwargs)
     return FIFOScheduler()

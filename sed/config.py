@@ -150,13 +150,13 @@ class TrainConfig(CRNNFields):
     # --- evaluation ---
     threshold: float = 0.5
     median_window: int = 7
-    #: Compute PSDS at every validation as the score `val_psds` (costly); F1 always.
+    #: Scores computed at every validation besides the event F1 (sed.eval.scores: their cost): `val_psds`
+    #: (psds_eval at `val_psds_thresholds` points; the final stage uses 50), `val_psds1` (threshold-free),
+    #: `val_frame_ap` (frame average precision, sed.eval.frame_scores: ranks the first epochs).
     compute_val_psds: bool = False
-    #: Operating points of the validation PSDS (the final stage always uses 50).
     val_psds_thresholds: int = 10
-    #: Compute the threshold-free PSDS1 (sed_scores_eval) at every validation as the score `val_psds1`
-    #: (~0.1 s for 200 clips; docs/dependencies.md).
     compute_val_psds1: bool = False
+    compute_val_frame_ap: bool = False
     #: Which model is selected and reported: the student (reference) or the EMA teacher.
     select: str = "student"
     #: The validation score whose best epoch is kept as the run's model (the reference: event

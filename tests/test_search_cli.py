@@ -181,7 +181,7 @@ def test_a_search_per_group_then_the_best_of_each_printed_as_table1(ray_session,
         """
         name: groups
         searcher: {kind: optuna-tpe, seed: 0, n_startup_trials: 1}
-        scheduler: {kind: asha, max_epochs: 2, grace_period: 1, reduction_factor: 2}
+        scheduler: {kind: asha, max_epochs: 2, grace_period: 1, reduction_factor: 2, rung_metric: val_frame_ap}
         resources: {cpu: 1, gpu: 0}
         max_concurrent: 2
         groups: {num_samples: 2, presets: [baseline, random-latent-l2], reference: [baseline]}
@@ -191,7 +191,7 @@ def test_a_search_per_group_then_the_best_of_each_printed_as_table1(ray_session,
           l2: {loguniform: [1.0e-7, 1.0e-3], when: {regularization: l2}}
         final: {seeds: [1, 2], epochs: 1}
         """,
-        TINY_FIXED.replace("  regularization: l2\n", ""),
+        TINY_FIXED.replace("  regularization: l2\n", "  compute_val_frame_ap: true\n"),
     )
     out = tmp_path / "out"
     assert main(["--space", str(space), "--out", str(out), "--no-report"]) == 0
@@ -199,6 +199,8 @@ def test_a_search_per_group_then_the_best_of_each_printed_as_table1(ray_session,
 
     search = lb.read_parquet(out / "groups" / "search.parquet")
     assert sorted(search["group"]) == ["baseline", "random-latent-l2", "random-latent-l2"]
+    # ASHA read the frame AP at its rungs (Tune took the scheduler's own metric); every trial has it
+    assert search["val_frame_ap"].between(0, 1).all()
     assert (search["label"] == search["group"]).all()
     reference = search[search["group"] == "baseline"].iloc[0]
     # the reference is not searched: its preset's values, its weight the default 2, nothing sampled

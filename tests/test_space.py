@@ -396,7 +396,23 @@ REFUSALS = [
     (
         "val_psds without compute_val_psds: true",
         edited(metric="metric: val_psds"),
-        r"metric: val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed",
+        r"metric: val_psds is only reported when it is computed at every validation \(psds_eval .*\); "
+        r"add `compute_val_psds: true` under fixed",
+    ),
+    (
+        "rung metric without its flag",
+        edited(scheduler="scheduler: {kind: asha, max_epochs: 6, grace_period: 2, rung_metric: val_frame_ap}"),
+        r"scheduler\.rung_metric: val_frame_ap is only reported when .*; add `compute_val_frame_ap: true` under fixed",
+    ),
+    (
+        "unknown rung metric",
+        edited(scheduler="scheduler: {kind: asha, max_epochs: 6, grace_period: 2, rung_metric: eval_psds1}"),
+        r"scheduler\.rung_metric: 'eval_psds1'; choose a validation score from \['val_macro_f1'",
+    ),
+    (
+        "rung metric with fifo",
+        edited(scheduler="scheduler: {kind: fifo, max_epochs: 6, rung_metric: val_frame_ap}"),
+        r"scheduler\.rung_metric: only applies to kind: asha",
     ),
     ("mode", edited(mode="mode: maximize"), r"mode: 'maximize': use max or min"),
     (

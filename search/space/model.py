@@ -104,6 +104,10 @@ class SchedulerSpec:
     max_epochs: int = 30
     grace_period: int = 1
     reduction_factor: float = 3.0
+    #: The validation score ASHA compares at its rungs (its best so far), when not the space's
+    #: metric (None: the metric). A threshold-free score such as `val_frame_ap` ranks early
+    #: epochs, where the event F1 is still ~0 (benchmarks/README.md, "Search efficiency").
+    rung_metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,13 @@ class Space:
         `mode: min` they read the last value, as Tune does by default.
         """
         return f"best_{self.metric}" if self.mode == "max" else self.metric
+
+    @property
+    def rung_tune_metric(self) -> str:
+        """The key ASHA reads at its rungs: `tune_metric`, or the best so far of `scheduler.rung_metric`
+        (the validation scores are all higher-is-better, so that one is read with mode max)."""
+        rung = self.scheduler.rung_metric
+        return self.tune_metric if rung is None or rung == self.metric else f"best_{rung}"
 
     @property
     def tune_metrics(self) -> tuple[str, ...]:

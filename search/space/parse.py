@@ -32,7 +32,13 @@ File format (YAML, read with `yaml.safe_load`)::
                                       # the cartesian product of `choice`/`value` params
     scheduler: {kind: asha, max_epochs: 30, grace_period: 5, reduction_factor: 3}
                                       # or {kind: fifo, max_epochs: 30}; max_epochs is the
-                                      # epochs of every search trial (TrainConfig.epochs)
+                                      # epochs of every search trial (TrainConfig.epochs);
+                                      # asha's optional rung_metric: the score ASHA compares
+                                      # at its rungs (best so far) when it is not the space's
+                                      # metric, e.g. val_frame_ap (needs
+                                      # `compute_val_frame_ap: true` in fixed), which ranks
+                                      # early epochs where the event F1 is still ~0; Optuna,
+                                      # the top-k and each trial's best epoch stay on `metric`
     resources: {cpu: 1, gpu: auto}    # per trial; gpu: a fraction, 0, or auto (= 1/trials_per_gpu
                                       # of a GPU when the cluster has GPUs, else 0); trials_per_gpu:
                                       # optional with auto (default: search.packing.DEFAULT_TRIALS_PER_GPU = 1,
@@ -96,6 +102,7 @@ from typing import Any
 import yaml
 
 from sed.config import TrainConfig
+from sed.eval.scores import SCORES, VALIDATION_SCORES
 
 from .checks import (
     Context,
@@ -148,7 +155,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "groups",
 )
 SEARCHER_KEYS = ("kind", "seed", "n_startup_trials")
-SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor")
+SCHEDULER_KEYS = ("kind", "max_epochs", "grace_period", "reduction_factor", "rung_metric")
 RESOURCE_KEYS = ("cpu", "gpu", "trials_per_gpu")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -185,7 +192,8 @@ def parse_space(text: str, path: Path | str = "<space>") -> Space:
     if max_concurrent is not None:
         max_concurrent = integer(ctx, "max_concurrent", max_concurrent, 1)
     max_failures = integer(ctx, "max_failures", data.get("max_failures", 0), 0)
-    fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics)
+    rung_metrics = () if scheduler.rung_metric is None else (scheduler.rung_metric,)
+    fixed, base = _fixed(ctx, data.get("fixed"), scheduler.max_epochs, metrics, rung_metrics)
     if "groups" in data:
         raw_groups, budgets, reference = read_groups(ctx, data["groups"], fixed)
         check_sampling_keys(ctx, data, searcher.kind)
@@ -285,7 +293,7 @@ def _scheduler(ctx: Context, raw: Any) -> SchedulerSpec:
         raise ctx.error("scheduler.max_epochs", "missing; give the epochs of a full search trial, e.g. max_epochs: 30")
     max_epochs = integer(ctx, "scheduler.max_epochs", sched_raw["max_epochs"], 1)
     if skind == "fifo":
-        for k in ("grace_period", "reduction_factor"):
+        for k in ("grace_period", "reduction_factor", "rung_metric"):
             if k in sched_raw:
                 raise ctx.error(f"scheduler.{k}", "only applies to kind: asha; remove it or use kind: asha")
     grace = integer(ctx, "scheduler.grace_period", sched_raw.get("grace_period", 1), 1)
@@ -294,7 +302,14 @@ def _scheduler(ctx: Context, raw: Any) -> SchedulerSpec:
     rf = number(ctx, "scheduler.reduction_factor", sched_raw.get("reduction_factor", 3))
     if rf <= 1:
         raise ctx.error("scheduler.reduction_factor", f"{rf} must be > 1 (ASHA keeps 1/reduction_factor per rung)")
-    return SchedulerSpec(kind=skind, max_epochs=max_epochs, grace_period=grace, reduction_factor=float(rf))
+    rung_metric = sched_raw.get("rung_metric")
+    if rung_metric is not None and rung_metric not in SELECTABLE_METRICS:
+        raise ctx.error(
+            "scheduler.rung_metric", f"{rung_metric!r}; choose a validation score from {list(SELECTABLE_METRICS)}"
+        )
+    return SchedulerSpec(
+        kind=skind, max_epochs=max_epochs, grace_period=grace, reduction_factor=float(rf), rung_metric=rung_metric
+    )
 
 
 def _resources(ctx: Context, raw: Any) -> ResourceSpec:
@@ -322,7 +337,9 @@ def _resources(ctx: Context, raw: Any) -> ResourceSpec:
     return ResourceSpec(cpu=float(cpu), gpu=gpu, trials_per_gpu=per_gpu)
 
 
-def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) -> tuple[dict[str, Any], TrainConfig]:
+def _fixed(
+    ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...], rung_metrics: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], TrainConfig]:
     """(fixed values, the TrainConfig of the fixed values and max_epochs)."""
     fixed_raw = mapping(ctx, "fixed", raw, "{regularization: l2}")
     fixed: dict[str, Any] = {}
@@ -337,18 +354,15 @@ def _fixed(ctx: Context, raw: Any, max_epochs: int, metrics: tuple[str, ...]) ->
             "max_epochs epochs, so remove fixed.epochs or make them equal",
         )
     base = apply(ctx, "fixed", TrainConfig(), {**fixed, "epochs": max_epochs})
-    if "val_psds" in metrics and not base.compute_val_psds:
-        raise ctx.error(
-            "metric",
-            "val_psds is only reported when validation PSDS is computed; add `compute_val_psds: true` under fixed "
-            "(it costs seconds per epoch) or select on val_macro_f1",
-        )
-    if "val_psds1" in metrics and not base.compute_val_psds1:
-        raise ctx.error(
-            "metric",
-            "val_psds1 is only reported when the threshold-free validation PSDS1 is computed; add "
-            "`compute_val_psds1: true` under fixed or select on val_macro_f1",
-        )
+    for key, score_names in (("metric", metrics), ("scheduler.rung_metric", rung_metrics)):
+        for name in score_names:
+            flag = SCORES[name].flag
+            if flag is not None and not getattr(base, flag):
+                raise ctx.error(
+                    key,
+                    f"{name} is only reported when it is computed at every validation ({SCORES[name].cost}); "
+                    f"add `{flag}: true` under fixed, or use val_macro_f1",
+                )
     # Each trial keeps the epoch that is best by the metric the search ranks it on.
     if "selection_metric" in fixed and fixed["selection_metric"] != metrics[0]:
         raise ctx.error(
@@ -372,7 +386,7 @@ def _params(
     for pname, spec in params_raw.items():
         config_key(ctx, "params", pname)
         params[pname] = parse_param(ctx, pname, spec, {**(group_keys or {}), **params}, fixed)
-    for flag in ("compute_val_psds", "compute_val_psds1", "selection_metric"):
+    for flag in (*(s.flag for s in VALIDATION_SCORES if s.flag is not None), "selection_metric"):
         if flag in params:
             raise ctx.error(f"params.{flag}", f"{flag} is not a hyperparameter; set it under fixed")
     if group_keys is None:

@@ -5,7 +5,7 @@ and turn its frame probabilities into the run's numbers through
 `sed.eval.metrics.evaluate_predictions` (post-processing + sed_eval + psds_eval).
 `validate` is the cheap per-epoch number of the search (event F1; PSDS at a
 few thresholds only with `val_psds`; the threshold-free PSDS1 with
-`val_psds1`); `evaluate` the full set the final stage reports (F1, per-class
+`val_psds1`; the frame-level average precision with `val_frame_ap`); `evaluate` the full set the final stage reports (F1, per-class
 F1, the three PSDS variants at 50 thresholds, and the threshold-free PSDS1,
 PSDS2 and intersection F1 of sed_scores_eval).
 """
@@ -22,6 +22,7 @@ import torch
 from sed.config import TrainConfig
 from sed.constants import N_OUT_FRAMES
 from sed.data.prepare import PreparedData
+from sed.eval.frame_scores import frame_average_precision
 from sed.eval.metrics import evaluate_predictions, metric_versions
 from sed.eval.outputs import write_set_outputs
 from sed.nn.model import CRNN
@@ -37,6 +38,7 @@ class Evaluator:
         self.config = config
         self.device = device
         self.amp_dtype = amp_dtype
+        self._targets: dict[str, np.ndarray] = {}
 
     @torch.inference_mode()
     def predict(self, model: CRNN, split_name: str, batch_size: int = 32) -> np.ndarray:
@@ -82,7 +84,8 @@ class Evaluator:
         )
 
     def validate(self, model: CRNN) -> dict[str, Any]:
-        """Event F1 (and PSDS if `val_psds`) on the selection split (`config.selection_split`).
+        """Event F1 (and PSDS if `val_psds`, PSDS1 if `val_psds1`, frame AP if `val_frame_ap`) on the
+        selection split (`config.selection_split`).
 
         Inside the search only the (alpha_ct, alpha_st) = (0, 0) PSDS is computed,
         with `val_psds_thresholds` operating points (cheaper; 10 points read about
@@ -105,7 +108,17 @@ class Evaluator:
             "val_micro_f1": float(scores["micro_f1"]),
             "val_psds": None if scores.get("psds") is None else float(scores["psds"]),
             "val_psds1": None if scores.get("psds1") is None else float(scores["psds1"]),
+            "val_frame_ap": (
+                frame_average_precision(probs, self._frame_targets(split)) if self.config.compute_val_frame_ap else None
+            ),
         }
+
+    def _frame_targets(self, split_name: str) -> np.ndarray:
+        """The split's frame targets on the model's frame grid (encoded once per split)."""
+        if split_name not in self._targets:
+            split = self.data.split(split_name)
+            self._targets[split_name] = split.strong_targets(self.data.labels, self.config.offset_rounding)
+        return self._targets[split_name]
 
     def write_outputs(self, split_name: str, probs: np.ndarray, out_dir: Path) -> Path:
         """The DCASE-format files of a split's probabilities (sed.eval.outputs.write_set_outputs)."""

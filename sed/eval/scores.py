@@ -1,6 +1,6 @@
 """The validation scores a run can report and select on, and how the best of them is picked.
 
-One owner for the names `val_macro_f1`, `val_psds`, `val_psds1`: each `Score` says which
+One owner for the names `val_macro_f1`, `val_psds`, `val_psds1`, `val_frame_ap`: each `Score` says which
 way is better, what computing it costs, and the `TrainConfig` flag that turns it on (the
 event F1 is always computed). The model selection of `sed.training.trainer`, the Tune
 report's best-so-far values (`search.trainable`) and the leaderboards' best epoch
@@ -35,6 +35,12 @@ VALIDATION_SCORES: tuple[Score, ...] = (
         "val_psds", "max", "compute_val_psds", "psds_eval 2020 PSDS at val_psds_thresholds operating points (costly)"
     ),
     Score("val_psds1", "max", "compute_val_psds1", "sed_scores_eval threshold-free PSDS1 (~0.1 s for 200 clips)"),
+    Score(
+        "val_frame_ap",
+        "max",
+        "compute_val_frame_ap",
+        "scikit-learn frame-level macro average precision, threshold-free (~0.05 s for 100 clips)",
+    ),
 )
 SCORES: dict[str, Score] = {score.name: score for score in VALIDATION_SCORES}
 #: The names, in table order (the values of `TrainConfig.selection_metric`).

@@ -14,6 +14,8 @@ def format_progress(m: dict[str, Any], target: int) -> str:
     psds = "" if m.get("val_psds") is None else f" val_psds {m['val_psds']:.3f}"
     if m.get("val_psds1") is not None:
         psds += f" val_psds1 {m['val_psds1']:.3f}"
+    if m.get("val_frame_ap") is not None:
+        psds += f" val_frame_ap {m['val_frame_ap']:.3f}"
     return (
         f"epoch {m['epoch']:>3}/{target} loss {m['loss_total']:.4f} "
         f"(class {m['loss_class']:.4f} const {m['loss_const']:.4f} reg {m['loss_reg']:.4f}) "
