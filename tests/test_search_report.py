@@ -237,3 +237,12 @@ def test_final_configs_are_named_by_label_and_told_apart_by_rank(experiment: Pat
         assert names[cid] == f"#{int(ranks[cid])} mixup at latent"
     for cid in exp.control_ids:
         assert names[cid].startswith("control")
+
+
+def test_the_page_says_what_the_rungs_compared(tmp_path: Path) -> None:
+    folder = write_synthetic_experiment(tmp_path / "rungs", n_trials=6, leaderboards=False)
+    assert "the rungs compared" not in build_report(folder).read_text()  # the space's metric: nothing to say
+    run = json.loads((folder / "sedtune_run.json").read_text())
+    run["space_text"] = run["space_text"].replace("reduction_factor: 3}", "reduction_factor: 3, rung_metric: val_psds}")
+    (folder / "sedtune_run.json").write_text(json.dumps(run))
+    assert "the rungs compared the trials on val_psds" in build_report(folder).read_text()

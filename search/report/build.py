@@ -161,7 +161,9 @@ def _search_figures(page: Page, exp: ExperimentFolder) -> None:
     )
     rungs = figures.asha_rungs(exp.space)
     if rungs:
-        page.note(f"ASHA rungs at epochs {', '.join(map(str, rungs))}: a trial marked x was stopped there.")
+        read = exp.space.scheduler.rung_metric
+        compared = "" if read in (None, exp.space.metric) else f"; the rungs compared the trials on {read}"
+        page.note(f"ASHA rungs at epochs {', '.join(map(str, rungs))}: a trial marked x was stopped there{compared}.")
     page.heading("Parallel coordinates", "parallel")
     tables = []
     studies = {m: leaderboard_study(exp.search, exp.space, m) for m in exp.space.metrics}
