@@ -57,7 +57,9 @@ class _Model(torch.nn.Module):
 def _selector(metric: str) -> Trainer:
     """Only what Trainer._select reads: config, epoch, best_* and the selected model."""
     trainer = object.__new__(Trainer)
-    trainer.config = TrainConfig(compute_val_psds=True, compute_val_psds1=True, selection_metric=metric)
+    trainer.config = TrainConfig(
+        compute_val_psds=True, compute_val_psds1=True, compute_val_frame_ap=True, selection_metric=metric
+    )
     trainer.student = _Model()
     trainer.teacher = None
     trainer.best_epoch, trainer.best_metrics, trainer.best_state = None, {}, None
@@ -66,12 +68,12 @@ def _selector(metric: str) -> Trainer:
 
 def test_selection_keeps_the_epoch_best_by_the_selection_metric():
     epochs = [
-        {"val_macro_f1": 0.30, "val_psds": 0.20, "val_psds1": 0.10},
-        {"val_macro_f1": 0.50, "val_psds": float("nan"), "val_psds1": 0.05},
-        {"val_macro_f1": 0.40, "val_psds": 0.25, "val_psds1": 0.30},
-        {"val_macro_f1": 0.45, "val_psds": 0.25, "val_psds1": 0.30},  # ties keep the earlier epoch
+        {"val_macro_f1": 0.30, "val_psds": 0.20, "val_psds1": 0.10, "val_frame_ap": 0.60},
+        {"val_macro_f1": 0.50, "val_psds": float("nan"), "val_psds1": 0.05, "val_frame_ap": 0.50},
+        {"val_macro_f1": 0.40, "val_psds": 0.25, "val_psds1": 0.30, "val_frame_ap": float("nan")},
+        {"val_macro_f1": 0.45, "val_psds": 0.25, "val_psds1": 0.30, "val_frame_ap": 0.55},  # ties: the earlier
     ]
-    expected = {"val_macro_f1": 2, "val_psds": 3, "val_psds1": 3}  # a NaN never wins
+    expected = {"val_macro_f1": 2, "val_psds": 3, "val_psds1": 3, "val_frame_ap": 1}  # a NaN never wins
     for metric, best in expected.items():
         trainer = _selector(metric)
         for epoch, val in enumerate(epochs, start=1):
