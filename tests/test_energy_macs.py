@@ -46,6 +46,22 @@ def test_default_crnn_macs_match_the_hand_count():
     assert macs_per_10s(demo, 10) == hand_count((8, 16, 16, 16), 16, 2)
 
 
+def test_counting_leaves_the_global_random_stream_alone():
+    # the count builds a model (its init draws from torch's global generator) and is cached per
+    # process: a first trial in a fresh Ray worker would otherwise train on a shifted stream and
+    # differ from the same config and seed run later in that worker
+    import torch
+
+    from sed.nn import macs
+
+    macs._count.cache_clear()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    macs_per_10s(TrainConfig(cnn_filters=[4, 8, 8, 8, 8, 8, 8], rnn_hidden=8), 10)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_energy_meter_reads_a_positive_energy_and_says_where_it_comes_from():
     from sed.training.energy import EnergyMeter
 

@@ -12,8 +12,9 @@ hand count of its layers.
 
 The model is built afresh from the configuration (on the CPU, eval mode, PyTorch's
 default init: the count does not depend on the weights), so counting never touches
-a model being trained (its BatchNorm statistics); the count is cached per
-architecture (a worker reused by Ray for the next trial counts once).
+a model being trained (its BatchNorm statistics) nor torch's global random
+stream (the init draws happen under ``torch.random.fork_rng``); the count is
+cached per architecture (a worker reused by Ray for the next trial counts once).
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def macs_per_10s(config: CRNNFields, n_classes: int) -> int:
 def _count(model_config: CRNNConfig) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = CRNN(model_config).eval()
+    # building the model draws its initial weights from torch's global generator: under fork_rng,
+    # so that counting leaves the stream of the run that asked for it as it was (the count is
+    # cached, so only a process's first run would otherwise see a shifted stream)
+    with torch.random.fork_rng(devices=[]):
+        model = CRNN(model_config).eval()
     clip = torch.zeros(1, N_FRAMES, int(model_config.n_mels))
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(clip)
