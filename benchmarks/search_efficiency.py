@@ -211,6 +211,8 @@ def key_of(config: dict[str, Any]) -> str:
 #: clip's highest frame probability against its weak labels), `val_frame_bce` (mean frame
 #: binary cross-entropy, lower is better).
 SIGNALS = ("val_psds1", "val_frame_ap", "val_clip_ap", "val_frame_bce")
+#: The recorded scores where lower is better (every other one: higher).
+LOWER_IS_BETTER = ("val_frame_bce",)
 
 
 def epoch_signals(trainer: Any) -> dict[str, float]:
@@ -451,7 +453,7 @@ def run_search(
         epoch = info["row"]["curve"][info["epoch"]]
         info["epoch"] += 1
         result = {"training_iteration": info["epoch"], "epoch": info["epoch"]}
-        for score in (k for k in epoch if k.startswith("val_") and k != "val_frame_bce"):  # higher is better
+        for score in (k for k in epoch if k.startswith("val_") and k not in LOWER_IS_BETTER):
             info["best"][score] = max(info["best"].get(score, -math.inf), epoch[score])
             result.update({score: epoch[score], f"best_{score}": info["best"][score]})
         events.append(
@@ -604,7 +606,7 @@ def ranks(table_path: Path, epochs: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 20)) 
     print("| score | " + " | ".join(f"epoch {k}" for k in epochs) + " |")
     print("|---|" + "---|" * len(epochs))
     for score in scores:
-        sign = -1.0 if score == "val_frame_bce" else 1.0  # lower is better
+        sign = -1.0 if score in LOWER_IS_BETTER else 1.0
 
         def rho(values: list[float]) -> float:
             return float(spearmanr(values, final)[0])
