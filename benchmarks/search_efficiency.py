@@ -40,6 +40,10 @@ cost seconds instead of hours on a 2-core machine:
    samples, and the best-so-far curve per epoch spent. `--rung-metric`
    makes ASHA compare the trials on another recorded score
    (`scheduler.rung_metric`); `--first-seed` picks the searcher seeds.
+   TPE skips the configurations its search already ran, as a space's TPE
+   does by default (`searcher.skip_repeats`, since 2026-12-07; random
+   search, the reference, samples independently); `--run-repeats` trains
+   them again, as every result recorded before that date did.
 3. `ranks`: Spearman rho of every recorded score at epoch k with the final
    best F1 (how well a rung at k could rank the configurations).
 
@@ -67,7 +71,9 @@ choices here). Results: benchmarks/README.md, "Search efficiency".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
@@ -327,7 +333,7 @@ name: efficiency
 metric: val_macro_f1
 mode: max
 num_samples: {samples}
-searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}}}  # random sampling ignores it
+searcher: {{kind: {searcher}, seed: {seed}, n_startup_trials: {startup}, skip_repeats: {skip}}}  # random ignores the startup
 scheduler: {scheduler}
 max_concurrent: 2
 # the recipe's ramp-up (the space checks ASHA's first rung against it); the flags of the recorded scores
@@ -369,7 +375,17 @@ def _locations_lines(regime: Regime) -> str:
     return lines
 
 
-def make_space(method: str, samples: int, seed: int, startup: int, regime: Regime, rung_metric: str = METRIC):
+def make_space(
+    method: str,
+    samples: int,
+    seed: int,
+    startup: int,
+    regime: Regime,
+    rung_metric: str = METRIC,
+    skip_repeats: bool = True,
+):
+    """The space a method searches; `skip_repeats` applies to TPE (random search is the reference: it samples
+    each trial independently, repeats included, as random search does)."""
     from search.space import parse_space
 
     searcher, scheduler = METHODS[method]
@@ -379,6 +395,7 @@ def make_space(method: str, samples: int, seed: int, startup: int, regime: Regim
         seed=seed,
         scheduler=scheduler.format(epochs=regime.epochs, grace=regime.grace, eta=regime.eta, rung=rung_metric),
         startup=startup,
+        skip=str(skip_repeats and searcher == "optuna-tpe").lower(),
         augmentations=list(regime.augmentations),
         locations=_locations_lines(regime),
         weights=list(regime.weights),
@@ -403,6 +420,7 @@ def run_search(
     regime: Regime,
     slots: int = 2,
     rung_metric: str = METRIC,
+    skip_repeats: bool = True,
 ) -> list[dict[str, Any]]:
     """Every epoch one search runs, in the order results arrive (a discrete-event loop over the table).
 
@@ -424,7 +442,7 @@ def run_search(
 
     from search.searchers import make_scheduler, make_search_alg
 
-    space = make_space(method, samples, seed, startup, regime, rung_metric)
+    space = make_space(method, samples, seed, startup, regime, rung_metric, skip_repeats)
     searcher, scheduler = make_search_alg(space), make_scheduler(space)
     scheduler.set_search_properties(space.tune_metric, space.mode)
     events: list[dict[str, Any]] = []
@@ -436,7 +454,8 @@ def run_search(
     def start(now: float) -> None:
         nonlocal started
         trial_id = f"t{started:03d}"
-        config = dict(searcher.suggest(trial_id))
+        with contextlib.redirect_stdout(io.StringIO()):  # the searcher's line per skipped repeat
+            config = dict(searcher.suggest(trial_id))
         if "locations" not in config:  # an augmentation defined at one location only
             config["locations"] = regime.locations[config["augmentation"]][0]
         started += 1
@@ -504,6 +523,7 @@ def simulate(
     eta: int | None = None,
     first_seed: int = 100,
     rung_metric: str = METRIC,
+    skip_repeats: bool = True,
 ) -> None:
     import optuna
 
@@ -520,7 +540,10 @@ def simulate(
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     for rep in range(reps):
         seed = first_seed + rep
-        runs = {m: run_search(table, m, samples, seed, startup, regime, rung_metric=rung_metric) for m in METHODS}
+        runs = {
+            m: run_search(table, m, samples, seed, startup, regime, rung_metric=rung_metric, skip_repeats=skip_repeats)
+            for m in METHODS
+        }
         target = max(e[METRIC] for e in runs["random (fifo)"])
         for method, events in runs.items():
             epochs, seconds, curve = spend_to_reach(events, target)
@@ -553,6 +576,7 @@ def simulate(
                 {
                     "regime": regime_name,
                     "rung_metric": rung_metric,
+                    "skip_repeats": skip_repeats,
                     "first_seed": first_seed,
                     "grace": regime.grace,
                     "eta": regime.eta,
@@ -645,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the score ASHA compares at its rungs (scheduler.rung_metric; the table must hold it: table --signals)",
     )
     s.add_argument("--first-seed", type=int, default=100, help="the first searcher seed (reps use the next ones)")
+    s.add_argument(
+        "--run-repeats",
+        action="store_true",
+        help="TPE trains a configuration it already ran again (searcher.skip_repeats: false; before 2026-12-07)",
+    )
     r = sub.add_parser("ranks", help="how well each recorded score at epoch k ranks the final best F1")
     r.add_argument("--table", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -664,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             args.eta,
             args.first_seed,
             args.rung_metric,
+            not args.run_repeats,
         )
     return 0
 

@@ -442,6 +442,16 @@ REFUSALS = [
     ),
     ("searcher kind", edited(searcher="searcher: {kind: hyperopt}"), r"searcher\.kind: 'hyperopt'"),
     (
+        "skip_repeats not a boolean",
+        edited(searcher="searcher: {kind: optuna-tpe, skip_repeats: 1}"),
+        r"searcher\.skip_repeats: 1: use true or false",
+    ),
+    (
+        "skip_repeats on a grid",
+        "searcher: {kind: grid, skip_repeats: true}\nscheduler: {kind: fifo, max_epochs: 2}\npresets: [baseline]\n",
+        r"searcher\.skip_repeats: a grid runs each of its configurations once already",
+    ),
+    (
         "grace > max",
         edited(scheduler="scheduler: {kind: asha, max_epochs: 6, grace_period: 8}"),
         r"scheduler\.grace_period: 8 > max_epochs 6",

@@ -96,6 +96,11 @@ class SearcherSpec:
     kind: str = "optuna-tpe"
     seed: int = 0
     n_startup_trials: int | None = None
+    #: A configuration this search has already run is not trained again: the study is told that
+    #: trial's result and samples anew (search.searchers.RecordingOptunaSearch). Default: on for
+    #: TPE, which re-proposes its best configurations in a discrete space; off for random search,
+    #: which by definition samples each trial independently.
+    skip_repeats: bool = True
 
 
 @dataclass(frozen=True)
