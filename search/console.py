@@ -270,8 +270,7 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
         "status",
         "label",
         *space.params.keys(),
-        "val_macro_f1",
-        "val_psds",
+        *dict.fromkeys(("val_macro_f1", *space.metrics, "val_psds")),  # the F1, what selected, PSDS
         "epochs_run",
         "wall_seconds",
         "train_gflop",

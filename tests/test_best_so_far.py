@@ -25,6 +25,6 @@ def test_best_so_far_is_the_maximum_over_the_epochs_reported():
 
 def test_the_spaces_tell_tune_the_best_so_far_metric():
     demo = load_space(REPO / "spaces" / "demo.yaml")
-    assert demo.metric == "val_macro_f1" and demo.tune_metric == "best_val_macro_f1"
+    assert demo.metric == "val_frame_ap" and demo.tune_metric == "best_val_frame_ap"
     pareto = load_space(REPO / "spaces" / "all.yaml")
     assert pareto.tune_metric == "best_val_macro_f1"
