@@ -90,6 +90,12 @@ def integer(ctx: Context, key: str, value: Any, minimum: int | None = None) -> i
     return value
 
 
+def boolean(ctx: Context, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.error(key, f"{value!r}: use true or false")
+    return value
+
+
 def number(ctx: Context, key: str, value: Any) -> float:
     """A finite number of the space's own settings (bounds, resources, reduction factor)."""
     if isinstance(value, str):  # YAML reads 1e-7 (no dot) as a string

@@ -25,11 +25,9 @@ File format (YAML, read with `yaml.safe_load`)::
     num_samples: 32                   # trials sampled by the searcher (not for kind: grid; with
                                       # groups: groups.num_samples, the trials of each group)
     searcher: {kind: optuna-tpe, seed: 0}   # optuna-tpe | optuna-random | grid
-                                      # optional n_startup_trials (TPE's random first
-                                      # trials) and skip_repeats (default true for TPE,
-                                      # false for random): a configuration already run in
-                                      # this search is not trained again; the study is told
-                                      # that trial's result and samples anew
+                                      # [, n_startup_trials, skip_repeats]: skip_repeats
+                                      # (default true for TPE) does not train a config again
+                                      # (the study is told the earlier result)
                                       # grid: no sampling; runs `presets:` (names of
                                       # sed.presets.ALL_PRESETS, or `all` = Table 1's
                                       # sed.presets.PRESETS), `configs:` (a list of
@@ -112,6 +110,7 @@ from sed.eval.scores import SCORES, VALIDATION_SCORES
 from .checks import (
     Context,
     apply,
+    boolean,
     check_keys,
     check_named_value,
     config_key,
@@ -281,17 +280,11 @@ def _searcher(ctx: Context, raw: Any) -> SearcherSpec:
             "searcher.kind", f"{kind!r}{suggest(str(kind), SEARCHER_KINDS)}; choose from {list(SEARCHER_KINDS)}"
         )
     n_startup = searcher_raw.get("n_startup_trials")
-    skip_repeats = searcher_raw.get("skip_repeats", kind == "optuna-tpe")
-    if not isinstance(skip_repeats, bool):
-        raise ctx.error("searcher.skip_repeats", f"{skip_repeats!r}: use true or false")
+    skip_repeats = boolean(ctx, "searcher.skip_repeats", searcher_raw.get("skip_repeats", kind == "optuna-tpe"))
     if skip_repeats and kind == "grid":
         raise ctx.error("searcher.skip_repeats", "a grid runs each of its configurations once already; remove it")
-    return SearcherSpec(
-        kind=kind,
-        seed=integer(ctx, "searcher.seed", searcher_raw.get("seed", 0), 0),
-        n_startup_trials=None if n_startup is None else integer(ctx, "searcher.n_startup_trials", n_startup, 1),
-        skip_repeats=skip_repeats,
-    )
+    startup = None if n_startup is None else integer(ctx, "searcher.n_startup_trials", n_startup, 1)
+    return SearcherSpec(kind, integer(ctx, "searcher.seed", searcher_raw.get("seed", 0), 0), startup, skip_repeats)
 
 
 def _scheduler(ctx: Context, raw: Any) -> SchedulerSpec:
