@@ -162,7 +162,9 @@ def val_vs_eval(final: pd.DataFrame, names: Mapping[str, str]) -> Figure | None:
         ax.set_ylabel(f"{e} (public evaluation)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle("final stage: validation vs public evaluation, one point per (config, seed)")
+    # one panel is 5 inches wide: the title on two lines, or its ends are cut off
+    sep = "\n" if len(pairs) == 1 else " "
+    fig.suptitle(f"final stage: validation vs public evaluation,{sep}one point per (config, seed)")
     return fig
 
 
