@@ -218,7 +218,7 @@ def group_space(space: Space, group: Group) -> Space:
             space,
             **common,
             params={},
-            searcher=SearcherSpec(kind="grid"),
+            searcher=SearcherSpec(kind="grid", skip_repeats=False),  # as the parser has it: a grid has no repeats
             grid=(GridPoint(label=group.name, overrides={}),),
             num_samples=1,
         )
