@@ -629,12 +629,12 @@ def ranks(table_path: Path, epochs: tuple[int, ...] = (2, 4, 6, 8, 12, 16, 20)) 
     print(f"{len(rows)} configurations; Spearman rho with the final best {METRIC}, last value / best so far")
     print("| score | " + " | ".join(f"epoch {k}" for k in epochs) + " |")
     print("|---|" + "---|" * len(epochs))
+
+    def rho(values: list[float]) -> float:
+        return float(spearmanr(values, final)[0])
+
     for score in scores:
         sign = -1.0 if score in LOWER_IS_BETTER else 1.0
-
-        def rho(values: list[float]) -> float:
-            return float(spearmanr(values, final)[0])
-
         cells = [
             f"{rho([sign * row['curve'][k - 1][score] for row in rows]):+.2f} / "
             f"{rho([max(sign * e[score] for e in row['curve'][:k]) for row in rows]):+.2f}"
