@@ -4,9 +4,13 @@ untouched, and the values stored in final.parquet reproduce the tuned public-eva
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import math
+import platform
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +196,29 @@ def test_runs_tuned_in_parallel_processes_give_the_numbers_of_one_after_the_othe
     (tmp_path / "w2" / "trial_2" / "outputs" / "validation" / "durations.tsv").write_text("not a table\n")
     with pytest.raises(RuntimeError, match=r"post-processing of .*trial_2.outputs failed \(exit 2\)"):
         tune_final(tmp_path / "w2" / lb.FINAL_FILE, workers=2)
+
+
+def test_a_tuning_process_loads_no_torch_and_records_the_metric_versions(run, tmp_path):
+    """`python -m sed.tune_postprocess` (one per final run, search.postprocess) runs no torch code: it does not
+    import torch (2 s or more of its life), and its record keeps the metric packages' versions without the
+    kernel path, which only torch's own computations have."""
+    folder = tmp_path / "outputs"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("postprocess", "checkpoint", "best_model.pt"))
+    probe = (
+        "import sys; from sed.tune_postprocess import main; code = main(sys.argv[1:]); "
+        "print('torch' in sys.modules); sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(folder), "--median-window", "5", "--threshold", "0.5"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    versions = json.loads((folder / "postprocess" / "postprocess.json").read_text())["versions"]
+    assert versions["sed_scores_eval"] == importlib.metadata.version("sed_scores_eval")
+    assert versions["python"] == platform.python_version() and "torch_cpu_capability" not in versions
 
 
 def test_sed_score_refuses_per_class_values_without_raw_scores_or_a_class(run, tmp_path, capsys):

@@ -251,10 +251,15 @@ def psds_scores(
 # ----------------------------------------------------------------------------- together
 
 
-def metric_versions() -> dict[str, str]:
+def metric_versions(kernel_path: bool = True) -> dict[str, str]:
     """Installed versions of the metric and numeric packages ("not installed" if absent), the
     Python version, and the CPU kernel path torch runs here (`torch_cpu_capability`: AVX512,
-    AVX2, DEFAULT, ...; the same seed gives identical numbers only on the same path)."""
+    AVX2, DEFAULT, ...; the same seed gives identical numbers only on the same path).
+
+    `kernel_path=False` leaves the kernel path out, for a process that runs no torch code (the
+    per-class post-processing tuning, sed.eval.pp_tuning): finding it imports torch, 2 s or
+    more of such a process's life for an entry that says nothing about its numbers.
+    """
     versions: dict[str, str] = {}
     for package in VERSIONED_PACKAGES:
         try:
@@ -262,9 +267,10 @@ def metric_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     versions["python"] = platform.python_version()
-    import torch  # here, not at the top: the metrics themselves need no torch
+    if kernel_path:
+        import torch  # here, not at the top: the metrics themselves need no torch
 
-    versions["torch_cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+        versions["torch_cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
     return versions
 
 

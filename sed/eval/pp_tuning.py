@@ -226,7 +226,7 @@ def tune_outputs(
         "public_eval": scores,
         "windows_tried": sorted({int(w) for w in windows} | {int(median_window)}),
         "seconds": time.perf_counter() - start,
-        "versions": metric_versions(),
+        "versions": metric_versions(kernel_path=False),  # the tuning runs no torch code
     }
     write_json(folder / POSTPROCESS_FILE, record)
     return record
