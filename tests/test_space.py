@@ -444,7 +444,7 @@ REFUSALS = [
     (
         "skip_repeats not a boolean",
         edited(searcher="searcher: {kind: optuna-tpe, skip_repeats: 1}"),
-        r"searcher\.skip_repeats: 1: use true or false",
+        r"searcher\.skip_repeats: expected true or false, got 1$",
     ),
     (
         "skip_repeats on a grid",

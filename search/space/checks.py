@@ -90,9 +90,10 @@ def integer(ctx: Context, key: str, value: Any, minimum: int | None = None) -> i
     return value
 
 
-def boolean(ctx: Context, key: str, value: Any) -> bool:
+def boolean(ctx: Context, key: str, value: Any, hint: str = "") -> bool:
+    """A true/false setting of the space (`hint`: what true does, added to the message)."""
     if not isinstance(value, bool):
-        raise ctx.error(key, f"{value!r}: use true or false")
+        raise ctx.error(key, f"expected true or false, got {value!r}{hint}")
     return value
 
 

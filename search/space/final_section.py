@@ -17,7 +17,7 @@ from typing import Any
 
 from sed.config import TrainConfig
 
-from .checks import Context, apply, check_keys, check_named_value, config_key, integer, mapping, yaml_number
+from .checks import Context, apply, boolean, check_keys, check_named_value, config_key, integer, mapping, yaml_number
 from .model import CONTROL_NONE, FinalSpec, plain
 
 FINAL_KEYS = ("top_k", "seeds", "epochs", "control", "postprocess", "per_group")
@@ -46,13 +46,13 @@ def parse_final(
         raise ctx.error("final.seeds", f"duplicate seeds in {list(seeds)}")
     epochs = integer(ctx, "final.epochs", final_raw.get("epochs", max_epochs), 1)
     control, label = _control(ctx, final_raw.get("control"), base)
-    postprocess = final_raw.get("postprocess", False)
-    if not isinstance(postprocess, bool):
-        raise ctx.error(
-            "final.postprocess",
-            f"expected true or false, got {postprocess!r} (true: tune the median window and threshold per class "
-            "on each final run's validation scores, then score the public evaluation set with them)",
-        )
+    postprocess = boolean(
+        ctx,
+        "final.postprocess",
+        final_raw.get("postprocess", False),
+        " (true: tune the median window and threshold per class on each final run's validation scores, "
+        "then score the public evaluation set with them)",
+    )
     return FinalSpec(
         top_k=top_k,
         seeds=seeds,

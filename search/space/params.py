@@ -16,7 +16,7 @@ from typing import Any
 from sed.augment import readers as augmentation_readers
 from sed.config import AUGMENTATIONS, FIELD_TYPES
 
-from .checks import Context, check_keys, check_named_value, is_scalar, number, suggest, yaml_number
+from .checks import Context, boolean, check_keys, check_named_value, is_scalar, number, suggest, yaml_number
 from .model import DISTRIBUTIONS, Param, matches
 
 PARAM_KEYS = DISTRIBUTIONS + ("when", "log")
@@ -94,9 +94,7 @@ def _distribution(ctx: Context, name: str, kind: str, spec: Mapping[str, Any]) -
     if kind == "int":
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
             raise ctx.error(dkey, f"int bounds must be integers, got {raw!r}; write e.g. int: [1, 4]")
-        log = spec.get("log", False)
-        if not isinstance(log, bool):
-            raise ctx.error(f"{key}.log", f"expected true or false, got {log!r}")
+        log = boolean(ctx, f"{key}.log", spec.get("log", False))
         if log and low <= 0:
             raise ctx.error(dkey, f"int with log: true needs low >= 1, got {low}")
         kwargs["log"] = log
