@@ -56,6 +56,37 @@ def test_binarize_window_7_removes_short_blips_fills_short_gaps_per_class() -> N
     assert out[:, 2].all()
 
 
+def test_binarize_even_window_reaches_back_and_takes_the_upper_median() -> None:
+    # Window 2 (scipy, origin 0): frame i sees frames i-1 and i, and the median of two is the larger
+    # (sorted index 2 // 2 = 1), so a frame is active when it or the frame before it is; frame 0 sees
+    # itself twice ('reflect' border).
+    p = [0.0, 0.9, 0.0, 0.0, 0.9, 0.0]
+    out = binarize(_probs(p), threshold=0.5, median_window=2)
+    assert out[0, :, 0].astype(int).tolist() == [0, 1, 1, 0, 1, 1]
+    # Window 4: frames i-2 .. i+1, active when at least 2 of the 4 are.
+    p = [0.9, 0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9]
+    out = binarize(_probs(p), threshold=0.5, median_window=4)
+    # active, padded ('reflect'): 0 1 | 1 0 0 1 0 0 0 1 1 | 1 -> active frames in each 4-frame window:
+    # 2 2 2 1 1 1 1 2 3
+    assert out[0, :, 0].astype(int).tolist() == [1, 1, 1, 0, 0, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 3, 5, 8, 13, 31, 156, 157])
+def test_binarize_median_filter_equals_scipys(n_frames: int) -> None:
+    """The counting filter gives scipy.ndimage.median_filter's values: odd and even windows, every border,
+    clips shorter than the window (those go to scipy itself), sparse and dense activity."""
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(n_frames)
+    for window in range(1, 32):
+        for density in (0.1, 0.5, 0.9):
+            probs = (rng.random((3, n_frames, 4)) < density).astype(np.float32)
+            expected = median_filter(probs >= 0.5, size=(1, window, 1)) if window > 1 else probs >= 0.5
+            got = binarize(probs, threshold=0.5, median_window=window)
+            assert got.dtype == np.bool_ and got.shape == probs.shape
+            assert np.array_equal(got, expected), (n_frames, window, density)
+
+
 def test_binarize_does_not_mix_files_or_classes() -> None:
     probs = np.zeros((2, 20, 2), dtype=np.float32)
     probs[0, :, 0] = 1.0  # file 0, class 0 fully active; its neighbours are silent
