@@ -32,7 +32,7 @@ from . import trial_spec
 from .failures import trial_error_text
 from .postprocess import CI_NOTE, COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from .space import Space
-from .summary import control_comparison, paired_comparison
+from .summary import control_comparison, early_epoch_notes, paired_comparison
 from .table1 import format_table1
 from .trial_compute import compute_line
 
@@ -334,6 +334,8 @@ def print_summary(space: Space, search: pd.DataFrame, summary: pd.DataFrame | No
             paired = paired_comparison(final, summary, metric)
             if paired is not None:
                 print("  " + paired.sentence())
+        for note in early_epoch_notes(final, space.metric):
+            print("  " + note)
         if space.groups:  # a search per group: each group's best, as the paper's Table 1
             print("\n" + format_table1(space, search, summary))
     if summary is not None and final_path.is_file():

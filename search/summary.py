@@ -267,3 +267,46 @@ def paired_comparison(final: pd.DataFrame, summary: pd.DataFrame, metric: str) -
         t_p=t_p,
         wilcoxon_p=w_p,
     )
+
+
+#: A final run whose selected model comes from the first quarter of its epochs gets a note (`early_epoch_notes`).
+EARLY_EPOCH_FRACTION = 0.25
+
+
+def early_epoch_notes(final: pd.DataFrame | None, selection_metric: str) -> list[str]:
+    """One sentence per COMPLETED final run that kept an epoch in the first quarter of its run.
+
+    Its validation score never came back to that early epoch's: the seed barely learned
+    (or got worse at once). Selected on a ranking score such as the frame AP, such a model
+    may never reach the decision threshold, so its F1 at 0.5 can be exactly 0 while its
+    PSDS and tuned F1 are not (benchmarks/README.md, "The recipe on real recordings");
+    the sentence gives those scores beside each other. Runs of fewer than 4 epochs, and
+    rows without `model_epoch` (0 = unknown), get none.
+    """
+    needed = {"model_epoch", "epochs_run", "seed"}
+    if final is None or final.empty or not needed <= set(final.columns):
+        return []
+    done = final[final["status"] == "COMPLETED"] if "status" in final else final
+    notes = []
+    order = [c for c in ("rank", "seed") if c in done.columns]
+    for _, row in done.sort_values(order, kind="stable").iterrows():
+        kept, run = _float(row.get("model_epoch")), _float(row.get("epochs_run"))
+        if not (np.isfinite(kept) and np.isfinite(run)) or kept < 1 or run < 4 or kept > EARLY_EPOCH_FRACTION * run:
+            continue
+        control = row.get("control")
+        is_control = isinstance(control, (bool, np.bool_)) and bool(control)
+        name = "the control" if is_control else str(row.get("label") or row["config_id"])
+        scores = [
+            f"{label} {value:.3f}"
+            for label, column in (
+                ("public-eval F1 at the threshold", "eval_macro_f1"),
+                ("PSDS", "eval_psds"),
+                ("tuned F1", "eval_macro_f1_tuned"),
+            )
+            if np.isfinite(value := _float(row.get(column)))
+        ]
+        notes.append(
+            f"note: {name}, seed {int(row['seed'])}, kept epoch {int(kept)} of {int(run)} (its best {selection_metric} "
+            "on validation came that early: the seed barely learned)" + (": " + ", ".join(scores) if scores else "")
+        )
+    return notes

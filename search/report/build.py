@@ -29,7 +29,7 @@ from sed.presets import PAPER_TABLE1
 from ..masking import mask_url
 from ..postprocess import COMPARED_METRICS, SUMMARY_METRICS, TUNED_NOTE
 from ..study_storage import dashboard_command
-from ..summary import control_comparison, paired_comparison
+from ..summary import control_comparison, early_epoch_notes, paired_comparison
 from ..trial_compute import compute_line
 from . import figures
 from .cost import score_vs_cost
@@ -224,6 +224,8 @@ def _final(page: Page, exp: ExperimentFolder) -> None:
         paired = paired_comparison(exp.final, exp.summary, metric)
         if paired is not None:
             page.note(paired.sentence())
+    for note in early_epoch_notes(exp.final, exp.space.metric):
+        page.note(note)
     page.figure(
         figures.final_configs(exp.summary, names, exp.control_ids, PAPER_TABLE1),
         "final configurations",
