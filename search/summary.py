@@ -295,7 +295,8 @@ def early_epoch_notes(final: pd.DataFrame | None, selection_metric: str) -> list
             continue
         control = row.get("control")
         is_control = isinstance(control, (bool, np.bool_)) and bool(control)
-        name = "the control" if is_control else str(row.get("label") or row["config_id"])
+        label = row.get("label")
+        name = "the control" if is_control else (label if isinstance(label, str) and label else str(row["config_id"]))
         scores = [
             f"{label} {value:.3f}"
             for label, column in (

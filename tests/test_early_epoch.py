@@ -39,6 +39,9 @@ def test_runs_that_kept_an_early_epoch_get_a_note_with_their_scores() -> None:
     ]
     with_tuned = _final().assign(eval_macro_f1_tuned=[0.3, 0.15, float("nan"), 0.2, 0.059, 0.1, 0.0])
     assert early_epoch_notes(with_tuned, "val_frame_ap")[0].endswith("PSDS 0.066, tuned F1 0.059")
+    # a row without a label is named by its config id
+    unlabelled = _final().assign(label=[float("nan")] * 4 + ["control: no augmentation"] * 2 + [""])
+    assert early_epoch_notes(unlabelled, "val_frame_ap")[1].startswith("note: a, seed 2, kept epoch 6 of 24")
     # rows written before model_epoch existed, an empty or absent final stage: no notes
     assert early_epoch_notes(_final().drop(columns=["model_epoch"]), "val_macro_f1") == []
     assert early_epoch_notes(pd.DataFrame(), "val_macro_f1") == []
