@@ -50,6 +50,11 @@ def mean_std_ci95(
     return n, mean, std, low, high
 
 
+def _is_control(value: Any) -> bool:
+    """A final row's `control` value; rows written before the column existed read NaN there: not a control."""
+    return bool(value) if pd.notna(value) else False
+
+
 def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS) -> pd.DataFrame:
     """One row per config_id: n_seeds and mean/std/CI of each metric, in search-rank order."""
     rows = []
@@ -64,8 +69,7 @@ def summarize_final(final: pd.DataFrame, metrics: Sequence[str] = FINAL_METRICS)
             "label": first.get("label"),
             "rank": first.get("rank"),
             "search_trial_id": first.get("search_trial_id"),
-            # rows written before the column existed read NaN there: not a control
-            "control": bool(first.get("control")) if pd.notna(first.get("control")) else False,
+            "control": _is_control(first.get("control")),
             "n_seeds": int(len(good)),
             "seeds": ",".join(str(int(s)) for s in sorted(good["seed"])) if len(good) else "",
         }
@@ -293,13 +297,15 @@ def early_epoch_notes(final: pd.DataFrame | None, selection_metric: str) -> list
         kept, run = _float(row.get("model_epoch")), _float(row.get("epochs_run"))
         if not (np.isfinite(kept) and np.isfinite(run)) or kept < 1 or run < 4 or kept > EARLY_EPOCH_FRACTION * run:
             continue
-        control = row.get("control")
-        is_control = isinstance(control, (bool, np.bool_)) and bool(control)
         label = row.get("label")
-        name = "the control" if is_control else (label if isinstance(label, str) and label else str(row["config_id"]))
+        name = (
+            "the control"
+            if _is_control(row.get("control"))
+            else (label if isinstance(label, str) and label else str(row["config_id"]))
+        )
         scores = [
-            f"{label} {value:.3f}"
-            for label, column in (
+            f"{what} {value:.3f}"
+            for what, column in (
                 ("public-eval F1 at the threshold", "eval_macro_f1"),
                 ("PSDS", "eval_psds"),
                 ("tuned F1", "eval_macro_f1_tuned"),
