@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 __all__ = ["frame_average_precision"]
 
@@ -35,6 +34,10 @@ def frame_average_precision(probs: np.ndarray, targets: np.ndarray) -> float:
         raise ValueError(
             f"frame probabilities {probs.shape} and targets {targets.shape} must both be [clips, frames, classes]"
         )
+    # imported here: sklearn.metrics costs ~1.4 s of CPU to import, paid by every process that imports the
+    # trainer (each trial's Ray worker among them) while only runs that compute the frame AP use it
+    from sklearn.metrics import average_precision_score
+
     active = targets.reshape(-1, targets.shape[-1]) > 0.5
     scores = probs.reshape(-1, probs.shape[-1])
     per_class = [
