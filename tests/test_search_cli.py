@@ -31,6 +31,7 @@ fixed:
   max_steps_per_epoch: 1
   rampup_epochs: 1
   device: cpu
+  track_energy: false  # CodeCarbon's start: ~1.7 CPU-s a trial process (tests/spaces/tiny.yaml)
 """
 
 

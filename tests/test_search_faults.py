@@ -53,6 +53,7 @@ fixed:
   regularization: l2
   rampup_epochs: 1
   device: cpu
+  track_energy: false  # CodeCarbon's start: ~1.7 CPU-s a trial process (tests/spaces/tiny.yaml)
 configs:
   - {name: killed_once, augmentation: random, locations: latent, batch_size: 8}
   - {name: killed_twice, augmentation: random, locations: cnn, batch_size: 8}

@@ -134,8 +134,12 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     out = tmp_path / "results"
     exp = out / "tiny"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    space_text = SPACE.read_text().replace("track_energy: false", "track_energy: true")  # step 3 reads the energy
+    assert "track_energy: true" in space_text
+    space = tmp_path / "tiny.yaml"
+    space.write_text(space_text)
     # --verbose: the per-epoch lines on the console too (step 1 counts them)
-    cmd = [sys.executable, "-m", "search.run", "--space", str(SPACE), "--out", str(out), "--verbose"]
+    cmd = [sys.executable, "-m", "search.run", "--space", str(space), "--out", str(out), "--verbose"]
     resume = [sys.executable, "-m", "search.run", "--resume", "--out", str(out), "--name", "tiny"]
 
     # ---- 1. SIGKILL mid-search
@@ -201,9 +205,9 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "== final stage: public evaluation set" in done.stdout
 
-    space = load_space(SPACE)
+    loaded = load_space(space)
     search = lb.read_parquet(exp / "search.parquet")
-    assert len(search) == space.num_samples == 4
+    assert len(search) == loaded.num_samples == 4
     assert set(search["status"]) <= {"COMPLETED", "EARLY_STOPPED"}, search[["trial_id", "status", "error"]]
     for column in SEARCH_COLUMNS:
         assert column in search.columns, column
@@ -223,6 +227,7 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
 
     from search.study_storage import JOURNAL_FILE, open_storage
 
+    assert f"optuna-dashboard {exp / JOURNAL_FILE}" in done.stdout  # the live view of the default journal
     study = optuna.load_study(study_name="tiny", storage=open_storage(str(exp / JOURNAL_FILE)))
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.user_attrs["ray_trial_id"] for t in complete) == sorted(search["trial_id"])
@@ -231,7 +236,7 @@ def test_search_kill_stop_resume_leaderboards_tensorboard(tmp_path):
     assert all(t.value == pytest.approx(by_id[t.user_attrs["ray_trial_id"]]) for t in complete)
     assert (exp / "report.html").is_file()  # written at the end of the resumed run
     meta = lb.read_metadata(exp / "search.parquet")
-    assert meta["space"] == SPACE.read_text()
+    assert meta["space"] == space_text
     assert meta["git_commit"] == lb.git_commit()
     versions = json.loads(meta["versions"])
     for name in ("ray", "optuna", "torch", "sed_eval", "psds_eval", "torch_cpu_capability"):
