@@ -1,8 +1,10 @@
-"""The Optuna study in a real database -- SQLite and PostgreSQL -- through a kill -9 and --resume, secrets kept.
+"""The Optuna study in a PostgreSQL database through a kill -9 and --resume, secrets kept.
 
-PostgreSQL: a server of the Debian package started here on a loopback port
-with password authentication (tests/pg_server.py; skipped, with the reason,
-where none can be started). One flow per database, on tests/spaces/tiny.yaml
+A server of the Debian package started here on a loopback port with password
+authentication (tests/pg_server.py; skipped, with the reason, where none can
+be started). The same resume with the default journal file is
+tests/test_search_run.py's; a study in SQLite, read live by another process,
+tests/test_search_study.py's. One flow, on tests/spaces/tiny.yaml
 (4 trials of 12 one-step epochs, no final stage: when the first trial ends, two
 have not started and each takes 12 validations, so the search cannot end in the
 2 s between the first finished trial and the kill -- with 3 trials of 2 epochs it
@@ -10,15 +12,15 @@ did, on an idle 2-core machine where an epoch takes ~0.5 s and Ray reuses the wo
 user (the run's own Ray cluster then uses a token of that run only, written
 nowhere):
 
-1. `search.run --storage URL` (PostgreSQL: the URL carries the password);
-   SIGKILL the driver once a trial has finished;
-2. `--resume` with nothing but `--out/--name` (PostgreSQL: the password only
-   in a libpq password file named by PGPASSFILE, outside the experiment);
+1. `search.run --storage URL` (the URL carries the password); SIGKILL the
+   driver once a trial has finished;
+2. `--resume` with nothing but `--out/--name` (the password only in a libpq
+   password file named by PGPASSFILE, outside the experiment);
    while it runs, this process reads the study live with `optuna.load_study`
    (what optuna-dashboard does);
 3. the study's COMPLETE trials are exactly search.parquet's (same Ray trial
    ids and values), none RUNNING; report.html is written;
-4. PostgreSQL: the password is in no byte of any file under the experiment
+4. the password is in no byte of any file under the experiment
    folder (report.html, sedtune_run.json, tuner.pkl, searcher-state-*.pkl,
    the leaderboards, TensorBoard files, progress.log ...), in none of Ray's
    session logs, and nowhere in the output of either run.
@@ -80,7 +82,7 @@ def _study(url: str) -> optuna.Study | None:
     if url not in _STORAGES:
         try:
             _STORAGES[url] = optuna.storages.RDBStorage(url)
-        except Exception:  # noqa: BLE001 -- e.g. the SQLite file's schema not written yet
+        except Exception:  # noqa: BLE001 -- e.g. the schema not written yet
             return None
     try:
         return optuna.load_study(study_name="tiny", storage=_STORAGES[url])
@@ -89,21 +91,20 @@ def _study(url: str) -> optuna.Study | None:
 
 
 @pytest.mark.timeout(480)
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_study_in_a_database_survives_kill_and_resume(kind, tmp_path, request):
-    server = request.getfixturevalue("postgres") if kind == "postgresql" else None
+def test_study_in_postgresql_survives_kill_and_resume(postgres, tmp_path):
+    server = postgres
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths are length-limited
     try:
         _kill_resume_check(server, tmp_path, ray_tmp)
     finally:
-        storage = _STORAGES.pop(server.url() if server else f"sqlite:///{tmp_path / 'studies.db'}", None)
+        storage = _STORAGES.pop(server.url(), None)
         if storage is not None:
             storage.engine.dispose()
         subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)
 
 
-def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp: Path) -> None:
-    url = server.url() if server else f"sqlite:///{tmp_path / 'studies.db'}"
+def _kill_resume_check(server: pg_server.Server, tmp_path: Path, ray_tmp: Path) -> None:
+    url = server.url()
     out = tmp_path / "results"
     exp = out / "tiny"
     # RAY_AUTH_MODE unset, as for a user: the run's own cluster gets a token of its own (search.ray_auth),
@@ -152,9 +153,8 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
     assert below, outputs[-1]
     assert not (exp / lb.SEARCH_FILE).exists()
 
-    # ---- 2. resume without the URL (PostgreSQL: the password in PGPASSFILE); read the study live
-    if server:
-        env["PGPASSFILE"] = str(server.passfile(tmp_path / "pgpass"))
+    # ---- 2. resume without the URL (the password in PGPASSFILE); read the study live
+    env["PGPASSFILE"] = str(server.passfile(tmp_path / "pgpass"))
     resume = [sys.executable, "-m", "search.run", "--resume", "--out", str(out), "--name", "tiny"]
     proc = subprocess.Popen(resume, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     live_reads = 0
@@ -184,8 +184,6 @@ def _kill_resume_check(server: pg_server.Server | None, tmp_path: Path, ray_tmp:
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert (exp / "report.html").is_file()
     assert not (home / ".ray").exists()
-    if not server:
-        return
 
     # ---- 4. the password is nowhere: experiment folder, Ray's session logs, output of both runs
     secret = server.password.encode()

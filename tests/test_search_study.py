@@ -1,15 +1,18 @@
 """The search's Optuna study in a real storage (search.study_storage), multi-objective, and reproduction.
 
 One tiny search (tests/spaces/tiny.yaml selecting on F1 and PSDS: 2 trials
-of 1 epoch, no final stage, no report) in a subprocess; while it runs, this
-process reads its journal file with `optuna.load_study` (a concurrent
-reader: what optuna-dashboard does); when it ends, the study has two
-objectives and holds exactly search.parquet's trials -- the same Ray trial
-ids, parameters and values --, its best_trials are search.parquet's Pareto
-front, and the best row's `command` (python -m sed.train ...) retrains it
-to the same per-epoch validation F1 and loss. The bookkeeping around the
-storage (a taken study name, trials a killed driver left RUNNING) is tested
-without Ray.
+of 1 epoch, no final stage, no report) in a subprocess, its study in an SQLite
+database (`--storage sqlite:///...`; the default journal file is
+tests/test_search_run.py's, PostgreSQL through a kill and a resume
+tests/test_search_storage_db.py's); while it runs, this process reads the
+study with `optuna.load_study` (a concurrent reader: what optuna-dashboard
+does; SQLite's read locks are the risk, search.study_storage); when it ends,
+the study has two objectives and holds exactly search.parquet's trials -- the
+same Ray trial ids, parameters and values --, its best_trials are
+search.parquet's Pareto front, and the best row's `command` (python -m
+sed.train ...) retrains it to the same per-epoch validation F1 and loss. The
+bookkeeping around the storage (a taken study name, trials a killed driver
+left RUNNING) is tested without Ray.
 """
 
 from __future__ import annotations
@@ -36,9 +39,18 @@ REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
 
 
-def _load(path: Path, name: str) -> optuna.Study | None:
+_STORAGES: dict[str, optuna.storages.BaseStorage] = {}
+
+
+def _load(url: str, name: str) -> optuna.Study | None:
+    """The study as optuna-dashboard reads it, through one storage per URL (one engine, not one per read)."""
+    if url not in _STORAGES:
+        try:
+            _STORAGES[url] = open_storage(url)
+        except Exception:  # noqa: BLE001 -- e.g. the SQLite file's schema not written yet
+            return None
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(str(path)))
+        return optuna.load_study(study_name=name, storage=_STORAGES[url])
     except KeyError:  # the study is not created yet
         return None
 
@@ -55,9 +67,19 @@ def _two_metric_space(tmp_path: Path) -> Path:
 
 @pytest.mark.dynamics
 @pytest.mark.timeout(300)
-def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path) -> None:
+def test_study_in_sqlite_matches_the_leaderboard(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    journal = out / "tiny" / JOURNAL_FILE
+    database = tmp_path / "studies.db"
+    url = f"sqlite:///{database}"
+    try:
+        _study_check(tmp_path, out, database, url)
+    finally:
+        storage = _STORAGES.pop(url, None)
+        if storage is not None:
+            storage.engine.dispose()
+
+
+def _study_check(tmp_path: Path, out: Path, database: Path, url: str) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -72,6 +94,8 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
         "1",
         "--no-final",
         "--no-report",
+        "--storage",
+        url,
     ]  # report: test_search_run
     proc = subprocess.Popen(
         cmd,
@@ -84,8 +108,8 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
     reads_while_running = 0
     try:
         while proc.poll() is None:
-            if journal.is_file():
-                study = _load(journal, "tiny")
+            if database.is_file():
+                study = _load(url, "tiny")
                 if study is not None and study.trials and proc.poll() is None:
                     reads_while_running += 1
             time.sleep(0.5)
@@ -95,10 +119,10 @@ def test_study_in_the_experiment_journal_matches_the_leaderboard(tmp_path: Path)
             proc.kill()
             proc.wait(timeout=30)
     assert proc.returncode == 0, output
-    assert reads_while_running > 0  # the journal was readable while trials were being told
-    assert f"optuna-dashboard {journal}" in output
+    assert reads_while_running > 0  # the database was readable while trials were being told
+    assert f"optuna-dashboard {url}" in output
     search = lb.read_parquet(out / "tiny" / lb.SEARCH_FILE).set_index("trial_id")
-    study = _load(journal, "tiny")
+    study = _load(url, "tiny")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(study.trials) == len(complete) == len(search) == 2
     assert len(study.directions) == 2  # a true two-objective study
