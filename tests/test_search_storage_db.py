@@ -44,6 +44,7 @@ from pathlib import Path
 import optuna
 import pg_server
 import pytest
+from live_study import LiveStudy
 from procs import descendants, kill_all, output_lines
 
 from search import leaderboard as lb
@@ -73,37 +74,18 @@ def _files_holding(root: Path, secret: bytes) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and secret in p.read_bytes()]
 
 
-_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
-
-
-def _study(url: str) -> optuna.Study | None:
-    """The study as optuna-dashboard reads it, through one storage per URL (a storage per read would open a
-    connection pool per read: a slow resume exhausted the server's connection slots)."""
-    if url not in _STORAGES:
-        try:
-            _STORAGES[url] = optuna.storages.RDBStorage(url)
-        except Exception:  # noqa: BLE001 -- e.g. the schema not written yet
-            return None
-    try:
-        return optuna.load_study(study_name="tiny", storage=_STORAGES[url])
-    except KeyError:  # not created yet
-        return None
-
-
 @pytest.mark.timeout(480)
 def test_study_in_postgresql_survives_kill_and_resume(postgres, tmp_path):
-    server = postgres
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    live = LiveStudy(postgres.url())
     try:
-        _kill_resume_check(server, tmp_path, ray_tmp)
+        _kill_resume_check(postgres, live, tmp_path, ray_tmp)
     finally:
-        storage = _STORAGES.pop(server.url(), None)
-        if storage is not None:
-            storage.engine.dispose()
+        live.close()
         subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)
 
 
-def _kill_resume_check(server: pg_server.Server, tmp_path: Path, ray_tmp: Path) -> None:
+def _kill_resume_check(server: pg_server.Server, live: LiveStudy, tmp_path: Path, ray_tmp: Path) -> None:
     url = server.url()
     out = tmp_path / "results"
     exp = out / "tiny"
@@ -160,7 +142,7 @@ def _kill_resume_check(server: pg_server.Server, tmp_path: Path, ray_tmp: Path) 
     live_reads = 0
     try:
         while proc.poll() is None:
-            study = _study(url)
+            study = live.load("tiny")
             if study is not None and study.trials and proc.poll() is None:
                 live_reads += 1
             time.sleep(1.0)
@@ -177,7 +159,7 @@ def _kill_resume_check(server: pg_server.Server, tmp_path: Path, ray_tmp: Path) 
     # ---- 3. the study is the leaderboard; the report is there
     search = lb.read_parquet(exp / lb.SEARCH_FILE).set_index("trial_id")
     assert len(search) == 4 and set(search["status"]) <= {"COMPLETED", "EARLY_STOPPED"}, search
-    study = _study(url)
+    study = live.load("tiny")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.user_attrs["ray_trial_id"] for t in complete) == sorted(search.index)
     assert all(t.value == pytest.approx(search.loc[t.user_attrs["ray_trial_id"], "selection_value"]) for t in complete)

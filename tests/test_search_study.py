@@ -28,6 +28,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from live_study import LiveStudy
 
 from search import leaderboard as lb
 from search.settings import UsageError, build_parser, resolve_settings
@@ -37,22 +38,6 @@ pytestmark = pytest.mark.slow  # Ray end-to-end / learning: the inner loop runs 
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
-
-
-_STORAGES: dict[str, optuna.storages.BaseStorage] = {}
-
-
-def _load(url: str, name: str) -> optuna.Study | None:
-    """The study as optuna-dashboard reads it, through one storage per URL (one engine, not one per read)."""
-    if url not in _STORAGES:
-        try:
-            _STORAGES[url] = open_storage(url)
-        except Exception:  # noqa: BLE001 -- e.g. the SQLite file's schema not written yet
-            return None
-    try:
-        return optuna.load_study(study_name=name, storage=_STORAGES[url])
-    except KeyError:  # the study is not created yet
-        return None
 
 
 def _two_metric_space(tmp_path: Path) -> Path:
@@ -71,15 +56,14 @@ def test_study_in_sqlite_matches_the_leaderboard(tmp_path: Path) -> None:
     out = tmp_path / "results"
     database = tmp_path / "studies.db"
     url = f"sqlite:///{database}"
+    live = LiveStudy(url)
     try:
-        _study_check(tmp_path, out, database, url)
+        _study_check(tmp_path, out, database, url, live)
     finally:
-        storage = _STORAGES.pop(url, None)
-        if storage is not None:
-            storage.engine.dispose()
+        live.close()
 
 
-def _study_check(tmp_path: Path, out: Path, database: Path, url: str) -> None:
+def _study_check(tmp_path: Path, out: Path, database: Path, url: str, live: LiveStudy) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -109,7 +93,7 @@ def _study_check(tmp_path: Path, out: Path, database: Path, url: str) -> None:
     try:
         while proc.poll() is None:
             if database.is_file():
-                study = _load(url, "tiny")
+                study = live.load("tiny")
                 if study is not None and study.trials and proc.poll() is None:
                     reads_while_running += 1
             time.sleep(0.5)
@@ -122,7 +106,7 @@ def _study_check(tmp_path: Path, out: Path, database: Path, url: str) -> None:
     assert reads_while_running > 0  # the database was readable while trials were being told
     assert f"optuna-dashboard {url}" in output
     search = lb.read_parquet(out / "tiny" / lb.SEARCH_FILE).set_index("trial_id")
-    study = _load(url, "tiny")
+    study = live.load("tiny")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(study.trials) == len(complete) == len(search) == 2
     assert len(study.directions) == 2  # a true two-objective study
