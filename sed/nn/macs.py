@@ -5,10 +5,11 @@ One job: count the MACs of a run's CRNN on one 10 s clip (628 frames x
 its FLOPs / 2, i.e. the multiply-adds of the convolutions, the GRU's matrix
 products and the linear layers, biases not counted. The counter has no formula
 for the GRU op and would count it through its decomposition, a matrix product
-per step and direction (~0.9 s of each trial process's start-up on a 2-core
-CPU); ``gru_flops`` gives it the same number in closed form from the weight
-shapes, and the GRU runs as one op (``tests/test_energy_macs.py`` checks that
-both counts agree). Element-wise work (BatchNorm, the gated
+per step and direction (0.5-0.6 CPU-s of each trial process's first report
+on a 2-core CPU, 628 frames); ``gru_flops`` gives it the same number in closed
+form from the weight shapes (0.05-0.13 CPU-s in all; benchmarks/README.md),
+and the GRU runs as one op (``tests/test_energy_macs.py`` checks that both
+counts agree). Element-wise work (BatchNorm, the gated
 unit's sigmoid and product, pooling, softmax) is not a MAC and is left out, as
 the usual counters (thop, ptflops) do for the 2023 baseline's 930.9 M.
 ``tests/test_energy_macs.py`` checks the count of the default CRNN against a
