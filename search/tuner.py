@@ -25,6 +25,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from .failures import error_text
 from .ray_auth import private_cluster_auth
+from .ray_state import check_experiment_state
 from .resources import TrialResources
 from .rows import TrialRecord
 from .space import Space
@@ -226,7 +227,13 @@ def new_tuner(
 
 
 def restore_tuner(path: Path | str, trainable: Any, resume_errored: bool) -> StageTuner:
-    """Continue the experiment in `path` (its callbacks, the snapshot among them, come from its tuner.pkl)."""
+    """Continue the experiment in `path` (its callbacks, the snapshot among them, come from its tuner.pkl).
+
+    Ray's state files cut short by a kill are mended or set aside first (`search.ray_state`; raises
+    its `TornState` when none is whole): Ray itself would start the experiment over in silence.
+    """
+    for line in check_experiment_state(path):
+        print(line, flush=True)
     tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=resume_errored)
     return StageTuner(tuner, _restored_snapshot(tuner))
 
