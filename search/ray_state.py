@@ -30,16 +30,24 @@ word to the caller. (ray-project/ray#58179 is the same cut-short write for
   folder and the ways on.
 
 Each action is returned as a line for the console.
+
+`refuse_silent_restart(path)`, around the restored Tuner's `fit`: when Ray
+still cannot read the state (any other reason), its "Failed to restore the
+run state" log call raises `RestoreFailed` instead of letting Ray start the
+experiment over; both errors are `CannotResume` (search.run: exit 2).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import pickletools
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +64,58 @@ TORN_SUFFIX = ".torn"
 _TRIAL_ID = re.compile(r'trial_id\\*"\s*:\s*\\*"(\w+)')
 
 
-class TornState(UserError):
+#: Ray's TuneController logs this (with the exception) when it cannot read an experiment's state,
+#: then starts the experiment over (unless `fail_fast`, which also stops a run at its first failed trial).
+RESTORE_FAILED_LOG = "Failed to restore the run state"
+RAY_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+
+
+class CannotResume(UserError):
+    """Ray's state of an experiment cannot be restored; nothing was run."""
+
+
+class TornState(CannotResume):
     """No whole state snapshot of a Ray experiment is left to resume from."""
+
+
+class RestoreFailed(CannotResume):
+    """Ray could not restore an experiment's state for another reason (its own error is the cause)."""
+
+
+class _RefuseRestart(logging.Filter):
+    """Raises `RestoreFailed` from Ray's "Failed to restore the run state" log record (see `refuse_silent_restart`)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(RESTORE_FAILED_LOG):
+            cause = record.exc_info[1] if record.exc_info else None
+            raise RestoreFailed(
+                f"cannot resume {self.path}: Ray could not restore its state "
+                f"({type(cause).__name__ if cause else 'no error given'}: {cause}) and would start the "
+                "experiment over; nothing was run. Start the search again under a new --name, or move "
+                "the folder away and run the search's command again (without --resume); --debug shows "
+                "Ray's traceback"
+            ) from cause
+        return True
+
+
+@contextmanager
+def refuse_silent_restart(path: str | Path) -> Iterator[None]:
+    """Around the `fit` of a restored Tuner: Ray's restart after a failed restore becomes `RestoreFailed`.
+
+    Ray catches the error, logs it and goes on with a fresh experiment in the same folder (its
+    searcher new, finished trials forgotten). A filter on its controller's logger raises from that
+    log call instead, inside the controller's constructor: before any trial is made."""
+    logger = logging.getLogger(RAY_CONTROLLER_LOGGER)
+    refuse = _RefuseRestart(str(path))
+    logger.addFilter(refuse)
+    try:
+        yield
+    finally:
+        logger.removeFilter(refuse)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ from .console import print_summary
 from .packing import node_resources
 from .prepared import PREPARED_DIR, save_for_trials
 from .ray_auth import cluster_auth_warning
-from .ray_state import TornState
+from .ray_state import CannotResume
 from .remote_storage import join, upload
 from .resources import derive_resources
 from .settings import RUN_FILE, RunSettings, build_parser, read_space_text, resolve_settings, resume_command
@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: every search trial failed; see the errors above", file=sys.stderr)
             return 1
         return 0
-    except TornState as exc:  # --resume with Ray's state cut short and no whole copy left
+    except CannotResume as exc:  # --resume with Ray's state unreadable: cut short with no copy left, or other
         return _user_error(str(exc), args.debug)
     except (Interrupted, KeyboardInterrupt):
         if not (exp_dir / RUN_FILE).is_file():

@@ -25,7 +25,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from .failures import error_text
 from .ray_auth import private_cluster_auth
-from .ray_state import check_experiment_state
+from .ray_state import check_experiment_state, refuse_silent_restart
 from .resources import TrialResources
 from .rows import TrialRecord
 from .space import Space
@@ -133,11 +133,18 @@ class StageTuner:
 
     tuner: Any
     snapshot: StatusSnapshot
+    #: the experiment folder a restored Tuner continues (None for a new one)
+    restored_from: str | None = None
 
     def fit(self) -> Any:
-        """Run (or continue) the experiment; returns Tune's ResultGrid."""
+        """Run (or continue) the experiment; returns Tune's ResultGrid.
+
+        A restored Tuner whose state Ray cannot read raises `RestoreFailed` (Ray would start over)."""
         self.snapshot.last_status.clear()
-        return self.tuner.fit()
+        if self.restored_from is None:
+            return self.tuner.fit()
+        with refuse_silent_restart(self.restored_from):
+            return self.tuner.fit()
 
     def interrupted(self, result_grid: Any, expected: int | None, signals: StopSignals) -> bool:
         """Did `fit` return because of Ctrl-C/SIGTERM rather than because every trial ended?"""
@@ -230,12 +237,13 @@ def restore_tuner(path: Path | str, trainable: Any, resume_errored: bool) -> Sta
     """Continue the experiment in `path` (its callbacks, the snapshot among them, come from its tuner.pkl).
 
     Ray's state files cut short by a kill are mended or set aside first (`search.ray_state`; raises
-    its `TornState` when none is whole): Ray itself would start the experiment over in silence.
+    its `TornState` when none is whole), and `fit` raises `RestoreFailed` when Ray still cannot read
+    them: Ray itself would start the experiment over in silence.
     """
     for line in check_experiment_state(path):
         print(line, flush=True)
     tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=resume_errored)
-    return StageTuner(tuner, _restored_snapshot(tuner))
+    return StageTuner(tuner, _restored_snapshot(tuner), restored_from=str(path))
 
 
 def _restored_snapshot(tuner: Any) -> StatusSnapshot:

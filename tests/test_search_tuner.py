@@ -4,11 +4,13 @@ kept by the Tuner `new_tuner` builds and by the one `restore_tuner` rebuilds fro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from search.ray_state import RestoreFailed
 from search.searchers import make_point_searcher
 from search.space import parse_space
 from search.tuner import StageTuner, StatusSnapshot, StopSignals, new_tuner, restore_tuner
@@ -88,3 +90,16 @@ def test_new_and_restored_tuners_keep_their_snapshot(ray_session, tmp_path: Path
     assert records["fails"].ray_status == "TERMINATED" and records["fails"].error is None
     assert records["fails"].trial_id in restored.snapshot.last_status
     assert not restored.interrupted(grid, None, StopSignals())
+
+    # Ray's state whole (check_experiment_state passes it) but unreadable to Ray: Ray would log
+    # "Failed to restore the run state" and start over; the restored stage refuses before any trial
+    exp = tmp_path / "exp"
+    trial_dirs = sorted(p.name for p in exp.iterdir() if p.is_dir())
+    states = sorted(exp.glob("experiment_state-*.json"))
+    state = max(exp.glob("experiment_state-*.json"))
+    state.write_text(json.dumps({"trial_data": [["not a trial", "{}"]], "runner_data": {}, "stats": {}}))
+    broken = restore_tuner(exp, trainable, resume_errored=True)
+    with pytest.raises(RestoreFailed, match=rf"cannot resume {exp}: Ray could not restore its state \(KeyError"):
+        broken.fit()
+    assert sorted(p.name for p in exp.iterdir() if p.is_dir()) == trial_dirs  # no trial was made
+    assert sorted(exp.glob("experiment_state-*.json")) == states  # nor a new session's state
