@@ -48,7 +48,6 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from sed.errors import UserError
@@ -68,6 +67,18 @@ _TRIAL_ID = re.compile(r'trial_id\\*"\s*:\s*\\*"(\w+)')
 #: then starts the experiment over (unless `fail_fast`, which also stops a run at its first failed trial).
 RESTORE_FAILED_LOG = "Failed to restore the run state"
 RAY_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+
+
+def ways_on(path: str) -> str:
+    """What a user whose experiment cannot be resumed can do (every `CannotResume` ends with it)."""
+    return (
+        f"Start the search again under a new --name, or move {path} away and run the search's command "
+        "again (without --resume)"
+    )
+
+
+#: Said when Ray's own state is lost: what sedtune and Optuna wrote is not.
+INTACT = "The trials' own folders and the Optuna study are intact."
 
 
 class CannotResume(UserError):
@@ -95,9 +106,7 @@ class _RefuseRestart(logging.Filter):
             raise RestoreFailed(
                 f"cannot resume {self.path}: Ray could not restore its state "
                 f"({type(cause).__name__ if cause else 'no error given'}: {cause}) and would start the "
-                "experiment over; nothing was run. Start the search again under a new --name, or move "
-                "the folder away and run the search's command again (without --resume); --debug shows "
-                "Ray's traceback"
+                f"experiment over; nothing was run. {ways_on(self.path)}; --debug shows Ray's traceback"
             ) from cause
         return True
 
@@ -118,23 +127,13 @@ def refuse_silent_restart(path: str | Path) -> Iterator[None]:
         logger.removeFilter(refuse)
 
 
-@dataclass(frozen=True)
-class StateFile:
-    """One of Ray's state files in the experiment folder."""
-
-    name: str
-    session: str
-    kind: str  # the template it matches
-
-
-def session_files(names: list[str]) -> dict[str, list[StateFile]]:
+def session_files(names: list[str]) -> dict[str, list[str]]:
     """Ray's state files among `names`, by session (oldest session first)."""
-    sessions: dict[str, list[StateFile]] = {}
+    sessions: dict[str, list[str]] = {}
     for template in STATE_TEMPLATES:
         head, tail = template.split("{}")
         for name in fnmatch.filter(names, template.format("*")):
-            session = name[len(head) : len(name) - len(tail)]
-            sessions.setdefault(session, []).append(StateFile(name, session, template))
+            sessions.setdefault(name[len(head) : len(name) - len(tail)], []).append(name)
     return dict(sorted(sessions.items()))
 
 
@@ -216,16 +215,6 @@ def check_experiment_state(path: str | Path, roots: list[Path] | None = None) ->
     names = [info.base_name for info in infos if info.type == pafs.FileType.File]
     sessions = session_files(names)
     done: list[str] = []
-    if TUNER_FILE in names:
-        with fs.open_input_stream(f"{folder}/{TUNER_FILE}") as stream:
-            if not is_whole(TUNER_FILE, stream.read()):
-                raise TornState(
-                    f"cannot resume {text}: its {TUNER_FILE} (the Tuner Ray rebuilds) was cut short, most "
-                    "likely by a kill while Ray wrote it as the run started or resumed (ray-project/ray#58179), "
-                    "and Ray keeps no other copy. The trials' own folders and the Optuna study are intact. "
-                    f"Start the search again under a new --name, or move {text} away and run the search's "
-                    "command again (without --resume)"
-                )
 
     def read(name: str) -> bytes:
         with fs.open_input_stream(f"{folder}/{name}") as stream:
@@ -238,11 +227,18 @@ def check_experiment_state(path: str | Path, roots: list[Path] | None = None) ->
             stream.write(data)
         fs.move(partial, f"{folder}/{name}")
 
+    if TUNER_FILE in names and not is_whole(TUNER_FILE, read(TUNER_FILE)):
+        raise TornState(
+            f"cannot resume {text}: its {TUNER_FILE} (the Tuner Ray rebuilds) was cut short, most likely by "
+            "a kill while Ray wrote it as the run started or resumed (ray-project/ray#58179), and Ray keeps "
+            f"no other copy. {INTACT} {ways_on(text)}"
+        )
+
     experiment_name = Path(folder).name
     for session in reversed(list(sessions)):  # the newest first: Ray restores the newest session
         files = sessions[session]
-        contents = {f.name: read(f.name) for f in files}
-        cut = [f for f in files if not is_whole(f.name, contents[f.name])]
+        contents = {name: read(name) for name in files}
+        cut = [name for name in files if not is_whole(name, contents[name])]
         if not cut:
             if done:
                 done.append(f"sedtune: resuming from Ray's snapshot of the run started {session}")
@@ -250,21 +246,21 @@ def check_experiment_state(path: str | Path, roots: list[Path] | None = None) ->
         state = contents.get(EXPERIMENT_STATE.format(session), b"")
         staging = staging_folder(experiment_name, session, trial_ids(state), roots)
         copies = {}  # the whole snapshot from there, not only the cut files: one moment's state
-        for f in files:
-            copy = staging / f.name if staging is not None else None
+        for name in files:
+            copy = staging / name if staging is not None else None
             data = copy.read_bytes() if copy is not None and copy.is_file() else b""
-            if is_whole(f.name, data):
-                copies[f.name] = data
-        if all(f.name in copies for f in cut):
+            if is_whole(name, data):
+                copies[name] = data
+        if all(name in copies for name in cut):
             for name, data in copies.items():
                 write(name, data)
             done.append(
-                f"sedtune: {', '.join(f.name for f in cut)} in {text} was cut short (the run was killed "
+                f"sedtune: {', '.join(cut)} in {text} was cut short (the run was killed "
                 f"while Ray wrote it); mended from Ray's local copy of that snapshot in {staging}"
             )
             return done
-        for f in files:  # this session cannot be restored: set it aside, whole, under another name
-            fs.move(f"{folder}/{f.name}", f"{folder}/{f.name}{TORN_SUFFIX}")
+        for name in files:  # this session cannot be restored: set it aside, whole, under another name
+            fs.move(f"{folder}/{name}", f"{folder}/{name}{TORN_SUFFIX}")
         done.append(
             f"sedtune: Ray's state of the run started {session} in {text} was cut short (the run was "
             f"killed while Ray wrote it) and no whole copy of it is left on this machine: its "
@@ -274,8 +270,6 @@ def check_experiment_state(path: str | Path, roots: list[Path] | None = None) ->
         raise TornState(
             f"cannot resume {text}: Ray's state of every run in it was cut short (the run was killed "
             f"while Ray wrote it) and no whole copy is left on this machine; the files are kept as "
-            f"*{TORN_SUFFIX}. The trials' own folders and the Optuna study are intact. Start the search "
-            f"again under a new --name, or move {text} away and run the search's command again "
-            "(without --resume)"
+            f"*{TORN_SUFFIX}. {INTACT} {ways_on(text)}"
         )
     return done

@@ -96,7 +96,7 @@ def test_new_and_restored_tuners_keep_their_snapshot(ray_session, tmp_path: Path
     exp = tmp_path / "exp"
     trial_dirs = sorted(p.name for p in exp.iterdir() if p.is_dir())
     states = sorted(exp.glob("experiment_state-*.json"))
-    state = max(exp.glob("experiment_state-*.json"))
+    state = states[-1]
     state.write_text(json.dumps({"trial_data": [["not a trial", "{}"]], "runner_data": {}, "stats": {}}))
     broken = restore_tuner(exp, trainable, resume_errored=True)
     with pytest.raises(RestoreFailed, match=rf"cannot resume {exp}: Ray could not restore its state \(KeyError"):
